@@ -1,0 +1,89 @@
+//! Every failure becomes a JSON body `{"detail": ..., "code": ...}` with a fitting status.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use protocol::ErrorBody;
+
+/// Why an ingest or clear request was refused as unauthorised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    BadToken,
+    BadSignature,
+    StaleTimestamp,
+    Replay,
+}
+
+impl AuthFailure {
+    pub fn code(self) -> &'static str {
+        match self {
+            AuthFailure::BadToken => "bad_token",
+            AuthFailure::BadSignature => "bad_signature",
+            AuthFailure::StaleTimestamp => "stale_timestamp",
+            AuthFailure::Replay => "replay",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{detail}")]
+    Unauthorized { reason: AuthFailure, detail: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("request body is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Busy(String),
+    #[error("storage is unavailable: {0}")]
+    Storage(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+}
+
+impl ApiError {
+    pub fn unauthorized(reason: AuthFailure, detail: impl Into<String>) -> Self {
+        ApiError::Unauthorized { reason, detail: detail.into() }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized { reason, .. } => reason.code(),
+            ApiError::Invalid(_) => "invalid",
+            ApiError::TooLarge(_) => "too_large",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Busy(_) => "busy",
+            ApiError::Storage(_) => "storage_unavailable",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status(),
+            Json(ErrorBody { detail: self.to_string(), code: self.code().to_owned() }),
+        )
+            .into_response();
+        if matches!(self, ApiError::Busy(_) | ApiError::Storage(_)) {
+            // Agents back off on these; tell them roughly when to come back.
+            response.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("1"));
+        }
+        response
+    }
+}

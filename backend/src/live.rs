@@ -1,0 +1,94 @@
+//! The live hub: each stored row is serialized once and fanned out to every WebSocket client.
+//!
+//! A broadcast ring buffer gives each client its own bounded backlog: publishing never waits,
+//! and a client that falls more than the buffer behind learns it (`Lagged`) and is closed.
+
+use axum::extract::ws::Utf8Bytes;
+use protocol::{ClearMessage, EventRow};
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// One message ready to send, with the agent it concerns (`None`: every agent).
+#[derive(Debug, Clone)]
+pub struct LiveFrame {
+    pub agent_id: Option<Arc<str>>,
+    pub json: Utf8Bytes,
+}
+
+impl LiveFrame {
+    /// Whether a client following `filter` (or everything) should get this frame.
+    pub fn concerns(&self, filter: Option<&str>) -> bool {
+        match (filter, &self.agent_id) {
+            (None, _) | (_, None) => true,
+            (Some(want), Some(agent)) => want == &**agent,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Hub {
+    tx: broadcast::Sender<LiveFrame>,
+}
+
+impl Hub {
+    pub fn new(per_client_buffer: usize) -> Self {
+        Self { tx: broadcast::channel(per_client_buffer).0 }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<LiveFrame> {
+        self.tx.subscribe()
+    }
+
+    /// Lets the writer skip building rows when nobody listens.
+    pub fn has_subscribers(&self) -> bool {
+        self.tx.receiver_count() > 0
+    }
+
+    pub fn publish_rows(&self, rows: &[EventRow]) {
+        for row in rows {
+            match serde_json::to_string(row) {
+                Ok(json) => {
+                    // An error only means nobody is subscribed right now.
+                    let _ = self.tx.send(LiveFrame {
+                        agent_id: Some(Arc::from(row.agent_id.as_str())),
+                        json: json.into(),
+                    });
+                }
+                Err(e) => tracing::warn!(error = %e, "could not serialize a live row"),
+            }
+        }
+    }
+
+    pub fn publish_clear(&self, agent_id: Option<&str>) {
+        let msg = ClearMessage::new(agent_id.map(str::to_owned));
+        if let Ok(json) = serde_json::to_string(&msg) {
+            let _ =
+                self.tx.send(LiveFrame { agent_id: agent_id.map(Arc::from), json: json.into() });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_let_clear_all_through_to_everyone() {
+        let everyone = LiveFrame { agent_id: None, json: "{}".into() };
+        let one = LiveFrame { agent_id: Some(Arc::from("a")), json: "{}".into() };
+        assert!(everyone.concerns(Some("b")));
+        assert!(one.concerns(None));
+        assert!(one.concerns(Some("a")));
+        assert!(!one.concerns(Some("b")));
+    }
+
+    #[tokio::test]
+    async fn a_lagging_subscriber_is_told_so() {
+        let hub = Hub::new(2);
+        let mut rx = hub.subscribe();
+        for _ in 0..3 {
+            hub.publish_clear(None);
+        }
+        assert!(matches!(rx.recv().await, Err(broadcast::error::RecvError::Lagged(1))));
+    }
+}

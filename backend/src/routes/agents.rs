@@ -1,0 +1,183 @@
+//! What the dashboard reads beyond the seed: the fleet, one agent's series and its processes.
+
+use super::{ApiQuery, AppState};
+use crate::clock::now_ms;
+use crate::error::ApiError;
+use crate::storage::queries::{self, Range};
+use axum::Json;
+use axum::extract::{Path, State};
+use protocol::{AgentSummary, ProcessHistory, ProcessesResponse, Series};
+use serde::Deserialize;
+
+/// Any range is cut into at most this many buckets, so a 7-day chart stays light.
+pub const MAX_POINTS: i64 = 2000;
+const MAX_RANGE_MS: i64 = 400 * 86_400_000;
+const DEFAULT_RANGE_MS: i64 = 3_600_000;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RangeQuery {
+    /// Start: unix seconds or RFC 3339; one hour before `to` when absent.
+    from: Option<String>,
+    /// End (exclusive): unix seconds or RFC 3339; now when absent.
+    to: Option<String>,
+    /// Bucket width in seconds; raised so that the range has at most 2000 buckets.
+    step: Option<i64>,
+    /// For `/processes`: one process name's history instead of the latest top list.
+    name: Option<String>,
+}
+
+fn parse_time(key: &str, value: &str) -> Result<i64, ApiError> {
+    if let Ok(secs) = value.parse::<i64>() {
+        return secs
+            .checked_mul(1000)
+            .ok_or_else(|| ApiError::Invalid(format!("{key} is out of range")));
+    }
+    protocol::validate::parse_ts(value)
+        .map_err(|_| ApiError::Invalid(format!("{key} must be unix seconds or an RFC 3339 time")))
+}
+
+impl RangeQuery {
+    fn range(&self, now: i64) -> Result<Range, ApiError> {
+        let to_ms = self.to.as_deref().map(|v| parse_time("to", v)).transpose()?.unwrap_or(now);
+        let from_ms = match self.from.as_deref() {
+            Some(v) => parse_time("from", v)?,
+            None => to_ms - DEFAULT_RANGE_MS,
+        };
+        let span = to_ms
+            .checked_sub(from_ms)
+            .filter(|s| *s > 0)
+            .ok_or_else(|| ApiError::Invalid("from must be before to".into()))?;
+        if span > MAX_RANGE_MS {
+            return Err(ApiError::Invalid("the range may span at most 400 days".into()));
+        }
+        if self.step.is_some_and(|s| s <= 0) {
+            return Err(ApiError::Invalid("step must be a positive number of seconds".into()));
+        }
+        let min_step_s = (span + MAX_POINTS * 1000 - 1) / (MAX_POINTS * 1000);
+        let step_s = self.step.unwrap_or(0).max(min_step_s).max(1);
+        Ok(Range { from_ms, to_ms, step_ms: step_s * 1000 })
+    }
+}
+
+async fn require_agent(state: &AppState, agent_id: &str) -> Result<(), ApiError> {
+    let id = agent_id.to_owned();
+    let exists = state
+        .storage
+        .read(move |conn| queries::agent_exists(conn, &id))
+        .await
+        .map_err(|e| ApiError::Storage(e.to_string()))?;
+    if exists {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!("no agent named {agent_id:?} has reported")))
+    }
+}
+
+#[utoipa::path(
+    get, path = "/api/agents", tag = "agents",
+    responses((status = 200, description = "Every agent that has reported", body = Vec<AgentSummary>))
+)]
+#[tracing::instrument(skip_all)]
+pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<AgentSummary>>, ApiError> {
+    let now = now_ms();
+    let agents = state
+        .storage
+        .read(move |conn| queries::agents(conn, now))
+        .await
+        .map_err(|e| ApiError::Storage(e.to_string()))?;
+    Ok(Json(agents))
+}
+
+#[utoipa::path(
+    get, path = "/api/agents/{agent_id}/series", tag = "agents", params(RangeQuery),
+    responses(
+        (status = 200, description = "Bucketed metrics as columns", body = Series),
+        (status = 404, description = "Unknown agent", body = protocol::ErrorBody),
+        (status = 422, description = "Bad range", body = protocol::ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(agent_id = %agent_id))]
+pub async fn series(
+    State(state): State<AppState>,
+    Path(agent_id): Path<String>,
+    ApiQuery(query): ApiQuery<RangeQuery>,
+) -> Result<Json<Series>, ApiError> {
+    let range = query.range(now_ms())?;
+    require_agent(&state, &agent_id).await?;
+    let series = state
+        .storage
+        .read(move |conn| queries::series(conn, &agent_id, range))
+        .await
+        .map_err(|e| ApiError::Storage(e.to_string()))?;
+    Ok(Json(series))
+}
+
+/// Either the latest top processes or, with `name`, that process's history.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum ProcessesAnswer {
+    Latest(ProcessesResponse),
+    History(ProcessHistory),
+}
+
+#[utoipa::path(
+    get, path = "/api/agents/{agent_id}/processes", tag = "agents", params(RangeQuery),
+    responses(
+        (status = 200, description = "Latest top processes, or one name's history", body = ProcessesAnswer),
+        (status = 404, description = "Unknown agent", body = protocol::ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(agent_id = %agent_id))]
+pub async fn processes(
+    State(state): State<AppState>,
+    Path(agent_id): Path<String>,
+    ApiQuery(query): ApiQuery<RangeQuery>,
+) -> Result<Json<ProcessesAnswer>, ApiError> {
+    let history = match &query.name {
+        Some(name) => Some((name.clone(), query.range(now_ms())?)),
+        None => None,
+    };
+    require_agent(&state, &agent_id).await?;
+    let answer = state
+        .storage
+        .read(move |conn| match history {
+            Some((name, range)) => queries::process_history(conn, &agent_id, &name, range)
+                .map(ProcessesAnswer::History),
+            None => queries::latest_processes(conn, &agent_id).map(ProcessesAnswer::Latest),
+        })
+        .await
+        .map_err(|e| ApiError::Storage(e.to_string()))?;
+    Ok(Json(answer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(from: Option<&str>, to: Option<&str>, step: Option<i64>) -> RangeQuery {
+        RangeQuery { from: from.map(Into::into), to: to.map(Into::into), step, name: None }
+    }
+
+    #[test]
+    fn ranges_never_exceed_max_points() {
+        let week = q(Some("0"), Some("604800"), Some(1)).range(0).unwrap();
+        assert!((week.to_ms - week.from_ms) / week.step_ms <= MAX_POINTS);
+        let hour = q(None, None, None).range(7_200_000).unwrap();
+        assert_eq!((hour.from_ms, hour.to_ms, hour.step_ms), (3_600_000, 7_200_000, 2000));
+        let fine = q(Some("0"), Some("60"), Some(5)).range(0).unwrap();
+        assert_eq!(fine.step_ms, 5000);
+    }
+
+    #[test]
+    fn bad_ranges_are_refused() {
+        assert!(q(Some("10"), Some("5"), None).range(0).is_err());
+        assert!(q(Some("x"), None, None).range(0).is_err());
+        assert!(q(Some("0"), Some("1"), Some(0)).range(0).is_err());
+        assert!(q(Some("0"), Some("99999999999"), None).range(0).is_err());
+        assert!(q(Some("-9223372036854775807"), None, None).range(0).is_err());
+        assert!(
+            q(Some("2025-11-12T12:00:00Z"), Some("2025-11-12T13:00:00Z"), None).range(0).is_ok()
+        );
+    }
+}

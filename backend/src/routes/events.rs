@@ -1,0 +1,107 @@
+//! `GET /api/events` and `POST /api/events/clear`, as the seed defined them.
+
+use super::ingest::body_bytes;
+use super::{ApiQuery, AppState};
+use crate::error::ApiError;
+use crate::storage::queries::{self, EventFilter};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
+use protocol::{ClearRequest, ClearResponse, EventRow};
+use serde::Deserialize;
+use std::net::SocketAddr;
+
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 500;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Only this agent's events.
+    agent_id: Option<String>,
+    /// 1 to 500; 50 when absent.
+    limit: Option<u32>,
+    /// Only events with a smaller id: pass the last id of a page to get the next one.
+    before_id: Option<i64>,
+    /// `metric` or `proc`.
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+}
+
+impl EventsQuery {
+    fn into_filter(self) -> Result<EventFilter, ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::Invalid(format!("limit must be from 1 to {MAX_LIMIT}")));
+        }
+        let event_type = self.event_type.filter(|t| !t.is_empty());
+        if event_type.as_deref().is_some_and(|t| t != "metric" && t != "proc") {
+            return Err(ApiError::Invalid("type must be metric or proc".into()));
+        }
+        Ok(EventFilter {
+            // An empty `agent_id=` is what a form with no agent chosen sends: no filter.
+            agent_id: self.agent_id.filter(|a| !a.is_empty()),
+            event_type,
+            before_id: self.before_id,
+            limit,
+        })
+    }
+}
+
+#[utoipa::path(
+    get, path = "/api/events", tag = "events", params(EventsQuery),
+    responses(
+        (status = 200, description = "Newest first", body = Vec<EventRow>),
+        (status = 422, description = "Bad filter", body = protocol::ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all)]
+pub async fn list(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<EventsQuery>,
+) -> Result<Json<Vec<EventRow>>, ApiError> {
+    let filter = query.into_filter()?;
+    let rows = state
+        .storage
+        .read(move |conn| queries::events(conn, &filter))
+        .await
+        .map_err(|e| ApiError::Storage(e.to_string()))?;
+    Ok(Json(rows))
+}
+
+#[utoipa::path(
+    post, path = "/api/events/clear", tag = "events",
+    request_body(content = ClearRequest, description = "Omit agent_id (or send no body) to clear everything"),
+    params(("X-Api-Token" = String, Header, description = "The shared API token")),
+    responses(
+        (status = 200, description = "Events deleted", body = ClearResponse),
+        (status = 401, description = "bad_token", body = protocol::ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(peer = %peer))]
+pub async fn clear(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<ClearResponse>, ApiError> {
+    state.security.check_token(&headers, peer)?;
+    let body = body_bytes(body, state.max_body_bytes)?;
+    let request = if body.iter().all(u8::is_ascii_whitespace) {
+        ClearRequest::default()
+    } else {
+        serde_json::from_slice::<ClearRequest>(&body).map_err(|e| {
+            ApiError::Invalid(format!("body must be {{\"agent_id\": ...}} or empty: {e}"))
+        })?
+    };
+    let agent_id = request.agent_id.filter(|a| !a.is_empty());
+    let cleared = state
+        .storage
+        .clear(agent_id.clone())
+        .await
+        .map_err(|e| ApiError::Storage(e.to_string()))?;
+    tracing::info!(agent_id = agent_id.as_deref().unwrap_or("<all>"), cleared, "events cleared");
+    Ok(Json(ClearResponse { cleared }))
+}

@@ -1,0 +1,78 @@
+//! The HTTP surface: the seed's API, the dashboard's extra reads, the live feed and operations.
+
+pub mod agents;
+pub mod events;
+pub mod ingest;
+pub mod ops;
+pub mod ws;
+
+use crate::error::ApiError;
+use crate::live::Hub;
+use crate::metrics::Metrics;
+use crate::security::Security;
+use crate::storage::Storage;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::extract::rejection::QueryRejection;
+use axum::http::{HeaderName, HeaderValue, Method};
+use axum::routing::{get, post};
+use std::sync::Arc;
+use tokio::sync::watch;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub security: Arc<Security>,
+    pub storage: Arc<Storage>,
+    pub hub: Hub,
+    pub metrics: Arc<Metrics>,
+    pub max_body_bytes: usize,
+    /// Flips to true when the server is shutting down, so WebSocket clients are closed.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Query strings parsed by serde, with failures answered as JSON 422s.
+#[derive(Debug, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::Invalid(r.body_text())
+    }
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow = if origins.iter().any(|o| o == "*") {
+        // A wildcard is allowed only because no route uses cookies or other credentials.
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o.trim()).ok()))
+    };
+    CorsLayer::new().allow_origin(allow).allow_methods([Method::GET, Method::POST]).allow_headers([
+        axum::http::header::CONTENT_TYPE,
+        HeaderName::from_static(protocol::HEADER_TOKEN),
+        HeaderName::from_static(protocol::HEADER_SIGNATURE),
+        HeaderName::from_static(protocol::HEADER_SIGNATURE_TS),
+    ])
+}
+
+pub fn router(state: AppState, cors_origins: &[String]) -> Router {
+    Router::new()
+        .route("/api/ingest", post(ingest::ingest))
+        .route("/api/events", get(events::list))
+        .route("/api/events/clear", post(events::clear))
+        .route("/api/agents", get(agents::list))
+        .route("/api/agents/{agent_id}/series", get(agents::series))
+        .route("/api/agents/{agent_id}/processes", get(agents::processes))
+        .route("/ws", get(ws::upgrade))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .layer(cors(cors_origins))
+        .with_state(state)
+}

@@ -1,0 +1,61 @@
+//! Health, readiness, metrics, the OpenAPI document and JSON answers for unknown routes.
+
+use super::AppState;
+use crate::error::ApiError;
+use axum::Json;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{Method, Uri};
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+use utoipa::OpenApi;
+
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "Telemetry backend",
+        description = "HMAC-signed telemetry ingest, stored in SQLite, pushed live on /ws."
+    ),
+    paths(
+        super::ingest::ingest,
+        super::events::list,
+        super::events::clear,
+        super::agents::list,
+        super::agents::series,
+        super::agents::processes,
+    ),
+    components(schemas(protocol::MetricEvent, protocol::ProcEvent, protocol::Event))
+)]
+pub struct ApiDoc;
+
+pub async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Ready when a write transaction can be taken within two seconds.
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    match tokio::time::timeout(Duration::from_secs(2), state.storage.ping()).await {
+        Ok(Ok(())) => Ok(Json(json!({"status": "ready"}))),
+        Ok(Err(e)) => Err(ApiError::Storage(e.to_string())),
+        Err(_) => Err(ApiError::Storage("the database did not answer within 2 s".into())),
+    }
+}
+
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    state.metrics.replay_entries.store(state.security.replay.len() as u64, Relaxed);
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+}
+
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+pub async fn not_found(uri: Uri) -> ApiError {
+    ApiError::NotFound(format!("no route for {}", uri.path()))
+}
+
+pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
+}

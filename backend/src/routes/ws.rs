@@ -1,0 +1,107 @@
+//! `GET /ws[?agent_id=]`: every stored row and clear notice, live.
+
+use super::{ApiQuery, AppState};
+use crate::live::LiveFrame;
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use serde::Deserialize;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::timeout;
+
+const PING_EVERY: Duration = Duration::from_secs(20);
+/// A client whose socket accepts nothing for this long is treated as gone.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
+const CLOSE_GOING_AWAY: u16 = 1001;
+
+#[derive(Debug, Deserialize)]
+pub struct WsQuery {
+    agent_id: Option<String>,
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn upgrade(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<WsQuery>,
+) -> Response {
+    let filter = query.agent_id.filter(|a| !a.is_empty());
+    ws.on_upgrade(move |socket| client(socket, filter, state))
+}
+
+/// Decrements the client gauge however the connection ends.
+struct Connected<'a>(&'a AppState);
+
+impl Drop for Connected<'_> {
+    fn drop(&mut self) {
+        self.0.metrics.ws_clients.fetch_sub(1, Relaxed);
+    }
+}
+
+enum Ended {
+    ClientLeft,
+    TooSlow,
+    ShuttingDown,
+}
+
+#[tracing::instrument(skip_all, fields(agent_id = filter.as_deref().unwrap_or("*")))]
+async fn client(mut socket: WebSocket, filter: Option<String>, state: AppState) {
+    state.metrics.ws_clients.fetch_add(1, Relaxed);
+    let _connected = Connected(&state);
+    // Subscribed before the first await on the socket, so no row committed from now on is missed.
+    let mut feed = state.hub.subscribe();
+    let mut shutdown = state.shutdown.clone();
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    let ended = loop {
+        tokio::select! {
+            frame = feed.recv() => match frame {
+                Ok(frame) => {
+                    if !frame.concerns(filter.as_deref()) {
+                        continue;
+                    }
+                    if let Err(ended) = send(&mut socket, frame).await {
+                        break ended;
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "closing a WebSocket client that fell behind");
+                    break Ended::TooSlow;
+                }
+                Err(RecvError::Closed) => break Ended::ShuttingDown,
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break Ended::ClientLeft,
+                Some(Ok(_)) => {}
+            },
+            _ = ping.tick() => {
+                if timeout(SEND_TIMEOUT, socket.send(Message::Ping(Default::default()))).await.is_err() {
+                    break Ended::TooSlow;
+                }
+            }
+            _ = shutdown.changed() => break Ended::ShuttingDown,
+        }
+    };
+    let (code, reason) = match ended {
+        Ended::ClientLeft => return,
+        Ended::TooSlow => {
+            state.metrics.ws_slow_closed.fetch_add(1, Relaxed);
+            (CLOSE_TRY_AGAIN_LATER, "client fell behind the live feed; reconnect and refetch")
+        }
+        Ended::ShuttingDown => (CLOSE_GOING_AWAY, "server shutting down"),
+    };
+    let close = Message::Close(Some(CloseFrame { code, reason: reason.into() }));
+    // A client that reads nothing may never take the close frame; do not wait on it for long.
+    let _ = timeout(Duration::from_secs(1), socket.send(close)).await;
+}
+
+async fn send(socket: &mut WebSocket, frame: LiveFrame) -> Result<(), Ended> {
+    match timeout(SEND_TIMEOUT, socket.send(Message::Text(frame.json))).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(Ended::ClientLeft),
+        Err(_) => Err(Ended::TooSlow),
+    }
+}

@@ -1,0 +1,219 @@
+//! Who may write: the API token, the HMAC signature, the timestamp window and the replay guard.
+
+pub mod replay;
+
+use crate::error::{ApiError, AuthFailure};
+use crate::settings::{Credential, Settings};
+use axum::http::HeaderMap;
+use protocol::{HEADER_SIGNATURE, HEADER_SIGNATURE_TS, HEADER_TOKEN, SignatureError};
+use replay::{ReplayCheck, ReplayGuard, Signature};
+use std::net::SocketAddr;
+
+/// A request that passed every check, with what the writer persists for the replay guard.
+#[derive(Debug, Clone, Copy)]
+pub struct Verified {
+    pub signature: Signature,
+    pub expires_ms: i64,
+}
+
+#[derive(Debug)]
+pub struct Security {
+    tokens: Credential,
+    secrets: Credential,
+    drift_ms: i64,
+    pub replay: ReplayGuard,
+}
+
+/// Equal-length inputs are compared without an early exit, so timing does not reveal a prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+const DEV_ONLY_LOOPBACK: &str = "the development credentials are accepted only over loopback; \
+     set API_TOKEN and HMAC_SECRET on the backend and the agents";
+
+impl Security {
+    pub fn new(settings: &Settings) -> Self {
+        Self {
+            tokens: settings.api_token.clone(),
+            secrets: settings.hmac_secret.clone(),
+            drift_ms: i64::try_from(settings.hmac_drift.as_millis()).unwrap_or(i64::MAX),
+            replay: ReplayGuard::new(
+                i64::try_from(settings.replay_ttl.as_millis()).unwrap_or(i64::MAX / 2),
+                settings.replay_cache_max,
+            ),
+        }
+    }
+
+    /// The token check alone, which is all `POST /api/events/clear` needs.
+    pub fn check_token(&self, headers: &HeaderMap, peer: SocketAddr) -> Result<(), ApiError> {
+        let Some(given) = header(headers, HEADER_TOKEN) else {
+            return Err(ApiError::unauthorized(
+                AuthFailure::BadToken,
+                "missing X-Api-Token header",
+            ));
+        };
+        if !self
+            .tokens
+            .values
+            .iter()
+            .any(|t| constant_time_eq(t.expose().as_bytes(), given.as_bytes()))
+        {
+            return Err(ApiError::unauthorized(AuthFailure::BadToken, "wrong API token"));
+        }
+        if self.tokens.is_dev_default && !peer.ip().is_loopback() {
+            return Err(ApiError::unauthorized(AuthFailure::BadToken, DEV_ONLY_LOOPBACK));
+        }
+        Ok(())
+    }
+
+    /// Every check for `POST /api/ingest`, cheapest first; the replay guard last, so that
+    /// only correctly signed requests ever take a place in it.
+    pub fn verify_ingest(
+        &self,
+        headers: &HeaderMap,
+        peer: SocketAddr,
+        body: &[u8],
+        now_ms: i64,
+    ) -> Result<Verified, ApiError> {
+        self.check_token(headers, peer)?;
+        let Some(ts) = header(headers, HEADER_SIGNATURE_TS) else {
+            return Err(ApiError::unauthorized(
+                AuthFailure::StaleTimestamp,
+                "missing X-Signature-Ts header",
+            ));
+        };
+        let Ok(ts_secs) = ts.parse::<i64>() else {
+            return Err(ApiError::unauthorized(
+                AuthFailure::StaleTimestamp,
+                "X-Signature-Ts must be unix seconds",
+            ));
+        };
+        let skew = ts_secs.saturating_mul(1000).saturating_sub(now_ms);
+        if skew.saturating_abs() > self.drift_ms {
+            return Err(ApiError::unauthorized(
+                AuthFailure::StaleTimestamp,
+                format!(
+                    "X-Signature-Ts is {}s from the server's clock (allowed: {}s); check the clock",
+                    skew / 1000,
+                    self.drift_ms / 1000
+                ),
+            ));
+        }
+        let Some(given) = header(headers, HEADER_SIGNATURE) else {
+            return Err(ApiError::unauthorized(
+                AuthFailure::BadSignature,
+                "missing X-Signature header",
+            ));
+        };
+        let secrets: Vec<&[u8]> =
+            self.secrets.values.iter().map(|s| s.expose().as_bytes()).collect();
+        let signature = protocol::verify(&secrets, ts, body, given).map_err(|e| {
+            let detail = match e {
+                SignatureError::Malformed => "X-Signature must be 64 lowercase hex characters",
+                SignatureError::Mismatch => "X-Signature does not match the body and timestamp",
+            };
+            ApiError::unauthorized(AuthFailure::BadSignature, detail)
+        })?;
+        if self.secrets.is_dev_default && !peer.ip().is_loopback() {
+            return Err(ApiError::unauthorized(AuthFailure::BadSignature, DEV_ONLY_LOOPBACK));
+        }
+        match self.replay.check_and_insert(signature, now_ms) {
+            (ReplayCheck::Fresh, expires_ms) => Ok(Verified { signature, expires_ms }),
+            (ReplayCheck::Replay, _) => Err(ApiError::unauthorized(
+                AuthFailure::Replay,
+                "this signed request was already received; sign each request anew",
+            )),
+            (ReplayCheck::Full, _) => {
+                Err(ApiError::Busy("replay guard is full; retry in a few seconds".into()))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Secret;
+    use std::time::Duration;
+
+    fn security(dev: bool) -> Security {
+        let cred = |v: &str| Credential { values: vec![Secret::new(v)], is_dev_default: dev };
+        Security {
+            tokens: cred("tok"),
+            secrets: Credential {
+                values: vec![Secret::new("old"), Secret::new("sec")],
+                is_dev_default: dev,
+            },
+            drift_ms: Duration::from_secs(30).as_millis() as i64,
+            replay: ReplayGuard::new(120_000, 100),
+        }
+    }
+
+    fn headers(token: &str, ts: &str, sig: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(HEADER_TOKEN, token.parse().unwrap());
+        h.insert(HEADER_SIGNATURE_TS, ts.parse().unwrap());
+        h.insert(HEADER_SIGNATURE, sig.parse().unwrap());
+        h
+    }
+
+    const LOCAL: &str = "127.0.0.1:5000";
+    const REMOTE: &str = "192.0.2.7:5000";
+
+    fn code(r: Result<Verified, ApiError>) -> &'static str {
+        match r {
+            Ok(_) => "ok",
+            Err(e) => e.code(),
+        }
+    }
+
+    #[test]
+    fn each_failure_names_its_reason() {
+        let s = security(false);
+        let now = 1_700_000_000_000;
+        let body = b"{}";
+        let sig = protocol::sign(b"sec", "1700000000", body);
+        let peer = LOCAL.parse().unwrap();
+        assert_eq!(
+            code(s.verify_ingest(&headers("nope", "1700000000", &sig), peer, body, now)),
+            "bad_token"
+        );
+        assert_eq!(
+            code(s.verify_ingest(&headers("tok", "1700000031", &sig), peer, body, now)),
+            "stale_timestamp"
+        );
+        assert_eq!(
+            code(s.verify_ingest(&headers("tok", "soon", &sig), peer, body, now)),
+            "stale_timestamp"
+        );
+        assert_eq!(
+            code(s.verify_ingest(&headers("tok", "1700000000", &sig), peer, b"{ }", now)),
+            "bad_signature"
+        );
+        assert_eq!(
+            code(s.verify_ingest(&headers("tok", "1700000000", &sig), peer, body, now)),
+            "ok"
+        );
+        assert_eq!(
+            code(s.verify_ingest(&headers("tok", "1700000000", &sig), peer, body, now)),
+            "replay"
+        );
+        assert_eq!(code(s.verify_ingest(&HeaderMap::new(), peer, body, now)), "bad_token");
+    }
+
+    #[test]
+    fn development_credentials_work_only_over_loopback() {
+        let s = security(true);
+        let now = 1_700_000_000_000;
+        let sig = protocol::sign(b"old", "1700000000", b"{}");
+        let h = headers("tok", "1700000000", &sig);
+        assert_eq!(code(s.verify_ingest(&h, REMOTE.parse().unwrap(), b"{}", now)), "bad_token");
+        assert_eq!(code(s.verify_ingest(&h, LOCAL.parse().unwrap(), b"{}", now)), "ok");
+        assert!(security(false).check_token(&h, REMOTE.parse().unwrap()).is_ok());
+    }
+}

@@ -1,0 +1,128 @@
+//! Remembers accepted signatures for `HMAC_REPLAY_TTL` so that a replay is refused.
+//!
+//! Entries expire in the order they were added (the TTL is one constant), so a queue beside the
+//! set makes both the check and the expiry O(1). The set is bounded; when full, new requests
+//! are refused as busy rather than evicting live entries, which would reopen the replay window.
+//! Accepted signatures are also written with their batch, and [`ReplayGuard::restore`] reloads
+//! them at start-up, so a restart does not forget them.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Mutex;
+
+pub type Signature = [u8; 32];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayCheck {
+    Fresh,
+    Replay,
+    Full,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    seen: HashSet<Signature>,
+    expiry: VecDeque<(i64, Signature)>,
+}
+
+#[derive(Debug)]
+pub struct ReplayGuard {
+    inner: Mutex<Inner>,
+    ttl_ms: i64,
+    capacity: usize,
+}
+
+impl ReplayGuard {
+    pub fn new(ttl_ms: i64, capacity: usize) -> Self {
+        Self { inner: Mutex::new(Inner::default()), ttl_ms, capacity }
+    }
+
+    pub fn ttl_ms(&self) -> i64 {
+        self.ttl_ms
+    }
+
+    /// Loads signatures persisted before a restart; `entries` are `(expires_ms, signature)`.
+    pub fn restore(&self, mut entries: Vec<(i64, Signature)>, now_ms: i64) {
+        entries.sort_unstable_by_key(|(expires, _)| *expires);
+        let mut inner = self.lock();
+        for (expires, sig) in entries.into_iter().filter(|(e, _)| *e > now_ms) {
+            if inner.seen.insert(sig) {
+                inner.expiry.push_back((expires, sig));
+            }
+        }
+    }
+
+    /// Records `sig` unless it was seen within the TTL. Returns its expiry time when fresh.
+    pub fn check_and_insert(&self, sig: Signature, now_ms: i64) -> (ReplayCheck, i64) {
+        let mut inner = self.lock();
+        while let Some(&(expires, old)) = inner.expiry.front() {
+            if expires > now_ms {
+                break;
+            }
+            inner.expiry.pop_front();
+            inner.seen.remove(&old);
+        }
+        let expires = now_ms + self.ttl_ms;
+        if inner.seen.contains(&sig) {
+            return (ReplayCheck::Replay, expires);
+        }
+        if inner.seen.len() >= self.capacity {
+            return (ReplayCheck::Full, expires);
+        }
+        inner.seen.insert(sig);
+        inner.expiry.push_back((expires, sig));
+        (ReplayCheck::Fresh, expires)
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding this lock cannot leave the set inconsistent in a harmful way:
+        // at worst one signature is remembered without its expiry entry.
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sig(n: u8) -> Signature {
+        [n; 32]
+    }
+
+    #[test]
+    fn a_signature_is_refused_until_it_expires() {
+        let guard = ReplayGuard::new(1000, 10);
+        assert_eq!(guard.check_and_insert(sig(1), 0).0, ReplayCheck::Fresh);
+        assert_eq!(guard.check_and_insert(sig(1), 999).0, ReplayCheck::Replay);
+        assert_eq!(guard.check_and_insert(sig(1), 1000).0, ReplayCheck::Fresh);
+    }
+
+    #[test]
+    fn memory_is_bounded_and_expiry_frees_room() {
+        let guard = ReplayGuard::new(1000, 2);
+        assert_eq!(guard.check_and_insert(sig(1), 0).0, ReplayCheck::Fresh);
+        assert_eq!(guard.check_and_insert(sig(2), 10).0, ReplayCheck::Fresh);
+        assert_eq!(guard.check_and_insert(sig(3), 20).0, ReplayCheck::Full);
+        assert_eq!(guard.len(), 2);
+        assert_eq!(guard.check_and_insert(sig(3), 1001).0, ReplayCheck::Fresh);
+        assert_eq!(guard.len(), 2);
+    }
+
+    #[test]
+    fn restored_entries_are_refused_and_expired_ones_dropped() {
+        let guard = ReplayGuard::new(1000, 10);
+        guard.restore(vec![(2000, sig(2)), (500, sig(5)), (1500, sig(1))], 1000);
+        assert_eq!(guard.len(), 2);
+        assert_eq!(guard.check_and_insert(sig(2), 1100).0, ReplayCheck::Replay);
+        assert_eq!(guard.check_and_insert(sig(5), 1100).0, ReplayCheck::Fresh);
+        // Sorted on restore, so the earlier expiry leaves first.
+        assert_eq!(guard.check_and_insert(sig(1), 1600).0, ReplayCheck::Fresh);
+    }
+}

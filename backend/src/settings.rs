@@ -1,0 +1,210 @@
+//! Configuration: the seed's environment names first, flags for the non-secret ones.
+
+use clap::Parser;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The seed's development credentials. They keep old agents working on a laptop, and are
+/// accepted only from loopback so that a forgotten default never opens a real deployment.
+pub const DEV_API_TOKEN: &str = "token";
+pub const DEV_HMAC_SECRET: &str = "hmac-secret";
+
+/// A credential that never prints: `Debug` and `Display` show a placeholder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Several comma-separated values during a rotation; all are accepted.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    pub values: Vec<Secret>,
+    /// True when the variable was unset and the seed's development value is in use.
+    pub is_dev_default: bool,
+}
+
+impl Credential {
+    fn from_env(name: &str, dev_default: &str) -> Result<Self, SettingsError> {
+        match std::env::var(name) {
+            Ok(raw) => {
+                let values: Vec<Secret> = raw
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(Secret::new)
+                    .collect();
+                if values.is_empty() {
+                    return Err(SettingsError::Invalid {
+                        key: name.into(),
+                        reason: "is set but empty; unset it for the development default".into(),
+                    });
+                }
+                Ok(Self { values, is_dev_default: false })
+            }
+            Err(_) => Ok(Self { values: vec![Secret::new(dev_default)], is_dev_default: true }),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{key} {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Synchronous {
+    /// Every acknowledged batch survives a power cut.
+    Full,
+    /// Survives a crash of the process, not of the machine; faster on slow disks.
+    Normal,
+}
+
+/// Flags and environment variables that are not secrets (secrets come from the environment only,
+/// so they never show in a process list or in `--help`).
+#[derive(Debug, Parser)]
+#[command(
+    name = "backend",
+    version,
+    about = "Telemetry ingest API on SQLite with a live WebSocket feed"
+)]
+pub struct Args {
+    /// Address to listen on; anything but loopback exposes the API to the network.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    #[arg(long, env = "PORT", default_value_t = 8000)]
+    pub port: u16,
+    /// SQLite database file; its folder is created on first start.
+    #[arg(long, env = "DB_PATH", default_value = "data/telemetry.db")]
+    pub db_path: PathBuf,
+    /// Seconds a signed request's timestamp may differ from the server's clock.
+    #[arg(long, env = "HMAC_DRIFT", default_value_t = 30)]
+    pub hmac_drift: u64,
+    /// Seconds a signature is remembered, so that a replay within them is refused.
+    #[arg(long, env = "HMAC_REPLAY_TTL", default_value_t = 120)]
+    pub hmac_replay_ttl: u64,
+    /// Most signatures remembered at once; past that, ingest answers 429 until some expire.
+    #[arg(long, env = "REPLAY_CACHE_MAX", default_value_t = 2_000_000)]
+    pub replay_cache_max: usize,
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Days of events kept; 0 keeps everything.
+    #[arg(long, env = "RETENTION_DAYS", default_value_t = 30)]
+    pub retention_days: u64,
+    /// Comma-separated browser origins allowed to call the API, or `*`.
+    #[arg(
+        long,
+        env = "CORS_ORIGINS",
+        default_value = "http://localhost:1337,http://127.0.0.1:1337",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    #[arg(long, env = "SQLITE_SYNCHRONOUS", value_enum, default_value = "full")]
+    pub sqlite_synchronous: Synchronous,
+    /// Messages a WebSocket client may fall behind before it is closed with code 1013.
+    #[arg(long, env = "WS_CLIENT_BUFFER", default_value_t = 4096)]
+    pub ws_client_buffer: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub addr: SocketAddr,
+    pub db_path: PathBuf,
+    pub api_token: Credential,
+    pub hmac_secret: Credential,
+    pub hmac_drift: Duration,
+    pub replay_ttl: Duration,
+    pub replay_cache_max: usize,
+    pub max_body_bytes: usize,
+    pub retention: Option<Duration>,
+    pub cors_origins: Vec<String>,
+    pub log_format: LogFormat,
+    pub synchronous: Synchronous,
+    pub ws_client_buffer: usize,
+}
+
+impl Settings {
+    pub fn from_args(args: Args) -> Result<Self, SettingsError> {
+        let invalid = |key: &str, reason: &str| SettingsError::Invalid {
+            key: key.into(),
+            reason: reason.into(),
+        };
+        if args.ws_client_buffer == 0 {
+            return Err(invalid("WS_CLIENT_BUFFER", "must be at least 1"));
+        }
+        if args.max_body_bytes < 1024 {
+            return Err(invalid("MAX_BODY_BYTES", "must be at least 1024"));
+        }
+        if args.replay_cache_max == 0 {
+            return Err(invalid("REPLAY_CACHE_MAX", "must be at least 1"));
+        }
+        Ok(Self {
+            addr: SocketAddr::new(args.host, args.port),
+            db_path: args.db_path,
+            api_token: Credential::from_env("API_TOKEN", DEV_API_TOKEN)?,
+            hmac_secret: Credential::from_env("HMAC_SECRET", DEV_HMAC_SECRET)?,
+            hmac_drift: Duration::from_secs(args.hmac_drift),
+            replay_ttl: Duration::from_secs(args.hmac_replay_ttl),
+            replay_cache_max: args.replay_cache_max,
+            max_body_bytes: args.max_body_bytes,
+            retention: (args.retention_days > 0)
+                .then(|| Duration::from_secs(args.retention_days * 86_400)),
+            cors_origins: args.cors_origins,
+            log_format: args.log_format,
+            synchronous: args.sqlite_synchronous,
+            ws_client_buffer: args.ws_client_buffer,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("hunter2");
+        assert!(!format!("{s:?}").contains("hunter2"));
+        let c = Credential { values: vec![s], is_dev_default: false };
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn defaults_listen_on_loopback_only() {
+        let args = Args::try_parse_from(["backend"]).unwrap();
+        assert!(args.host.is_loopback());
+        assert_eq!(args.port, 8000);
+        assert_eq!(args.hmac_drift, 30);
+        assert_eq!(args.hmac_replay_ttl, 120);
+    }
+
+    #[test]
+    fn bad_numbers_name_their_key() {
+        let args = Args::try_parse_from(["backend", "--ws-client-buffer", "0"]).unwrap();
+        let err = Settings::from_args(args).unwrap_err().to_string();
+        assert!(err.starts_with("WS_CLIENT_BUFFER"), "{err}");
+    }
+}

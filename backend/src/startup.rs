@@ -1,0 +1,148 @@
+//! Building the application from settings, serving it, and shutting it down without losing a
+//! committed-but-unanswered batch.
+
+use crate::clock::now_ms;
+use crate::live::Hub;
+use crate::metrics::Metrics;
+use crate::routes::{self, AppState};
+use crate::security::Security;
+use crate::settings::Settings;
+use crate::storage::Storage;
+use anyhow::Context;
+use axum::Router;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    storage: Arc<Storage>,
+    shutdown: watch::Sender<bool>,
+    retention: Option<Duration>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        warn_about_unsafe_settings(&settings);
+        let metrics = Arc::new(Metrics::default());
+        let hub = Hub::new(settings.ws_client_buffer);
+        let opened =
+            Storage::open(&settings.db_path, settings.synchronous, hub.clone(), metrics.clone())
+                .with_context(|| {
+                    format!("opening the database (DB_PATH={})", settings.db_path.display())
+                })?;
+        let security = Security::new(&settings);
+        let restored = opened.replay_entries.len();
+        security.replay.restore(opened.replay_entries, now_ms());
+        let storage = Arc::new(opened.storage);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let state = AppState {
+            security: Arc::new(security),
+            storage: storage.clone(),
+            hub,
+            metrics,
+            max_body_bytes: settings.max_body_bytes,
+            shutdown: shutdown_rx,
+        };
+        let router = routes::router(state, &settings.cors_origins);
+        let listener = TcpListener::bind(settings.addr).await.with_context(|| {
+            format!(
+                "cannot listen on {}; is another backend running? set PORT or HOST",
+                settings.addr
+            )
+        })?;
+        tracing::info!(
+            db = %settings.db_path.display(),
+            restored_signatures = restored,
+            "storage ready"
+        );
+        Ok(Self { listener, router, storage, shutdown, retention: settings.retention })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `signal` resolves, then stops accepting, lets requests in flight finish,
+    /// commits what is queued and closes the database.
+    pub async fn run_until(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let addr = self.local_addr()?;
+        tracing::info!("listening on http://{addr}");
+        let pruner = tokio::spawn(prune_forever(self.storage.clone(), self.retention));
+        let shutdown = self.shutdown;
+        let serve = axum::serve(
+            self.listener,
+            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            signal.await;
+            tracing::info!("shutting down: no new connections, finishing requests in flight");
+            let _ = shutdown.send(true);
+        });
+        let served = serve.await.context("serving HTTP");
+        pruner.abort();
+        self.storage.close().await;
+        served
+    }
+}
+
+fn warn_about_unsafe_settings(settings: &Settings) {
+    if settings.api_token.is_dev_default || settings.hmac_secret.is_dev_default {
+        tracing::warn!(
+            "API_TOKEN or HMAC_SECRET is unset: the development defaults are in use and are \
+             accepted only from loopback; set both before agents connect from other machines"
+        );
+    }
+    if settings.replay_ttl < settings.hmac_drift * 2 {
+        tracing::warn!(
+            "HMAC_REPLAY_TTL is shorter than twice HMAC_DRIFT: a request could be replayed \
+             after its signature is forgotten but while its timestamp is still accepted"
+        );
+    }
+    if !settings.addr.ip().is_loopback() {
+        tracing::info!(addr = %settings.addr, "listening beyond loopback as configured by HOST");
+    }
+}
+
+#[tracing::instrument(skip_all)]
+async fn prune_forever(storage: Arc<Storage>, retention: Option<Duration>) {
+    let mut every = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        every.tick().await;
+        let before = retention.map(|r| now_ms() - i64::try_from(r.as_millis()).unwrap_or(i64::MAX));
+        match storage.prune(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "retention removed old events"),
+            Err(e) => tracing::warn!(error = %e, "retention pass failed; will retry"),
+        }
+    }
+}
+
+/// Resolves on Ctrl+C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}

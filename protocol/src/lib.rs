@@ -1,0 +1,23 @@
+//! The contract between agents, the backend, the load tester, the simulator and the dashboard.
+//!
+//! Nothing here does I/O, so the crate builds for `wasm32-unknown-unknown` as well.
+
+pub mod rows;
+pub mod signing;
+pub mod validate;
+pub mod wire;
+
+pub use rows::{
+    AgentSummary, ClearMessage, ClearRequest, ClearResponse, ErrorBody, EventRow, IngestResponse,
+    LiveMessage, ProcessHistory, ProcessesResponse, Series,
+};
+pub use signing::{SignatureError, sign, verify};
+pub use validate::{Limits, ValidationError};
+pub use wire::{Event, IngestBatch, MetricEvent, ProcEvent};
+
+/// Header carrying the shared API token.
+pub const HEADER_TOKEN: &str = "x-api-token";
+/// Header carrying the unix-seconds timestamp that is part of the signed message.
+pub const HEADER_SIGNATURE_TS: &str = "x-signature-ts";
+/// Header carrying the lowercase hex HMAC-SHA256 of `ts + "." + body`.
+pub const HEADER_SIGNATURE: &str = "x-signature";

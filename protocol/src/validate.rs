@@ -1,0 +1,237 @@
+//! Limits every producer and the backend agree on, and the checks that enforce them.
+
+use crate::wire::{Event, IngestBatch};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// The bounds of a valid batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits;
+
+impl Limits {
+    pub const MAX_EVENTS: usize = 1000;
+    pub const MAX_AGENT_ID_CHARS: usize = 128;
+    pub const MAX_PROC_NAME_CHARS: usize = 260;
+    pub const MAX_PLATFORM_CHARS: usize = 32;
+    pub const MAX_BATCH_ID_CHARS: usize = 64;
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ValidationError {
+    #[error("agent_id must be 1-128 printable characters")]
+    AgentId,
+    #[error("platform must be 1-32 printable characters")]
+    Platform,
+    #[error("batch_id must be 1-64 characters of letters, digits, '-' or '_'")]
+    BatchId,
+    #[error("ts must be an RFC 3339 time such as 2025-11-12T12:00:00+00:00")]
+    Timestamp,
+    #[error("events must not be empty")]
+    NoEvents,
+    #[error("at most {max} events per batch, got {0}", max = Limits::MAX_EVENTS)]
+    TooManyEvents(usize),
+    #[error("events[{index}].{field}: {reason}")]
+    Field { index: usize, field: &'static str, reason: &'static str },
+}
+
+/// A printable identifier: no control characters, no leading or trailing blanks.
+pub fn is_printable_id(s: &str, max_chars: usize) -> bool {
+    let count = s.chars().count();
+    (1..=max_chars).contains(&count) && !s.chars().any(char::is_control) && s.trim() == s
+}
+
+/// Parses the batch time into unix milliseconds.
+pub fn parse_ts(ts: &str) -> Result<i64, ValidationError> {
+    let parsed = OffsetDateTime::parse(ts, &Rfc3339).map_err(|_| ValidationError::Timestamp)?;
+    i64::try_from(parsed.unix_timestamp_nanos() / 1_000_000).map_err(|_| ValidationError::Timestamp)
+}
+
+fn check_fraction(index: usize, field: &'static str, v: f64) -> Result<(), ValidationError> {
+    if v.is_finite() && (0.0..=1.0).contains(&v) {
+        Ok(())
+    } else {
+        Err(ValidationError::Field { index, field, reason: "must be a fraction from 0 to 1" })
+    }
+}
+
+fn check_rate(index: usize, field: &'static str, v: Option<f64>) -> Result<(), ValidationError> {
+    match v {
+        Some(v) if !(v.is_finite() && v >= 0.0) => Err(ValidationError::Field {
+            index,
+            field,
+            reason: "must be a finite number, zero or more",
+        }),
+        _ => Ok(()),
+    }
+}
+
+// SQLite stores integers as i64; anything larger would wrap, so it is refused here.
+fn check_int(index: usize, field: &'static str, v: Option<u64>) -> Result<(), ValidationError> {
+    match v {
+        Some(v) if i64::try_from(v).is_err() => {
+            Err(ValidationError::Field { index, field, reason: "is out of range" })
+        }
+        _ => Ok(()),
+    }
+}
+
+impl IngestBatch {
+    /// Checks every limit; on success returns the batch time in unix milliseconds.
+    pub fn validate(&self) -> Result<i64, ValidationError> {
+        if !is_printable_id(&self.agent_id, Limits::MAX_AGENT_ID_CHARS) {
+            return Err(ValidationError::AgentId);
+        }
+        if !is_printable_id(&self.platform, Limits::MAX_PLATFORM_CHARS) {
+            return Err(ValidationError::Platform);
+        }
+        if let Some(id) = &self.batch_id {
+            let ok = (1..=Limits::MAX_BATCH_ID_CHARS).contains(&id.len())
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !ok {
+                return Err(ValidationError::BatchId);
+            }
+        }
+        let ts_ms = parse_ts(&self.ts)?;
+        if self.events.is_empty() {
+            return Err(ValidationError::NoEvents);
+        }
+        if self.events.len() > Limits::MAX_EVENTS {
+            return Err(ValidationError::TooManyEvents(self.events.len()));
+        }
+        for (i, event) in self.events.iter().enumerate() {
+            match event {
+                Event::Metric(m) => {
+                    check_fraction(i, "cpu", m.cpu)?;
+                    check_int(i, "mem_free", Some(m.mem_free))?;
+                    check_int(i, "mem_total", m.mem_total)?;
+                    check_int(i, "disk_free", m.disk_free)?;
+                    check_int(i, "disk_total", m.disk_total)?;
+                    check_int(i, "uptime_s", m.uptime_s)?;
+                    check_rate(i, "net_rx_bps", m.net_rx_bps)?;
+                    check_rate(i, "net_tx_bps", m.net_tx_bps)?;
+                }
+                Event::Proc(p) => {
+                    check_fraction(i, "cpu", p.cpu)?;
+                    check_int(i, "rss", Some(p.rss))?;
+                    if !is_printable_id(&p.name, Limits::MAX_PROC_NAME_CHARS) {
+                        return Err(ValidationError::Field {
+                            index: i,
+                            field: "name",
+                            reason: "must be 1-260 printable characters",
+                        });
+                    }
+                }
+            }
+        }
+        Ok(ts_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{MetricEvent, ProcEvent};
+    use proptest::prelude::*;
+
+    fn batch(events: Vec<Event>) -> IngestBatch {
+        IngestBatch {
+            agent_id: "host-01".into(),
+            ts: "2025-11-12T12:00:00+00:00".into(),
+            platform: "windows".into(),
+            batch_id: None,
+            events,
+        }
+    }
+
+    fn metric(cpu: f64) -> Event {
+        Event::Metric(MetricEvent {
+            cpu,
+            mem_free: 1,
+            mem_total: None,
+            disk_free: None,
+            disk_total: None,
+            net_rx_bps: None,
+            net_tx_bps: None,
+            uptime_s: None,
+        })
+    }
+
+    fn proc_named(name: &str) -> Event {
+        Event::Proc(ProcEvent { pid: 1, name: name.into(), cpu: 0.1, rss: 1 })
+    }
+
+    #[test]
+    fn seed_example_is_valid_and_its_time_parsed() {
+        let b: IngestBatch =
+            serde_json::from_str(include_str!("../testdata/payloads/seed_example.json")).unwrap();
+        assert_eq!(b.validate(), Ok(1_762_948_800_000));
+    }
+
+    #[test]
+    fn each_limit_is_enforced() {
+        assert_eq!(batch(vec![]).validate(), Err(ValidationError::NoEvents));
+        assert_eq!(
+            batch(vec![metric(0.5); 1001]).validate(),
+            Err(ValidationError::TooManyEvents(1001))
+        );
+        assert!(batch(vec![metric(0.5); 1000]).validate().is_ok());
+        for cpu in [-0.1, 1.01, f64::NAN, f64::INFINITY] {
+            assert!(matches!(
+                batch(vec![metric(cpu)]).validate(),
+                Err(ValidationError::Field { field: "cpu", .. })
+            ));
+        }
+        assert!(batch(vec![proc_named(&"x".repeat(260))]).validate().is_ok());
+        assert!(batch(vec![proc_named(&"x".repeat(261))]).validate().is_err());
+        assert!(batch(vec![proc_named("")]).validate().is_err());
+
+        let mut b = batch(vec![metric(0.1)]);
+        for bad in ["", " padded", "tab\there", &"h".repeat(129)] {
+            b.agent_id = bad.into();
+            assert_eq!(b.validate(), Err(ValidationError::AgentId), "{bad:?}");
+        }
+        b.agent_id = "ünïcödé-host".into();
+        assert!(b.validate().is_ok());
+        b.batch_id = Some("has space".into());
+        assert_eq!(b.validate(), Err(ValidationError::BatchId));
+        b.batch_id = None;
+        b.ts = "yesterday".into();
+        assert_eq!(b.validate(), Err(ValidationError::Timestamp));
+    }
+
+    #[test]
+    fn integers_beyond_sqlite_range_are_refused() {
+        let mut e = metric(0.1);
+        if let Event::Metric(m) = &mut e {
+            m.mem_total = Some(u64::MAX);
+        }
+        assert!(batch(vec![e]).validate().is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_json_never_panics(body in ".{0,300}") {
+            if let Ok(b) = serde_json::from_str::<IngestBatch>(&body) {
+                let _ = b.validate();
+            }
+        }
+
+        #[test]
+        fn arbitrary_identifiers_and_times_never_panic(
+            id in ".{0,200}", ts in ".{0,40}", name in ".{0,300}", cpu in any::<f64>(),
+        ) {
+            let mut b = batch(vec![metric(cpu), proc_named(&name)]);
+            b.agent_id = id;
+            b.ts = ts;
+            let _ = b.validate();
+        }
+
+        #[test]
+        fn valid_times_round_trip(secs in 0i64..4_000_000_000, ms in 0i64..1000) {
+            let t = OffsetDateTime::from_unix_timestamp(secs).unwrap()
+                + time::Duration::milliseconds(ms);
+            let text = t.format(&Rfc3339).unwrap();
+            prop_assert_eq!(parse_ts(&text), Ok(secs * 1000 + ms));
+        }
+    }
+}
