@@ -2,17 +2,20 @@
 //!
 //! A broadcast ring buffer gives each client its own bounded backlog: publishing never waits,
 //! and a client that falls more than the buffer behind learns it (`Lagged`) and is closed.
+//! One ring entry holds one committed batch (up to 1000 rows), so a large batch cannot by
+//! itself push a client that keeps up out of the ring.
 
 use axum::extract::ws::Utf8Bytes;
 use protocol::{ClearMessage, EventRow};
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
-/// One message ready to send, with the agent it concerns (`None`: every agent).
+/// Messages ready to send (one per row, or one clear notice), with the agent they concern
+/// (`None`: every agent).
 #[derive(Debug, Clone)]
 pub struct LiveFrame {
     pub agent_id: Option<Arc<str>>,
-    pub json: Utf8Bytes,
+    pub messages: Arc<[Utf8Bytes]>,
 }
 
 impl LiveFrame {
@@ -44,26 +47,27 @@ impl Hub {
         self.tx.receiver_count() > 0
     }
 
+    /// Publishes the rows of one batch, which all belong to one agent.
     pub fn publish_rows(&self, rows: &[EventRow]) {
-        for row in rows {
-            match serde_json::to_string(row) {
-                Ok(json) => {
-                    // An error only means nobody is subscribed right now.
-                    let _ = self.tx.send(LiveFrame {
-                        agent_id: Some(Arc::from(row.agent_id.as_str())),
-                        json: json.into(),
-                    });
-                }
-                Err(e) => tracing::warn!(error = %e, "could not serialize a live row"),
-            }
-        }
+        let Some(first) = rows.first() else { return };
+        let messages: Arc<[Utf8Bytes]> = rows
+            .iter()
+            .filter_map(|row| serde_json::to_string(row).ok())
+            .map(Utf8Bytes::from)
+            .collect();
+        // An error only means nobody is subscribed right now.
+        let _ = self
+            .tx
+            .send(LiveFrame { agent_id: Some(Arc::from(first.agent_id.as_str())), messages });
     }
 
     pub fn publish_clear(&self, agent_id: Option<&str>) {
         let msg = ClearMessage::new(agent_id.map(str::to_owned));
         if let Ok(json) = serde_json::to_string(&msg) {
-            let _ =
-                self.tx.send(LiveFrame { agent_id: agent_id.map(Arc::from), json: json.into() });
+            let _ = self.tx.send(LiveFrame {
+                agent_id: agent_id.map(Arc::from),
+                messages: Arc::new([Utf8Bytes::from(json)]),
+            });
         }
     }
 }
@@ -74,8 +78,9 @@ mod tests {
 
     #[test]
     fn filters_let_clear_all_through_to_everyone() {
-        let everyone = LiveFrame { agent_id: None, json: "{}".into() };
-        let one = LiveFrame { agent_id: Some(Arc::from("a")), json: "{}".into() };
+        let messages: Arc<[Utf8Bytes]> = Arc::new([Utf8Bytes::from("{}")]);
+        let everyone = LiveFrame { agent_id: None, messages: messages.clone() };
+        let one = LiveFrame { agent_id: Some(Arc::from("a")), messages };
         assert!(everyone.concerns(Some("b")));
         assert!(one.concerns(None));
         assert!(one.concerns(Some("a")));

@@ -124,8 +124,8 @@ pub struct Args {
     pub log_format: LogFormat,
     #[arg(long, env = "SQLITE_SYNCHRONOUS", value_enum, default_value = "full")]
     pub sqlite_synchronous: Synchronous,
-    /// Messages a WebSocket client may fall behind before it is closed with code 1013.
-    #[arg(long, env = "WS_CLIENT_BUFFER", default_value_t = 4096)]
+    /// Batches a WebSocket client may fall behind before it is closed with code 1013.
+    #[arg(long, env = "WS_CLIENT_BUFFER", default_value_t = 256)]
     pub ws_client_buffer: usize,
 }
 

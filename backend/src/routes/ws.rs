@@ -5,6 +5,7 @@ use crate::live::LiveFrame;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
+use futures_util::SinkExt;
 use serde::Deserialize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -98,8 +99,15 @@ async fn client(mut socket: WebSocket, filter: Option<String>, state: AppState) 
     let _ = timeout(Duration::from_secs(1), socket.send(close)).await;
 }
 
+/// Queues every message of the frame and flushes once: one write for a whole batch.
 async fn send(socket: &mut WebSocket, frame: LiveFrame) -> Result<(), Ended> {
-    match timeout(SEND_TIMEOUT, socket.send(Message::Text(frame.json))).await {
+    let write = async {
+        for message in frame.messages.iter() {
+            socket.feed(Message::Text(message.clone())).await?;
+        }
+        socket.flush().await
+    };
+    match timeout(SEND_TIMEOUT, write).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(Ended::ClientLeft),
         Err(_) => Err(Ended::TooSlow),

@@ -1,0 +1,94 @@
+use crate::helpers::*;
+use insta::assert_json_snapshot;
+use reqwest::StatusCode;
+
+#[tokio::test]
+async fn health_readiness_metrics_and_openapi() {
+    let server = TestServer::start();
+    let (status, body) = server.get("/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_json_snapshot!("healthz", body);
+    let (status, body) = server.get("/readyz").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_json_snapshot!("readyz", body);
+
+    server.ingest(&batch("m", 2)).await;
+    let resp = server.http.get(server.url("/metrics")).send().await.unwrap();
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = resp.text().await.unwrap();
+    for needle in [
+        "telemetry_events_stored_total 3",
+        "telemetry_batches_total{result=\"stored\"} 1",
+        "telemetry_replay_cache_entries 1",
+        "telemetry_ws_clients 0",
+    ] {
+        assert!(text.contains(needle), "{needle} missing in\n{text}");
+    }
+    // The readiness probe commits too, so at least two groups were committed.
+    assert!(server.metric("telemetry_commit_requests_count").await >= 2.0);
+    assert!(server.metric("telemetry_commit_seconds_bucket{le=\"+Inf\"}").await >= 2.0);
+
+    let (status, doc) = server.get("/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+    assert_json_snapshot!("openapi_paths", paths);
+    assert!(doc["components"]["schemas"]["IngestBatch"].is_object());
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_json() {
+    let server = TestServer::start();
+    let (status, body) = server.get("/api/nothing").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_json_snapshot!("not_found", body);
+    let (status, body) =
+        split(server.http.delete(server.url("/api/events")).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_json_snapshot!("method_not_allowed", body);
+}
+
+#[tokio::test]
+async fn sigterm_finishes_requests_in_flight_and_exits_cleanly() {
+    let server = TestServer::start();
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    let base = server.url("");
+    for t in 0..8 {
+        let acked = acked.clone();
+        let http = server.http.clone();
+        let base = base.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..10_000 {
+                let body = serde_json::to_vec(&batch(&format!("term-{t}"), 4)).unwrap();
+                let ts = now_secs().to_string();
+                let sig = protocol::sign(SECRET.as_bytes(), &ts, &body);
+                let sent = http
+                    .post(format!("{base}/api/ingest"))
+                    .header("x-api-token", TOKEN)
+                    .header("x-signature-ts", &ts)
+                    .header("x-signature", sig)
+                    .body(body)
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status().is_success() => {
+                        acked.fetch_add(5, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    _ => break,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let db = server.db_path.clone();
+    let (status, _dir) = server.terminate();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(status.success(), "{status:?}");
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let stored: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap();
+    let acked = acked.load(std::sync::atomic::Ordering::SeqCst) as i64;
+    assert!(acked > 0);
+    assert!(stored >= acked, "stored {stored} < acknowledged {acked}");
+}

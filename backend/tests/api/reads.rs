@@ -1,0 +1,85 @@
+use crate::helpers::*;
+use insta::assert_json_snapshot;
+use protocol::{Event, ProcEvent};
+use reqwest::StatusCode;
+
+fn at(agent: &str, unix: i64, cpu: f64, procs: &[(&str, f64)]) -> protocol::IngestBatch {
+    let mut b = batch(agent, 0);
+    b.ts = time::OffsetDateTime::from_unix_timestamp(unix)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    if let Event::Metric(m) = &mut b.events[0] {
+        m.cpu = cpu;
+    }
+    for (i, (name, cpu)) in procs.iter().enumerate() {
+        b.events.push(Event::Proc(ProcEvent {
+            pid: 10 + i as u32,
+            name: (*name).into(),
+            cpu: *cpu,
+            rss: 1 << 20,
+        }));
+    }
+    b
+}
+
+#[tokio::test]
+async fn agents_list_their_latest_figures_and_interval() {
+    let server = TestServer::start();
+    let now = now_secs();
+    for (i, cpu) in [0.1, 0.2, 0.3].iter().enumerate() {
+        server.ingest(&at("pc-1", now - 10 + 5 * i as i64, *cpu, &[])).await;
+    }
+    // An old queued batch arriving late does not overwrite the newest figures.
+    server.ingest(&at("pc-1", now - 600, 0.9, &[])).await;
+    let (status, agents) = server.get("/api/agents").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(agents[0]["cpu"], 0.3);
+    assert_eq!(agents[0]["interval_s"], 5.0);
+    assert_eq!(agents[0]["online"], true);
+    assert_json_snapshot!("agents", agents, {
+        "[].first_seen" => "[time]", "[].last_seen" => "[time]",
+        "[].last_seen_ago_s" => "[seconds]", "[].metric_ts" => "[time]",
+    });
+}
+
+#[tokio::test]
+async fn series_are_bucketed_and_bounded() {
+    let server = TestServer::start();
+    let base = 1_762_948_800; // 2025-11-12T12:00:00Z
+    for i in 0..120 {
+        server.ingest(&at("pc-s", base + i * 5, (i % 10) as f64 / 10.0, &[])).await;
+    }
+    let (status, s) =
+        server.get(&format!("/api/agents/pc-s/series?from={base}&to={}&step=60", base + 600)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_json_snapshot!("series", s);
+    // A week asked at one-second steps is cut to at most 2000 buckets.
+    let (_, week) = server
+        .get(&format!("/api/agents/pc-s/series?from={}&to={}&step=1", base - 604_800, base + 600))
+        .await;
+    assert!(week["step"].as_i64().unwrap() >= 303);
+    let (status, err) = server.get("/api/agents/nobody/series").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_json_snapshot!("series_unknown_agent", err);
+    let (status, _) = server.get("/api/agents/pc-s/series?from=10&to=5").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn processes_latest_and_history() {
+    let server = TestServer::start();
+    let base = 1_762_948_800;
+    server.ingest(&at("pc-p", base, 0.5, &[("old.exe", 0.4)])).await;
+    server.ingest(&at("pc-p", base + 5, 0.5, &[("chrome.exe", 0.2), ("code.exe", 0.3)])).await;
+    server.ingest(&at("pc-p", base + 10, 0.5, &[])).await;
+    let (status, latest) = server.get("/api/agents/pc-p/processes").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_json_snapshot!("processes_latest", latest, {
+        ".processes[].id" => "[id]", ".processes[].ingested_at" => "[time]",
+    });
+    let (_, history) = server
+        .get(&format!("/api/agents/pc-p/processes?name=chrome.exe&from={base}&to={}", base + 60))
+        .await;
+    assert_json_snapshot!("process_history", history);
+}
