@@ -1,34 +1,11 @@
 //! Configuration: the seed's environment names first, flags for the non-secret ones.
 
 use clap::Parser;
-use std::fmt;
+pub use protocol::Secret;
+use protocol::{DEV_API_TOKEN, DEV_HMAC_SECRET};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// The seed's development credentials. They keep old agents working on a laptop, and are
-/// accepted only from loopback so that a forgotten default never opens a real deployment.
-pub const DEV_API_TOKEN: &str = "token";
-pub const DEV_HMAC_SECRET: &str = "hmac-secret";
-
-/// A credential that never prints: `Debug` and `Display` show a placeholder.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
 
 /// Several comma-separated values during a rotation; all are accepted.
 #[derive(Debug, Clone)]
@@ -39,9 +16,9 @@ pub struct Credential {
 }
 
 impl Credential {
-    fn from_env(name: &str, dev_default: &str) -> Result<Self, SettingsError> {
-        match std::env::var(name) {
-            Ok(raw) => {
+    fn parse(name: &str, value: Option<String>, dev_default: &str) -> Result<Self, SettingsError> {
+        match value {
+            Some(raw) => {
                 let values: Vec<Secret> = raw
                     .split(',')
                     .map(str::trim)
@@ -56,7 +33,7 @@ impl Credential {
                 }
                 Ok(Self { values, is_dev_default: false })
             }
-            Err(_) => Ok(Self { values: vec![Secret::new(dev_default)], is_dev_default: true }),
+            None => Ok(Self { values: vec![Secret::new(dev_default)], is_dev_default: true }),
         }
     }
 }
@@ -147,7 +124,16 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Flags and non-secret variables from `args`; secrets from the process environment.
     pub fn from_args(args: Args) -> Result<Self, SettingsError> {
+        Self::resolve(args, |key| std::env::var(key).ok())
+    }
+
+    /// Like [`Settings::from_args`], with secrets looked up by `env` (tests pass a map).
+    pub fn resolve(
+        args: Args,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, SettingsError> {
         let invalid = |key: &str, reason: &str| SettingsError::Invalid {
             key: key.into(),
             reason: reason.into(),
@@ -164,8 +150,8 @@ impl Settings {
         Ok(Self {
             addr: SocketAddr::new(args.host, args.port),
             db_path: args.db_path,
-            api_token: Credential::from_env("API_TOKEN", DEV_API_TOKEN)?,
-            hmac_secret: Credential::from_env("HMAC_SECRET", DEV_HMAC_SECRET)?,
+            api_token: Credential::parse("API_TOKEN", env("API_TOKEN"), DEV_API_TOKEN)?,
+            hmac_secret: Credential::parse("HMAC_SECRET", env("HMAC_SECRET"), DEV_HMAC_SECRET)?,
             hmac_drift: Duration::from_secs(args.hmac_drift),
             replay_ttl: Duration::from_secs(args.hmac_replay_ttl),
             replay_cache_max: args.replay_cache_max,
@@ -185,10 +171,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn secrets_never_print() {
-        let s = Secret::new("hunter2");
-        assert!(!format!("{s:?}").contains("hunter2"));
-        let c = Credential { values: vec![s], is_dev_default: false };
+    fn credentials_never_print() {
+        let c = Credential { values: vec![Secret::new("hunter2")], is_dev_default: false };
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 

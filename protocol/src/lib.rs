@@ -3,6 +3,7 @@
 //! Nothing here does I/O, so the crate builds for `wasm32-unknown-unknown` as well.
 
 pub mod rows;
+pub mod secret;
 pub mod signing;
 pub mod validate;
 pub mod wire;
@@ -11,6 +12,7 @@ pub use rows::{
     AgentSummary, ClearMessage, ClearRequest, ClearResponse, ErrorBody, EventRow, IngestResponse,
     LiveMessage, ProcessHistory, ProcessesResponse, Series,
 };
+pub use secret::Secret;
 pub use signing::{SignatureError, sign, verify};
 pub use validate::{Limits, ValidationError};
 pub use wire::{Event, IngestBatch, MetricEvent, ProcEvent};
@@ -21,3 +23,8 @@ pub const HEADER_TOKEN: &str = "x-api-token";
 pub const HEADER_SIGNATURE_TS: &str = "x-signature-ts";
 /// Header carrying the lowercase hex HMAC-SHA256 of `ts + "." + body`.
 pub const HEADER_SIGNATURE: &str = "x-signature";
+
+/// The seed's development credentials, shared by the backend and the agent so that both work
+/// together out of the box. The backend accepts them only over loopback.
+pub const DEV_API_TOKEN: &str = "token";
+pub const DEV_HMAC_SECRET: &str = "hmac-secret";

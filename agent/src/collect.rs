@@ -1,0 +1,232 @@
+//! What a tick measures. Every figure is a delta since the previous tick (CPU, network), so a
+//! tick never sleeps to sample: it costs a few milliseconds however long the interval is.
+
+use protocol::{Event, IngestBatch, MetricEvent, ProcEvent};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use sysinfo::{Disks, Networks, ProcessRefreshKind, ProcessesToUpdate, System};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// One tick's readings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    pub metric: MetricEvent,
+    pub procs: Vec<ProcEvent>,
+}
+
+pub trait Collector: Send + 'static {
+    fn collect(&mut self) -> Reading;
+}
+
+/// The platform name the backend stores.
+pub fn platform() -> &'static str {
+    match std::env::consts::OS {
+        "windows" => "windows",
+        "macos" => "macos",
+        _ => "linux",
+    }
+}
+
+/// One batch with a fresh id, stamped now.
+pub fn build_batch(agent_id: &str, reading: Reading) -> IngestBatch {
+    let ts = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
+    let mut events = Vec::with_capacity(1 + reading.procs.len());
+    events.push(Event::Metric(reading.metric));
+    events.extend(reading.procs.into_iter().map(Event::Proc));
+    IngestBatch {
+        agent_id: agent_id.to_owned(),
+        ts,
+        platform: platform().to_owned(),
+        batch_id: Some(uuid::Uuid::new_v4().to_string()),
+        events,
+    }
+}
+
+/// The `n` busiest processes. `usage` is sysinfo's percent of one core; dividing by all cores
+/// gives the fraction of the whole machine, so a busy process on 8 cores is not 800%.
+pub fn top_processes(
+    mut procs: Vec<(u32, String, f32, u64)>,
+    n: usize,
+    cores: usize,
+) -> Vec<ProcEvent> {
+    procs.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+    let cores = cores.max(1) as f64;
+    procs
+        .into_iter()
+        .take(n)
+        .map(|(pid, name, usage, rss)| ProcEvent {
+            pid,
+            name: clip_name(&name),
+            cpu: (f64::from(usage) / 100.0 / cores).clamp(0.0, 1.0),
+            rss: rss.min(i64::MAX as u64),
+        })
+        .collect()
+}
+
+/// Names the backend accepts: printable, 1-260 characters.
+fn clip_name(name: &str) -> String {
+    let cleaned: String = name.chars().filter(|c| !c.is_control()).take(260).collect();
+    let trimmed = cleaned.trim();
+    if trimmed.is_empty() { "?".to_owned() } else { trimmed.to_owned() }
+}
+
+/// The real collector, on sysinfo.
+#[derive(Debug)]
+pub struct SystemCollector {
+    sys: System,
+    disks: Disks,
+    networks: Networks,
+    last: Instant,
+    top: usize,
+    system_drive: PathBuf,
+}
+
+impl SystemCollector {
+    pub fn new(top: usize) -> Result<Self, sysinfo::Error> {
+        let mut sys = System::new()?;
+        // The first CPU figures need a previous sample; taking it now makes the first tick's
+        // values meaningful without sleeping.
+        sys.refresh_cpu_usage();
+        sys.refresh_processes_specifics(ProcessesToUpdate::All, true, process_kind());
+        Ok(Self {
+            sys,
+            disks: Disks::new_with_refreshed_list()?,
+            networks: Networks::new_with_refreshed_list()?,
+            last: Instant::now(),
+            top,
+            system_drive: system_drive(),
+        })
+    }
+}
+
+fn process_kind() -> ProcessRefreshKind {
+    ProcessRefreshKind::nothing().with_cpu().with_memory()
+}
+
+fn system_drive() -> PathBuf {
+    if cfg!(windows) {
+        let drive = std::env::var("SystemDrive").unwrap_or_else(|_| "C:".into());
+        PathBuf::from(format!("{drive}\\"))
+    } else {
+        PathBuf::from("/")
+    }
+}
+
+/// The disk whose mount point is the longest prefix of `target`.
+fn disk_space<'a>(
+    disks: impl Iterator<Item = (&'a Path, u64, u64)>,
+    target: &Path,
+) -> Option<(u64, u64)> {
+    disks
+        .filter(|(mount, _, _)| target.starts_with(mount))
+        .max_by_key(|(mount, _, _)| mount.as_os_str().len())
+        .map(|(_, free, total)| (free, total))
+}
+
+impl Collector for SystemCollector {
+    fn collect(&mut self) -> Reading {
+        let elapsed = self.last.elapsed().as_secs_f64().max(0.001);
+        self.last = Instant::now();
+        self.sys.refresh_cpu_usage();
+        self.sys.refresh_memory();
+        self.sys.refresh_processes_specifics(ProcessesToUpdate::All, true, process_kind());
+        self.disks.refresh(true);
+        self.networks.refresh(true);
+        let (rx, tx) = self
+            .networks
+            .iter()
+            .fold((0u64, 0u64), |(r, t), (_, n)| (r + n.received(), t + n.transmitted()));
+        let disk = disk_space(
+            self.disks.iter().map(|d| (d.mount_point(), d.available_space(), d.total_space())),
+            &self.system_drive,
+        );
+        let cores = self.sys.cpus().len();
+        let procs = self
+            .sys
+            .processes()
+            .values()
+            .map(|p| {
+                (
+                    p.pid().as_u32(),
+                    p.name().to_string_lossy().into_owned(),
+                    p.cpu_usage(),
+                    p.memory(),
+                )
+            })
+            .collect();
+        Reading {
+            metric: MetricEvent {
+                cpu: (f64::from(self.sys.global_cpu_usage()) / 100.0).clamp(0.0, 1.0),
+                mem_free: self.sys.available_memory().min(i64::MAX as u64),
+                mem_total: Some(self.sys.total_memory().min(i64::MAX as u64)),
+                disk_free: disk.map(|d| d.0),
+                disk_total: disk.map(|d| d.1),
+                net_rx_bps: Some(rx as f64 / elapsed),
+                net_tx_bps: Some(tx as f64 / elapsed),
+                uptime_s: System::uptime().ok(),
+            },
+            procs: top_processes(procs, self.top, cores),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_processes_are_the_busiest_as_a_fraction_of_the_machine() {
+        let procs = vec![
+            (1, "idle".to_string(), 0.0, 10),
+            (2, "busy".to_string(), 400.0, 20),
+            (3, "some".to_string(), 50.0, 30),
+            (4, "\u{7}bell\n".to_string(), 50.0, 40),
+        ];
+        let top = top_processes(procs, 3, 8);
+        let names: Vec<&str> = top.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["busy", "some", "bell"]);
+        assert_eq!(top[0].cpu, 0.5);
+        assert!(top_processes(vec![(9, String::new(), 1e9, 1)], 1, 1)[0].cpu <= 1.0);
+        assert_eq!(top_processes(vec![(9, String::new(), 1.0, 1)], 1, 1)[0].name, "?");
+    }
+
+    #[test]
+    fn the_system_drive_is_the_longest_matching_mount() {
+        let disks = [(Path::new("/"), 1, 10), (Path::new("/home"), 2, 20)];
+        assert_eq!(disk_space(disks.iter().copied(), Path::new("/")), Some((1, 10)));
+        assert_eq!(disk_space(disks.iter().copied(), Path::new("/home/x")), Some((2, 20)));
+    }
+
+    #[test]
+    fn a_real_reading_is_sane_and_a_valid_batch() {
+        let mut c = SystemCollector::new(5).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        let r = c.collect();
+        assert!((0.0..=1.0).contains(&r.metric.cpu));
+        assert!(r.metric.mem_total.unwrap() >= r.metric.mem_free && r.metric.mem_free > 0);
+        assert!(r.metric.uptime_s.unwrap() > 0);
+        assert!(!r.procs.is_empty() && r.procs.len() <= 5);
+        let batch = build_batch("test-host", r);
+        assert!(batch.validate().is_ok(), "{batch:?}");
+    }
+
+    #[test]
+    fn batch_shape() {
+        let reading = Reading {
+            metric: MetricEvent {
+                cpu: 0.25,
+                mem_free: 1 << 30,
+                mem_total: Some(8 << 30),
+                disk_free: Some(50 << 30),
+                disk_total: Some(200 << 30),
+                net_rx_bps: Some(1000.0),
+                net_tx_bps: Some(500.0),
+                uptime_s: Some(7200),
+            },
+            procs: top_processes(vec![(42, "agent.exe".into(), 10.0, 5 << 20)], 5, 4),
+        };
+        let batch = build_batch("pc-7", reading);
+        insta::assert_json_snapshot!(batch, {".ts" => "[ts]", ".batch_id" => "[uuid]", ".platform" => "[os]"});
+    }
+}

@@ -1,0 +1,12 @@
+//! The telemetry agent as a library: the simulator builds agents from these parts with a fake
+//! collector and scripted servers; `main.rs` wires the real ones.
+
+pub mod collect;
+pub mod queue;
+pub mod retry;
+pub mod schedule;
+pub mod send;
+#[cfg(windows)]
+pub mod service;
+pub mod settings;
+pub mod startup;

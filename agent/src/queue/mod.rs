@@ -1,0 +1,207 @@
+//! The disk queue: one file per batch, oldest first, bounded in bytes.
+//!
+//! Each file is written to a temporary name, synced, then renamed, so a crash leaves either no
+//! file or a whole one. A checksum header catches what a crash or a bad disk does to a file
+//! afterwards (truncation, flipped bytes): such files move to `corrupt/` and are counted.
+
+pub mod fs;
+pub mod outbox;
+
+use fs::Fs;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+const MAGIC: &str = "TQ1";
+const BATCH_EXT: &str = ".batch";
+const TMP_EXT: &str = ".tmp";
+pub const CORRUPT_DIR: &str = "corrupt";
+pub const REJECTED_DIR: &str = "rejected";
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("cannot prepare the queue folder {path}: {source}")]
+    Open { path: PathBuf, source: io::Error },
+    #[error("cannot write to the queue folder {path} (disk full or read-only?): {source}")]
+    Write { path: PathBuf, source: io::Error },
+}
+
+/// What has happened to batches that were not delivered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Oldest batches removed to stay within the size limit.
+    pub dropped: u64,
+    /// Damaged files moved to `corrupt/`.
+    pub corrupt: u64,
+    /// Batches the backend refused, moved to `rejected/`.
+    pub rejected: u64,
+}
+
+/// A queued batch: its place in the queue and the exact JSON body to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    pub seq: u64,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub struct DiskQueue<F: Fs> {
+    fs: F,
+    dir: PathBuf,
+    max_bytes: u64,
+    /// seq -> file size
+    entries: BTreeMap<u64, u64>,
+    total_bytes: u64,
+    next_seq: u64,
+    stats: QueueStats,
+}
+
+fn encode(body: &[u8]) -> Vec<u8> {
+    let mut out = format!("{MAGIC} {}\n", hex::encode(Sha256::digest(body))).into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// The body, if the header is intact and the checksum matches.
+fn decode(data: &[u8]) -> Option<&[u8]> {
+    let newline = data.iter().position(|b| *b == b'\n')?;
+    let header = std::str::from_utf8(&data[..newline]).ok()?;
+    let digest = header.strip_prefix(MAGIC)?.strip_prefix(' ')?;
+    let body = &data[newline + 1..];
+    (hex::encode(Sha256::digest(body)) == digest).then_some(body)
+}
+
+fn file_name(seq: u64, ext: &str) -> String {
+    format!("{seq:020}{ext}")
+}
+
+impl<F: Fs> DiskQueue<F> {
+    /// Opens (creating) the queue in `dir`, removing half-written temporary files.
+    pub fn open(fs: F, dir: &Path, max_bytes: u64) -> Result<Self, QueueError> {
+        let open_err = |source| QueueError::Open { path: dir.to_owned(), source };
+        for sub in [CORRUPT_DIR, REJECTED_DIR] {
+            fs.create_dir_all(&dir.join(sub)).map_err(open_err)?;
+        }
+        let mut entries = BTreeMap::new();
+        let mut total_bytes = 0;
+        for name in fs.list(dir).map_err(open_err)? {
+            if name.ends_with(TMP_EXT) {
+                // A write that never reached its rename: the batch was never reported queued.
+                let _ = fs.remove(&dir.join(&name));
+            } else if let Some(seq) = name.strip_suffix(BATCH_EXT).and_then(|s| s.parse().ok()) {
+                let size = fs.size(&dir.join(&name)).unwrap_or(0);
+                entries.insert(seq, size);
+                total_bytes += size;
+            }
+        }
+        let next_seq = entries.keys().next_back().map_or(0, |last| last + 1);
+        Ok(Self {
+            fs,
+            dir: dir.to_owned(),
+            max_bytes,
+            entries,
+            total_bytes,
+            next_seq,
+            stats: QueueStats::default(),
+        })
+    }
+
+    fn path(&self, seq: u64) -> PathBuf {
+        self.dir.join(file_name(seq, BATCH_EXT))
+    }
+
+    /// Stores a batch durably; then drops the oldest batches if the queue is over its limit.
+    pub fn push(&mut self, body: &[u8]) -> Result<u64, QueueError> {
+        let seq = self.next_seq;
+        let data = encode(body);
+        let tmp = self.dir.join(file_name(seq, TMP_EXT));
+        let write =
+            self.fs.write_synced(&tmp, &data).and_then(|()| self.fs.rename(&tmp, &self.path(seq)));
+        if let Err(source) = write {
+            let _ = self.fs.remove(&tmp);
+            return Err(QueueError::Write { path: self.dir.clone(), source });
+        }
+        self.next_seq += 1;
+        self.entries.insert(seq, data.len() as u64);
+        self.total_bytes += data.len() as u64;
+        while self.total_bytes > self.max_bytes && self.entries.len() > 1 {
+            let Some((&oldest, _)) = self.entries.first_key_value() else { break };
+            self.forget(oldest);
+            self.stats.dropped += 1;
+            tracing::error!(seq = oldest, "queue is full: dropped the oldest batch (data lost)");
+        }
+        Ok(seq)
+    }
+
+    /// The oldest intact batch; damaged files on the way are moved to `corrupt/`.
+    pub fn oldest(&mut self) -> Option<Queued> {
+        while let Some((&seq, _)) = self.entries.first_key_value() {
+            match self.fs.read(&self.path(seq)) {
+                Ok(data) => match decode(&data) {
+                    Some(body) => return Some(Queued { seq, body: body.to_vec() }),
+                    None => self.quarantine(seq, "checksum mismatch or truncated"),
+                },
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    self.entries.remove(&seq);
+                }
+                Err(e) => self.quarantine(seq, &e.to_string()),
+            }
+        }
+        None
+    }
+
+    /// Delivered: the file goes.
+    pub fn ack(&mut self, seq: u64) {
+        self.forget(seq);
+    }
+
+    /// Refused by the backend: kept in `rejected/` with the reason beside it.
+    pub fn reject(&mut self, seq: u64, reason: &str) {
+        let target = self.dir.join(REJECTED_DIR).join(file_name(seq, BATCH_EXT));
+        if self.fs.rename(&self.path(seq), &target).is_ok() {
+            let note = self.dir.join(REJECTED_DIR).join(file_name(seq, ".reason.txt"));
+            let _ = self.fs.write_synced(&note, reason.as_bytes());
+        }
+        self.forget(seq);
+        self.stats.rejected += 1;
+    }
+
+    fn quarantine(&mut self, seq: u64, why: &str) {
+        let target = self.dir.join(CORRUPT_DIR).join(file_name(seq, BATCH_EXT));
+        if self.fs.rename(&self.path(seq), &target).is_err() {
+            let _ = self.fs.remove(&self.path(seq));
+        }
+        if let Some(size) = self.entries.remove(&seq) {
+            self.total_bytes -= size;
+        }
+        self.stats.corrupt += 1;
+        tracing::error!(seq, why, "a queued batch is damaged; moved to corrupt/ (data lost)");
+    }
+
+    fn forget(&mut self, seq: u64) {
+        let _ = self.fs.remove(&self.path(seq));
+        if let Some(size) = self.entries.remove(&seq) {
+            self.total_bytes -= size;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.total_bytes
+    }
+
+    pub fn stats(&self) -> QueueStats {
+        self.stats
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,217 @@
+//! Configuration: built-in defaults, then an optional TOML file, then the environment (the
+//! seed's names), which wins. A bad value is reported with its key.
+
+use protocol::Secret;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{key} {reason}")]
+    Invalid { key: &'static str, reason: String },
+    #[error("cannot read the config file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+}
+
+/// The config file: the same keys as the environment, in lower case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    api_url: Option<String>,
+    api_token: Option<String>,
+    hmac_secret: Option<String>,
+    agent_id: Option<String>,
+    interval_seconds: Option<u64>,
+    queue_path: Option<PathBuf>,
+    top_processes: Option<usize>,
+    queue_max_mb: Option<u64>,
+    request_timeout_seconds: Option<u64>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<Self, SettingsError> {
+        let file_err = |reason: String| SettingsError::File { path: path.to_owned(), reason };
+        let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
+        toml::from_str(&text).map_err(|e| file_err(e.message().to_owned()))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub api_url: String,
+    pub api_token: Secret,
+    pub hmac_secret: Secret,
+    pub agent_id: String,
+    pub interval: Duration,
+    pub queue_path: PathBuf,
+    pub top_processes: usize,
+    pub queue_max_bytes: u64,
+    pub request_timeout: Duration,
+}
+
+fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
+    key: &'static str,
+    env: Option<String>,
+    file: Option<T>,
+    default: T,
+    range: (T, T),
+) -> Result<T, SettingsError> {
+    let value = match env {
+        Some(raw) => raw.trim().parse().map_err(|_| SettingsError::Invalid {
+            key,
+            reason: format!("must be a whole number from {} to {} (got {raw:?})", range.0, range.1),
+        })?,
+        None => file.unwrap_or(default),
+    };
+    if value < range.0 || value > range.1 {
+        return Err(SettingsError::Invalid {
+            key,
+            reason: format!("must be from {} to {} (got {value})", range.0, range.1),
+        });
+    }
+    Ok(value)
+}
+
+/// The host name, lower-case, as the default agent id.
+fn host_name() -> String {
+    sysinfo::System::host_name().unwrap_or_else(|_| "unknown-host".into()).to_lowercase()
+}
+
+/// A `queue` folder beside the executable, so a service and a console run share it.
+fn default_queue_path() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("queue")))
+        .unwrap_or_else(|| PathBuf::from("queue"))
+}
+
+impl Settings {
+    /// `env` looks a variable up (the process environment in production, a map in tests).
+    pub fn resolve(
+        file: FileConfig,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, SettingsError> {
+        let text = |key: &str, file: Option<String>, default: &str| {
+            env(key).or(file).unwrap_or_else(|| default.to_owned())
+        };
+        let api_url = text("API_URL", file.api_url, "http://localhost:8000");
+        if !(api_url.starts_with("http://") || api_url.starts_with("https://"))
+            || reqwest::Url::parse(&api_url).is_err()
+        {
+            return Err(SettingsError::Invalid {
+                key: "API_URL",
+                reason: format!("must be an http:// or https:// URL (got {api_url:?})"),
+            });
+        }
+        let agent_id = env("AGENT_ID").or(file.agent_id).unwrap_or_else(host_name);
+        if !protocol::validate::is_printable_id(&agent_id, protocol::Limits::MAX_AGENT_ID_CHARS) {
+            return Err(SettingsError::Invalid {
+                key: "AGENT_ID",
+                reason: format!("must be 1-128 printable characters (got {agent_id:?})"),
+            });
+        }
+        let interval = number(
+            "INTERVAL_SECONDS",
+            env("INTERVAL_SECONDS"),
+            file.interval_seconds,
+            5,
+            (1, 3600),
+        )?;
+        let timeout = number(
+            "REQUEST_TIMEOUT_SECONDS",
+            env("REQUEST_TIMEOUT_SECONDS"),
+            file.request_timeout_seconds,
+            10,
+            (1, 300),
+        )?;
+        let max_mb =
+            number("QUEUE_MAX_MB", env("QUEUE_MAX_MB"), file.queue_max_mb, 100, (1, 1_000_000))?;
+        Ok(Self {
+            api_url,
+            api_token: Secret::new(text("API_TOKEN", file.api_token, protocol::DEV_API_TOKEN)),
+            hmac_secret: Secret::new(text(
+                "HMAC_SECRET",
+                file.hmac_secret,
+                protocol::DEV_HMAC_SECRET,
+            )),
+            agent_id,
+            interval: Duration::from_secs(interval),
+            queue_path: env("QUEUE_PATH")
+                .map(PathBuf::from)
+                .or(file.queue_path)
+                .unwrap_or_else(default_queue_path),
+            top_processes: number(
+                "TOP_PROCESSES",
+                env("TOP_PROCESSES"),
+                file.top_processes,
+                5,
+                (0, 100),
+            )?,
+            queue_max_bytes: max_mb * 1024 * 1024,
+            request_timeout: Duration::from_secs(timeout),
+        })
+    }
+
+    pub fn from_process_env(config: Option<&Path>) -> Result<Self, SettingsError> {
+        let file = config.map(FileConfig::load).transpose()?.unwrap_or_default();
+        Self::resolve(file, |key| std::env::var(key).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn with(vars: &[(&str, &str)], file: FileConfig) -> Result<Settings, SettingsError> {
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::resolve(file, |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_seeds() {
+        let s = with(&[], FileConfig::default()).unwrap();
+        assert_eq!(s.api_url, "http://localhost:8000");
+        assert_eq!(s.api_token.expose(), protocol::DEV_API_TOKEN);
+        assert_eq!(s.interval, Duration::from_secs(5));
+        assert_eq!((s.top_processes, s.queue_max_bytes), (5, 100 << 20));
+        assert_eq!(s.agent_id, s.agent_id.to_lowercase());
+        assert!(s.queue_path.ends_with("queue"));
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_file() {
+        let file: FileConfig =
+            toml::from_str("interval_seconds = 10\nagent_id = \"from-file\"\ntop_processes = 3")
+                .unwrap();
+        let s = with(&[("INTERVAL_SECONDS", "2")], file).unwrap();
+        assert_eq!(
+            (s.interval.as_secs(), s.agent_id.as_str(), s.top_processes),
+            (2, "from-file", 3)
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        for (key, value) in [
+            ("INTERVAL_SECONDS", "abc"),
+            ("INTERVAL_SECONDS", "0"),
+            ("TOP_PROCESSES", "-1"),
+            ("QUEUE_MAX_MB", "0"),
+            ("API_URL", "localhost:8000"),
+            ("AGENT_ID", " padded"),
+        ] {
+            let err = with(&[(key, value)], FileConfig::default()).unwrap_err().to_string();
+            assert!(err.starts_with(key), "{key}={value}: {err}");
+        }
+        assert!(toml::from_str::<FileConfig>("colour = 1").is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = with(&[("HMAC_SECRET", "very-secret")], FileConfig::default()).unwrap();
+        assert!(!format!("{s:?}").contains("very-secret"));
+    }
+}

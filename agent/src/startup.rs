@@ -1,0 +1,91 @@
+//! Wiring the real parts from settings, and running until Ctrl+C or SIGTERM.
+
+use crate::collect::SystemCollector;
+use crate::queue::DiskQueue;
+use crate::queue::fs::StdFs;
+use crate::queue::outbox::Outbox;
+use crate::retry::Backoff;
+use crate::schedule::{Agent, Stats, Summary};
+use crate::send::HttpTransport;
+use crate::settings::Settings;
+use anyhow::Context;
+use std::future::Future;
+
+pub type RealAgent = Agent<SystemCollector, HttpTransport, Backoff, StdFs>;
+
+pub fn build(settings: &Settings) -> anyhow::Result<RealAgent> {
+    let queue = DiskQueue::open(StdFs, &settings.queue_path, settings.queue_max_bytes)
+        .context("opening the queue (set QUEUE_PATH to a writable folder)")?;
+    if !queue.is_empty() {
+        tracing::info!(batches = queue.len(), "resuming with batches queued by an earlier run");
+    }
+    Ok(Agent {
+        collector: SystemCollector::new(settings.top_processes)
+            .context("reading system information")?,
+        transport: HttpTransport::new(
+            &settings.api_url,
+            settings.api_token.expose(),
+            settings.hmac_secret.expose(),
+            settings.request_timeout,
+        )
+        .context("creating the HTTP client")?,
+        policy: Backoff::default(),
+        outbox: Outbox::new(queue),
+        agent_id: settings.agent_id.clone(),
+        interval: settings.interval,
+        stats: std::sync::Arc::new(Stats::default()),
+    })
+}
+
+pub fn log_summary(summary: &Summary) {
+    tracing::info!(
+        ticks = summary.ticks,
+        delivered = summary.delivered,
+        duplicates = summary.duplicates,
+        retries = summary.retries,
+        rejected = summary.rejected,
+        dropped = summary.dropped,
+        corrupt = summary.corrupt,
+        lost = summary.lost,
+        queued = summary.queued,
+        "agent stopped"
+    );
+}
+
+/// Runs the agent until `stop` resolves.
+pub async fn run(settings: &Settings, stop: impl Future<Output = ()>) -> anyhow::Result<Summary> {
+    tracing::info!(
+        agent_id = %settings.agent_id,
+        api_url = %settings.api_url,
+        interval_s = settings.interval.as_secs(),
+        queue = %settings.queue_path.display(),
+        "agent starting"
+    );
+    if settings.api_token.expose() == protocol::DEV_API_TOKEN {
+        tracing::warn!(
+            "API_TOKEN is the development default; the backend accepts it only over loopback"
+        );
+    }
+    let summary = build(settings)?.run(stop).await;
+    log_summary(&summary);
+    Ok(summary)
+}
+
+/// Resolves on Ctrl+C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}

@@ -1,0 +1,179 @@
+//! The real agent binary against the real backend (in this process, on real HTTP and a real
+//! SQLite file), through a backend outage: every tick arrives exactly once.
+
+use backend::settings::{Args, Settings};
+use backend::startup::Application;
+use clap::Parser;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+const TOKEN: &str = "e2e-token";
+const SECRET: &str = "e2e-secret";
+
+/// A backend on `addr` (port 0: any) and `db`, stopped gracefully through the returned sender.
+async fn start_backend(
+    addr: &str,
+    db: &Path,
+) -> (SocketAddr, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let args = Args::try_parse_from([
+        "backend",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        addr,
+        "--db-path",
+        db.to_str().unwrap(),
+    ])
+    .unwrap();
+    let settings = Settings::resolve(args, |key| match key {
+        "API_TOKEN" => Some(TOKEN.into()),
+        "HMAC_SECRET" => Some(SECRET.into()),
+        _ => None,
+    })
+    .unwrap();
+    let app = Application::build(settings).await.unwrap();
+    let bound = app.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        app.run_until(async move {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    (bound, stop, task)
+}
+
+fn queued_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".batch"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn field(line: &str, key: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key}= in {line}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tick_arrives_exactly_once_through_a_backend_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("telemetry.db");
+    let queue = dir.path().join("queue");
+    let (addr, stop, task) = start_backend("0", &db).await;
+
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_agent"))
+        .env_clear()
+        .env("API_URL", format!("http://{addr}"))
+        .env("API_TOKEN", TOKEN)
+        .env("HMAC_SECRET", SECRET)
+        .env("AGENT_ID", "e2e-agent")
+        .env("INTERVAL_SECONDS", "1")
+        .env("TOP_PROCESSES", "3")
+        .env("REQUEST_TIMEOUT_SECONDS", "2")
+        .env("QUEUE_PATH", &queue)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let logs = Arc::new(Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let logs = logs.clone();
+        let stderr = agent.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                logs.lock().unwrap().push(line);
+            }
+        })
+    };
+
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    stop.send(()).unwrap();
+    task.await.unwrap();
+    // Down for several ticks: the agent queues them on disk.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(queued_files(&queue) >= 3, "ticks during the outage were not queued");
+
+    let (_, stop, task) = start_backend(&addr.port().to_string(), &db).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while queued_files(&queue) > 0 {
+        assert!(Instant::now() < deadline, "the queue never drained after the backend came back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    Command::new("kill").args(["-TERM", &agent.id().to_string()]).status().unwrap();
+    let status = agent.wait().unwrap();
+    reader.join().unwrap();
+    stop.send(()).unwrap();
+    task.await.unwrap();
+    let logs = logs.lock().unwrap().join("\n");
+    assert!(status.success(), "{status:?}\n{logs}");
+    assert!(!logs.contains(SECRET) && !logs.contains(TOKEN), "a secret reached the log:\n{logs}");
+    let summary = logs.lines().find(|l| l.contains("agent stopped")).expect("a final summary");
+    let (ticks, queued) = (field(summary, "ticks"), field(summary, "queued"));
+    assert!(field(summary, "retries") >= 1, "{summary}");
+    assert_eq!(queued as usize, queued_files(&queue));
+
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (metrics, distinct_ts, bad_values): (i64, i64, i64) = conn
+        .query_row(
+            "SELECT count(*), count(DISTINCT ts),
+                    sum(cpu < 0 OR cpu > 1 OR mem_free <= 0 OR mem_total < mem_free OR uptime_s <= 0)
+             FROM events WHERE agent_id = 'e2e-agent' AND event_type = 'metric'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    // Each tick exactly once: stored or, for a tick cut short by SIGTERM, still queued.
+    assert_eq!(metrics as u64 + queued, ticks, "{summary}");
+    assert_eq!(distinct_ts, metrics, "a tick was stored twice");
+    assert_eq!(bad_values, 0);
+    assert!(ticks >= 8, "{summary}");
+    let procs: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM events WHERE agent_id = 'e2e-agent' AND event_type = 'proc'
+             AND proc_name <> '' AND cpu BETWEEN 0 AND 1 AND rss >= 0",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(procs, metrics * 3);
+}
+
+#[test]
+fn bad_configuration_is_one_line_and_exit_code_2() {
+    let out = Command::new(env!("CARGO_BIN_EXE_agent"))
+        .env_clear()
+        .env("INTERVAL_SECONDS", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("agent: INTERVAL_SECONDS"), "{err}");
+}
+
+#[test]
+fn once_against_no_backend_keeps_the_batch_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_agent"))
+        .arg("--once")
+        .env_clear()
+        .env("API_URL", "http://127.0.0.1:9")
+        .env("QUEUE_PATH", dir.path())
+        .env("REQUEST_TIMEOUT_SECONDS", "2")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(queued_files(dir.path()), 1);
+}
