@@ -240,3 +240,139 @@ impl<C: Collector, T: Transport, P: RetryPolicy, F: Fs> Agent<C, T, P, F> {
         shared.summary()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::Reading;
+    use crate::queue::DiskQueue;
+    use crate::queue::fs::StdFs;
+    use crate::retry::Backoff;
+    use protocol::{IngestBatch, MetricEvent};
+    use std::collections::VecDeque;
+
+    /// Readings numbered by `uptime_s`, so the order of arrival can be checked.
+    struct Counter(u64);
+
+    impl Collector for Counter {
+        fn collect(&mut self) -> Reading {
+            self.0 += 1;
+            Reading {
+                metric: MetricEvent {
+                    cpu: 0.5,
+                    mem_free: 1,
+                    mem_total: None,
+                    disk_free: None,
+                    disk_total: None,
+                    net_rx_bps: None,
+                    net_tx_bps: None,
+                    uptime_s: Some(self.0),
+                },
+                procs: vec![],
+            }
+        }
+    }
+
+    /// Answers from a script, then `Stored`; records what was delivered and when it was tried.
+    #[derive(Default)]
+    struct Scripted {
+        script: Mutex<VecDeque<Delivery>>,
+        backend_up: AtomicBool,
+        delivered: Mutex<Vec<u64>>,
+        attempts: Mutex<Vec<Instant>>,
+    }
+
+    impl Transport for Arc<Scripted> {
+        async fn send(&self, body: &[u8]) -> Delivery {
+            self.attempts.lock().unwrap().push(Instant::now());
+            let answer = self.script.lock().unwrap().pop_front();
+            let answer = answer.unwrap_or(Delivery::Stored { duplicate: false });
+            if matches!(answer, Delivery::Stored { .. }) {
+                let batch: IngestBatch = serde_json::from_slice(body).unwrap();
+                let protocol::Event::Metric(m) = &batch.events[0] else { panic!() };
+                self.delivered.lock().unwrap().push(m.uptime_s.unwrap());
+            }
+            answer
+        }
+        async fn probe(&self) -> bool {
+            self.backend_up.load(Relaxed)
+        }
+    }
+
+    fn agent(
+        transport: Arc<Scripted>,
+        dir: &std::path::Path,
+    ) -> Agent<Counter, Arc<Scripted>, Backoff, StdFs> {
+        Agent {
+            collector: Counter(0),
+            transport,
+            policy: Backoff::new(Duration::from_secs(1), Duration::from_secs(60), 7),
+            outbox: Outbox::new(DiskQueue::open(StdFs, dir, u64::MAX).unwrap()),
+            agent_id: "t".into(),
+            interval: Duration::from_secs(5),
+            stats: Arc::default(),
+        }
+    }
+
+    fn retry(n: usize) -> Vec<Delivery> {
+        (0..n).map(|_| Delivery::Retry("503".into())).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_back_off_and_every_batch_arrives_once_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let transport = Arc::new(Scripted::default());
+        transport.script.lock().unwrap().extend(retry(6));
+        let summary = agent(transport.clone(), dir.path())
+            .run(tokio::time::sleep(Duration::from_secs(300)))
+            .await;
+        let delivered = transport.delivered.lock().unwrap().clone();
+        assert_eq!(delivered, (1..=delivered.len() as u64).collect::<Vec<_>>());
+        assert_eq!(summary.delivered + summary.queued, summary.ticks);
+        assert_eq!(summary.retries, 6);
+        // Consecutive failed attempts are spaced by a growing back-off, never hammering.
+        let attempts = transport.attempts.lock().unwrap().clone();
+        let gaps: Vec<Duration> = attempts.windows(2).take(6).map(|w| w[1] - w[0]).collect();
+        for (n, gap) in gaps.iter().enumerate() {
+            let (low, _) =
+                Backoff::bounds(Duration::from_secs(1), Duration::from_secs(60), n as u32);
+            assert!(*gap >= low, "attempt {n} came after {gap:?}, before the back-off of {low:?}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tick_that_finds_the_backend_back_resumes_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let transport = Arc::new(Scripted::default());
+        // Enough failures to push the back-off towards its cap.
+        transport.script.lock().unwrap().extend(retry(8));
+        let watcher = transport.clone();
+        let stop = async move {
+            tokio::time::sleep(Duration::from_secs(200)).await;
+            watcher.backend_up.store(true, Relaxed);
+            tokio::time::sleep(Duration::from_secs(11)).await;
+        };
+        let summary = agent(transport.clone(), dir.path()).run(stop).await;
+        // Within about two ticks of the backend answering, the backlog is gone.
+        assert!(summary.queued <= 1, "{summary:?}");
+        assert_eq!(summary.delivered + summary.queued, summary.ticks);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refused_batches_are_set_aside_not_retried_forever() {
+        let dir = tempfile::tempdir().unwrap();
+        let transport = Arc::new(Scripted::default());
+        transport.script.lock().unwrap().extend([
+            Delivery::Rejected("422 invalid".into()),
+            Delivery::Unauthorized("401 bad_token".into()),
+            Delivery::Unauthorized("401 bad_token".into()),
+            Delivery::Unauthorized("401 bad_token".into()),
+        ]);
+        let summary = agent(transport.clone(), dir.path())
+            .run(tokio::time::sleep(Duration::from_secs(60)))
+            .await;
+        assert_eq!(summary.rejected, 2, "{summary:?}");
+        assert_eq!(summary.delivered + summary.rejected + summary.queued, summary.ticks);
+        assert_eq!(std::fs::read_dir(dir.path().join("rejected")).unwrap().count(), 4);
+    }
+}
