@@ -154,4 +154,36 @@ mod tests {
             assert!(matches!(classify(status, "{}"), Delivery::Rejected(_)), "{code}");
         }
     }
+
+    /// What the agent sends is exactly what the backend verifies: the signature is the HMAC of
+    /// `ts + "." + body` for the timestamp header sent with it.
+    #[tokio::test]
+    async fn requests_are_signed_as_the_backend_verifies() {
+        use wiremock::matchers::{method, path};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/api/ingest"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(r#"{"stored":2}"#))
+            .mount(&server)
+            .await;
+        let transport =
+            HttpTransport::new(&server.uri(), "tok", "sec", Duration::from_secs(5)).unwrap();
+        let body = include_bytes!("../../protocol/testdata/payloads/seed_example.json");
+        assert_eq!(transport.send(body).await, Delivery::Stored { duplicate: false });
+        let request = &server.received_requests().await.unwrap()[0];
+        let header = |name: &str| request.headers.get(name).unwrap().to_str().unwrap().to_owned();
+        assert_eq!(header("x-api-token"), "tok");
+        assert_eq!(request.body, body);
+        let ts = header("x-signature-ts");
+        assert!(protocol::verify(&["sec"], &ts, &request.body, &header("x-signature")).is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_backend_is_retried_not_rejected() {
+        let transport =
+            HttpTransport::new("http://127.0.0.1:9", "t", "s", Duration::from_secs(2)).unwrap();
+        assert!(matches!(transport.send(b"{}").await, Delivery::Retry(_)));
+        assert!(!transport.probe().await);
+    }
 }

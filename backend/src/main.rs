@@ -1,11 +1,16 @@
 use backend::settings::{Args, Settings};
-use backend::startup::{Application, shutdown_signal};
+use backend::startup::{Application, healthcheck, shutdown_signal};
 use clap::Parser;
 use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let settings = match Settings::from_args(Args::parse()) {
+    let args = Args::parse();
+    if args.healthcheck {
+        let healthy = healthcheck(std::net::SocketAddr::new(args.host, args.port)).await;
+        return if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    }
+    let settings = match Settings::from_args(args) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("backend: {e}");

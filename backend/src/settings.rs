@@ -104,6 +104,10 @@ pub struct Args {
     /// Batches a WebSocket client may fall behind before it is closed with code 1013.
     #[arg(long, env = "WS_CLIENT_BUFFER", default_value_t = 256)]
     pub ws_client_buffer: usize,
+    /// Ask the backend at HOST:PORT for /healthz and exit 0 if it answers (for container
+    /// health checks, where no curl exists).
+    #[arg(long)]
+    pub healthcheck: bool,
 }
 
 #[derive(Debug, Clone)]

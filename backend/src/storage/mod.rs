@@ -158,3 +158,92 @@ impl Storage {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security::replay::Signature;
+
+    fn batch(agent: &str) -> IngestBatch {
+        serde_json::from_str(
+            &include_str!("../../../protocol/testdata/payloads/seed_example.json")
+                .replace("host-01", agent),
+        )
+        .unwrap()
+    }
+
+    fn verified(n: u8, expires_ms: i64) -> Verified {
+        Verified { signature: [n; 32] as Signature, expires_ms }
+    }
+
+    #[tokio::test]
+    async fn retention_prunes_old_events_in_chunks_and_expired_signatures() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let metrics = Arc::new(Metrics::default());
+        let opened =
+            Storage::open(&path, Synchronous::Normal, Hub::new(4), metrics.clone()).unwrap();
+        let storage = opened.storage;
+        let now = now_ms();
+        for i in 0..200u8 {
+            storage.ingest(batch("old"), 0, verified(i, now - 1)).await.unwrap();
+        }
+        storage.ingest(batch("new"), 0, verified(255, now + 60_000)).await.unwrap();
+        // Age the first 400 rows by a year, as if they had been ingested then.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "UPDATE events SET ingested_ms = ingested_ms - 31536000000 WHERE agent_id = 'old'",
+            [],
+        )
+        .unwrap();
+        let removed = storage.prune(Some(now - 86_400_000)).await.unwrap();
+        assert_eq!(removed, 400);
+        let left: Vec<String> = conn
+            .prepare("SELECT DISTINCT agent_id FROM events")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(left, ["new"]);
+        let guard: i64 =
+            conn.query_row("SELECT count(*) FROM replay_guard", [], |r| r.get(0)).unwrap();
+        assert_eq!(guard, 1, "expired signatures are pruned, live ones kept");
+        assert_eq!(metrics.events_pruned.load(std::sync::atomic::Ordering::Relaxed), 400);
+        storage.close().await;
+    }
+
+    #[tokio::test]
+    async fn one_failing_job_does_not_sink_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let opened =
+            Storage::open(&path, Synchronous::Normal, Hub::new(4), Arc::default()).unwrap();
+        let storage = Arc::new(opened.storage);
+        // A trigger that refuses one agent's rows stands in for any per-request failure.
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.agent_id = 'bad'
+                 BEGIN SELECT RAISE(ABORT, 'refused'); END;",
+            )
+            .unwrap();
+        let jobs = ["good-1", "bad", "good-2"].map(|agent| {
+            let storage = storage.clone();
+            tokio::spawn(async move {
+                storage.ingest(batch(agent), 0, verified(agent.len() as u8, 0)).await
+            })
+        });
+        let mut results = Vec::new();
+        for job in jobs {
+            results.push(job.await.unwrap().is_ok());
+        }
+        assert_eq!(results, [true, false, true]);
+        let count: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 4);
+        storage.close().await;
+    }
+}

@@ -36,6 +36,20 @@ async fn health_readiness_metrics_and_openapi() {
 }
 
 #[tokio::test]
+async fn the_healthcheck_flag_reports_a_running_backend() {
+    let server = TestServer::start();
+    let probe = |port: u16| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_backend"))
+            .args(["--healthcheck", "--host", "0.0.0.0", "--port", &port.to_string()])
+            .status()
+            .unwrap()
+    };
+    assert!(probe(server.addr.port()).success());
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    assert!(!probe(closed).success());
+}
+
+#[tokio::test]
 async fn unknown_routes_and_methods_answer_json() {
     let server = TestServer::start();
     let (status, body) = server.get("/api/nothing").await;
