@@ -100,8 +100,10 @@ impl SystemCollector {
     }
 }
 
+/// CPU and memory only; threads are not listed (on Linux sysinfo would otherwise read every
+/// thread of every process, for figures the agent does not send).
 fn process_kind() -> ProcessRefreshKind {
-    ProcessRefreshKind::nothing().with_cpu().with_memory()
+    ProcessRefreshKind::nothing().with_cpu().with_memory().without_tasks()
 }
 
 fn system_drive() -> PathBuf {
@@ -131,7 +133,8 @@ impl Collector for SystemCollector {
         self.sys.refresh_cpu_usage();
         self.sys.refresh_memory();
         self.sys.refresh_processes_specifics(ProcessesToUpdate::All, true, process_kind());
-        self.disks.refresh(true);
+        // Free space of the known disks; the list itself is read once, at start-up.
+        self.disks.refresh(false);
         self.networks.refresh(true);
         let (rx, tx) = self
             .networks

@@ -1,0 +1,122 @@
+//! What the agent costs the machine it watches: CPU per tick with 300 processes, and the
+//! resident memory and CPU share of the real binary at the default 5 s interval.
+//!
+//! `cargo bench -p agent --bench footprint` (Linux; reads /proc). `FOOTPRINT_SECONDS` sets the
+//! length of the steady-state run (default 60).
+
+use agent::collect::{Collector, SystemCollector};
+use backend::settings::{Args, Settings};
+use backend::startup::Application;
+use clap::Parser;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// utime + stime of a process, in seconds (clock ticks of 1/100 s on Linux).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+fn status_kib(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+struct Sleepers(Vec<Child>);
+
+impl Drop for Sleepers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn tick_cost() {
+    let running = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok()))
+        .count();
+    let extra = 300usize.saturating_sub(running);
+    let _sleepers = Sleepers(
+        (0..extra)
+            .map(|_| Command::new("sleep").arg("600").stdout(Stdio::null()).spawn().unwrap())
+            .collect(),
+    );
+    let mut collector = SystemCollector::new(5).unwrap();
+    let me = std::process::id();
+    let mut walls = Vec::new();
+    let cpu_before = cpu_seconds(me);
+    const TICKS: usize = 40;
+    for _ in 0..TICKS {
+        std::thread::sleep(Duration::from_millis(100));
+        let started = Instant::now();
+        let reading = collector.collect();
+        walls.push(started.elapsed().as_secs_f64() * 1000.0);
+        assert!(!reading.procs.is_empty());
+    }
+    let cpu_ms = (cpu_seconds(me) - cpu_before) * 1000.0 / TICKS as f64;
+    println!(
+        "tick with {} processes: median {:.2} ms wall, max {:.2} ms; {:.2} ms CPU per tick (mean)",
+        running + extra,
+        median(walls.clone()),
+        walls.iter().copied().fold(0.0, f64::max),
+        cpu_ms
+    );
+}
+
+async fn steady_state(seconds: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let args =
+        Args::try_parse_from(["backend", "--port", "0", "--db-path", db.to_str().unwrap()]).unwrap();
+    let settings =
+        Settings::resolve(args, |k| (k == "API_TOKEN" || k == "HMAC_SECRET").then(|| "bench".into()))
+            .unwrap();
+    let app = Application::build(settings).await.unwrap();
+    let addr = app.local_addr().unwrap();
+    tokio::spawn(app.run_until(std::future::pending()));
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_agent"))
+        .env_clear()
+        .env("API_URL", format!("http://{addr}"))
+        .env("API_TOKEN", "bench")
+        .env("HMAC_SECRET", "bench")
+        .env("QUEUE_PATH", dir.path().join("queue"))
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let pid = agent.id();
+    // The first tick and start-up are not the steady state.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (cpu0, t0) = (cpu_seconds(pid), Instant::now());
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let share = (cpu_seconds(pid) - cpu0) / t0.elapsed().as_secs_f64() * 100.0;
+    println!(
+        "agent binary at a 5 s interval over {seconds} s: {share:.3}% of one core, resident \
+         {:.1} MiB (peak {:.1} MiB)",
+        status_kib(pid, "VmRSS:") as f64 / 1024.0,
+        status_kib(pid, "VmHWM:") as f64 / 1024.0,
+    );
+    let _ = agent.kill();
+    let _ = agent.wait();
+}
+
+fn main() {
+    let seconds =
+        std::env::var("FOOTPRINT_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+    tick_cost();
+    tokio::runtime::Runtime::new().unwrap().block_on(steady_state(seconds));
+}
