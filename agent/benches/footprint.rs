@@ -48,7 +48,9 @@ impl Drop for Sleepers {
 fn tick_cost() {
     let running = std::fs::read_dir("/proc")
         .unwrap()
-        .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok()))
+        .filter(|e| {
+            e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        })
         .count();
     let extra = 300usize.saturating_sub(running);
     let _sleepers = Sleepers(
@@ -81,11 +83,12 @@ fn tick_cost() {
 async fn steady_state(seconds: u64) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db");
-    let args =
-        Args::try_parse_from(["backend", "--port", "0", "--db-path", db.to_str().unwrap()]).unwrap();
-    let settings =
-        Settings::resolve(args, |k| (k == "API_TOKEN" || k == "HMAC_SECRET").then(|| "bench".into()))
-            .unwrap();
+    let args = Args::try_parse_from(["backend", "--port", "0", "--db-path", db.to_str().unwrap()])
+        .unwrap();
+    let settings = Settings::resolve(args, |k| {
+        (k == "API_TOKEN" || k == "HMAC_SECRET").then(|| "bench".into())
+    })
+    .unwrap();
     let app = Application::build(settings).await.unwrap();
     let addr = app.local_addr().unwrap();
     tokio::spawn(app.run_until(std::future::pending()));

@@ -80,6 +80,8 @@ pub struct SystemCollector {
     last: Instant,
     top: usize,
     system_drive: PathBuf,
+    #[cfg(windows)]
+    machine_cpu: crate::machine_cpu::MachineCpu,
 }
 
 impl SystemCollector {
@@ -87,9 +89,16 @@ impl SystemCollector {
         let mut sys = System::new()?;
         // The first CPU figures need a previous sample; taking it now makes the first tick's
         // values meaningful without sleeping.
+        #[cfg(windows)]
+        let mut machine_cpu = crate::machine_cpu::MachineCpu::default();
+        #[cfg(windows)]
+        machine_cpu.sample();
+        #[cfg(not(windows))]
         sys.refresh_cpu_usage();
         sys.refresh_processes_specifics(ProcessesToUpdate::All, true, process_kind());
         Ok(Self {
+            #[cfg(windows)]
+            machine_cpu,
             sys,
             disks: Disks::new_with_refreshed_list()?,
             networks: Networks::new_with_refreshed_list()?,
@@ -130,7 +139,13 @@ impl Collector for SystemCollector {
     fn collect(&mut self) -> Reading {
         let elapsed = self.last.elapsed().as_secs_f64().max(0.001);
         self.last = Instant::now();
-        self.sys.refresh_cpu_usage();
+        #[cfg(windows)]
+        let cpu = self.machine_cpu.sample();
+        #[cfg(not(windows))]
+        let cpu = {
+            self.sys.refresh_cpu_usage();
+            f64::from(self.sys.global_cpu_usage()) / 100.0
+        };
         self.sys.refresh_memory();
         self.sys.refresh_processes_specifics(ProcessesToUpdate::All, true, process_kind());
         // Free space of the known disks; the list itself is read once, at start-up.
@@ -144,7 +159,7 @@ impl Collector for SystemCollector {
             self.disks.iter().map(|d| (d.mount_point(), d.available_space(), d.total_space())),
             &self.system_drive,
         );
-        let cores = self.sys.cpus().len();
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let procs = self
             .sys
             .processes()
@@ -160,7 +175,7 @@ impl Collector for SystemCollector {
             .collect();
         Reading {
             metric: MetricEvent {
-                cpu: (f64::from(self.sys.global_cpu_usage()) / 100.0).clamp(0.0, 1.0),
+                cpu: cpu.clamp(0.0, 1.0),
                 mem_free: self.sys.available_memory().min(i64::MAX as u64),
                 mem_total: Some(self.sys.total_memory().min(i64::MAX as u64)),
                 disk_free: disk.map(|d| d.0),

@@ -2,6 +2,7 @@
 //! collector and scripted servers; `main.rs` wires the real ones.
 
 pub mod collect;
+pub mod machine_cpu;
 pub mod queue;
 pub mod retry;
 pub mod schedule;
