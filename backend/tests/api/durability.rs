@@ -21,23 +21,10 @@ async fn acknowledged_events_survive_sigkill() {
             tasks.push(tokio::spawn(async move {
                 loop {
                     let b = batch(&format!("dur-{round}-{t}"), 4);
-                    let body = serde_json::to_vec(&b).unwrap();
-                    let ts = now_secs().to_string();
-                    let sig = protocol::sign(SECRET.as_bytes(), &ts, &body);
-                    let sent = http
-                        .post(&url)
-                        .header("x-api-token", TOKEN)
-                        .header("x-signature-ts", &ts)
-                        .header("x-signature", sig)
-                        .body(body)
-                        .send()
-                        .await;
-                    match sent {
-                        Ok(r) if r.status().is_success() => {
-                            acked.lock().unwrap().insert(b.batch_id.unwrap(), 5);
-                        }
-                        _ => break,
+                    if !post_batch(&http, &url, &b).await {
+                        break;
                     }
+                    acked.lock().unwrap().insert(b.batch_id.unwrap(), 5);
                 }
             }));
         }

@@ -189,6 +189,23 @@ impl Drop for TestServer {
     }
 }
 
+/// Signs and posts a batch from a load task, which holds only a client and the URL; true when
+/// the backend acknowledged it.
+pub async fn post_batch(http: &reqwest::Client, ingest_url: &str, batch: &IngestBatch) -> bool {
+    let body = serde_json::to_vec(batch).unwrap();
+    let ts = now_secs().to_string();
+    let sig = protocol::sign(SECRET.as_bytes(), &ts, &body);
+    let sent = http
+        .post(ingest_url)
+        .header("x-api-token", TOKEN)
+        .header("x-signature-ts", &ts)
+        .header("x-signature", sig)
+        .body(body)
+        .send()
+        .await;
+    matches!(sent, Ok(r) if r.status().is_success())
+}
+
 pub async fn split(resp: reqwest::Response) -> (StatusCode, Value) {
     let status = resp.status();
     let text = resp.text().await.unwrap();

@@ -66,30 +66,17 @@ async fn sigterm_finishes_requests_in_flight_and_exits_cleanly() {
     let server = TestServer::start();
     let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = Vec::new();
-    let base = server.url("");
+    let url = server.url("/api/ingest");
     for t in 0..8 {
         let acked = acked.clone();
         let http = server.http.clone();
-        let base = base.clone();
+        let url = url.clone();
         tasks.push(tokio::spawn(async move {
             for _ in 0..10_000 {
-                let body = serde_json::to_vec(&batch(&format!("term-{t}"), 4)).unwrap();
-                let ts = now_secs().to_string();
-                let sig = protocol::sign(SECRET.as_bytes(), &ts, &body);
-                let sent = http
-                    .post(format!("{base}/api/ingest"))
-                    .header("x-api-token", TOKEN)
-                    .header("x-signature-ts", &ts)
-                    .header("x-signature", sig)
-                    .body(body)
-                    .send()
-                    .await;
-                match sent {
-                    Ok(r) if r.status().is_success() => {
-                        acked.fetch_add(5, std::sync::atomic::Ordering::SeqCst);
-                    }
-                    _ => break,
+                if !post_batch(&http, &url, &batch(&format!("term-{t}"), 4)).await {
+                    break;
                 }
+                acked.fetch_add(5, std::sync::atomic::Ordering::SeqCst);
             }
         }));
     }
