@@ -45,9 +45,8 @@ fn goose_configuration(plan: &Plan) -> GooseConfiguration {
     // Idle users loop once the schedule is done; those loops are not transactions to report.
     config.no_transaction_metrics = true;
     config.no_scenario_metrics = true;
-    // No control ports: several runs (and tests) may share a machine.
+    // No control port (the WebSocket one is off by default): several runs may share a machine.
     config.no_telnet = true;
-    config.no_websocket = true;
     config.report_file =
         plan.report_file.iter().map(|p| p.to_string_lossy().into_owned()).collect();
     config

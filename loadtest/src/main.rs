@@ -2,6 +2,7 @@ use anyhow::Context;
 use clap::Parser;
 use clap::error::ErrorKind;
 use loadtest::cli::Cli;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 /// clap's message up to its usage hint, on one line.
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "loadtest=info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let json = plan.json;
     let result = tokio::runtime::Runtime::new()

@@ -12,9 +12,15 @@ fn within_10_percent(value: f64, target: f64) -> bool {
 #[test]
 fn the_rate_is_held_and_every_acknowledged_batch_is_stored_once() {
     let backend = Backend::start();
-    let (code, s) =
-        run(&backend.url(), &["--rate", "200", "--duration", "5", "--agents", "20", "--verify"]);
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.html");
+    let args = ["--rate", "200", "--duration", "5", "--agents", "20", "--verify", "--report-file"];
+    let mut args = args.to_vec();
+    args.push(report.to_str().unwrap());
+    let (code, s) = run(&backend.url(), &args);
     assert_eq!(code, 0, "{s}");
+    let html = std::fs::read_to_string(&report).expect("goose wrote its report");
+    assert!(html.contains("<html") && html.contains("ingest"), "{html}");
     assert_eq!(num(&s, "sent"), 1000.0, "{s}");
     assert!(within_10_percent(num(&s, "achieved_rps"), 200.0), "{s}");
     assert!(within_10_percent(num(&s, "wall_s"), 5.0), "{s}");
