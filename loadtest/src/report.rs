@@ -61,6 +61,9 @@ pub struct Summary {
     pub errors_by_reason: BTreeMap<String, u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<Verification>,
+    /// Why `--verify` could not read the events back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify_error: Option<String>,
 }
 
 impl Summary {
@@ -99,6 +102,7 @@ impl Summary {
             late: counts.late,
             errors_by_reason: counts.errors_by_reason.clone(),
             verify: None,
+            verify_error: None,
         }
     }
 
@@ -114,6 +118,9 @@ impl Summary {
                  (max lag {:.0} ms); raise --users or lower --rate",
                 self.offered_rps, self.target_rps, self.max_lag_ms
             ));
+        }
+        if let Some(e) = &self.verify_error {
+            why.push(format!("verification could not read the events back: {e}"));
         }
         if let Some(v) = self.verify.as_ref().filter(|v| !v.ok) {
             why.push(format!(

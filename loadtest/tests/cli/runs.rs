@@ -73,9 +73,8 @@ fn bursts_add_their_rate_on_top() {
 #[test]
 fn a_backend_killed_mid_run_shows_up_as_errors_and_a_failed_exit() {
     let mut backend = Backend::start();
-    let child = loadtest(&backend.url(), &["--rate", "200", "--duration", "5", "--timeout", "2"])
-        .spawn()
-        .unwrap();
+    let args = ["--rate", "200", "--duration", "5", "--timeout", "2", "--verify"];
+    let child = loadtest(&backend.url(), &args).spawn().unwrap();
     std::thread::sleep(Duration::from_secs(3));
     backend.kill();
     let (code, s) = finish(child.wait_with_output().unwrap());
@@ -88,6 +87,8 @@ fn a_backend_killed_mid_run_shows_up_as_errors_and_a_failed_exit() {
     assert_eq!(acked + errors, sent, "{s}");
     assert!(s["errors_by_reason"]["connection failed"].as_f64().unwrap_or(0.0) > 0.0, "{s}");
     assert!(num(&s, "achieved_rps") < 160.0, "answers stopped, so must the achieved rate: {s}");
+    // Nothing is left to read back from, and the summary says so instead of going missing.
+    assert!(s["verify_error"].as_str().is_some_and(|e| e.contains("/api/events")), "{s}");
 }
 
 #[test]
