@@ -36,7 +36,7 @@ setup() {
 part_fmt() { cargo fmt --all -- --check; }
 part_clippy() { cargo clippy --workspace --all-targets --locked -- -D warnings; }
 part_test() {
-    cargo nextest run --workspace --locked --no-fail-fast --exclude tests &&
+    cargo nextest run --workspace --locked --no-fail-fast --exclude tests --exclude loadtest &&
         cargo test --workspace --doc --locked
 }
 
@@ -56,7 +56,13 @@ part_docker() {
         ./ci/compose-check.sh
 }
 
-all_parts=(fmt clippy test windows docker)
+# The load tester's end-to-end tests spawn the backend binary, which cargo builds for another
+# package's tests only when asked.
+part_loadtest() {
+    cargo build -p backend --locked && cargo nextest run -p loadtest --locked --no-fail-fast
+}
+
+all_parts=(fmt clippy test loadtest windows docker)
 parts=("${@:-${all_parts[@]}}")
 
 passed=0 failed=0 failed_names=()
@@ -74,7 +80,7 @@ for part in "${parts[@]}"; do
     fi
     secs=$(( $(date +%s) - start ))
     # The test runner's own closing lines, then ours.
-    if [ "$part" = test ]; then grep -E '^\s+Summary|^test result' "$logs/$part.log" | tail -n 3; fi
+    if [ "$part" = test ] || [ "$part" = loadtest ]; then grep -E '^\s+Summary|^test result' "$logs/$part.log" | tail -n 3; fi
     echo "$part: $status (${secs}s)"
     if [ "$status" = FAILED ]; then tail -n 60 "$logs/$part.log"; fi
 done

@@ -1,0 +1,4 @@
+//! End-to-end: the `loadtest` binary against the real backend binary.
+
+mod helpers;
+mod runs;
