@@ -21,12 +21,21 @@ need() { command -v "$1" >/dev/null 2>&1 || need_apt+=("$2"); }
 setup() {
     need cc gcc
     need sqlite3 sqlite3
+    need chromium chromium
+    need chromedriver chromium-driver
     if [ ${#need_apt[@]} -gt 0 ]; then
         echo "installing: ${need_apt[*]}"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
     fi
     rustup component add rustfmt clippy >/dev/null 2>&1 || true
     cargo nextest --version >/dev/null 2>&1 || cargo install --locked cargo-nextest
+    rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
+    # The CLI must match the wasm-bindgen crate exactly; --locked would pin a dependency version
+    # that the crates.io index does not always have.
+    local want
+    want=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')
+    [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" = "$want" ] ||
+        cargo install wasm-bindgen-cli --version "$want"
 }
 
 part_fmt() { cargo fmt --all -- --check; }
@@ -35,7 +44,19 @@ part_test() {
     cargo nextest run --workspace --locked --no-fail-fast && cargo test --workspace --doc --locked
 }
 
-all_parts=(fmt clippy test)
+# The dashboard in a real browser: builds the WebAssembly and the backend, lints the wasm build
+# and the browser tests (off by default in the workspace), then runs them one at a time.
+part_dashboard() {
+    cargo build -p backend --locked &&
+        dashboard/build-web.sh &&
+        cargo clippy -p dashboard --target wasm32-unknown-unknown --locked -- -D warnings &&
+        cargo clippy -p dashboard-serve --features e2e --all-targets --locked -- -D warnings &&
+        cargo nextest run -p dashboard-serve --features e2e --test browser --locked \
+            --no-fail-fast --test-threads 1 &&
+        cat "$CARGO_TARGET_DIR/e2e-artifacts/render-times.json"
+}
+
+all_parts=(fmt clippy test dashboard)
 parts=("${@:-${all_parts[@]}}")
 
 passed=0 failed=0 failed_names=()
