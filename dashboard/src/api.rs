@@ -198,11 +198,13 @@ pub async fn live_loop(live: Live) {
     let mut backoff = Backoff::default();
     loop {
         live.conn.set(ConnState::Connecting);
+        let mut opened = false;
         if let Ok(socket) = WebSocket::open(&url) {
             while matches!(socket.state(), WsState::Connecting) {
                 TimeoutFuture::new(50).await;
             }
-            if matches!(socket.state(), WsState::Open) {
+            opened = matches!(socket.state(), WsState::Open);
+            if opened {
                 let (_, mut stream) = socket.split();
                 // Opened first, then fetched: anything stored in between arrives on both paths
                 // and the store keeps it once.
@@ -224,6 +226,9 @@ pub async fn live_loop(live: Live) {
                     Err(e) => live.api_error.set(Some(e.to_string())),
                 }
             }
+        }
+        if !opened {
+            live.api_error.set(Some(ApiError::Unreachable(base_url()).to_string()));
         }
         let delay = backoff.next_delay_ms();
         let retry_at_ms = js_sys::Date::now() + f64::from(delay);

@@ -4,5 +4,6 @@
 mod clear;
 mod harness;
 mod live;
+mod paging;
 mod perf;
 mod reconnect;

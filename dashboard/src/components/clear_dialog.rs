@@ -76,6 +76,10 @@ pub fn ClearDialog(agent_id: Option<String>, on_close: EventHandler<()>) -> Elem
                         autocomplete: "off",
                         value: "{token}",
                         oninput: move |e| token.set(e.value()),
+                        // Keyboard users land in the dialog, not behind it.
+                        onmounted: move |e| async move {
+                            let _ = e.set_focus(true).await;
+                        },
                     }
                 }
                 match outcome() {

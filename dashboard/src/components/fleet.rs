@@ -99,7 +99,9 @@ pub fn Fleet() -> Element {
                     p { "It appears here within one interval, without reloading." }
                 }
             } else if store.agents.is_empty() {
-                p { class: "loading", "Loading the fleet…" }
+                p { class: "loading",
+                    if live.api_error.read().is_some() { "Waiting for the API…" } else { "Loading the fleet…" }
+                }
             } else if cards.is_empty() {
                 p { class: "empty", "No agent matches “{filter}”." }
             }
