@@ -1,9 +1,10 @@
 @echo off
-rem Runs the whole system locally on Windows: builds in release mode and starts the backend
-rem on 127.0.0.1:8000. Close the window or press Ctrl+C to stop it.
+rem Runs the whole system locally on Windows: builds in release mode, starts the backend on
+rem 127.0.0.1:8000 and the dashboard on 127.0.0.1:1337. Ctrl+C (or closing the window) stops both.
 setlocal
 cd /d "%~dp0"
 if "%PORT%"=="" set PORT=8000
+if "%DASHBOARD_PORT%"=="" set DASHBOARD_PORT=1337
 
 where cargo >nul 2>nul
 if errorlevel 1 (
@@ -17,15 +18,40 @@ if not errorlevel 1 (
 )
 
 echo building (release)...
-cargo build --release --locked -p backend
+cargo build --release --locked -p backend -p agent -p dashboard-serve
 if errorlevel 1 (
     echo start.bat: the build failed; the messages above say why
     exit /b 1
 )
 
+rem The dashboard: WebAssembly plus wasm-bindgen of exactly the version in Cargo.lock.
+set DIST=target\dashboard-dist
+rustup target add wasm32-unknown-unknown >nul
+for /f "usebackq delims=" %%v in (`powershell -NoProfile -Command "$l = Get-Content Cargo.lock; $i = [array]::IndexOf($l, 'name = \"wasm-bindgen\"'); $l[$i + 1] -replace 'version = \"(.*)\"', '$1'"`) do set WBG=%%v
+wasm-bindgen --version 2>nul | findstr /c:"%WBG%" >nul
+if errorlevel 1 cargo install wasm-bindgen-cli --version %WBG%
+cargo build -p dashboard --target wasm32-unknown-unknown --profile wasm-release --locked
+if errorlevel 1 (
+    echo start.bat: the dashboard build failed; the messages above say why
+    exit /b 1
+)
+if not exist %DIST% mkdir %DIST%
+wasm-bindgen --target web --no-typescript --out-dir %DIST% --out-name app target\wasm32-unknown-unknown\wasm-release\dashboard.wasm
+copy /y dashboard\web\index.html %DIST% >nul
+copy /y dashboard\web\style.css %DIST% >nul
+copy /y dashboard\web\favicon.svg %DIST% >nul
+
 echo.
+echo   Dashboard:  http://127.0.0.1:%DASHBOARD_PORT%
 echo   API:        http://127.0.0.1:%PORT%   (OpenAPI: http://127.0.0.1:%PORT%/openapi.json)
 echo   Live feed:  ws://127.0.0.1:%PORT%/ws
-echo   Ctrl+C stops it.
 echo.
-target\release\backend.exe
+echo   Start an agent on this machine (another window):
+echo     set API_URL=http://127.0.0.1:%PORT% ^&^& target\release\agent.exe
+echo   Ctrl+C stops everything.
+echo.
+start "telemetry backend" /b target\release\backend.exe
+set DASHBOARD_ADDR=127.0.0.1:%DASHBOARD_PORT%
+set BACKEND_URL=http://127.0.0.1:%PORT%
+set DASHBOARD_DIST=%DIST%
+target\release\dashboard-serve.exe

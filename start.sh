@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs the whole system locally: builds in release mode and starts the backend on
-# 127.0.0.1:8000. Ctrl+C stops everything it started.
+# 127.0.0.1:8000 and the dashboard on 127.0.0.1:1337. Ctrl+C stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 PORT="${PORT:-8000}"
+DASHBOARD_PORT="${DASHBOARD_PORT:-1337}"
 command -v cargo >/dev/null 2>&1 || {
     echo "start.sh: cargo not found; install Rust from https://rustup.rs and run this again" >&2
     exit 1
@@ -15,11 +16,18 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
 fi
 
 echo "building (release)..."
-cargo build --release --locked -p backend || {
+cargo build --release --locked -p backend -p agent -p dashboard-serve || {
     echo "start.sh: the build failed; the messages above say why" >&2
     exit 1
 }
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+dist="$target_dir/dashboard-dist"
+# The dashboard needs the wasm32 target and a matching wasm-bindgen (see README, Dashboard).
+dashboard=yes
+CARGO_TARGET_DIR="$target_dir" dashboard/build-web.sh "$dist" || {
+    echo "start.sh: the dashboard was not built (see above); starting the backend alone" >&2
+    dashboard=no
+}
 
 pids=()
 cleanup() {
@@ -30,6 +38,11 @@ trap cleanup EXIT INT TERM
 
 PORT="$PORT" "$target_dir/release/backend" &
 pids+=($!)
+if [ "$dashboard" = yes ]; then
+    DASHBOARD_ADDR="127.0.0.1:$DASHBOARD_PORT" BACKEND_URL="http://127.0.0.1:$PORT" \
+        DASHBOARD_DIST="$dist" "$target_dir/release/dashboard-serve" &
+    pids+=($!)
+fi
 
 for _ in $(seq 1 50); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi
@@ -37,9 +50,13 @@ for _ in $(seq 1 50); do
 done
 cat <<TXT
 
+  Dashboard:  http://127.0.0.1:$DASHBOARD_PORT   (built: $dashboard)
   API:        http://127.0.0.1:$PORT   (OpenAPI: http://127.0.0.1:$PORT/openapi.json)
   Live feed:  ws://127.0.0.1:$PORT/ws
   Health:     http://127.0.0.1:$PORT/healthz   Metrics: http://127.0.0.1:$PORT/metrics
+
+  Start an agent on this machine (another terminal):
+    API_URL=http://127.0.0.1:$PORT $target_dir/release/agent
 
   Ctrl+C stops it.
 TXT

@@ -24,13 +24,22 @@ setup() {
     need x86_64-w64-mingw32-gcc gcc-mingw-w64-x86-64
     need musl-gcc musl-tools
     need /usr/lib/wine/wine64 wine64
+    need chromium chromium
+    need chromedriver chromium-driver
+    need nginx nginx
     if [ ${#need_apt[@]} -gt 0 ]; then
         echo "installing: ${need_apt[*]}"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
     fi
     rustup component add rustfmt clippy >/dev/null 2>&1 || true
-    rustup target add x86_64-pc-windows-gnu x86_64-unknown-linux-musl
+    rustup target add x86_64-pc-windows-gnu x86_64-unknown-linux-musl wasm32-unknown-unknown
     cargo nextest --version >/dev/null 2>&1 || cargo install --locked cargo-nextest
+    # The CLI must match the wasm-bindgen crate exactly; --locked would pin a dependency version
+    # that the crates.io index does not always have.
+    local want
+    want=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')
+    [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" = "$want" ] ||
+        cargo install wasm-bindgen-cli --version "$want"
 }
 
 part_fmt() { cargo fmt --all -- --check; }
@@ -53,7 +62,10 @@ part_docker() {
     docker info >/dev/null 2>&1 || { echo "docker engine not reachable"; return 1; }
     cargo build --locked --release -p backend --target x86_64-unknown-linux-musl &&
         cargo nextest run --locked -p tests --no-fail-fast &&
-        ./ci/compose-check.sh
+        ./ci/compose-check.sh &&
+        cargo build --locked --release -p backend &&
+        dashboard/build-web.sh &&
+        ./ci/nginx-check.sh
 }
 
 # The load tester's end-to-end tests spawn the backend binary, which cargo builds for another
@@ -62,7 +74,21 @@ part_loadtest() {
     cargo build -p backend --locked && cargo nextest run -p loadtest --locked --no-fail-fast
 }
 
-all_parts=(fmt clippy test loadtest windows docker)
+
+# The dashboard in a real browser: builds the WebAssembly and the backend, lints the wasm build
+# and the browser tests (off by default in the workspace), then runs them one at a time.
+part_dashboard() {
+    cargo build -p backend --locked &&
+        dashboard/build-web.sh &&
+        cargo clippy -p dashboard --target wasm32-unknown-unknown --locked -- -D warnings &&
+        cargo clippy -p dashboard-serve --features e2e --all-targets --locked -- -D warnings &&
+        cargo nextest run -p dashboard-serve --features e2e --test browser --locked \
+            --no-fail-fast --test-threads 1 &&
+        cat "$CARGO_TARGET_DIR/e2e-artifacts/render-times.json"
+}
+
+
+all_parts=(fmt clippy test loadtest dashboard windows docker)
 parts=("${@:-${all_parts[@]}}")
 
 passed=0 failed=0 failed_names=()

@@ -1,0 +1,74 @@
+use crate::harness::{Backend, Browser, TOKEN, batch, dashboard, ingest, now_secs};
+use fantoccini::Locator;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clearing_asks_for_the_token_and_refuses_a_wrong_one() {
+    let backend = Backend::start();
+    let site = dashboard(&backend).await;
+    let http = reqwest::Client::new();
+    ingest(&http, &backend.url(), &batch("pc-01", now_secs(), 0.3)).await;
+    let browser = Browser::start().await;
+    let c = &browser.client;
+    c.goto(&format!("{site}/events")).await.unwrap();
+    browser.wait_css("table.log tbody tr").await;
+
+    c.find(Locator::XPath("//button[text()='Clear all events']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let token = browser.wait_css(r#".dialog input[type="password"]"#).await;
+    token.send_keys("not-the-token").await.unwrap();
+    let confirm = c.find(Locator::Css(".dialog button.danger")).await.unwrap();
+    confirm.click().await.unwrap();
+    browser
+        .until("wrong token", || async {
+            browser
+                .texts(".dialog [role=alert]")
+                .await
+                .iter()
+                .any(|t| t == "wrong token")
+                .then_some(())
+        })
+        .await;
+    let rows: serde_json::Value = http
+        .get(format!("{}/api/events", backend.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 3, "nothing was cleared");
+
+    token.clear().await.unwrap();
+    token.send_keys(TOKEN).await.unwrap();
+    confirm.click().await.unwrap();
+    browser
+        .until("the clear to succeed", || async {
+            browser
+                .texts(".dialog .ok")
+                .await
+                .iter()
+                .any(|t| t == "Cleared 3 events.")
+                .then_some(())
+        })
+        .await;
+    browser.screenshot("clear-dialog").await;
+    c.find(Locator::XPath("//div[@class='actions']/button[text()='Close']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .until("an empty log", || async {
+            browser.texts("p.empty").await.first().filter(|t| *t == "No events match.").cloned()
+        })
+        .await;
+
+    // The refused attempt is the only error the console may show.
+    assert_eq!(browser.console_errors(&["401"]).await, Vec::<String>::new());
+    browser.close().await;
+}

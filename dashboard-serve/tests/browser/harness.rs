@@ -1,0 +1,323 @@
+//! The real parts of a browser test: the backend binary on a free port, the dashboard server
+//! in-process in front of it, chromedriver with headless Chromium, and signed ingest.
+//!
+//! Every missing piece fails the test with what to install or build; nothing is skipped.
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use protocol::{Event, IngestBatch, MetricEvent, ProcEvent};
+use serde_json::{Value, json};
+use std::future::Future;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub const TOKEN: &str = "e2e-token-51d0";
+pub const SECRET: &str = "e2e-secret-8a4e";
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// `target/<profile>`, found from this test binary in `target/<profile>/deps`.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent().and_then(Path::parent).expect("target/<profile>/deps").to_path_buf()
+}
+
+/// Where screenshots and measurements go: `target/e2e-artifacts`.
+pub fn artifacts() -> PathBuf {
+    let dir = profile_dir().parent().expect("target dir").join("e2e-artifacts");
+    std::fs::create_dir_all(&dir).expect("create artifacts folder");
+    dir
+}
+
+fn dist() -> PathBuf {
+    let dist = std::env::var_os("DASHBOARD_DIST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| profile_dir().parent().expect("target dir").join("dashboard-dist"));
+    assert!(
+        dist.join("app_bg.wasm").is_file(),
+        "no built dashboard in {}: run dashboard/build-web.sh (or set DASHBOARD_DIST)",
+        dist.display()
+    );
+    dist
+}
+
+pub fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+pub fn rfc3339(unix_s: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix_s)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// The backend binary, restartable on the same port and database.
+pub struct Backend {
+    child: Child,
+    pub addr: SocketAddr,
+    pub db: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Backend {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut backend = Self::spawn(&dir.path().join("telemetry.db"), 0);
+        backend._dir = Some(dir);
+        backend
+    }
+
+    fn spawn(db: &Path, port: u16) -> Self {
+        let bin = std::env::var_os("BACKEND_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| profile_dir().join("backend"));
+        assert!(
+            bin.is_file(),
+            "no backend binary at {}: run cargo build -p backend",
+            bin.display()
+        );
+        let mut child = Command::new(&bin)
+            .env_clear()
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .env("DB_PATH", db)
+            .env("API_TOKEN", TOKEN)
+            .env("HMAC_SECRET", SECRET)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn backend");
+        let (tx, rx) = mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Some(rest) = line.split("listening on http://").nth(1) {
+                        let addr = rest.split_whitespace().next().unwrap_or_default();
+                        let _ = tx.send(addr.parse::<SocketAddr>().ok());
+                    }
+                }
+            });
+        }
+        let addr = rx
+            .recv_timeout(Duration::from_secs(20))
+            .ok()
+            .flatten()
+            .expect("the backend did not say where it listens");
+        Self { child, addr, db: db.to_path_buf(), _dir: None }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts again on the same port and database, as after an update or a crash.
+    pub fn restart(&mut self) {
+        self.kill();
+        let dir = self._dir.take();
+        *self = Self::spawn(&self.db.clone(), self.addr.port());
+        self._dir = dir;
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The dashboard server in front of `backend`, on a free port; stops with the runtime.
+pub async fn dashboard(backend: &Backend) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = dashboard_serve::Config { dist: dist(), backend: backend.url() };
+    tokio::spawn(async move {
+        dashboard_serve::serve(listener, &config, std::future::pending()).await.unwrap();
+    });
+    format!("http://{addr}")
+}
+
+/// chromedriver with headless Chromium, killed on drop.
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Browser {
+    pub async fn start() -> Self {
+        let port = free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver not found: apt-get install chromium chromium-driver");
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < WAIT, "chromedriver did not start listening");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let caps = json!({
+            "goog:chromeOptions": {"args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update",
+                "--no-first-run", "--window-size=1280,900",
+            ]},
+            "goog:loggingPrefs": {"browser": "ALL"},
+        });
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
+            .capabilities(caps.as_object().unwrap().clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("connect to chromedriver");
+        Self { client, driver }
+    }
+
+    pub async fn wait_css(&self, css: &str) -> fantoccini::elements::Element {
+        self.client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css} did not appear: {e}"))
+    }
+
+    /// Polls `check` until it returns `Some`, failing with `what` after [`WAIT`].
+    pub async fn until<T, F, Fut>(&self, what: &str, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Option<T>>,
+    {
+        let started = Instant::now();
+        loop {
+            if let Some(v) = check().await {
+                return v;
+            }
+            assert!(started.elapsed() < WAIT, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn texts(&self, css: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in self.client.find_all(Locator::Css(css)).await.unwrap() {
+            out.push(e.text().await.unwrap_or_default());
+        }
+        out
+    }
+
+    pub async fn screenshot(&self, name: &str) -> PathBuf {
+        let png = self.client.screenshot().await.expect("screenshot");
+        let path = artifacts().join(format!("{name}.png"));
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+
+    /// Console messages at error level, except those matching an `expected` pattern.
+    pub async fn console_errors(&self, expected: &[&str]) -> Vec<String> {
+        let log = self.client.issue_cmd(BrowserLog).await.expect("read the browser log");
+        log.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["level"] == "SEVERE")
+            .filter_map(|e| e["message"].as_str().map(str::to_owned))
+            .filter(|m| !expected.iter().any(|p| m.contains(p)))
+            .collect()
+    }
+
+    pub async fn close(self) {
+        let Self { client, mut driver } = self;
+        let _ = client.close().await;
+        let _ = driver.kill();
+        let _ = driver.wait();
+    }
+}
+
+/// chromedriver's (non-W3C) endpoint for the browser console.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(r#"{"type":"browser"}"#.to_owned()))
+    }
+}
+
+/// A batch with machine figures and two processes, timed `at` (unix seconds).
+pub fn batch(agent: &str, at: i64, cpu: f64) -> IngestBatch {
+    let gib = 1u64 << 30;
+    IngestBatch {
+        agent_id: agent.to_owned(),
+        ts: rfc3339(at),
+        platform: "windows".to_owned(),
+        batch_id: Some(uuid::Uuid::new_v4().to_string()),
+        events: vec![
+            Event::Metric(MetricEvent {
+                cpu,
+                mem_free: 5 * gib,
+                mem_total: Some(16 * gib),
+                disk_free: Some(120 * gib),
+                disk_total: Some(475 * gib),
+                net_rx_bps: Some(250_000.0 * cpu),
+                net_tx_bps: Some(40_000.0),
+                uptime_s: Some(86_400),
+            }),
+            Event::Proc(ProcEvent {
+                pid: 4242,
+                name: "sqlservr.exe".into(),
+                cpu: cpu / 2.0,
+                rss: 2 * gib,
+            }),
+            Event::Proc(ProcEvent {
+                pid: 77,
+                name: "chrome.exe".into(),
+                cpu: cpu / 4.0,
+                rss: gib / 2,
+            }),
+        ],
+    }
+}
+
+/// Signs and posts a batch straight to the backend, as an agent does.
+pub async fn ingest(http: &reqwest::Client, backend: &str, batch: &IngestBatch) -> Value {
+    let body = serde_json::to_vec(batch).unwrap();
+    let ts = now_secs().to_string();
+    let signature = protocol::sign(SECRET.as_bytes(), &ts, &body);
+    let response = http
+        .post(format!("{backend}/api/ingest"))
+        .header(protocol::HEADER_TOKEN, TOKEN)
+        .header(protocol::HEADER_SIGNATURE_TS, ts)
+        .header(protocol::HEADER_SIGNATURE, signature)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("post batch");
+    assert!(response.status().is_success(), "ingest refused: {}", response.status());
+    response.json().await.unwrap()
+}

@@ -1,0 +1,9 @@
+//! Browser end-to-end tests: headless Chromium against the real backend binary fed with signed
+//! batches, through the dashboard server. Run by `ci/test.sh dashboard`.
+
+mod clear;
+mod harness;
+mod live;
+mod paging;
+mod perf;
+mod reconnect;

@@ -1,0 +1,262 @@
+//! The only part that talks to the network: REST calls and the live WebSocket loop.
+
+use crate::live::{Backoff, ConnState, GapFill, Inbox};
+use crate::state::Live;
+use dioxus::prelude::*;
+use futures_util::StreamExt;
+use gloo_net::http::{Request, Response};
+use gloo_net::websocket::{Message, State as WsState, futures::WebSocket};
+use gloo_timers::future::TimeoutFuture;
+use protocol::{
+    AgentSummary, ClearRequest, ClearResponse, ErrorBody, EventRow, LiveMessage, ProcessHistory,
+    ProcessesResponse, Series,
+};
+use serde::de::DeserializeOwned;
+
+/// Rows per gap-fill page (the API's maximum) and pages per reconnect.
+const GAP_PAGE: usize = 500;
+const GAP_PAGES: u32 = 20;
+/// How often buffered live messages are applied: one render per tick however many arrive.
+const FLUSH_MS: u32 = 250;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    #[error("cannot reach the API at {0}")]
+    Unreachable(String),
+    #[error("wrong token")]
+    WrongToken,
+    #[error("{0}")]
+    Refused(String),
+    #[error("unexpected answer: {0}")]
+    Decode(String),
+}
+
+/// The API's origin: `API_BASE_URL` at build time, else the page's own (the server proxies).
+pub fn base_url() -> String {
+    match option_env!("API_BASE_URL") {
+        Some(url) if !url.is_empty() => url.trim_end_matches('/').to_owned(),
+        _ => web_sys::window().and_then(|w| w.location().origin().ok()).unwrap_or_default(),
+    }
+}
+
+/// `ws://` or `wss://` for the same origin as `base`.
+pub fn ws_url(base: &str) -> String {
+    let ws = if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        base.to_owned()
+    };
+    format!("{ws}/ws")
+}
+
+/// Percent-encodes a path segment or query value.
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+async fn read<T: DeserializeOwned>(response: Response) -> Result<T, ApiError> {
+    if response.status() == 401 {
+        return Err(ApiError::WrongToken);
+    }
+    if !response.ok() {
+        let status = response.status();
+        let detail = match response.json::<ErrorBody>().await {
+            Ok(body) => body.detail,
+            Err(_) => format!("HTTP {status}"),
+        };
+        return Err(ApiError::Refused(detail));
+    }
+    response.json::<T>().await.map_err(|e| ApiError::Decode(e.to_string()))
+}
+
+async fn get<T: DeserializeOwned>(path: &str) -> Result<T, ApiError> {
+    let base = base_url();
+    let response = Request::get(&format!("{base}{path}"))
+        .send()
+        .await
+        .map_err(|_| ApiError::Unreachable(base))?;
+    read(response).await
+}
+
+pub async fn agents() -> Result<Vec<AgentSummary>, ApiError> {
+    get("/api/agents").await
+}
+
+pub async fn series(agent: &str, from_s: i64, to_s: i64) -> Result<Series, ApiError> {
+    get(&format!("/api/agents/{}/series?from={from_s}&to={to_s}", encode(agent))).await
+}
+
+pub async fn processes(agent: &str) -> Result<ProcessesResponse, ApiError> {
+    get(&format!("/api/agents/{}/processes", encode(agent))).await
+}
+
+pub async fn process_history(
+    agent: &str,
+    name: &str,
+    from_s: i64,
+    to_s: i64,
+) -> Result<ProcessHistory, ApiError> {
+    let (agent, name) = (encode(agent), encode(name));
+    get(&format!("/api/agents/{agent}/processes?name={name}&from={from_s}&to={to_s}")).await
+}
+
+/// One page of the event log, newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventQuery {
+    pub agent_id: Option<String>,
+    pub event_type: Option<String>,
+    pub before_id: Option<i64>,
+    pub limit: usize,
+}
+
+impl EventQuery {
+    pub fn path(&self) -> String {
+        let mut path = format!("/api/events?limit={}", self.limit);
+        if let Some(a) = &self.agent_id {
+            path.push_str(&format!("&agent_id={}", encode(a)));
+        }
+        if let Some(t) = &self.event_type {
+            path.push_str(&format!("&type={}", encode(t)));
+        }
+        if let Some(id) = self.before_id {
+            path.push_str(&format!("&before_id={id}"));
+        }
+        path
+    }
+}
+
+pub async fn events(query: &EventQuery) -> Result<Vec<EventRow>, ApiError> {
+    get(&query.path()).await
+}
+
+pub async fn clear(agent_id: Option<String>, token: &str) -> Result<ClearResponse, ApiError> {
+    let base = base_url();
+    let request = Request::post(&format!("{base}/api/events/clear"))
+        .header(protocol::HEADER_TOKEN, token)
+        .json(&ClearRequest { agent_id })
+        .map_err(|e| ApiError::Decode(e.to_string()))?;
+    let response = request.send().await.map_err(|_| ApiError::Unreachable(base))?;
+    read(response).await
+}
+
+/// Refetches the fleet, recording whether the API answered.
+pub async fn refresh_agents(live: Live) {
+    let mut live = live;
+    match agents().await {
+        Ok(list) => {
+            let now = js_sys::Date::now();
+            live.store.write().set_agents(list, now);
+            live.api_error.set(None);
+        }
+        Err(e) => live.api_error.set(Some(e.to_string())),
+    }
+}
+
+/// Fetches every row after `after_id`, newest pages first, as live messages.
+async fn gap_fill(after_id: i64) -> Result<Vec<LiveMessage>, ApiError> {
+    // The first load takes one page of recent history; a reconnect walks back to what it saw.
+    let mut gap = GapFill::new(after_id, if after_id == 0 { 1 } else { GAP_PAGES });
+    while let Some(before_id) = gap.next_request() {
+        let query = EventQuery { before_id, limit: GAP_PAGE, ..EventQuery::default() };
+        gap.take_page(events(&query).await?, GAP_PAGE);
+    }
+    Ok(gap.into_messages())
+}
+
+/// Applies buffered messages every [`FLUSH_MS`], so a burst costs one render.
+async fn flush_loop(live: Live, inbox: Inbox) {
+    let mut live = live;
+    loop {
+        TimeoutFuture::new(FLUSH_MS).await;
+        let messages = inbox.take();
+        if messages.is_empty() {
+            continue;
+        }
+        let applied = live.store.write().apply(messages);
+        if applied.new_agents {
+            spawn(refresh_agents(live));
+        }
+    }
+}
+
+/// Keeps one WebSocket open for the whole app, reconnecting with back-off and filling the gap.
+pub async fn live_loop(live: Live) {
+    let mut live = live;
+    let inbox = Inbox::default();
+    spawn(flush_loop(live, inbox.clone()));
+    let url = ws_url(&base_url());
+    let mut backoff = Backoff::default();
+    loop {
+        live.conn.set(ConnState::Connecting);
+        let mut opened = false;
+        if let Ok(socket) = WebSocket::open(&url) {
+            while matches!(socket.state(), WsState::Connecting) {
+                TimeoutFuture::new(50).await;
+            }
+            opened = matches!(socket.state(), WsState::Open);
+            if opened {
+                let (_, mut stream) = socket.split();
+                // Opened first, then fetched: anything stored in between arrives on both paths
+                // and the store keeps it once.
+                refresh_agents(live).await;
+                let after = live.store.peek().max_id;
+                match gap_fill(after).await {
+                    Ok(missed) => {
+                        inbox.extend(missed);
+                        live.conn.set(ConnState::Live);
+                        backoff.reset();
+                        while let Some(Ok(message)) = stream.next().await {
+                            if let Message::Text(text) = message
+                                && let Ok(msg) = serde_json::from_str::<LiveMessage>(&text)
+                            {
+                                inbox.push(msg);
+                            }
+                        }
+                    }
+                    Err(e) => live.api_error.set(Some(e.to_string())),
+                }
+            }
+        }
+        if !opened {
+            live.api_error.set(Some(ApiError::Unreachable(base_url()).to_string()));
+        }
+        let delay = backoff.next_delay_ms();
+        let retry_at_ms = js_sys::Date::now() + f64::from(delay);
+        live.conn.set(ConnState::Reconnecting { attempt: backoff.attempt(), retry_at_ms });
+        TimeoutFuture::new(delay).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn websocket_url_follows_the_scheme() {
+        assert_eq!(ws_url("http://127.0.0.1:1337"), "ws://127.0.0.1:1337/ws");
+        assert_eq!(ws_url("https://tele.example"), "wss://tele.example/ws");
+    }
+
+    #[test]
+    fn queries_are_encoded() {
+        assert_eq!(encode("pc 1/ä"), "pc%201%2F%C3%A4");
+        let q = EventQuery {
+            agent_id: Some("a&b".into()),
+            event_type: Some("proc".into()),
+            before_id: Some(42),
+            limit: 50,
+        };
+        assert_eq!(q.path(), "/api/events?limit=50&agent_id=a%26b&type=proc&before_id=42");
+        assert_eq!(EventQuery { limit: 10, ..Default::default() }.path(), "/api/events?limit=10");
+    }
+}

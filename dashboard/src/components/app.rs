@@ -1,0 +1,69 @@
+//! The routes, the root component that wires the live feed, and the page shell.
+
+use super::agent_view::AgentView;
+use super::conn_indicator::ConnIndicator;
+use super::events::Events;
+use super::fleet::Fleet;
+use crate::state::Live;
+use crate::store::Store;
+use dioxus::prelude::*;
+
+#[derive(Debug, Clone, PartialEq, Routable)]
+#[rustfmt::skip]
+pub enum Route {
+    #[layout(Shell)]
+        #[route("/")]
+        Fleet {},
+        #[route("/agents/:id")]
+        AgentView { id: String },
+        #[route("/events")]
+        Events {},
+}
+
+/// The root: creates the shared state, starts the live feed and the clock, and routes.
+#[component]
+pub fn App() -> Element {
+    let live = use_context_provider(|| {
+        let offset_min = -(js_sys::Date::new_0().get_timezone_offset() as i32);
+        Live::new(Store::default(), js_sys::Date::now(), offset_min)
+    });
+    use_hook(|| {
+        spawn(crate::api::live_loop(live));
+        let mut now = live.now_ms;
+        spawn(async move {
+            loop {
+                gloo_timers::future::TimeoutFuture::new(1000).await;
+                now.set(js_sys::Date::now());
+            }
+        });
+    });
+    rsx! { Router::<Route> {} }
+}
+
+/// Header with navigation, the connection indicator and the theme switch, then the view.
+#[component]
+pub fn Shell() -> Element {
+    let mut light = use_signal(|| false);
+    let theme = if light() { "light" } else { "dark" };
+    rsx! {
+        div { class: "app", "data-theme": theme,
+            header { class: "top",
+                a { class: "skip", href: "#content", "Skip to content" }
+                span { class: "brand", "Fleet telemetry" }
+                nav { "aria-label": "Views",
+                    Link { to: Route::Fleet {}, active_class: "active", "Fleet" }
+                    Link { to: Route::Events {}, active_class: "active", "Events" }
+                }
+                ConnIndicator {}
+                button {
+                    class: "theme",
+                    r#type: "button",
+                    "aria-pressed": "{light}",
+                    onclick: move |_| light.toggle(),
+                    if light() { "Dark theme" } else { "Light theme" }
+                }
+            }
+            main { id: "content", Outlet::<Route> {} }
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Whole pages rendered with dioxus-ssr from fixed data and compared with snapshots.
+
+use super::agent_view::AgentCharts;
+use super::app::Route;
+use super::clear_dialog::ClearDialog;
+use super::events::EventTable;
+use super::processes::ProcessTable;
+use crate::columns::Range;
+use crate::fixtures::{NOW_MS, live, metric, process, summary};
+use crate::live::ConnState;
+use crate::state::Live;
+use crate::store::Store;
+use dioxus::history::{History, MemoryHistory};
+use dioxus::prelude::*;
+use protocol::Series;
+use std::rc::Rc;
+
+/// A fleet of three: one busy, one idle, one silent for two minutes, with recent readings.
+fn store() -> Store {
+    let mut store = Store::default();
+    store.set_agents(
+        vec![
+            summary("pc-busy", 2.0, 0.93),
+            summary("pc-idle", 3.0, 0.04),
+            summary("pc-gone", 120.0, 0.5),
+        ],
+        NOW_MS,
+    );
+    let mut id = 0;
+    let rows = (0..24).flat_map(|i| {
+        let at = NOW_MS - f64::from(24 - i) * 5000.0;
+        id += 2;
+        [
+            live(metric(id, "pc-busy", at, 0.5 + f64::from(i % 5) / 10.0)),
+            live(process(id + 1, "pc-busy", at, 4242, "build.exe", 0.3)),
+        ]
+    });
+    store.apply(rows.collect::<Vec<_>>());
+    store
+}
+
+#[derive(Props, Clone, PartialEq)]
+struct PageProps {
+    path: String,
+    conn: ConnState,
+    store: Store,
+}
+
+#[allow(non_snake_case)]
+fn Page(props: PageProps) -> Element {
+    use_context_provider(|| {
+        let live = Live::new(props.store.clone(), NOW_MS, 60);
+        let mut conn = live.conn;
+        conn.set(props.conn.clone());
+        live
+    });
+    use_context_provider(|| {
+        Rc::new(MemoryHistory::with_initial_path(&props.path)) as Rc<dyn History>
+    });
+    rsx! { Router::<Route> {} }
+}
+
+fn render_page(path: &str, conn: ConnState, store: Store) -> String {
+    let mut dom = VirtualDom::new_with_props(Page, PageProps { path: path.into(), conn, store });
+    dom.rebuild_in_place();
+    dioxus_ssr::render(&dom)
+}
+
+/// Wraps a closure as props, so elements with event handlers are built inside the runtime.
+#[derive(Props, Clone)]
+struct FnProps {
+    render: Rc<dyn Fn() -> Element>,
+}
+
+impl PartialEq for FnProps {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.render, &other.render)
+    }
+}
+
+fn rsx_fn(render: impl Fn() -> Element + 'static) -> FnProps {
+    FnProps { render: Rc::new(render) }
+}
+
+#[allow(non_snake_case)]
+fn FnRoot(props: FnProps) -> Element {
+    (props.render)()
+}
+
+fn render_in_runtime(props: FnProps) -> String {
+    let mut dom = VirtualDom::new_with_props(FnRoot, props);
+    dom.rebuild_in_place();
+    dioxus_ssr::render(&dom)
+}
+
+/// Puts one element per line so that snapshot diffs read well.
+fn pretty(html: String) -> String {
+    html.replace("><", ">\n<")
+}
+
+#[test]
+fn fleet_page() {
+    insta::assert_snapshot!(pretty(render_page("/", ConnState::Live, store())));
+}
+
+#[test]
+fn empty_fleet_explains_how_to_start_an_agent() {
+    let mut empty = Store::default();
+    empty.set_agents(Vec::new(), NOW_MS);
+    let html = render_page("/", ConnState::Connecting, empty);
+    assert!(html.contains("No agent has reported yet"), "{html}");
+    insta::assert_snapshot!(pretty(html));
+}
+
+#[test]
+fn reconnecting_shows_when_the_next_try_is() {
+    let conn = ConnState::Reconnecting { attempt: 3, retry_at_ms: NOW_MS + 3500.0 };
+    let html = render_page("/", conn, store());
+    assert!(html.contains("Disconnected, retry 3 in 4 s"), "{html}");
+}
+
+#[test]
+fn agent_page_without_series_yet() {
+    insta::assert_snapshot!(pretty(render_page("/agents/pc-busy", ConnState::Live, store())));
+}
+
+#[test]
+fn events_page_shows_live_rows_newest_first() {
+    let html = render_page("/events", ConnState::Live, store());
+    let first = html.find(">49<").expect("newest row");
+    let later = html.find(">48<").expect("next row");
+    assert!(first < later);
+    insta::assert_snapshot!(pretty(html));
+}
+
+fn seven_days() -> Series {
+    let step = 302;
+    let to = (NOW_MS / 1000.0) as i64;
+    let from = to - 7 * 86_400;
+    let t: Vec<i64> = (0..2000).map(|i| from + i * step).collect();
+    let wave = |i: usize| Some(0.5 + 0.4 * (i as f64 / 40.0).sin());
+    let n = t.len();
+    Series {
+        agent_id: "pc-busy".into(),
+        from,
+        to,
+        step,
+        cpu_avg: (0..n).map(wave).collect(),
+        cpu_max: (0..n).map(|i| wave(i).map(|v| v + 0.05)).collect(),
+        mem_used: vec![Some(8e9); n],
+        mem_total: vec![Some(16e9); n],
+        disk_used: vec![Some(2e11); n],
+        disk_total: vec![Some(5e11); n],
+        net_rx_bps: vec![Some(1e5); n],
+        net_tx_bps: vec![None; n],
+        t,
+    }
+}
+
+#[test]
+fn agent_charts_for_seven_days() {
+    let agent = store().agents["pc-busy"].clone();
+    let html = dioxus_ssr::render_element(rsx! {
+        AgentCharts { agent, series: Some(seven_days()), range: Range::D7, now_ms: NOW_MS, offset_min: 0 }
+    });
+    // 2000 buckets are drawn as at most two points per horizontal step.
+    let cpu_path = html.split("class=\"line cpu\" d=\"").nth(1).unwrap().split('"').next().unwrap();
+    assert!(cpu_path.matches(['M', 'L']).count() <= 800, "{}", cpu_path.len());
+    assert!(html.contains("11-05 12:00"), "axis starts seven days back");
+    insta::assert_snapshot!(pretty(html));
+}
+
+#[test]
+fn process_table_sorts_by_cpu() {
+    let rows = vec![
+        process(1, "pc", NOW_MS, 10, "idle.exe", 0.01),
+        process(2, "pc", NOW_MS, 11, "busy.exe", 0.61),
+    ];
+    let html = render_in_runtime(rsx_fn(move || {
+        rsx! { ProcessTable { rows: rows.clone(), chosen: Some("busy.exe".to_owned()), on_choose: |_| {} } }
+    }));
+    assert!(html.find("busy.exe").unwrap() < html.find("idle.exe").unwrap());
+    insta::assert_snapshot!(pretty(html));
+}
+
+#[test]
+fn event_table_formats_units_and_local_time() {
+    let rows = vec![process(8, "pc", NOW_MS, 77, "sql.exe", 0.25), metric(7, "pc", NOW_MS, 0.5)];
+    let html = dioxus_ssr::render_element(rsx! { EventTable { rows, offset_min: 60 } });
+    assert!(html.contains("2025-11-12 13:00:00"), "{html}");
+    assert!(html.contains("sql.exe (pid 77) · 77.0 MiB"), "{html}");
+    assert!(html.contains("memory 12.0 GiB used of 16.0 GiB"), "{html}");
+    insta::assert_snapshot!(pretty(html));
+}
+
+#[test]
+fn clear_dialog_is_a_labelled_modal() {
+    let html = render_in_runtime(rsx_fn(|| {
+        rsx! { ClearDialog { agent_id: Some("pc-1".to_owned()), on_close: |_| {} } }
+    }));
+    assert!(html.contains(r#"role="dialog""#) && html.contains(r#"aria-modal="true""#));
+    assert!(html.contains("This deletes every event of pc-1."));
+    insta::assert_snapshot!(pretty(html));
+}

@@ -1,0 +1,76 @@
+//! Fixed rows and agents for unit and snapshot tests.
+
+use protocol::{AgentSummary, EventRow, LiveMessage};
+
+/// 2025-11-12T12:00:00Z, the moment every fixture is seen from.
+pub const NOW_MS: f64 = 1_762_948_800_000.0;
+
+pub fn iso(unix_ms: f64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(unix_ms as i128 * 1_000_000).unwrap();
+    t.format(&time::format_description::well_known::Rfc3339).unwrap()
+}
+
+pub fn metric(id: i64, agent: &str, at_ms: f64, cpu: f64) -> EventRow {
+    EventRow {
+        id,
+        agent_id: agent.to_owned(),
+        ts: iso(at_ms),
+        platform: "windows".to_owned(),
+        event_type: "metric".to_owned(),
+        cpu: Some(cpu),
+        mem_free: Some(4 << 30),
+        pid: None,
+        proc_name: None,
+        rss: None,
+        ingested_at: iso(at_ms),
+        mem_total: Some(16 << 30),
+        disk_free: Some(200 << 30),
+        disk_total: Some(500 << 30),
+        net_rx_bps: Some(125_000.0),
+        net_tx_bps: Some(20_000.0),
+        uptime_s: Some(90_000),
+    }
+}
+
+pub fn process(id: i64, agent: &str, at_ms: f64, pid: u32, name: &str, cpu: f64) -> EventRow {
+    EventRow {
+        event_type: "proc".to_owned(),
+        cpu: Some(cpu),
+        mem_free: None,
+        pid: Some(pid),
+        proc_name: Some(name.to_owned()),
+        rss: Some(u64::from(pid) << 20),
+        mem_total: None,
+        disk_free: None,
+        disk_total: None,
+        net_rx_bps: None,
+        net_tx_bps: None,
+        uptime_s: None,
+        ..metric(id, agent, at_ms, 0.0)
+    }
+}
+
+pub fn live(row: EventRow) -> LiveMessage {
+    LiveMessage::Row(Box::new(row))
+}
+
+pub fn summary(agent: &str, ago_s: f64, cpu: f64) -> AgentSummary {
+    AgentSummary {
+        agent_id: agent.to_owned(),
+        platform: "windows".to_owned(),
+        first_seen: iso(NOW_MS - 86_400_000.0),
+        last_seen: iso(NOW_MS - ago_s * 1000.0),
+        last_seen_ago_s: ago_s,
+        interval_s: 5.0,
+        online: ago_s <= 15.0,
+        metric_ts: Some(iso(NOW_MS - ago_s * 1000.0)),
+        cpu: Some(cpu),
+        mem_free: Some(6 << 30),
+        mem_total: Some(16 << 30),
+        disk_free: Some(100 << 30),
+        disk_total: Some(250 << 30),
+        net_rx_bps: Some(1_000.0),
+        net_tx_bps: Some(500.0),
+        uptime_s: Some(7_200),
+    }
+}
