@@ -1,0 +1,135 @@
+//! The scenarios, and what they share: seeds per agent, progress lines, totals, and the check of
+//! the real backend's database.
+
+pub mod crash;
+pub mod fake;
+pub mod fleet;
+pub mod lost_ack;
+pub mod outage;
+pub mod queue_limit;
+pub mod refusal;
+
+use crate::Report;
+use crate::ledger::check_exactly;
+use agent::schedule::{Stats, Summary};
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+const TOKEN: &str = "sim-token";
+const SECRET: &str = "sim-secret";
+
+/// A seed of its own for each agent, so that agents do not back off in step.
+fn agent_seed(seed: u64, n: usize) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(n as u64 + 1)
+}
+
+/// Prints the fleet's running totals every `every` (of the scenario's clock) until dropped.
+struct Progress(Option<tokio::task::JoinHandle<()>>);
+
+impl Progress {
+    fn start(enabled: bool, name: &'static str, stats: Vec<Arc<Stats>>, every: Duration) -> Self {
+        if !enabled {
+            return Self(None);
+        }
+        let begun = tokio::time::Instant::now();
+        Self(Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let sum = |f: fn(&Stats) -> u64| stats.iter().map(|s| f(s)).sum::<u64>();
+                eprintln!(
+                    "[{name}] t={:>5.0}s produced={} delivered={} duplicates={} retries={}",
+                    begun.elapsed().as_secs_f64(),
+                    sum(|s| s.ticks.load(Relaxed)),
+                    sum(|s| s.delivered.load(Relaxed)),
+                    sum(|s| s.duplicates.load(Relaxed)),
+                    sum(|s| s.retries.load(Relaxed)),
+                );
+            }
+        })))
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Adds one agent's lives to the report's agent-side counts.
+fn add_summary(report: &mut Report, s: &Summary) {
+    report.dropped += s.dropped;
+    report.rejected += s.rejected;
+    report.queued += s.queued;
+    report.retries += s.retries;
+}
+
+/// One agent's two lives (a long run, then the final `--once` that empties its queue) on the
+/// same `Stats`: those counters are already running totals, the queue's start anew per life.
+fn both(a: Summary, b: Summary) -> Summary {
+    Summary {
+        rejected: a.rejected + b.rejected,
+        dropped: a.dropped + b.dropped,
+        corrupt: a.corrupt + b.corrupt,
+        lost: a.lost + b.lost,
+        ..b
+    }
+}
+
+/// Files ending in `suffix` in a real folder.
+fn count_files(dir: &Path, suffix: &str) -> usize {
+    std::fs::read_dir(dir).map_or(0, |d| {
+        d.filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(suffix))
+            .count()
+    })
+}
+
+/// The largest queue folder among `dirs`, in bytes of `.batch` files.
+fn max_queue_bytes<'a>(dirs: impl Iterator<Item = &'a Path>) -> u64 {
+    dirs.map(|dir| {
+        std::fs::read_dir(dir).map_or(0, |d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".batch"))
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+    })
+    .max()
+    .unwrap_or(0)
+}
+
+/// The real backend's database must hold each produced reading exactly once:
+/// `produced` maps each agent id to how many readings its collector made.
+fn check_database(db: &Path, produced: &HashMap<String, u64>, report: &mut Report) {
+    let rows = (|| -> rusqlite::Result<HashMap<String, Vec<u64>>> {
+        let conn = rusqlite::Connection::open(db)?;
+        let mut stmt = conn.prepare(
+            "SELECT agent_id, uptime_s FROM events WHERE event_type = 'metric' ORDER BY id",
+        )?;
+        let mut rows: HashMap<String, Vec<u64>> = HashMap::new();
+        let mut query = stmt.query([])?;
+        while let Some(row) = query.next()? {
+            rows.entry(row.get(0)?).or_default().push(row.get(1)?);
+        }
+        Ok(rows)
+    })();
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(e) => return report.fail(format!("reading the database: {e}")),
+    };
+    for agent_id in rows.keys().filter(|id| !produced.contains_key(*id)) {
+        report.fail(format!("{agent_id}: stored but never produced"));
+    }
+    for (agent_id, &count) in produced {
+        let stored = rows.get(agent_id).map_or(&[][..], Vec::as_slice);
+        let expected: BTreeSet<u64> = (1..=count).collect();
+        check_exactly(agent_id, stored, &expected, &mut report.failures);
+    }
+    report.delivered = rows.values().map(|r| r.len() as u64).sum();
+}
