@@ -3,7 +3,7 @@
 //! and database in the middle. The database must end with exactly what was produced.
 
 use super::fake::{Fake, Tuning};
-use super::{Progress, SECRET, TOKEN, add_summary, both, check_database, max_queue_bytes};
+use super::{Progress, QueueWatch, SECRET, TOKEN, add_summary, both, check_database};
 use crate::backend::Backend;
 use crate::{Config, Report, SimError};
 use std::collections::HashMap;
@@ -33,6 +33,7 @@ pub async fn run(config: &Config) -> Result<Report, SimError> {
     }
     let stats = fakes.iter().map(|f| f.stats.clone()).collect();
     let progress = Progress::start(config.progress, "fleet", stats, Duration::from_secs(1));
+    let watch = QueueWatch::start(fakes.iter().map(|f| f.dir.clone()).collect());
     let started = tokio::time::Instant::now();
     tokio::time::sleep(run_for / 2).await;
     backend.stop().await?;
@@ -53,10 +54,10 @@ pub async fn run(config: &Config) -> Result<Report, SimError> {
         report.expect_eq(&format!("{}: queued at the end", fake.id), summary.queued, 0);
         produced.insert(fake.id.clone(), fake.collector.produced());
     }
-    report.max_queue_bytes = max_queue_bytes(fakes.iter().map(|f| f.dir.as_path()));
     backend.stop().await?;
     report.produced = produced.values().sum();
     check_database(&db, &produced, &mut report);
     report.expect_eq("rejected", report.rejected, 0);
+    report.max_queue_bytes = watch.max();
     Ok(report)
 }

@@ -4,7 +4,7 @@
 //! must hold each reading once, and each batch whose answer was lost counts one duplicate.
 
 use super::fake::{Fake, Tuning};
-use super::{Progress, SECRET, TOKEN, add_summary, both, check_database};
+use super::{Progress, QueueWatch, SECRET, TOKEN, add_summary, both, check_database};
 use crate::backend::Backend;
 use crate::numbered::Stamp;
 use crate::{Config, Report, SimError};
@@ -117,6 +117,7 @@ pub async fn run(config: &Config) -> Result<Report, SimError> {
     }
     let stats = fakes.iter().map(|f| f.stats.clone()).collect();
     let progress = Progress::start(config.progress, "lost-ack", stats, Duration::from_secs(1));
+    let watch = QueueWatch::start(fakes.iter().map(|f| f.dir.clone()).collect());
     let mut firsts = Vec::new();
     for life in lives {
         firsts.push(life.await.map_err(|e| SimError::setup("an agent panicked", e))?);
@@ -146,5 +147,6 @@ pub async fn run(config: &Config) -> Result<Report, SimError> {
         report.duplicates,
     );
     report.expect_eq("rejected", report.rejected, 0);
+    report.max_queue_bytes = watch.max();
     Ok(report)
 }

@@ -13,9 +13,9 @@ use crate::Report;
 use crate::ledger::check_exactly;
 use agent::schedule::{Stats, Summary};
 use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 const TOKEN: &str = "sim-token";
@@ -89,19 +89,46 @@ fn count_files(dir: &Path, suffix: &str) -> usize {
     })
 }
 
-/// The largest queue folder among `dirs`, in bytes of `.batch` files.
-fn max_queue_bytes<'a>(dirs: impl Iterator<Item = &'a Path>) -> u64 {
-    dirs.map(|dir| {
-        std::fs::read_dir(dir).map_or(0, |d| {
-            d.filter_map(Result::ok)
-                .filter(|e| e.file_name().to_string_lossy().ends_with(".batch"))
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
+/// The bytes of `.batch` files in a real queue folder.
+fn queue_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |d| {
+        d.filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".batch"))
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
     })
-    .max()
-    .unwrap_or(0)
+}
+
+/// Samples the fakes' queue folders while they run, for the largest queue seen.
+struct QueueWatch {
+    max: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl QueueWatch {
+    fn start(dirs: Vec<PathBuf>) -> Self {
+        let max = Arc::new(AtomicU64::new(0));
+        let seen = max.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let largest = dirs.iter().map(|d| queue_bytes(d)).max().unwrap_or(0);
+                seen.fetch_max(largest, Relaxed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        Self { max, task }
+    }
+
+    fn max(&self) -> u64 {
+        self.max.load(Relaxed)
+    }
+}
+
+impl Drop for QueueWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// The real backend's database must hold each produced reading exactly once:

@@ -5,7 +5,7 @@
 //! agent must be delivering again within two ticks.
 
 use super::fake::{Fake, Tuning};
-use super::{Progress, TOKEN, add_summary, both, max_queue_bytes};
+use super::{Progress, QueueWatch, TOKEN, add_summary, both};
 use crate::ledger::{Ledger, check_exactly, check_order};
 use crate::numbered::Stamp;
 use crate::observed::{Attempt, Observed};
@@ -96,6 +96,7 @@ pub async fn run(config: &Config) -> Result<Report, SimError> {
     }
     let stats = fakes.iter().map(|(f, _)| f.stats.clone()).collect();
     let progress = Progress::start(config.progress, "outage", stats, Duration::from_secs(1));
+    let watch = QueueWatch::start(fakes.iter().map(|(f, _)| f.dir.clone()).collect());
 
     let started = Instant::now();
     tokio::time::sleep(phase_length).await;
@@ -123,7 +124,7 @@ pub async fn run(config: &Config) -> Result<Report, SimError> {
     }
     report.simulated = started.elapsed();
     (report.delivered, report.duplicates) = ledger.totals();
-    report.max_queue_bytes = max_queue_bytes(fakes.iter().map(|(f, _)| f.dir.as_path()));
+    report.max_queue_bytes = watch.max();
     Ok(report)
 }
 

@@ -4,7 +4,7 @@
 //! the batches behind it.
 
 use super::fake::{Fake, Tuning};
-use super::{Progress, TOKEN, add_summary, both, count_files};
+use super::{Progress, QueueWatch, TOKEN, add_summary, both, count_files};
 use crate::ledger::{Ledger, check_exactly, check_order};
 use crate::numbered::Stamp;
 use crate::{Config, Report, SimError};
@@ -95,6 +95,7 @@ pub async fn run(config: &Config) -> Result<Report, SimError> {
     }
     let stats = fakes.iter().map(|(f, _)| f.stats.clone()).collect();
     let progress = Progress::start(config.progress, "refusal", stats, Duration::from_secs(1));
+    let watch = QueueWatch::start(fakes.iter().map(|(f, _)| f.dir.clone()).collect());
     let mut report = Report { simulated: RUN, ..Report::default() };
     let mut firsts = Vec::new();
     for life in lives {
@@ -109,6 +110,7 @@ pub async fn run(config: &Config) -> Result<Report, SimError> {
         check_agent(&fake.id, &fake.dir, *good_token, produced, &summary, &gate, &mut report);
     }
     (report.delivered, report.duplicates) = gate.ledger.totals();
+    report.max_queue_bytes = watch.max();
     Ok(report)
 }
 
