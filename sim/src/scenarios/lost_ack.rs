@@ -141,11 +141,11 @@ pub async fn run(config: &Config) -> Result<Report, SimError> {
     if lost == 0 {
         report.fail("no answer was lost, so nothing was tested");
     }
-    report.expect_eq(
-        "batches whose answer was lost vs duplicates answered",
-        lost,
-        report.duplicates,
-    );
+    // Each batch whose answer the proxy lost must come back as a duplicate; a loaded backend
+    // can add more, when an agent's own timeout gives up on an answer still on its way.
+    if report.duplicates < lost {
+        report.fail(format!("{lost} answers lost but only {} duplicates", report.duplicates));
+    }
     report.expect_eq("rejected", report.rejected, 0);
     report.max_queue_bytes = watch.max();
     Ok(report)

@@ -17,13 +17,8 @@ use std::time::Duration;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-const TUNING: Tuning = Tuning {
-    interval: Duration::from_millis(100),
-    timeout: Duration::from_secs(2),
-    base: Duration::from_millis(50),
-    cap: Duration::from_millis(400),
-};
-const RUN: Duration = Duration::from_secs(2);
+/// Ticks each agent lives through: enough for a wrong token to be refused several times over.
+const TICKS: u32 = 20;
 const WRONG_TOKEN: &str = "not-the-token";
 
 fn refused_for_content(seq: u64) -> bool {
@@ -32,6 +27,12 @@ fn refused_for_content(seq: u64) -> bool {
 
 fn has_wrong_token(n: usize) -> bool {
     n % 5 == 4
+}
+
+/// Slower ticks for a bigger fleet, so that two cores keep up with the requests.
+fn tuning(agents: usize) -> Tuning {
+    let interval = Duration::from_millis(100).max(Duration::from_millis(3) * agents as u32);
+    Tuning { interval, timeout: interval * 10, base: interval / 2, cap: interval * 4 }
 }
 
 /// Checks the token and the content like the backend would, counting attempts per batch.
@@ -85,18 +86,20 @@ pub async fn run(config: &Config) -> Result<Report, SimError> {
     let tmp = tempfile::tempdir().map_err(|e| SimError::setup("temporary folder", e))?;
     let url = server.uri();
 
+    let t = tuning(config.agents);
+    let run_for = t.interval * TICKS;
     let mut fakes = Vec::new();
     let mut lives = Vec::new();
     for n in 0..config.agents {
         let token = if has_wrong_token(n) { WRONG_TOKEN } else { TOKEN };
-        let fake = Fake::new("refusal", n, config.seed, tmp.path(), &url, token, TUNING)?;
-        lives.push(tokio::spawn(fake.agent(fake.http.clone())?.run(tokio::time::sleep(RUN))));
+        let fake = Fake::new("refusal", n, config.seed, tmp.path(), &url, token, t)?;
+        lives.push(tokio::spawn(fake.agent(fake.http.clone())?.run(tokio::time::sleep(run_for))));
         fakes.push((fake, token == TOKEN));
     }
     let stats = fakes.iter().map(|(f, _)| f.stats.clone()).collect();
     let progress = Progress::start(config.progress, "refusal", stats, Duration::from_secs(1));
     let watch = QueueWatch::start(fakes.iter().map(|(f, _)| f.dir.clone()).collect());
-    let mut report = Report { simulated: RUN, ..Report::default() };
+    let mut report = Report { simulated: run_for, ..Report::default() };
     let mut firsts = Vec::new();
     for life in lives {
         firsts.push(life.await.map_err(|e| SimError::setup("an agent panicked", e))?);
