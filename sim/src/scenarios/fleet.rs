@@ -3,7 +3,7 @@
 //! and database in the middle. The database must end with exactly what was produced.
 
 use super::fake::{Fake, Tuning};
-use super::{Progress, QueueWatch, SECRET, TOKEN, add_summary, both, check_database};
+use super::{Progress, QueueWatch, SECRET, TOKEN, add_summary, both, check_database, join_lives};
 use crate::backend::Backend;
 use crate::{Config, Report, SimError};
 use std::collections::HashMap;
@@ -40,12 +40,10 @@ pub async fn run(config: &Config) -> Result<Report, SimError> {
     tokio::time::sleep(interval * 2).await;
     let backend = Backend::start(port, &db, TOKEN, SECRET).await?;
 
-    let mut firsts = Vec::new();
-    for life in lives {
-        firsts.push(life.await.map_err(|e| SimError::setup("an agent panicked", e))?);
-    }
+    let mut report = Report::default();
+    let firsts = join_lives(lives, &mut report).await;
     drop(progress);
-    let mut report = Report { simulated: started.elapsed(), ..Report::default() };
+    report.simulated = started.elapsed();
     let mut produced = HashMap::new();
     for (fake, first) in fakes.iter().zip(firsts) {
         let summary = both(first, fake.agent(fake.http.clone())?.run_once().await);

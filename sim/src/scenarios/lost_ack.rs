@@ -4,7 +4,7 @@
 //! must hold each reading once, and each batch whose answer was lost counts one duplicate.
 
 use super::fake::{Fake, Tuning};
-use super::{Progress, QueueWatch, SECRET, TOKEN, add_summary, both, check_database};
+use super::{Progress, QueueWatch, SECRET, TOKEN, add_summary, both, check_database, join_lives};
 use crate::backend::Backend;
 use crate::numbered::Stamp;
 use crate::{Config, Report, SimError};
@@ -118,13 +118,10 @@ pub async fn run(config: &Config) -> Result<Report, SimError> {
     let stats = fakes.iter().map(|f| f.stats.clone()).collect();
     let progress = Progress::start(config.progress, "lost-ack", stats, Duration::from_secs(1));
     let watch = QueueWatch::start(fakes.iter().map(|f| f.dir.clone()).collect());
-    let mut firsts = Vec::new();
-    for life in lives {
-        firsts.push(life.await.map_err(|e| SimError::setup("an agent panicked", e))?);
-    }
+    let mut report = Report { simulated: RUN, ..Report::default() };
+    let firsts = join_lives(lives, &mut report).await;
     drop(progress);
     proxy.losing.store(false, Relaxed);
-    let mut report = Report { simulated: RUN, ..Report::default() };
     let mut produced = HashMap::new();
     for (fake, first) in fakes.iter().zip(firsts) {
         let summary = both(first, fake.agent(fake.http.clone())?.run_once().await);

@@ -60,6 +60,22 @@ impl Drop for Progress {
     }
 }
 
+/// Awaits every agent's first life. A panic is a broken invariant, not a setup error: it is
+/// reported, and that agent counts as having done nothing (so its readings show up as missing).
+async fn join_lives(
+    lives: Vec<tokio::task::JoinHandle<Summary>>,
+    report: &mut Report,
+) -> Vec<Summary> {
+    let mut summaries = Vec::with_capacity(lives.len());
+    for (n, life) in lives.into_iter().enumerate() {
+        summaries.push(life.await.unwrap_or_else(|e| {
+            report.fail(format!("agent {n} panicked: {e}"));
+            Summary::default()
+        }));
+    }
+    summaries
+}
+
 /// Adds one agent's lives to the report's agent-side counts.
 fn add_summary(report: &mut Report, s: &Summary) {
     report.dropped += s.dropped;

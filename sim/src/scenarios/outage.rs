@@ -5,7 +5,7 @@
 //! agent must be delivering again within two ticks.
 
 use super::fake::{Fake, Tuning};
-use super::{Progress, QueueWatch, TOKEN, add_summary, both};
+use super::{Progress, QueueWatch, TOKEN, add_summary, both, join_lives};
 use crate::ledger::{Ledger, check_exactly, check_order};
 use crate::numbered::Stamp;
 use crate::observed::{Attempt, Observed};
@@ -111,10 +111,7 @@ pub async fn run(config: &Config) -> Result<Report, SimError> {
     let recovered = Instant::now();
 
     let mut report = Report::default();
-    let mut summaries = Vec::new();
-    for life in lives {
-        summaries.push(life.await.map_err(|e| SimError::setup("an agent panicked", e))?);
-    }
+    let summaries = join_lives(lives, &mut report).await;
     drop(progress);
     // A last `--once` life per agent sends what the stop left queued.
     for ((fake, attempts), first) in fakes.iter().zip(summaries) {

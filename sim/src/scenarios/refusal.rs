@@ -4,7 +4,7 @@
 //! the batches behind it.
 
 use super::fake::{Fake, Tuning};
-use super::{Progress, QueueWatch, TOKEN, add_summary, both, count_files};
+use super::{Progress, QueueWatch, TOKEN, add_summary, both, count_files, join_lives};
 use crate::ledger::{Ledger, check_exactly, check_order};
 use crate::numbered::Stamp;
 use crate::{Config, Report, SimError};
@@ -100,10 +100,7 @@ pub async fn run(config: &Config) -> Result<Report, SimError> {
     let progress = Progress::start(config.progress, "refusal", stats, Duration::from_secs(1));
     let watch = QueueWatch::start(fakes.iter().map(|(f, _)| f.dir.clone()).collect());
     let mut report = Report { simulated: run_for, ..Report::default() };
-    let mut firsts = Vec::new();
-    for life in lives {
-        firsts.push(life.await.map_err(|e| SimError::setup("an agent panicked", e))?);
-    }
+    let firsts = join_lives(lives, &mut report).await;
     drop(progress);
     for ((fake, good_token), first) in fakes.iter().zip(firsts) {
         let summary = both(first, fake.agent(fake.http.clone())?.run_once().await);
