@@ -185,3 +185,50 @@ fn check_backoff(
         None => failures.push(format!("{id}: nothing delivered after the recovery")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(at_ms: u64, stored: bool, zero: Instant) -> Attempt {
+        let start = zero + Duration::from_millis(at_ms);
+        Attempt { start, end: start + Duration::from_millis(1), stored }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hammering_slow_returns_and_silence_after_recovery_are_caught() {
+        let t = tuning(1);
+        let zero = Instant::now();
+        let recovered = zero + Duration::from_secs(10);
+        // Back-off base 50 ms: the first wait is at least 25 ms, the second at least 50 ms.
+        let good = [
+            attempt(0, false, zero),
+            attempt(40, false, zero),
+            attempt(120, false, zero),
+            attempt(10_100, true, zero),
+        ];
+        let mut failures = Vec::new();
+        check_backoff("a", &good, &t, recovered, &mut failures);
+        assert!(failures.is_empty(), "{failures:?}");
+
+        let hammering =
+            [attempt(0, false, zero), attempt(5, false, zero), attempt(10_100, true, zero)];
+        let waited_too_long = [attempt(0, false, zero), attempt(5_000, false, zero)];
+        for (attempts, expected) in
+            [(&hammering[..], "before its back-off"), (&waited_too_long, "past its back-off")]
+        {
+            let mut failures = Vec::new();
+            check_backoff("a", attempts, &t, recovered, &mut failures);
+            assert!(failures.iter().any(|f| f.contains(expected)), "{failures:?}");
+        }
+        let mut failures = Vec::new();
+        check_backoff(
+            "a",
+            &[attempt(0, false, zero), attempt(13_000, true, zero)],
+            &t,
+            recovered,
+            &mut failures,
+        );
+        assert!(failures.iter().any(|f| f.contains("after the recovery")), "{failures:?}");
+    }
+}
