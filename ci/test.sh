@@ -45,9 +45,12 @@ setup() {
 part_fmt() { cargo fmt --all -- --check; }
 part_clippy() { cargo clippy --workspace --all-targets --locked -- -D warnings; }
 part_test() {
-    cargo nextest run --workspace --locked --no-fail-fast --exclude tests --exclude loadtest &&
+    cargo nextest run --workspace --locked --no-fail-fast --exclude tests --exclude loadtest --exclude sim &&
         cargo test --workspace --doc --locked
 }
+# The simulator's scenarios at CI size, one at a time: several run on real time with timing
+# checks (back-off bounds) that should not compete with each other for two cores.
+part_sim() { cargo test -p sim --locked -- --test-threads=1; }
 
 # The Windows agent must keep building and starting: a change that breaks it fails here, not on a
 # user's PC. Wine runs one real tick of the exe against a real backend.
@@ -88,7 +91,7 @@ part_dashboard() {
 }
 
 
-all_parts=(fmt clippy test loadtest dashboard windows docker)
+all_parts=(fmt clippy test sim loadtest dashboard windows docker)
 parts=("${@:-${all_parts[@]}}")
 
 passed=0 failed=0 failed_names=()

@@ -1,7 +1,9 @@
 //! Delivering one batch body: signed anew for each attempt, and the answer classified.
 
 use protocol::{ErrorBody, HEADER_SIGNATURE, HEADER_SIGNATURE_TS, HEADER_TOKEN, IngestResponse};
+use sha2::{Digest, Sha256};
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// What the backend's answer means for the queued batch.
@@ -24,6 +26,9 @@ pub trait Transport: Send + Sync + 'static {
     fn probe(&self) -> impl Future<Output = bool> + Send;
 }
 
+/// A signature's timestamp and the digest of the body it signed.
+type Signed = (u64, [u8; 32]);
+
 #[derive(Clone)]
 pub struct HttpTransport {
     client: reqwest::Client,
@@ -31,6 +36,8 @@ pub struct HttpTransport {
     health_url: String,
     token: String,
     secret: String,
+    /// The timestamp and body digest of the last signature, see [`HttpTransport::timestamp`].
+    last_signed: Arc<Mutex<Option<Signed>>>,
 }
 
 impl std::fmt::Debug for HttpTransport {
@@ -59,7 +66,26 @@ impl HttpTransport {
             health_url: format!("{base}/healthz"),
             token: token.to_owned(),
             secret: secret.to_owned(),
+            last_signed: Arc::default(),
         })
+    }
+
+    /// Now, or one second past the last signature of this same body: the backend refuses a
+    /// repeated signature as a replay, and a quick retry of a batch whose answer was lost would
+    /// otherwise be signed identically within the same second, refused three times and set aside
+    /// although it was stored. One second ahead is well within the backend's allowed drift.
+    fn timestamp(&self, body: &[u8]) -> u64 {
+        let digest: [u8; 32] = Sha256::digest(body).into();
+        let mut last = self.last_signed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut ts = unix_now();
+        if let Some((last_ts, last_digest)) = *last
+            && last_digest == digest
+            && ts <= last_ts
+        {
+            ts = last_ts + 1;
+        }
+        *last = Some((ts, digest));
+        ts
     }
 }
 
@@ -95,7 +121,7 @@ pub fn classify(status: reqwest::StatusCode, text: &str) -> Delivery {
 
 impl Transport for HttpTransport {
     async fn send(&self, body: &[u8]) -> Delivery {
-        let ts = unix_now().to_string();
+        let ts = self.timestamp(body).to_string();
         let signature = protocol::sign(self.secret.as_bytes(), &ts, body);
         let sent = self
             .client
@@ -130,6 +156,27 @@ impl Transport for HttpTransport {
 mod tests {
     use super::*;
     use reqwest::StatusCode;
+
+    #[tokio::test]
+    async fn quick_retries_of_one_batch_are_never_signed_alike() {
+        use wiremock::{Mock, MockServer, ResponseTemplate, matchers::any};
+        let server = MockServer::start().await;
+        Mock::given(any()).respond_with(ResponseTemplate::new(503)).mount(&server).await;
+        let transport =
+            HttpTransport::new(&server.uri(), "t", "s", Duration::from_secs(5)).unwrap();
+        for body in [&b"{\"a\":1}"[..], b"{\"a\":1}", b"{\"a\":1}", b"{\"b\":2}"] {
+            transport.send(body).await;
+        }
+        let requests = server.received_requests().await.unwrap();
+        let signatures: std::collections::HashSet<_> =
+            requests.iter().map(|r| r.headers[HEADER_SIGNATURE].clone()).collect();
+        assert_eq!(signatures.len(), 4, "a retry repeated a signature the backend would refuse");
+        let ts: Vec<u64> = requests
+            .iter()
+            .map(|r| r.headers[HEADER_SIGNATURE_TS].to_str().unwrap().parse().unwrap())
+            .collect();
+        assert!(ts[3] <= unix_now() + 1, "another body is stamped with the time: {ts:?}");
+    }
 
     #[test]
     fn answers_are_classified() {

@@ -95,7 +95,16 @@ impl<F: Fs> DiskQueue<F> {
                 total_bytes += size;
             }
         }
-        let next_seq = entries.keys().next_back().map_or(0, |last| last + 1);
+        // Numbers continue past those kept in corrupt/ and rejected/ too: restarting at 0 once
+        // the queue is empty would give a later damaged or refused batch the name of an earlier
+        // one and overwrite that evidence.
+        let mut last = entries.keys().next_back().copied();
+        for sub in [CORRUPT_DIR, REJECTED_DIR] {
+            let names = fs.list(&dir.join(sub)).map_err(open_err)?;
+            let seqs = names.iter().filter_map(|n| n.strip_suffix(BATCH_EXT)?.parse().ok());
+            last = last.max(seqs.max());
+        }
+        let next_seq = last.map_or(0, |last| last + 1);
         Ok(Self {
             fs,
             dir: dir.to_owned(),
@@ -143,7 +152,9 @@ impl<F: Fs> DiskQueue<F> {
                     None => self.quarantine(seq, "checksum mismatch or truncated"),
                 },
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    self.entries.remove(&seq);
+                    if let Some(size) = self.entries.remove(&seq) {
+                        self.total_bytes -= size;
+                    }
                 }
                 Err(e) => self.quarantine(seq, &e.to_string()),
             }

@@ -157,6 +157,35 @@ fn rejected_batches_keep_their_reason() {
 }
 
 #[test]
+fn set_aside_batches_are_not_overwritten_after_the_queue_empties() {
+    let fs = MemFs::default();
+    let mut q = DiskQueue::open(fs.clone(), &dir(), u64::MAX).unwrap();
+    let first = q.push(b"first refused").unwrap();
+    q.reject(first, "422 first");
+    drop(q);
+    // Empty queue, reopened: the next refused batch must get a name of its own.
+    let mut q = DiskQueue::open(fs.clone(), &dir(), u64::MAX).unwrap();
+    let second = q.push(b"second refused").unwrap();
+    q.reject(second, "422 second");
+    let rejected = dir().join(REJECTED_DIR);
+    assert_eq!(
+        fs.read(&rejected.join(file_name(first, BATCH_EXT))).unwrap(),
+        encode(b"first refused")
+    );
+    assert_eq!(fs.list(&rejected).unwrap().len(), 4);
+}
+
+#[test]
+fn a_vanished_file_gives_back_its_bytes() {
+    let fs = MemFs::default();
+    let mut q = DiskQueue::open(fs.clone(), &dir(), u64::MAX).unwrap();
+    let seq = q.push(b"removed behind the queue's back").unwrap();
+    fs.remove(&q.path(seq)).unwrap();
+    assert_eq!(q.oldest(), None);
+    assert_eq!(q.bytes(), 0);
+}
+
+#[test]
 fn works_on_the_real_filesystem() {
     let tmp = tempfile::tempdir().unwrap();
     let mut q = DiskQueue::open(StdFs, tmp.path(), u64::MAX).unwrap();

@@ -1,0 +1,55 @@
+//! The real backend, in this process on a real port and a real SQLite file.
+
+use crate::SimError;
+use backend::settings::{Args, Settings};
+use backend::startup::Application;
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::Path;
+use tokio::sync::oneshot;
+
+#[derive(Debug)]
+pub struct Backend {
+    pub addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Backend {
+    /// Serves `db` on `port` (0: any free one) with the given credentials.
+    pub async fn start(port: u16, db: &Path, token: &str, secret: &str) -> Result<Self, SimError> {
+        let port = port.to_string();
+        let db = db.to_string_lossy();
+        let argv = ["backend", "--host", "127.0.0.1", "--port", &port, "--db-path", &db];
+        let args = Args::try_parse_from(argv).map_err(|e| SimError::setup("backend flags", e))?;
+        let settings = Settings::resolve(args, |key| match key {
+            "API_TOKEN" => Some(token.to_owned()),
+            "HMAC_SECRET" => Some(secret.to_owned()),
+            _ => None,
+        })
+        .map_err(|e| SimError::setup("backend settings", e))?;
+        let app = Application::build(settings)
+            .await
+            .map_err(|e| SimError::setup("starting the backend", format!("{e:#}")))?;
+        let addr = app.local_addr().map_err(|e| SimError::setup("backend address", e))?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        Ok(Self { addr, stop, task })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A graceful stop: requests in flight finish and what is queued is committed.
+    pub async fn stop(self) -> Result<(), SimError> {
+        let _ = self.stop.send(());
+        match self.task.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(SimError::setup("stopping the backend", format!("{e:#}"))),
+            Err(e) => Err(SimError::setup("stopping the backend", e)),
+        }
+    }
+}
