@@ -3,9 +3,11 @@
 use crate::Upstream;
 use axum::Json;
 use axum::body::{Body, to_bytes};
+use axum::extract::ConnectInfo;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::net::SocketAddr;
 
 /// The backend refuses bodies past its own limit long before this.
 const MAX_BODY: usize = 8 << 20;
@@ -38,7 +40,11 @@ pub(crate) fn unreachable(why: impl std::fmt::Display) -> Response {
     (StatusCode::BAD_GATEWAY, Json(body)).into_response()
 }
 
-pub async fn forward(State(up): State<Upstream>, request: Request) -> Response {
+pub async fn forward(
+    State(up): State<Upstream>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let body = match to_bytes(body, MAX_BODY).await {
@@ -49,6 +55,9 @@ pub async fn forward(State(up): State<Upstream>, request: Request) -> Response {
         .http
         .request(parts.method, format!("{}{path}", up.base))
         .headers(copy_headers(&parts.headers))
+        // The backend must know the request is not its own host's: it accepts development
+        // credentials only from loopback clients that no proxy forwarded.
+        .header("x-forwarded-for", peer.ip().to_string())
         .body(body)
         .send()
         .await;

@@ -29,6 +29,20 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// A request counts as local only when it comes over loopback and every address a proxy says it
+/// forwarded for is loopback too: a proxy on the same host (nginx, dashboard-serve) would
+/// otherwise make remote clients look local to the development-credentials rule. Proxies append
+/// the real client, so a remote client cannot pass by sending the header itself.
+fn is_local(peer: SocketAddr, headers: &HeaderMap) -> bool {
+    let forwarded_for_loopback = headers.get_all("x-forwarded-for").iter().all(|value| {
+        value.to_str().is_ok_and(|v| {
+            v.split(',')
+                .all(|a| a.trim().parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()))
+        })
+    });
+    peer.ip().is_loopback() && forwarded_for_loopback && !headers.contains_key("forwarded")
+}
+
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -65,7 +79,7 @@ impl Security {
         {
             return Err(ApiError::unauthorized(AuthFailure::BadToken, "wrong API token"));
         }
-        if self.tokens.is_dev_default && !peer.ip().is_loopback() {
+        if self.tokens.is_dev_default && !is_local(peer, headers) {
             return Err(ApiError::unauthorized(AuthFailure::BadToken, DEV_ONLY_LOOPBACK));
         }
         Ok(())
@@ -119,7 +133,7 @@ impl Security {
             };
             ApiError::unauthorized(AuthFailure::BadSignature, detail)
         })?;
-        if self.secrets.is_dev_default && !peer.ip().is_loopback() {
+        if self.secrets.is_dev_default && !is_local(peer, headers) {
             return Err(ApiError::unauthorized(AuthFailure::BadSignature, DEV_ONLY_LOOPBACK));
         }
         match self.replay.check_and_insert(signature, now_ms) {
@@ -215,5 +229,23 @@ mod tests {
         assert_eq!(code(s.verify_ingest(&h, REMOTE.parse().unwrap(), b"{}", now)), "bad_token");
         assert_eq!(code(s.verify_ingest(&h, LOCAL.parse().unwrap(), b"{}", now)), "ok");
         assert!(security(false).check_token(&h, REMOTE.parse().unwrap()).is_ok());
+        // Through a proxy on the same host the peer is loopback, but the client is not.
+        let mut proxied = h.clone();
+        proxied.insert("x-forwarded-for", "127.0.0.1, 198.51.100.4".parse().unwrap());
+        assert_eq!(
+            code(s.verify_ingest(&proxied, LOCAL.parse().unwrap(), b"{}", now)),
+            "bad_token"
+        );
+        // A browser on the same machine behind the local dashboard server is still local.
+        let mut local_browser = h.clone();
+        local_browser.insert("x-forwarded-for", "127.0.0.1".parse().unwrap());
+        let sig = protocol::sign(b"old", "1700000001", b"{}");
+        let mut local_browser_fresh = headers("tok", "1700000001", &sig);
+        local_browser_fresh.insert("x-forwarded-for", "127.0.0.1".parse().unwrap());
+        assert!(s.check_token(&local_browser, LOCAL.parse().unwrap()).is_ok());
+        assert_eq!(
+            code(s.verify_ingest(&local_browser_fresh, LOCAL.parse().unwrap(), b"{}", now)),
+            "ok"
+        );
     }
 }
