@@ -16,8 +16,8 @@ api_port=$(free_port)
 web_port=$(free_port)
 pids=()
 cleanup() {
+    # nginx runs in the foreground (daemon off), so its master is one of these.
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -33,12 +33,14 @@ sed -e "s|server backend:8000;|server 127.0.0.1:$api_port;|" \
     docker/nginx/dashboard.conf >"$work/site.conf"
 cat >"$work/nginx.conf" <<CONF
 daemon off;
+# The build folders are the invoking user's (root in CI, under a 0700 home): workers read them
+# as that user. Without root the directive is ignored with a warning.
+user $(id -un);
 pid $work/nginx.pid;
 error_log $work/error.log warn;
 events { worker_connections 256; }
 http {
     include /etc/nginx/mime.types;
-    types { application/wasm wasm; }
     access_log off;
     client_body_temp_path $work/body; proxy_temp_path $work/proxy;
     fastcgi_temp_path $work/fcgi; uwsgi_temp_path $work/uwsgi; scgi_temp_path $work/scgi;
