@@ -71,7 +71,17 @@ struct Shared<'a, F: Fs> {
     stopping: AtomicBool,
 }
 
-impl<F: Fs> Shared<'_, F> {
+impl<'a, F: Fs> Shared<'a, F> {
+    fn new(outbox: Outbox<F>, stats: &'a Stats, agent_id: &'a str) -> Self {
+        Self {
+            outbox: Mutex::new(outbox),
+            stats,
+            agent_id,
+            wake: Notify::new(),
+            stopping: AtomicBool::new(false),
+        }
+    }
+
     fn outbox(&self) -> std::sync::MutexGuard<'_, Outbox<F>> {
         self.outbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -199,13 +209,7 @@ impl<C: Collector, T: Transport, P: RetryPolicy, F: Fs> Agent<C, T, P, F> {
     pub async fn run(self, stop: impl Future<Output = ()>) -> Summary {
         let (mut collector, transport, mut policy, outbox, agent_id, interval, stats) =
             self.split();
-        let shared = Shared {
-            outbox: Mutex::new(outbox),
-            stats: &stats,
-            agent_id: &agent_id,
-            wake: Notify::new(),
-            stopping: AtomicBool::new(false),
-        };
+        let shared = Shared::new(outbox, &stats, &agent_id);
         let stopped = Notify::new();
         let ticks = async {
             let mut ticker = tokio::time::interval(interval);
@@ -228,13 +232,7 @@ impl<C: Collector, T: Transport, P: RetryPolicy, F: Fs> Agent<C, T, P, F> {
     /// One tick and one delivery round (`--once`).
     pub async fn run_once(self) -> Summary {
         let (mut collector, transport, mut policy, outbox, agent_id, _, stats) = self.split();
-        let shared = Shared {
-            outbox: Mutex::new(outbox),
-            stats: &stats,
-            agent_id: &agent_id,
-            wake: Notify::new(),
-            stopping: AtomicBool::new(false),
-        };
+        let shared = Shared::new(outbox, &stats, &agent_id);
         shared.tick(&mut collector);
         shared.drain(&transport, &mut policy, Mode::Once, &Notify::new()).await;
         shared.summary()

@@ -2,8 +2,10 @@
 //! and real disk queues for a fixed time, the backend stopped and started again on the same port
 //! and database in the middle. The database must end with exactly what was produced.
 
-use super::fake::{Fake, Tuning};
-use super::{Progress, QueueWatch, SECRET, TOKEN, add_summary, both, check_database, join_lives};
+use super::fake::Tuning;
+use super::{
+    HttpFleet, SECRET, TOKEN, add_summary, both, check_database, join_lives, launch_http_fleet,
+};
 use crate::backend::Backend;
 use crate::{Config, Report, SimError};
 use std::collections::HashMap;
@@ -23,17 +25,8 @@ pub async fn run(config: &Config) -> Result<Report, SimError> {
     };
     let run_for = config.fleet_duration;
 
-    let mut fakes = Vec::new();
-    let mut lives = Vec::new();
-    for n in 0..config.agents {
-        let fake = Fake::new("fleet", n, config.seed, tmp.path(), &url, TOKEN, tuning)?;
-        let agent = fake.agent(fake.http.clone())?;
-        lives.push(tokio::spawn(agent.run(tokio::time::sleep(run_for))));
-        fakes.push(fake);
-    }
-    let stats = fakes.iter().map(|f| f.stats.clone()).collect();
-    let progress = Progress::start(config.progress, "fleet", stats, Duration::from_secs(1));
-    let watch = QueueWatch::start(fakes.iter().map(|f| f.dir.clone()).collect());
+    let HttpFleet { fakes, lives, progress, watch } =
+        launch_http_fleet(config, "fleet", tmp.path(), &url, tuning, run_for)?;
     let started = tokio::time::Instant::now();
     tokio::time::sleep(run_for / 2).await;
     backend.stop().await?;

@@ -3,8 +3,10 @@
 //! or held past the agent's timeout). The retry must be recognised as a duplicate, the database
 //! must hold each reading once, and each batch whose answer was lost counts one duplicate.
 
-use super::fake::{Fake, Tuning};
-use super::{Progress, QueueWatch, SECRET, TOKEN, add_summary, both, check_database, join_lives};
+use super::fake::Tuning;
+use super::{
+    HttpFleet, SECRET, TOKEN, add_summary, both, check_database, join_lives, launch_http_fleet,
+};
 use crate::backend::Backend;
 use crate::numbered::Stamp;
 use crate::{Config, Report, SimError};
@@ -107,17 +109,8 @@ pub async fn run(config: &Config) -> Result<Report, SimError> {
         base: Duration::from_millis(100),
         cap: Duration::from_secs(1),
     };
-    let mut fakes = Vec::new();
-    let mut lives = Vec::new();
-    for n in 0..config.agents {
-        let fake = Fake::new("lost-ack", n, config.seed, tmp.path(), &url, TOKEN, tuning)?;
-        let agent = fake.agent(fake.http.clone())?;
-        lives.push(tokio::spawn(agent.run(tokio::time::sleep(RUN))));
-        fakes.push(fake);
-    }
-    let stats = fakes.iter().map(|f| f.stats.clone()).collect();
-    let progress = Progress::start(config.progress, "lost-ack", stats, Duration::from_secs(1));
-    let watch = QueueWatch::start(fakes.iter().map(|f| f.dir.clone()).collect());
+    let HttpFleet { fakes, lives, progress, watch } =
+        launch_http_fleet(config, "lost-ack", tmp.path(), &url, tuning, RUN)?;
     let mut report = Report { simulated: RUN, ..Report::default() };
     let firsts = join_lives(lives, &mut report).await;
     drop(progress);

@@ -176,3 +176,34 @@ fn check_database(db: &Path, produced: &HashMap<String, u64>, report: &mut Repor
     }
     report.delivered = rows.values().map(|r| r.len() as u64).sum();
 }
+
+/// Fake agents on the real sender, each running for `run_for`, watched for progress and queue
+/// size: how the scenarios against a real HTTP server start their fleet.
+struct HttpFleet {
+    fakes: Vec<fake::Fake>,
+    lives: Vec<tokio::task::JoinHandle<agent::schedule::Summary>>,
+    progress: Progress,
+    watch: QueueWatch,
+}
+
+fn launch_http_fleet(
+    config: &crate::Config,
+    name: &'static str,
+    dir: &std::path::Path,
+    url: &str,
+    tuning: fake::Tuning,
+    run_for: Duration,
+) -> Result<HttpFleet, crate::SimError> {
+    let mut fakes = Vec::new();
+    let mut lives = Vec::new();
+    for n in 0..config.agents {
+        let fake = fake::Fake::new(name, n, config.seed, dir, url, TOKEN, tuning)?;
+        let agent = fake.agent(fake.http.clone())?;
+        lives.push(tokio::spawn(agent.run(tokio::time::sleep(run_for))));
+        fakes.push(fake);
+    }
+    let stats = fakes.iter().map(|f| f.stats.clone()).collect();
+    let progress = Progress::start(config.progress, name, stats, Duration::from_secs(1));
+    let watch = QueueWatch::start(fakes.iter().map(|f| f.dir.clone()).collect());
+    Ok(HttpFleet { fakes, lives, progress, watch })
+}
