@@ -6,9 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
 dist="${DASHBOARD_DIST:-$target/dashboard-dist}"
-backend="$target/release/backend"
+backend="${BACKEND_BIN:-$target/debug/backend}"
 [ -f "$dist/index.html" ] || { echo "no dashboard build in $dist: run dashboard/build-web.sh"; exit 1; }
-[ -x "$backend" ] || { echo "no backend binary at $backend: cargo build --release -p backend"; exit 1; }
+[ -x "$backend" ] || { echo "no backend binary at $backend: cargo build -p backend"; exit 1; }
 
 work=$(mktemp -d)
 free_port() { python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"; }

@@ -42,54 +42,55 @@ setup() {
         cargo install wasm-bindgen-cli --version "$want"
 }
 
+# Every cargo call selects the whole workspace with the same features: cargo resolves features
+# per selection, so `-p x` here and `--workspace` there would compile shared dependencies twice.
+# The parts then pick their tests with nextest filters from the one build.
+ws=(--workspace --locked --features dashboard-serve/e2e)
+tests() { cargo nextest run "${ws[@]}" --no-fail-fast "$@"; }
+
 part_fmt() { cargo fmt --all -- --check; }
-part_clippy() { cargo clippy --workspace --all-targets --locked -- -D warnings; }
+part_clippy() {
+    cargo clippy "${ws[@]}" --all-targets -- -D warnings &&
+        cargo clippy -p dashboard --target wasm32-unknown-unknown --locked -- -D warnings
+}
 part_test() {
-    cargo nextest run --workspace --locked --no-fail-fast --exclude tests --exclude loadtest --exclude sim &&
-        cargo test --workspace --doc --locked
+    tests -E 'not (package(tests) | package(loadtest) | package(sim) | binary(browser))' &&
+        cargo test "${ws[@]}" --doc
 }
 # The simulator's scenarios at CI size, one at a time: several run on real time with timing
 # checks (back-off bounds) that should not compete with each other for two cores.
-part_sim() { cargo test -p sim --locked -- --test-threads=1; }
+part_sim() { tests -E 'package(sim)' --test-threads 1; }
 
 # The Windows agent must keep building and starting: a change that breaks it fails here, not on a
-# user's PC. Wine runs one real tick of the exe against a real backend.
+# user's PC. Wine runs one real tick of the exe against a real backend (the debug build, shared
+# with the tests).
 part_windows() {
-    cargo build --locked --release -p agent --target x86_64-pc-windows-gnu &&
-        cargo build --locked --release -p backend &&
+    cargo build --locked -p agent --target x86_64-pc-windows-gnu &&
+        cargo test "${ws[@]}" --no-run &&
         ./ci/wine-check.sh
 }
 
-# The shipped container: testcontainers against the image, then docker compose itself.
+# The shipped container: testcontainers against the image, then docker compose itself, then the
+# shipped nginx config in front of the built dashboard.
 part_docker() {
     docker info >/dev/null 2>&1 || { echo "docker engine not reachable"; return 1; }
     cargo build --locked --release -p backend --target x86_64-unknown-linux-musl &&
-        cargo nextest run --locked -p tests --no-fail-fast &&
+        tests -E 'package(tests)' &&
         ./ci/compose-check.sh &&
-        cargo build --locked --release -p backend &&
         dashboard/build-web.sh &&
         ./ci/nginx-check.sh
 }
 
-# The load tester's end-to-end tests spawn the backend binary, which cargo builds for another
-# package's tests only when asked.
-part_loadtest() {
-    cargo build -p backend --locked && cargo nextest run -p loadtest --locked --no-fail-fast
-}
+# The load tester's end-to-end tests against the backend binary of the same build.
+part_loadtest() { tests -E 'package(loadtest)'; }
 
-
-# The dashboard in a real browser: builds the WebAssembly and the backend, lints the wasm build
-# and the browser tests (off by default in the workspace), then runs them one at a time.
+# The dashboard in a real browser: the WebAssembly build, then the browser tests one at a time
+# against the real backend.
 part_dashboard() {
-    cargo build -p backend --locked &&
-        dashboard/build-web.sh &&
-        cargo clippy -p dashboard --target wasm32-unknown-unknown --locked -- -D warnings &&
-        cargo clippy -p dashboard-serve --features e2e --all-targets --locked -- -D warnings &&
-        cargo nextest run -p dashboard-serve --features e2e --test browser --locked \
-            --no-fail-fast --test-threads 1 &&
+    dashboard/build-web.sh &&
+        tests -E 'binary_id(dashboard-serve::browser)' --test-threads 1 &&
         cat "$CARGO_TARGET_DIR/e2e-artifacts/render-times.json"
 }
-
 
 all_parts=(fmt clippy test sim loadtest dashboard windows docker)
 parts=("${@:-${all_parts[@]}}")

@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
-exe="$target/x86_64-pc-windows-gnu/release/agent.exe"
-backend="$target/release/backend"
+exe="${AGENT_EXE:-$target/x86_64-pc-windows-gnu/debug/agent.exe}"
+backend="${BACKEND_BIN:-$target/debug/backend}"
 [ -f "$exe" ] && [ -x "$backend" ] || { echo "build agent.exe and the backend first"; exit 1; }
 
 work=$(mktemp -d)
