@@ -30,6 +30,21 @@ grep -q "set API_TOKEN in .env" "$work/config.out" || { cat "$work/config.out"; 
 token=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
 secret=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
 printf 'API_TOKEN=%s\nHMAC_SECRET=%s\n' "$token" "$secret" >"$work/env"
+# The scale profile adds PostgreSQL and a second replica that nginx reaches as "backend". No
+# PostgreSQL image can be pulled here to start them, so the file itself is checked (the
+# replicas' behaviour is tested with real processes on a real PostgreSQL in the test part).
+python3 - <<'PY'
+import yaml
+services = yaml.safe_load(open("docker-compose.yml"))["services"]
+replica, postgres, first = services["backend-replica"], services["postgres"], services["backend"]
+assert replica["profiles"] == ["scale"] and postgres["profiles"] == ["scale"], "profiles"
+assert "backend" in replica["networks"]["default"]["aliases"], "the replica answers as backend"
+assert replica["image"] == first["image"] and replica["environment"] == first["environment"]
+assert "DATABASE_URL" in first["environment"] and "ports" not in replica
+assert replica["depends_on"]["postgres"]["condition"] == "service_healthy"
+print("compose scale profile: postgres and a second replica aliased as backend")
+PY
+
 cp "$target/x86_64-unknown-linux-musl/release/backend" docker/backend
 BACKEND_DOCKERFILE=docker/backend.prebuilt.Dockerfile \
     compose -p "$project" --env-file "$work/env" up -d --build backend

@@ -27,6 +27,7 @@ setup() {
     need chromium chromium
     need chromedriver chromium-driver
     need nginx nginx
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
     if [ ${#need_apt[@]} -gt 0 ]; then
         echo "installing: ${need_apt[*]}"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
@@ -101,6 +102,15 @@ if ! setup >"$logs/setup.log" 2>&1; then
     echo "setup: FAILED (see $logs/setup.log)"; tail -n 30 "$logs/setup.log"; exit 1
 fi
 echo "setup: ok"
+# The storage suite and the replica tests run against a real PostgreSQL.
+if [ -z "${TEST_DATABASE_URL:-}" ]; then
+    if ! pg_env=$(ci/postgres.sh start 2>"$logs/postgres.log"); then
+        echo "postgres: FAILED to start (see $logs/postgres.log)"; cat "$logs/postgres.log"; exit 1
+    fi
+    eval "$pg_env"
+    export TEST_DATABASE_URL PG_TEST_DIR
+    trap 'ci/postgres.sh stop' EXIT
+fi
 for part in "${parts[@]}"; do
     start=$(date +%s)
     if "part_$part" >"$logs/$part.log" 2>&1; then
@@ -110,7 +120,7 @@ for part in "${parts[@]}"; do
     fi
     secs=$(( $(date +%s) - start ))
     # The test runner's own closing lines, then ours.
-    if [ "$part" = test ] || [ "$part" = loadtest ]; then grep -E '^\s+Summary|^test result' "$logs/$part.log" | tail -n 3; fi
+    grep -E '^\s+Summary' "$logs/$part.log" || true
     echo "$part: $status (${secs}s)"
     if [ "$status" = FAILED ]; then tail -n 60 "$logs/$part.log"; fi
 done

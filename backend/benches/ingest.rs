@@ -353,7 +353,8 @@ fn batch(rng: &mut Rng, agent: u64, ts_ms: i64) -> IngestBatch {
         agent_id: format!("bench-host-{agent:04}"),
         ts: backend::clock::format_ms(ts_ms),
         platform: "windows".into(),
-        batch_id: Some(uuid::Uuid::new_v4().to_string()),
+        // Time-ordered like the agent's own.
+        batch_id: Some(uuid::Uuid::now_v7().to_string()),
         events: std::iter::once(metric).chain(procs).collect(),
     }
 }

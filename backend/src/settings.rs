@@ -114,6 +114,8 @@ pub struct Args {
 pub struct Settings {
     pub addr: SocketAddr,
     pub db_path: PathBuf,
+    /// PostgreSQL instead of SQLite, for several replicas; it may hold a password.
+    pub database_url: Option<Secret>,
     pub api_token: Credential,
     pub hmac_secret: Credential,
     pub hmac_drift: Duration,
@@ -151,9 +153,22 @@ impl Settings {
         if args.replay_cache_max == 0 {
             return Err(invalid("REPLAY_CACHE_MAX", "must be at least 1"));
         }
+        let database_url = match env("DATABASE_URL").filter(|u| !u.is_empty()) {
+            None => None,
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Some(Secret::new(url))
+            }
+            Some(_) => {
+                return Err(invalid(
+                    "DATABASE_URL",
+                    "must be a postgres:// URL; unset it to store in SQLite at DB_PATH",
+                ));
+            }
+        };
         Ok(Self {
             addr: SocketAddr::new(args.host, args.port),
             db_path: args.db_path,
+            database_url,
             api_token: Credential::parse("API_TOKEN", env("API_TOKEN"), DEV_API_TOKEN)?,
             hmac_secret: Credential::parse("HMAC_SECRET", env("HMAC_SECRET"), DEV_HMAC_SECRET)?,
             hmac_drift: Duration::from_secs(args.hmac_drift),

@@ -7,7 +7,9 @@ use crate::metrics::Metrics;
 use crate::routes::{self, AppState};
 use crate::security::Security;
 use crate::settings::Settings;
-use crate::storage::Storage;
+use crate::storage::postgres::PgStorage;
+use crate::storage::sqlite::SqliteStorage;
+use crate::storage::{self, Store};
 use anyhow::Context;
 use axum::Router;
 use std::future::Future;
@@ -23,7 +25,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 pub struct Application {
     listener: TcpListener,
     router: Router,
-    storage: Arc<Storage>,
+    storage: Arc<dyn Store>,
     shutdown: watch::Sender<bool>,
     retention: Option<Duration>,
 }
@@ -33,15 +35,35 @@ impl Application {
         warn_about_unsafe_settings(&settings);
         let metrics = Arc::new(Metrics::default());
         let hub = Hub::new(settings.ws_client_buffer);
-        let opened =
-            Storage::open(&settings.db_path, settings.synchronous, hub.clone(), metrics.clone())
+        let security = Security::new(&settings);
+        let storage: Arc<dyn Store> = match &settings.database_url {
+            Some(url) => {
+                let pg = PgStorage::open(url, hub.clone(), metrics.clone())
+                    .await
+                    .context("connecting to PostgreSQL (DATABASE_URL)")?;
+                tracing::info!("storage ready: PostgreSQL");
+                Arc::new(pg)
+            }
+            None => {
+                let opened = SqliteStorage::open(
+                    &settings.db_path,
+                    settings.synchronous,
+                    hub.clone(),
+                    metrics.clone(),
+                )
                 .with_context(|| {
                     format!("opening the database (DB_PATH={})", settings.db_path.display())
                 })?;
-        let security = Security::new(&settings);
-        let restored = opened.replay_entries.len();
-        security.replay.restore(opened.replay_entries, now_ms());
-        let storage = Arc::new(opened.storage);
+                let restored = opened.replay_entries.len();
+                security.replay.restore(opened.replay_entries, now_ms());
+                tracing::info!(
+                    db = %settings.db_path.display(),
+                    restored_signatures = restored,
+                    "storage ready: SQLite"
+                );
+                Arc::new(opened.storage)
+            }
+        };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let state = AppState {
             security: Arc::new(security),
@@ -58,11 +80,6 @@ impl Application {
                 settings.addr
             )
         })?;
-        tracing::info!(
-            db = %settings.db_path.display(),
-            restored_signatures = restored,
-            "storage ready"
-        );
         Ok(Self { listener, router, storage, shutdown, retention: settings.retention })
     }
 
@@ -115,12 +132,12 @@ fn warn_about_unsafe_settings(settings: &Settings) {
 }
 
 #[tracing::instrument(skip_all)]
-async fn prune_forever(storage: Arc<Storage>, retention: Option<Duration>) {
+async fn prune_forever(storage: Arc<dyn Store>, retention: Option<Duration>) {
     let mut every = tokio::time::interval(PRUNE_EVERY);
     loop {
         every.tick().await;
         let before = retention.map(|r| now_ms() - i64::try_from(r.as_millis()).unwrap_or(i64::MAX));
-        match storage.prune(before).await {
+        match storage::prune(&*storage, before).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "retention removed old events"),
             Err(e) => tracing::warn!(error = %e, "retention pass failed; will retry"),

@@ -151,7 +151,8 @@ impl Fleet {
             agent_id: self.agent_id(self.agent_of(slot)),
             ts: now.format(&Rfc3339).expect("a current UTC time always formats as RFC 3339"),
             platform: "windows".into(),
-            batch_id: Some(uuid::Uuid::new_v4().to_string()),
+            // Time-ordered like the agent's own.
+            batch_id: Some(uuid::Uuid::now_v7().to_string()),
             events,
         }
     }

@@ -3,7 +3,7 @@
 use super::{ApiQuery, AppState};
 use crate::clock::now_ms;
 use crate::error::ApiError;
-use crate::storage::queries::{self, Range};
+use crate::storage::Range;
 use axum::Json;
 use axum::extract::{Path, State};
 use protocol::{AgentSummary, ProcessHistory, ProcessesResponse, Series};
@@ -62,11 +62,8 @@ impl RangeQuery {
 
 async fn require_agent(state: &AppState, agent_id: &str) -> Result<(), ApiError> {
     let id = agent_id.to_owned();
-    let exists = state
-        .storage
-        .read(move |conn| queries::agent_exists(conn, &id))
-        .await
-        .map_err(|e| ApiError::Storage(e.to_string()))?;
+    let exists =
+        state.storage.agent_exists(id).await.map_err(|e| ApiError::Storage(e.to_string()))?;
     if exists {
         Ok(())
     } else {
@@ -81,11 +78,7 @@ async fn require_agent(state: &AppState, agent_id: &str) -> Result<(), ApiError>
 #[tracing::instrument(skip_all)]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<AgentSummary>>, ApiError> {
     let now = now_ms();
-    let agents = state
-        .storage
-        .read(move |conn| queries::agents(conn, now))
-        .await
-        .map_err(|e| ApiError::Storage(e.to_string()))?;
+    let agents = state.storage.agents(now).await.map_err(|e| ApiError::Storage(e.to_string()))?;
     Ok(Json(agents))
 }
 
@@ -107,7 +100,7 @@ pub async fn series(
     require_agent(&state, &agent_id).await?;
     let series = state
         .storage
-        .read(move |conn| queries::series(conn, &agent_id, range))
+        .series(agent_id, range)
         .await
         .map_err(|e| ApiError::Storage(e.to_string()))?;
     Ok(Json(series))
@@ -139,15 +132,13 @@ pub async fn processes(
         None => None,
     };
     require_agent(&state, &agent_id).await?;
-    let answer = state
-        .storage
-        .read(move |conn| match history {
-            Some((name, range)) => queries::process_history(conn, &agent_id, &name, range)
-                .map(ProcessesAnswer::History),
-            None => queries::latest_processes(conn, &agent_id).map(ProcessesAnswer::Latest),
-        })
-        .await
-        .map_err(|e| ApiError::Storage(e.to_string()))?;
+    let answer = match history {
+        Some((name, range)) => {
+            state.storage.process_history(agent_id, name, range).await.map(ProcessesAnswer::History)
+        }
+        None => state.storage.latest_processes(agent_id).await.map(ProcessesAnswer::Latest),
+    }
+    .map_err(|e| ApiError::Storage(e.to_string()))?;
     Ok(Json(answer))
 }
 

@@ -3,7 +3,7 @@
 use super::ingest::body_bytes;
 use super::{ApiQuery, AppState};
 use crate::error::ApiError;
-use crate::storage::queries::{self, EventFilter};
+use crate::storage::EventFilter;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -63,11 +63,7 @@ pub async fn list(
     ApiQuery(query): ApiQuery<EventsQuery>,
 ) -> Result<Json<Vec<EventRow>>, ApiError> {
     let filter = query.into_filter()?;
-    let rows = state
-        .storage
-        .read(move |conn| queries::events(conn, &filter))
-        .await
-        .map_err(|e| ApiError::Storage(e.to_string()))?;
+    let rows = state.storage.events(filter).await.map_err(|e| ApiError::Storage(e.to_string()))?;
     Ok(Json(rows))
 }
 

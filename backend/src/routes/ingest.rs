@@ -2,8 +2,10 @@
 
 use super::AppState;
 use crate::clock::now_ms;
-use crate::error::ApiError;
+use crate::error::{ApiError, AuthFailure};
 use crate::metrics::Refusal;
+use crate::security::REPLAY;
+use crate::storage::StorageError;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -67,10 +69,9 @@ async fn accept(
     let batch: IngestBatch = serde_json::from_slice(&body)
         .map_err(|e| ApiError::Invalid(format!("body is not a valid batch: {e}")))?;
     let ts_ms = batch.validate().map_err(|e| ApiError::Invalid(e.to_string()))?;
-    let outcome = state
-        .storage
-        .ingest(batch, ts_ms, verified)
-        .await
-        .map_err(|e| ApiError::Storage(e.to_string()))?;
+    let outcome = state.storage.ingest(batch, ts_ms, verified).await.map_err(|e| match e {
+        StorageError::Replay => ApiError::unauthorized(AuthFailure::Replay, REPLAY),
+        e => ApiError::Storage(e.to_string()),
+    })?;
     Ok(Json(IngestResponse { stored: outcome.stored, duplicate: outcome.duplicate }))
 }

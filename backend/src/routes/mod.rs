@@ -10,7 +10,7 @@ use crate::error::ApiError;
 use crate::live::Hub;
 use crate::metrics::Metrics;
 use crate::security::Security;
-use crate::storage::Storage;
+use crate::storage::Store;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::QueryRejection;
@@ -23,7 +23,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub security: Arc<Security>,
-    pub storage: Arc<Storage>,
+    pub storage: Arc<dyn Store>,
     pub hub: Hub,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,

@@ -47,6 +47,8 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+pub const REPLAY: &str = "this signed request was already received; sign each request anew";
+
 const DEV_ONLY_LOOPBACK: &str = "the development credentials are accepted only over loopback; \
      set API_TOKEN and HMAC_SECRET on the backend and the agents";
 
@@ -138,10 +140,7 @@ impl Security {
         }
         match self.replay.check_and_insert(signature, now_ms) {
             (ReplayCheck::Fresh, expires_ms) => Ok(Verified { signature, expires_ms }),
-            (ReplayCheck::Replay, _) => Err(ApiError::unauthorized(
-                AuthFailure::Replay,
-                "this signed request was already received; sign each request anew",
-            )),
+            (ReplayCheck::Replay, _) => Err(ApiError::unauthorized(AuthFailure::Replay, REPLAY)),
             (ReplayCheck::Full, _) => {
                 Err(ApiError::Busy("replay guard is full; retry in a few seconds".into()))
             }

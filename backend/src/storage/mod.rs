@@ -1,21 +1,16 @@
-//! SQLite storage. Writes go through one writer thread (see [`writer`]); reads run on a small
-//! pool of read-only connections on the blocking pool, never on the async runtime's threads.
+//! Where events live. [`Store`] is what the routes need of a database; SQLite (one process,
+//! the default) and PostgreSQL (several replicas acting as one) implement it.
 
-pub mod queries;
-pub mod schema;
-pub mod writer;
+mod jobs;
+pub mod postgres;
+pub mod sqlite;
+#[cfg(test)]
+mod suite;
 
-use crate::clock::now_ms;
-use crate::live::Hub;
-use crate::metrics::Metrics;
 use crate::security::Verified;
-use crate::settings::Synchronous;
-use protocol::IngestBatch;
-use rusqlite::Connection;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use tokio::sync::{Semaphore, mpsc, oneshot};
-pub use writer::{IngestOutcome, Job};
+use protocol::{AgentSummary, EventRow, IngestBatch, ProcessHistory, ProcessesResponse, Series};
+use std::future::Future;
+use std::pin::Pin;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -26,224 +21,156 @@ pub enum StorageError {
     #[error("the storage writer has stopped")]
     Closed,
     #[error("cannot open the database at {path}: {source}")]
-    Open { path: PathBuf, source: rusqlite::Error },
+    Open { path: std::path::PathBuf, source: rusqlite::Error },
     #[error("cannot create the database folder {path}: {source}")]
-    CreateDir { path: PathBuf, source: std::io::Error },
+    CreateDir { path: std::path::PathBuf, source: std::io::Error },
+    #[error("PostgreSQL: {0}")]
+    Postgres(String),
+    /// Another replica accepted the same signed request first.
+    #[error("this signed request was already received")]
+    Replay,
 }
 
-impl StorageError {
-    fn from_commit(e: &rusqlite::Error) -> Self {
-        StorageError::Commit(e.to_string())
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestOutcome {
+    pub stored: usize,
+    pub duplicate: bool,
+}
+
+/// Filters of `GET /api/events`.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub agent_id: Option<String>,
+    pub event_type: Option<String>,
+    pub before_id: Option<i64>,
+    pub limit: u32,
+}
+
+/// A time range cut into buckets of `step_ms`.
+#[derive(Debug, Clone, Copy)]
+pub struct Range {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub step_ms: i64,
+}
+
+/// How long ago (s) an agent was seen, its interval (s), and whether it counts as online: seen
+/// within three of its own intervals. Until two batches have arrived the seed's 5 s is assumed.
+pub fn liveness(now_ms: i64, last_seen_ms: i64, interval_ms: Option<f64>) -> (f64, f64, bool) {
+    let interval_ms = interval_ms.unwrap_or(5000.0).max(1000.0);
+    let ago_ms = (now_ms - last_seen_ms).max(0) as f64;
+    (ago_ms / 1000.0, interval_ms.round() / 1000.0, ago_ms <= 3.0 * interval_ms)
+}
+
+impl Range {
+    /// The start of a bucket, in unix seconds.
+    fn bucket_start(self, bucket: i64) -> i64 {
+        (self.from_ms + bucket * self.step_ms) / 1000
     }
 }
 
-const READERS: usize = 4;
-const WRITE_QUEUE: usize = 4096;
-
-#[derive(Debug)]
-pub struct Storage {
-    jobs: mpsc::Sender<Job>,
-    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
-    readers: Arc<Mutex<Vec<Connection>>>,
-    reader_permits: Arc<Semaphore>,
+pub fn empty_series(agent_id: &str, range: Range) -> Series {
+    Series {
+        agent_id: agent_id.to_owned(),
+        from: range.from_ms / 1000,
+        to: range.to_ms / 1000,
+        step: range.step_ms / 1000,
+        t: Vec::new(),
+        cpu_avg: Vec::new(),
+        cpu_max: Vec::new(),
+        mem_used: Vec::new(),
+        mem_total: Vec::new(),
+        disk_used: Vec::new(),
+        disk_total: Vec::new(),
+        net_rx_bps: Vec::new(),
+        net_tx_bps: Vec::new(),
+    }
 }
 
-/// What start-up learns from an existing database.
-#[derive(Debug)]
-pub struct Opened {
-    pub storage: Storage,
-    pub replay_entries: Vec<(i64, [u8; 32])>,
+/// Appends one bucket: cpu avg and max, memory used and total, disk used and total, network
+/// in and out. With a total unknown, "used" is unknown too.
+pub fn push_series(s: &mut Series, range: Range, bucket: i64, v: [Option<f64>; 8]) {
+    s.t.push(range.bucket_start(bucket));
+    let [cpu_avg, cpu_max, mem_used, mem_total, disk_used, disk_total, rx, tx] = v;
+    s.cpu_avg.push(cpu_avg);
+    s.cpu_max.push(cpu_max);
+    s.mem_used.push(mem_used);
+    s.mem_total.push(mem_total);
+    s.disk_used.push(disk_used);
+    s.disk_total.push(disk_total);
+    s.net_rx_bps.push(rx);
+    s.net_tx_bps.push(tx);
 }
 
-impl Storage {
-    pub fn open(
-        path: &Path,
-        sync: Synchronous,
-        hub: Hub,
-        metrics: Arc<Metrics>,
-    ) -> Result<Opened, StorageError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|source| StorageError::CreateDir { path: dir.to_owned(), source })?;
-        }
-        let open_err = |source| StorageError::Open { path: path.to_owned(), source };
-        let conn = schema::open_writer(path, sync).map_err(open_err)?;
-        let replay_entries = writer::load_replay_guard(&conn, now_ms())?;
-        let readers = (0..READERS)
-            .map(|_| schema::open_reader(path))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(open_err)?;
-        let (jobs, rx) = mpsc::channel(WRITE_QUEUE);
-        let handle = std::thread::Builder::new()
-            .name("sqlite-writer".into())
-            .spawn(move || writer::run(conn, rx, hub, metrics))
-            .map_err(|e| StorageError::Commit(format!("cannot start the writer thread: {e}")))?;
-        Ok(Opened {
-            storage: Storage {
-                jobs,
-                writer: Mutex::new(Some(handle)),
-                readers: Arc::new(Mutex::new(readers)),
-                reader_permits: Arc::new(Semaphore::new(READERS)),
-            },
-            replay_entries,
-        })
+pub fn empty_history(agent_id: &str, name: &str, range: Range) -> ProcessHistory {
+    ProcessHistory {
+        agent_id: agent_id.to_owned(),
+        name: name.to_owned(),
+        from: range.from_ms / 1000,
+        to: range.to_ms / 1000,
+        step: range.step_ms / 1000,
+        t: Vec::new(),
+        cpu_avg: Vec::new(),
+        cpu_max: Vec::new(),
+        rss_avg: Vec::new(),
     }
+}
 
-    async fn submit<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, StorageError>>) -> Job,
-    ) -> Result<T, StorageError> {
-        let (reply, rx) = oneshot::channel();
-        self.jobs.send(make(reply)).await.map_err(|_| StorageError::Closed)?;
-        rx.await.map_err(|_| StorageError::Closed)?
-    }
+/// Appends one bucket: cpu avg and max, rss avg.
+pub fn push_history(h: &mut ProcessHistory, range: Range, bucket: i64, v: [Option<f64>; 3]) {
+    h.t.push(range.bucket_start(bucket));
+    let [cpu_avg, cpu_max, rss_avg] = v;
+    h.cpu_avg.push(cpu_avg);
+    h.cpu_max.push(cpu_max);
+    h.rss_avg.push(rss_avg);
+}
 
+/// Rows deleted per retention step, so pruning never holds the write lock for long.
+pub const PRUNE_CHUNK: usize = 5000;
+
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StorageError>> + Send + 'a>>;
+
+pub trait Store: Send + Sync + std::fmt::Debug {
     /// Resolves once the batch is committed (or known to be a duplicate).
-    pub async fn ingest(
+    fn ingest(
         &self,
         batch: IngestBatch,
         ts_ms: i64,
         verified: Verified,
-    ) -> Result<IngestOutcome, StorageError> {
-        self.submit(|reply| Job::Ingest { batch, ts_ms, verified, reply }).await
-    }
-
-    pub async fn clear(&self, agent_id: Option<String>) -> Result<usize, StorageError> {
-        self.submit(|reply| Job::Clear { agent_id, reply }).await
-    }
-
-    pub async fn ping(&self) -> Result<(), StorageError> {
-        self.submit(|reply| Job::Ping { reply }).await
-    }
-
-    /// Removes events ingested before `before_ms` in short steps, and expired replay entries.
-    pub async fn prune(&self, before_ms: Option<i64>) -> Result<usize, StorageError> {
-        let mut total = 0;
-        loop {
-            let n = self.submit(|reply| Job::Prune { before_ms, reply }).await?;
-            total += n;
-            if n < writer::PRUNE_CHUNK {
-                return Ok(total);
-            }
-            // Let queued ingest commits go between two chunks.
-            tokio::task::yield_now().await;
-        }
-    }
-
-    /// Runs a read on a pooled read-only connection, off the async threads.
-    pub async fn read<T, F>(&self, f: F) -> Result<T, StorageError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
-    {
-        let _permit = self.reader_permits.acquire().await.map_err(|_| StorageError::Closed)?;
-        let pool = Arc::clone(&self.readers);
-        tokio::task::spawn_blocking(move || {
-            let conn = pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
-            let Some(conn) = conn else { return Err(StorageError::Closed) };
-            let result = f(&conn).map_err(StorageError::from);
-            pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(conn);
-            result
-        })
-        .await
-        .map_err(|_| StorageError::Closed)?
-    }
-
-    /// Commits everything queued so far, then stops the writer thread.
-    pub async fn close(&self) {
-        let _ = self.jobs.send(Job::Shutdown).await;
-        let handle = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        if let Some(handle) = handle {
-            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
-        }
-    }
+    ) -> StoreFuture<'_, IngestOutcome>;
+    fn clear(&self, agent_id: Option<String>) -> StoreFuture<'_, usize>;
+    /// Takes the write lock and commits nothing: proves the database is writable.
+    fn ping(&self) -> StoreFuture<'_, ()>;
+    /// Deletes up to [`PRUNE_CHUNK`] events ingested before `before_ms`, and expired
+    /// signatures and batch ids.
+    fn prune_step(&self, before_ms: Option<i64>) -> StoreFuture<'_, usize>;
+    /// Newest first by id, which is insertion order.
+    fn events(&self, filter: EventFilter) -> StoreFuture<'_, Vec<EventRow>>;
+    /// Every agent with its latest figures; `online` is judged against its own interval.
+    fn agents(&self, now_ms: i64) -> StoreFuture<'_, Vec<AgentSummary>>;
+    fn agent_exists(&self, agent_id: String) -> StoreFuture<'_, bool>;
+    fn series(&self, agent_id: String, range: Range) -> StoreFuture<'_, Series>;
+    fn latest_processes(&self, agent_id: String) -> StoreFuture<'_, ProcessesResponse>;
+    fn process_history(
+        &self,
+        agent_id: String,
+        name: String,
+        range: Range,
+    ) -> StoreFuture<'_, ProcessHistory>;
+    /// Commits everything queued so far, then stops writing.
+    fn close(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::security::replay::Signature;
-
-    fn batch(agent: &str) -> IngestBatch {
-        serde_json::from_str(
-            &include_str!("../../../protocol/testdata/payloads/seed_example.json")
-                .replace("host-01", agent),
-        )
-        .unwrap()
-    }
-
-    fn verified(n: u8, expires_ms: i64) -> Verified {
-        Verified { signature: [n; 32] as Signature, expires_ms }
-    }
-
-    #[tokio::test]
-    async fn retention_prunes_old_events_in_chunks_and_expired_signatures() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let metrics = Arc::new(Metrics::default());
-        let opened =
-            Storage::open(&path, Synchronous::Normal, Hub::new(4), metrics.clone()).unwrap();
-        let storage = opened.storage;
-        let now = now_ms();
-        for i in 0..200u8 {
-            storage.ingest(batch("old"), 0, verified(i, now - 1)).await.unwrap();
+/// Removes everything older than `before_ms` in short steps, letting ingest commits go between
+/// two of them.
+pub async fn prune(store: &dyn Store, before_ms: Option<i64>) -> Result<usize, StorageError> {
+    let mut total = 0;
+    loop {
+        let n = store.prune_step(before_ms).await?;
+        total += n;
+        if n < PRUNE_CHUNK {
+            return Ok(total);
         }
-        storage.ingest(batch("new"), 0, verified(255, now + 60_000)).await.unwrap();
-        // Age the first 400 rows by a year, as if they had been ingested then.
-        let conn = Connection::open(&path).unwrap();
-        conn.execute(
-            "UPDATE events SET ingested_ms = ingested_ms - 31536000000 WHERE agent_id = 'old'",
-            [],
-        )
-        .unwrap();
-        let removed = storage.prune(Some(now - 86_400_000)).await.unwrap();
-        assert_eq!(removed, 400);
-        let left: Vec<String> = conn
-            .prepare("SELECT DISTINCT agent_id FROM events")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(left, ["new"]);
-        let guard: i64 =
-            conn.query_row("SELECT count(*) FROM replay_guard", [], |r| r.get(0)).unwrap();
-        assert_eq!(guard, 1, "expired signatures are pruned, live ones kept");
-        assert_eq!(metrics.events_pruned.load(std::sync::atomic::Ordering::Relaxed), 400);
-        storage.close().await;
-    }
-
-    #[tokio::test]
-    async fn one_failing_job_does_not_sink_its_group() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let opened =
-            Storage::open(&path, Synchronous::Normal, Hub::new(4), Arc::default()).unwrap();
-        let storage = Arc::new(opened.storage);
-        // A trigger that refuses one agent's rows stands in for any per-request failure.
-        Connection::open(&path)
-            .unwrap()
-            .execute_batch(
-                "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.agent_id = 'bad'
-                 BEGIN SELECT RAISE(ABORT, 'refused'); END;",
-            )
-            .unwrap();
-        let jobs = ["good-1", "bad", "good-2"].map(|agent| {
-            let storage = storage.clone();
-            tokio::spawn(async move {
-                storage.ingest(batch(agent), 0, verified(agent.len() as u8, 0)).await
-            })
-        });
-        let mut results = Vec::new();
-        for job in jobs {
-            results.push(job.await.unwrap().is_ok());
-        }
-        assert_eq!(results, [true, false, true]);
-        let count: i64 = Connection::open(&path)
-            .unwrap()
-            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(count, 4);
-        storage.close().await;
+        tokio::task::yield_now().await;
     }
 }

@@ -242,7 +242,7 @@ pub fn batch(agent_id: &str, procs: u32) -> IngestBatch {
         agent_id: agent_id.into(),
         ts: rfc3339_now(),
         platform: "windows".into(),
-        batch_id: Some(uuid::Uuid::new_v4().to_string()),
+        batch_id: Some(uuid::Uuid::now_v7().to_string()),
         events,
     }
 }

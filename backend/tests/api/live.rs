@@ -6,15 +6,15 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws =
+pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn connect(server: &TestServer, query: &str) -> Ws {
+pub async fn connect(server: &TestServer, query: &str) -> Ws {
     tokio_tungstenite::connect_async(server.ws_url(query)).await.unwrap().0
 }
 
 /// Waits until the server counts `n` clients: from then on each of them is subscribed.
-async fn wait_for_clients(server: &TestServer, n: f64) {
+pub async fn wait_for_clients(server: &TestServer, n: f64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while server.metric("telemetry_ws_clients ").await != n {
         assert!(Instant::now() < deadline, "clients never reached {n}");
@@ -22,7 +22,7 @@ async fn wait_for_clients(server: &TestServer, n: f64) {
     }
 }
 
-async fn next_json(ws: &mut Ws) -> Value {
+pub async fn next_json(ws: &mut Ws) -> Value {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await

@@ -8,4 +8,5 @@ mod ingest;
 mod live;
 mod ops;
 mod reads;
+mod replicas;
 mod security;

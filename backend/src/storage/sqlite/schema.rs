@@ -67,7 +67,37 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX replay_guard_by_expiry ON replay_guard(expires_ms);
     ",
+    // 2: the replay guard becomes an append-only log. Signatures arrive in expiry order (one TTL
+    // for all), so appending and pruning from the low end replace two B-trees keyed by random
+    // bytes, which cost every request a page write each.
+    r"
+    CREATE TABLE replay_log (
+        id         INTEGER PRIMARY KEY,
+        expires_ms INTEGER NOT NULL,
+        signature  BLOB    NOT NULL
+    );
+    INSERT INTO replay_log(expires_ms, signature)
+        SELECT expires_ms, signature FROM replay_guard ORDER BY expires_ms;
+    DROP TABLE replay_guard;
+
+    -- Batch ids lead the key: the agent's ids are time-ordered (UUIDv7), so new entries of
+    -- every agent land at the end of one B-tree instead of in a page of each agent's own.
+    CREATE TABLE batches_v2 (
+        batch_id    TEXT    NOT NULL,
+        agent_id    TEXT    NOT NULL,
+        received_ms INTEGER NOT NULL,
+        stored      INTEGER NOT NULL,
+        PRIMARY KEY (batch_id, agent_id)
+    ) WITHOUT ROWID;
+    INSERT INTO batches_v2 SELECT batch_id, agent_id, received_ms, stored FROM batches;
+    DROP TABLE batches;
+    ALTER TABLE batches_v2 RENAME TO batches;
+    CREATE INDEX batches_by_time ON batches(received_ms);
+    ",
 ];
+
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
+const READER_CACHE_KIB: i64 = 16 * 1024;
 
 pub fn latest_version() -> usize {
     MIGRATIONS.len()
@@ -87,6 +117,9 @@ pub fn open_writer(path: &Path, sync: Synchronous) -> rusqlite::Result<Connectio
         },
     )?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // The indexes' hot pages (one insertion point per agent) must stay cached as the database
+    // grows; SQLite's default of 2 MiB is outgrown at a few hundred thousand events.
+    conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
     migrate(&mut conn)?;
     Ok(conn)
 }
@@ -99,6 +132,7 @@ pub fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
             | OpenFlags::SQLITE_OPEN_URI,
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
     Ok(conn)
 }
 
@@ -128,5 +162,33 @@ mod tests {
         assert_eq!(v, latest_version());
         let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn a_version_1_database_keeps_its_signatures_and_batch_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(
+            "PRAGMA user_version = 1;
+             INSERT INTO replay_guard VALUES (x'0101', 20), (x'0202', 10);
+             INSERT INTO batches VALUES ('host-1', 'b-1', 5, 2);",
+        )
+        .unwrap();
+        drop(conn);
+        let conn = open_writer(&path, Synchronous::Full).unwrap();
+        let log: Vec<(i64, Vec<u8>)> = conn
+            .prepare("SELECT expires_ms, signature FROM replay_log ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(log, [(10, vec![2, 2]), (20, vec![1, 1])]);
+        let batch: (String, String) = conn
+            .query_row("SELECT batch_id, agent_id FROM batches", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
+        assert_eq!(batch, ("b-1".to_owned(), "host-1".to_owned()));
     }
 }

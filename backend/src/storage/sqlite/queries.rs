@@ -1,18 +1,12 @@
 //! Read queries. Each takes a plain connection so it runs on the reader pool.
 
 use crate::clock::format_ms;
+use crate::storage::{
+    EventFilter, Range, empty_history, empty_series, liveness, push_history, push_series,
+};
 use protocol::{AgentSummary, EventRow, ProcessHistory, ProcessesResponse, Series};
 use rusqlite::types::Value;
 use rusqlite::{Connection, Row, params, params_from_iter};
-
-/// Filters of `GET /api/events`.
-#[derive(Debug, Clone, Default)]
-pub struct EventFilter {
-    pub agent_id: Option<String>,
-    pub event_type: Option<String>,
-    pub before_id: Option<i64>,
-    pub limit: u32,
-}
 
 const EVENT_COLUMNS: &str = "id, agent_id, ts, platform, event_type, cpu, mem_free, pid, proc_name,
     rss, ingested_ms, mem_total, disk_free, disk_total, net_rx_bps, net_tx_bps, uptime_s";
@@ -72,17 +66,15 @@ pub fn agents(conn: &Connection, now_ms: i64) -> rusqlite::Result<Vec<AgentSumma
     )?;
     let rows = stmt.query_map([], |r| {
         let last_seen_ms: i64 = r.get(3)?;
-        // Until two batches have arrived the seed's default interval is assumed.
-        let interval_ms = r.get::<_, Option<f64>>(4)?.unwrap_or(5000.0).max(1000.0);
-        let ago_ms = (now_ms - last_seen_ms).max(0) as f64;
+        let (ago_s, interval_s, online) = liveness(now_ms, last_seen_ms, r.get(4)?);
         Ok(AgentSummary {
             agent_id: r.get(0)?,
             platform: r.get(1)?,
             first_seen: format_ms(r.get(2)?),
             last_seen: format_ms(last_seen_ms),
-            last_seen_ago_s: ago_ms / 1000.0,
-            interval_s: interval_ms.round() / 1000.0,
-            online: ago_ms <= 3.0 * interval_ms,
+            last_seen_ago_s: ago_s,
+            interval_s,
+            online,
             metric_ts: r.get(5)?,
             cpu: r.get(6)?,
             mem_free: r.get(7)?,
@@ -101,14 +93,6 @@ pub fn agent_exists(conn: &Connection, agent_id: &str) -> rusqlite::Result<bool>
     conn.prepare_cached("SELECT 1 FROM agents WHERE agent_id = ?1")?.exists([agent_id])
 }
 
-/// A time range cut into buckets of `step_ms`.
-#[derive(Debug, Clone, Copy)]
-pub struct Range {
-    pub from_ms: i64,
-    pub to_ms: i64,
-    pub step_ms: i64,
-}
-
 pub fn series(conn: &Connection, agent_id: &str, range: Range) -> rusqlite::Result<Series> {
     let mut stmt = conn.prepare_cached(
         "SELECT (ts_ms - ?2) / ?4 AS bucket, avg(cpu), max(cpu),
@@ -119,34 +103,14 @@ pub fn series(conn: &Connection, agent_id: &str, range: Range) -> rusqlite::Resu
          WHERE agent_id = ?1 AND event_type = 'metric' AND ts_ms >= ?2 AND ts_ms < ?3
          GROUP BY bucket ORDER BY bucket",
     )?;
-    let mut s = Series {
-        agent_id: agent_id.to_owned(),
-        from: range.from_ms / 1000,
-        to: range.to_ms / 1000,
-        step: range.step_ms / 1000,
-        t: Vec::new(),
-        cpu_avg: Vec::new(),
-        cpu_max: Vec::new(),
-        mem_used: Vec::new(),
-        mem_total: Vec::new(),
-        disk_used: Vec::new(),
-        disk_total: Vec::new(),
-        net_rx_bps: Vec::new(),
-        net_tx_bps: Vec::new(),
-    };
+    let mut s = empty_series(agent_id, range);
     let mut rows = stmt.query(params![agent_id, range.from_ms, range.to_ms, range.step_ms])?;
     while let Some(r) = rows.next()? {
-        let bucket: i64 = r.get(0)?;
-        s.t.push((range.from_ms + bucket * range.step_ms) / 1000);
-        s.cpu_avg.push(r.get(1)?);
-        s.cpu_max.push(r.get(2)?);
-        // With mem_total unknown, memory used is unknown too; mem_free alone stays in the rows.
-        s.mem_used.push(r.get(3)?);
-        s.mem_total.push(r.get(4)?);
-        s.disk_used.push(r.get(5)?);
-        s.disk_total.push(r.get(6)?);
-        s.net_rx_bps.push(r.get(7)?);
-        s.net_tx_bps.push(r.get(8)?);
+        let mut v = [None; 8];
+        for (i, slot) in v.iter_mut().enumerate() {
+            *slot = r.get(i + 1)?;
+        }
+        push_series(&mut s, range, r.get(0)?, v);
     }
     Ok(s)
 }
@@ -183,25 +147,11 @@ pub fn process_history(
            AND proc_name = ?2
          GROUP BY bucket ORDER BY bucket",
     )?;
-    let mut h = ProcessHistory {
-        agent_id: agent_id.to_owned(),
-        name: name.to_owned(),
-        from: range.from_ms / 1000,
-        to: range.to_ms / 1000,
-        step: range.step_ms / 1000,
-        t: Vec::new(),
-        cpu_avg: Vec::new(),
-        cpu_max: Vec::new(),
-        rss_avg: Vec::new(),
-    };
+    let mut h = empty_history(agent_id, name, range);
     let mut rows =
         stmt.query(params![agent_id, name, range.from_ms, range.to_ms, range.step_ms])?;
     while let Some(r) = rows.next()? {
-        let bucket: i64 = r.get(0)?;
-        h.t.push((range.from_ms + bucket * range.step_ms) / 1000);
-        h.cpu_avg.push(r.get(1)?);
-        h.cpu_max.push(r.get(2)?);
-        h.rss_avg.push(r.get(3)?);
+        push_history(&mut h, range, r.get(0)?, [r.get(1)?, r.get(2)?, r.get(3)?]);
     }
     Ok(h)
 }

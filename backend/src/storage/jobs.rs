@@ -1,0 +1,184 @@
+//! What a request asks of a storage writer, and what happens once its commit is decided: both
+//! writers (SQLite's thread, PostgreSQL's task) group the queued jobs into one transaction and
+//! answer each only after that transaction commits.
+
+use super::{IngestOutcome, StorageError};
+use crate::live::Hub;
+use crate::metrics::Metrics;
+use crate::security::Verified;
+use protocol::{Event, EventRow, IngestBatch};
+use tokio::sync::{mpsc, oneshot};
+
+/// At most this many requests share one transaction, so one commit never grows unbounded.
+pub const MAX_GROUP: usize = 256;
+
+pub type Reply<T> = oneshot::Sender<Result<T, StorageError>>;
+
+#[derive(Debug)]
+pub enum Job {
+    Ingest {
+        batch: IngestBatch,
+        ts_ms: i64,
+        verified: Verified,
+        reply: Reply<IngestOutcome>,
+    },
+    Clear {
+        agent_id: Option<String>,
+        reply: Reply<usize>,
+    },
+    /// Takes the write lock and commits nothing: proves the database is writable.
+    Ping {
+        reply: Reply<()>,
+    },
+    /// One retention step (see [`super::Store::prune_step`]).
+    Prune {
+        before_ms: Option<i64>,
+        reply: Reply<usize>,
+    },
+    /// Ends the writer once the jobs queued before it are committed.
+    Shutdown,
+}
+
+/// What a job produced inside the transaction, released only if the commit succeeds.
+#[derive(Debug)]
+pub enum Applied {
+    Ingest(IngestOutcome, Vec<EventRow>),
+    Count(usize),
+    Unit,
+}
+
+/// Queues a job and waits for its commit.
+pub async fn submit<T>(
+    jobs: &mpsc::Sender<Job>,
+    make: impl FnOnce(Reply<T>) -> Job,
+) -> Result<T, StorageError> {
+    let (reply, rx) = oneshot::channel();
+    jobs.send(make(reply)).await.map_err(|_| StorageError::Closed)?;
+    rx.await.map_err(|_| StorageError::Closed)?
+}
+
+/// The queued jobs after `first`, up to [`MAX_GROUP`], and whether a shutdown was among them
+/// (the jobs after it are dropped: their senders learn that the writer has stopped).
+pub fn take_group(first: Job, mut next: impl FnMut() -> Option<Job>) -> (Vec<Job>, bool) {
+    let mut jobs = vec![first];
+    while jobs.len() < MAX_GROUP {
+        match next() {
+            Some(job) => jobs.push(job),
+            None => break,
+        }
+    }
+    match jobs.iter().position(|j| matches!(j, Job::Shutdown)) {
+        Some(pos) => {
+            jobs.truncate(pos);
+            (jobs, true)
+        }
+        None => (jobs, false),
+    }
+}
+
+impl Job {
+    pub fn fail(self, err: StorageError) {
+        match self {
+            Job::Ingest { reply, .. } => drop(reply.send(Err(err))),
+            Job::Clear { reply, .. } | Job::Prune { reply, .. } => drop(reply.send(Err(err))),
+            Job::Ping { reply } => drop(reply.send(Err(err))),
+            Job::Shutdown => {}
+        }
+    }
+
+    /// After the commit: counts, publishes the rows live, then answers the request.
+    pub fn release(self, result: Applied, hub: &Hub, metrics: &Metrics) {
+        use std::sync::atomic::Ordering::Relaxed;
+        match (self, result) {
+            (Job::Ingest { reply, .. }, Applied::Ingest(outcome, rows)) => {
+                if outcome.duplicate {
+                    metrics.batches_duplicate.fetch_add(1, Relaxed);
+                } else {
+                    metrics.batches_stored.fetch_add(1, Relaxed);
+                    metrics.events_stored.fetch_add(outcome.stored as u64, Relaxed);
+                }
+                hub.publish_rows(&rows);
+                let _ = reply.send(Ok(outcome));
+            }
+            (Job::Clear { reply, agent_id }, Applied::Count(n)) => {
+                hub.publish_clear(agent_id.as_deref());
+                let _ = reply.send(Ok(n));
+            }
+            (Job::Prune { reply, .. }, Applied::Count(n)) => {
+                metrics.events_pruned.fetch_add(n as u64, Relaxed);
+                let _ = reply.send(Ok(n));
+            }
+            (Job::Ping { reply }, _) => drop(reply.send(Ok(()))),
+            (job, result) => unreachable!("{result:?} is not the result of {job:?}"),
+        }
+    }
+}
+
+/// One event's columns, borrowed from its batch. Validation keeps every integer within i64.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Columns<'a> {
+    pub event_type: &'static str,
+    pub cpu: f64,
+    pub mem_free: Option<i64>,
+    pub mem_total: Option<i64>,
+    pub disk_free: Option<i64>,
+    pub disk_total: Option<i64>,
+    pub net_rx_bps: Option<f64>,
+    pub net_tx_bps: Option<f64>,
+    pub uptime_s: Option<i64>,
+    pub pid: Option<i64>,
+    pub proc_name: Option<&'a str>,
+    pub rss: Option<i64>,
+}
+
+impl<'a> Columns<'a> {
+    pub fn of(event: &'a Event) -> Self {
+        let int = |v: Option<u64>| v.map(|v| v as i64);
+        match event {
+            Event::Metric(m) => Columns {
+                event_type: event.type_name(),
+                cpu: m.cpu,
+                mem_free: Some(m.mem_free as i64),
+                mem_total: int(m.mem_total),
+                disk_free: int(m.disk_free),
+                disk_total: int(m.disk_total),
+                net_rx_bps: m.net_rx_bps,
+                net_tx_bps: m.net_tx_bps,
+                uptime_s: int(m.uptime_s),
+                ..Columns::default()
+            },
+            Event::Proc(p) => Columns {
+                event_type: event.type_name(),
+                cpu: p.cpu,
+                pid: Some(i64::from(p.pid)),
+                proc_name: Some(&p.name),
+                rss: Some(p.rss as i64),
+                ..Columns::default()
+            },
+        }
+    }
+
+    /// The row as `GET /api/events` and the live feed show it.
+    pub fn to_row(self, batch: &IngestBatch, id: i64, ingested_at: &str) -> EventRow {
+        let uint = |v: Option<i64>| v.map(|v| v as u64);
+        EventRow {
+            id,
+            agent_id: batch.agent_id.clone(),
+            ts: batch.ts.clone(),
+            platform: batch.platform.clone(),
+            event_type: self.event_type.to_owned(),
+            cpu: Some(self.cpu),
+            mem_free: uint(self.mem_free),
+            pid: self.pid.map(|p| p as u32),
+            proc_name: self.proc_name.map(str::to_owned),
+            rss: uint(self.rss),
+            ingested_at: ingested_at.to_owned(),
+            mem_total: uint(self.mem_total),
+            disk_free: uint(self.disk_free),
+            disk_total: uint(self.disk_total),
+            net_rx_bps: self.net_rx_bps,
+            net_tx_bps: self.net_tx_bps,
+            uptime_s: uint(self.uptime_s),
+        }
+    }
+}

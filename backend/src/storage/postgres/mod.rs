@@ -1,0 +1,144 @@
+//! PostgreSQL storage (`DATABASE_URL`), for several backend replicas acting as one: they share
+//! the tables, the replay guard and batch ids, and the live feed through LISTEN/NOTIFY.
+
+mod listen;
+mod pool;
+pub mod queries;
+mod schema;
+mod writer;
+
+use super::jobs::{Job, submit};
+use super::{EventFilter, IngestOutcome, Range, StorageError, Store, StoreFuture};
+use crate::live::Hub;
+use crate::metrics::Metrics;
+use crate::security::Verified;
+use pool::Pool;
+use protocol::{
+    AgentSummary, EventRow, IngestBatch, ProcessHistory, ProcessesResponse, Secret, Series,
+};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+const READERS: usize = 4;
+const WRITE_QUEUE: usize = 4096;
+const LISTEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl From<tokio_postgres::Error> for StorageError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        // The database's own words name the problem; the driver's Display alone says "db error".
+        StorageError::Postgres(match e.as_db_error() {
+            Some(db) => format!("{} ({})", db.message(), db.code().code()),
+            None => e.to_string(),
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct PgStorage {
+    jobs: mpsc::Sender<Job>,
+    pool: Arc<Pool>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    listener: JoinHandle<()>,
+}
+
+impl PgStorage {
+    /// Connects, migrates (one replica at a time), and starts the writer and the listener.
+    pub async fn open(url: &Secret, hub: Hub, metrics: Arc<Metrics>) -> Result<Self, StorageError> {
+        let mut client = pool::connect(url).await?;
+        schema::migrate(&mut client).await?;
+        // Tells this replica's own notices apart from the others'.
+        let origin: Arc<str> = Arc::from(uuid::Uuid::new_v4().to_string());
+        let pool = Arc::new(Pool::new(url.clone(), READERS));
+        let (jobs, rx) = mpsc::channel(WRITE_QUEUE);
+        let writer = writer::Writer::new(url.clone(), client, origin.clone());
+        let writer = tokio::spawn(writer::run(writer, rx, hub.clone(), metrics));
+        let (ready, listening) = oneshot::channel();
+        let listener = tokio::spawn(listen::run(url.clone(), pool.clone(), hub, origin, ready));
+        let storage = Self { jobs, pool, writer: Mutex::new(Some(writer)), listener };
+        if tokio::time::timeout(LISTEN_TIMEOUT, listening).await.is_err() {
+            storage.shut_down().await;
+            return Err(StorageError::Postgres(format!(
+                "could not LISTEN for the other replicas within {}s",
+                LISTEN_TIMEOUT.as_secs()
+            )));
+        }
+        Ok(storage)
+    }
+
+    async fn shut_down(&self) {
+        let _ = self.jobs.send(Job::Shutdown).await;
+        let handle = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(handle) = handle {
+            let _ = handle.await;
+        }
+        self.listener.abort();
+    }
+}
+
+impl Store for PgStorage {
+    fn ingest(
+        &self,
+        batch: IngestBatch,
+        ts_ms: i64,
+        verified: Verified,
+    ) -> StoreFuture<'_, IngestOutcome> {
+        Box::pin(submit(&self.jobs, move |reply| Job::Ingest { batch, ts_ms, verified, reply }))
+    }
+
+    fn clear(&self, agent_id: Option<String>) -> StoreFuture<'_, usize> {
+        Box::pin(submit(&self.jobs, move |reply| Job::Clear { agent_id, reply }))
+    }
+
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(submit(&self.jobs, |reply| Job::Ping { reply }))
+    }
+
+    fn prune_step(&self, before_ms: Option<i64>) -> StoreFuture<'_, usize> {
+        Box::pin(submit(&self.jobs, move |reply| Job::Prune { before_ms, reply }))
+    }
+
+    fn events(&self, filter: EventFilter) -> StoreFuture<'_, Vec<EventRow>> {
+        Box::pin(async move { Ok(queries::events(&*self.pool.get().await?, &filter).await?) })
+    }
+
+    fn agents(&self, now_ms: i64) -> StoreFuture<'_, Vec<AgentSummary>> {
+        Box::pin(async move { Ok(queries::agents(&*self.pool.get().await?, now_ms).await?) })
+    }
+
+    fn agent_exists(&self, agent_id: String) -> StoreFuture<'_, bool> {
+        Box::pin(
+            async move { Ok(queries::agent_exists(&*self.pool.get().await?, &agent_id).await?) },
+        )
+    }
+
+    fn series(&self, agent_id: String, range: Range) -> StoreFuture<'_, Series> {
+        Box::pin(
+            async move { Ok(queries::series(&*self.pool.get().await?, &agent_id, range).await?) },
+        )
+    }
+
+    fn latest_processes(&self, agent_id: String) -> StoreFuture<'_, ProcessesResponse> {
+        Box::pin(async move {
+            Ok(queries::latest_processes(&*self.pool.get().await?, &agent_id).await?)
+        })
+    }
+
+    fn process_history(
+        &self,
+        agent_id: String,
+        name: String,
+        range: Range,
+    ) -> StoreFuture<'_, ProcessHistory> {
+        Box::pin(async move {
+            let client = self.pool.get().await?;
+            Ok(queries::process_history(&client, &agent_id, &name, range).await?)
+        })
+    }
+
+    fn close(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(self.shut_down())
+    }
+}

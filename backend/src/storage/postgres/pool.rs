@@ -1,0 +1,66 @@
+//! A few PostgreSQL connections for reads, opened when first needed and reused; a connection
+//! that broke is dropped and replaced on the next lease.
+
+use crate::storage::StorageError;
+use protocol::Secret;
+use std::ops::Deref;
+use std::sync::Mutex;
+use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio_postgres::{Client, NoTls};
+
+/// Opens one connection and drives it on its own task.
+pub async fn connect(url: &Secret) -> Result<Client, StorageError> {
+    let (client, connection) = tokio_postgres::connect(url.expose(), NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "a PostgreSQL connection closed");
+        }
+    });
+    Ok(client)
+}
+
+#[derive(Debug)]
+pub struct Pool {
+    url: Secret,
+    idle: Mutex<Vec<Client>>,
+    permits: Semaphore,
+}
+
+#[derive(Debug)]
+pub struct Lease<'a> {
+    pool: &'a Pool,
+    client: Option<Client>,
+    _permit: SemaphorePermit<'a>,
+}
+
+impl Pool {
+    pub fn new(url: Secret, size: usize) -> Self {
+        Self { url, idle: Mutex::new(Vec::new()), permits: Semaphore::new(size) }
+    }
+
+    pub async fn get(&self) -> Result<Lease<'_>, StorageError> {
+        let permit = self.permits.acquire().await.map_err(|_| StorageError::Closed)?;
+        let idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+        let client = match idle {
+            Some(client) if !client.is_closed() => client,
+            _ => connect(&self.url).await?,
+        };
+        Ok(Lease { pool: self, client: Some(client), _permit: permit })
+    }
+}
+
+impl Deref for Lease<'_> {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        self.client.as_ref().expect("a lease holds its client until dropped")
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take().filter(|c| !c.is_closed()) {
+            self.pool.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(client);
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Read queries, the SQLite ones in PostgreSQL's dialect.
+
+use crate::clock::format_ms;
+use crate::storage::{
+    EventFilter, Range, empty_history, empty_series, liveness, push_history, push_series,
+};
+use protocol::{AgentSummary, EventRow, ProcessHistory, ProcessesResponse, Series};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Error, Row};
+
+pub const EVENT_COLUMNS: &str = "id, agent_id, ts, platform, event_type, cpu, mem_free, pid,
+    proc_name, rss, ingested_ms, mem_total, disk_free, disk_total, net_rx_bps, net_tx_bps, uptime_s";
+
+fn uint(r: &Row, i: usize) -> Option<u64> {
+    r.get::<_, Option<i64>>(i).map(|v| v.max(0) as u64)
+}
+
+pub fn event_row(r: &Row) -> EventRow {
+    EventRow {
+        id: r.get(0),
+        agent_id: r.get(1),
+        ts: r.get(2),
+        platform: r.get(3),
+        event_type: r.get(4),
+        cpu: r.get(5),
+        mem_free: uint(r, 6),
+        pid: r.get::<_, Option<i64>>(7).and_then(|p| u32::try_from(p).ok()),
+        proc_name: r.get(8),
+        rss: uint(r, 9),
+        ingested_at: format_ms(r.get(10)),
+        mem_total: uint(r, 11),
+        disk_free: uint(r, 12),
+        disk_total: uint(r, 13),
+        net_rx_bps: r.get(14),
+        net_tx_bps: r.get(15),
+        uptime_s: uint(r, 16),
+    }
+}
+
+pub async fn events(client: &Client, f: &EventFilter) -> Result<Vec<EventRow>, Error> {
+    let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE TRUE");
+    let limit = i64::from(f.limit);
+    let mut args: Vec<&(dyn ToSql + Sync)> = Vec::new();
+    if let Some(agent) = &f.agent_id {
+        args.push(agent);
+        sql.push_str(&format!(" AND agent_id = ${}", args.len()));
+    }
+    if let Some(kind) = &f.event_type {
+        args.push(kind);
+        sql.push_str(&format!(" AND event_type = ${}", args.len()));
+    }
+    if let Some(before) = &f.before_id {
+        args.push(before);
+        sql.push_str(&format!(" AND id < ${}", args.len()));
+    }
+    args.push(&limit);
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", args.len()));
+    Ok(client.query(&sql, &args).await?.iter().map(event_row).collect())
+}
+
+/// The rows of other replicas' commits, for the live feed.
+pub async fn events_by_id(client: &Client, ids: &[i64]) -> Result<Vec<EventRow>, Error> {
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ANY($1) ORDER BY id");
+    Ok(client.query(&sql, &[&ids]).await?.iter().map(event_row).collect())
+}
+
+pub async fn agents(client: &Client, now_ms: i64) -> Result<Vec<AgentSummary>, Error> {
+    let rows = client
+        .query(
+            "SELECT agent_id, platform, first_seen_ms, last_seen_ms, interval_ms, metric_ts, cpu,
+                    mem_free, mem_total, disk_free, disk_total, net_rx_bps, net_tx_bps, uptime_s
+             FROM agents ORDER BY agent_id",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let last_seen_ms: i64 = r.get(3);
+            let interval = r.get::<_, Option<f64>>(4);
+            let (ago_s, interval_s, online) = liveness(now_ms, last_seen_ms, interval);
+            AgentSummary {
+                agent_id: r.get(0),
+                platform: r.get(1),
+                first_seen: format_ms(r.get(2)),
+                last_seen: format_ms(last_seen_ms),
+                last_seen_ago_s: ago_s,
+                interval_s,
+                online,
+                metric_ts: r.get(5),
+                cpu: r.get(6),
+                mem_free: uint(r, 7),
+                mem_total: uint(r, 8),
+                disk_free: uint(r, 9),
+                disk_total: uint(r, 10),
+                net_rx_bps: r.get(11),
+                net_tx_bps: r.get(12),
+                uptime_s: uint(r, 13),
+            }
+        })
+        .collect())
+}
+
+pub async fn agent_exists(client: &Client, agent_id: &str) -> Result<bool, Error> {
+    Ok(client.query_opt("SELECT 1 FROM agents WHERE agent_id = $1", &[&agent_id]).await?.is_some())
+}
+
+pub async fn series(client: &Client, agent_id: &str, range: Range) -> Result<Series, Error> {
+    let rows = client
+        .query(
+            "SELECT (ts_ms - $2) / $4 AS bucket, avg(cpu), max(cpu),
+                    avg(mem_total - mem_free)::float8, avg(mem_total)::float8,
+                    avg(disk_total - disk_free)::float8, avg(disk_total)::float8,
+                    avg(net_rx_bps), avg(net_tx_bps)
+             FROM events
+             WHERE agent_id = $1 AND event_type = 'metric' AND ts_ms >= $2 AND ts_ms < $3
+             GROUP BY bucket ORDER BY bucket",
+            &[&agent_id, &range.from_ms, &range.to_ms, &range.step_ms],
+        )
+        .await?;
+    let mut s = empty_series(agent_id, range);
+    for r in &rows {
+        let v = [1, 2, 3, 4, 5, 6, 7, 8].map(|i| r.get::<_, Option<f64>>(i));
+        push_series(&mut s, range, r.get(0), v);
+    }
+    Ok(s)
+}
+
+pub async fn latest_processes(client: &Client, agent_id: &str) -> Result<ProcessesResponse, Error> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events
+         WHERE agent_id = $1 AND event_type = 'proc' AND ts_ms = (
+             SELECT max(ts_ms) FROM events WHERE agent_id = $1 AND event_type = 'proc')
+         ORDER BY cpu DESC, id"
+    );
+    let processes: Vec<EventRow> =
+        client.query(&sql, &[&agent_id]).await?.iter().map(event_row).collect();
+    let ts = processes.first().map(|p| p.ts.clone());
+    Ok(ProcessesResponse { agent_id: agent_id.to_owned(), ts, processes })
+}
+
+pub async fn process_history(
+    client: &Client,
+    agent_id: &str,
+    name: &str,
+    range: Range,
+) -> Result<ProcessHistory, Error> {
+    let rows = client
+        .query(
+            "SELECT (ts_ms - $3) / $5 AS bucket, avg(cpu), max(cpu), avg(rss)::float8
+             FROM events
+             WHERE agent_id = $1 AND event_type = 'proc' AND ts_ms >= $3 AND ts_ms < $4
+               AND proc_name = $2
+             GROUP BY bucket ORDER BY bucket",
+            &[&agent_id, &name, &range.from_ms, &range.to_ms, &range.step_ms],
+        )
+        .await?;
+    let mut h = empty_history(agent_id, name, range);
+    for r in &rows {
+        push_history(&mut h, range, r.get(0), [1, 2, 3].map(|i| r.get::<_, Option<f64>>(i)));
+    }
+    Ok(h)
+}

@@ -1,0 +1,339 @@
+//! One PostgreSQL writer task per replica, with SQLite's group commit: the queued requests share
+//! one transaction and are answered after it commits. Replicas meet in the database: the replay
+//! guard and batch ids are inserts that conflict, and every commit notifies the others of its
+//! rows (`NOTIFY`, delivered only if the commit succeeds).
+
+use super::pool;
+use crate::clock::{format_ms, now_ms};
+use crate::live::Hub;
+use crate::metrics::Metrics;
+use crate::storage::jobs::{Applied, Columns, Job, take_group};
+use crate::storage::{IngestOutcome, PRUNE_CHUNK, StorageError};
+use protocol::{IngestBatch, Secret};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
+use tokio_postgres::{Client, Transaction};
+
+pub const CHANNEL: &str = "telemetry_live";
+/// NOTIFY payloads must stay under 8000 bytes; this many ids fit with room to spare.
+const IDS_PER_NOTICE: usize = 400;
+
+/// What one replica tells the others after a commit.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Notice {
+    pub origin: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ids: Vec<i64>,
+    /// A clear: `Some(None)` clears every agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clear: Option<Option<String>>,
+}
+
+#[derive(Debug)]
+pub struct Writer {
+    url: Secret,
+    client: Option<Client>,
+    origin: Arc<str>,
+}
+
+impl Writer {
+    pub fn new(url: Secret, client: Client, origin: Arc<str>) -> Self {
+        Self { url, client: Some(client), origin }
+    }
+
+    async fn client(&mut self) -> Result<&mut Client, StorageError> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.client = Some(pool::connect(&self.url).await?);
+        }
+        Ok(self.client.as_mut().expect("connected above"))
+    }
+}
+
+pub async fn run(mut writer: Writer, mut rx: mpsc::Receiver<Job>, hub: Hub, metrics: Arc<Metrics>) {
+    loop {
+        let Some(first) = rx.recv().await else { break };
+        let (jobs, stop) = take_group(first, || rx.try_recv().ok());
+        if !jobs.is_empty() {
+            commit_group(&mut writer, jobs, &hub, &metrics).await;
+        }
+        if stop {
+            break;
+        }
+    }
+    tracing::info!("storage writer stopped; every acknowledged batch is committed");
+}
+
+/// A job's result inside a transaction that goes on: a replay refused here does not roll back
+/// the others.
+type Outcome = Result<Applied, StorageError>;
+
+async fn commit_group(writer: &mut Writer, jobs: Vec<Job>, hub: &Hub, metrics: &Metrics) {
+    let started = Instant::now();
+    let count = jobs.len();
+    let result = try_group(writer, &jobs, hub.has_subscribers()).await;
+    match result {
+        Ok(outcomes) => {
+            metrics.commit_jobs.observe(count as f64);
+            metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+            for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                match outcome {
+                    Ok(applied) => job.release(applied, hub, metrics),
+                    Err(refused) => job.fail(refused),
+                }
+            }
+        }
+        Err(e) if count == 1 => {
+            tracing::warn!(error = %e, "a request could not be stored; it was refused");
+            jobs.into_iter().for_each(|job| job.fail(StorageError::Commit(e.to_string())));
+        }
+        Err(e) => {
+            // A deadlock with another replica or one bad request: each job again, alone.
+            tracing::warn!(error = %e, requests = count, "group commit failed; retrying one by one");
+            for job in jobs {
+                Box::pin(commit_group(writer, vec![job], hub, metrics)).await;
+            }
+        }
+    }
+}
+
+async fn try_group(
+    writer: &mut Writer,
+    jobs: &[Job],
+    want_rows: bool,
+) -> Result<Vec<Outcome>, StorageError> {
+    let origin = writer.origin.clone();
+    let client = writer.client().await?;
+    let tx = client.transaction().await?;
+    let now = now_ms();
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    let mut stored: Vec<(&IngestBatch, i64)> = Vec::new();
+    let mut notice = Notice { origin: origin.to_string(), ids: Vec::new(), clear: None };
+    for job in jobs {
+        let outcome = match job {
+            Job::Ingest { batch, ts_ms, verified, .. } => {
+                let result = ingest(&tx, batch, *ts_ms, verified, now, want_rows).await?;
+                if let Ok((Applied::Ingest(o, _), ids)) = &result
+                    && !o.duplicate
+                {
+                    stored.push((batch, *ts_ms));
+                    notice.ids.extend(ids);
+                }
+                result.map(|(applied, _)| applied)
+            }
+            Job::Clear { agent_id, .. } => {
+                // Rows of this commit that the clear removes must not be announced after it.
+                flush_notice(&tx, &mut notice).await?;
+                let n = clear(&tx, agent_id.as_deref()).await?;
+                let cleared = Notice {
+                    origin: origin.to_string(),
+                    ids: Vec::new(),
+                    clear: Some(agent_id.clone()),
+                };
+                notify(&tx, &cleared).await?;
+                Ok(Applied::Count(n))
+            }
+            Job::Prune { before_ms, .. } => Ok(Applied::Count(prune(&tx, *before_ms, now).await?)),
+            Job::Ping { .. } | Job::Shutdown => Ok(Applied::Unit),
+        };
+        outcomes.push(outcome);
+    }
+    // In one order on every replica, so that two commits touching the same agents cannot wait
+    // for each other; a stable sort keeps one agent's batches in arrival order.
+    stored.sort_by(|a, b| a.0.agent_id.cmp(&b.0.agent_id));
+    for (batch, ts_ms) in stored {
+        update_agent(&tx, batch, ts_ms, now).await?;
+    }
+    flush_notice(&tx, &mut notice).await?;
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+async fn notify(tx: &Transaction<'_>, notice: &Notice) -> Result<(), StorageError> {
+    let payload = serde_json::to_string(notice).map_err(|e| StorageError::Commit(e.to_string()))?;
+    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await?;
+    Ok(())
+}
+
+async fn flush_notice(tx: &Transaction<'_>, notice: &mut Notice) -> Result<(), StorageError> {
+    let ids = std::mem::take(&mut notice.ids);
+    for chunk in ids.chunks(IDS_PER_NOTICE) {
+        let part = Notice { origin: notice.origin.clone(), ids: chunk.to_vec(), clear: None };
+        notify(tx, &part).await?;
+    }
+    Ok(())
+}
+
+/// The outer error aborts the transaction; the inner one refuses this request alone.
+async fn ingest(
+    tx: &Transaction<'_>,
+    batch: &IngestBatch,
+    ts_ms: i64,
+    verified: &crate::security::Verified,
+    now: i64,
+    want_rows: bool,
+) -> Result<Result<(Applied, Vec<i64>), StorageError>, StorageError> {
+    // A live entry of another replica makes this a replay; an expired one is taken over.
+    let fresh = tx
+        .query_opt(
+            "INSERT INTO replay_guard(signature, expires_ms) VALUES ($1, $2)
+             ON CONFLICT (signature) DO UPDATE SET expires_ms = EXCLUDED.expires_ms
+                 WHERE replay_guard.expires_ms <= $3
+             RETURNING 1",
+            &[&&verified.signature[..], &verified.expires_ms, &now],
+        )
+        .await?
+        .is_some();
+    if !fresh {
+        return Ok(Err(StorageError::Replay));
+    }
+    let events = batch.events.len();
+    if let Some(batch_id) = &batch.batch_id {
+        let inserted = tx
+            .execute(
+                "INSERT INTO batches(batch_id, agent_id, received_ms, stored)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[batch_id, &batch.agent_id, &now, &i32::try_from(events).unwrap_or(i32::MAX)],
+            )
+            .await?;
+        if inserted == 0 {
+            let outcome = IngestOutcome { stored: 0, duplicate: true };
+            return Ok(Ok((Applied::Ingest(outcome, Vec::new()), Vec::new())));
+        }
+    }
+    let cols: Vec<Columns> = batch.events.iter().map(Columns::of).collect();
+    let pick = |f: fn(&Columns) -> Option<i64>| cols.iter().map(f).collect::<Vec<_>>();
+    let pick_f = |f: fn(&Columns) -> Option<f64>| cols.iter().map(f).collect::<Vec<_>>();
+    let types: Vec<&str> = cols.iter().map(|c| c.event_type).collect();
+    let names: Vec<Option<&str>> = cols.iter().map(|c| c.proc_name).collect();
+    let rows = tx
+        .query(
+            "INSERT INTO events(agent_id, ts, ts_ms, platform, event_type, cpu, mem_free,
+                mem_total, disk_free, disk_total, net_rx_bps, net_tx_bps, uptime_s, pid,
+                proc_name, rss, ingested_ms)
+             SELECT $1::text, $2::text, $3::int8, $4::text, u.*, $17::int8
+             FROM unnest($5::text[], $6::float8[], $7::int8[], $8::int8[], $9::int8[],
+                         $10::int8[], $11::float8[], $12::float8[], $13::int8[], $14::int8[],
+                         $15::text[], $16::int8[]) AS u
+             RETURNING id",
+            &[
+                &batch.agent_id,
+                &batch.ts,
+                &ts_ms,
+                &batch.platform,
+                &types,
+                &pick_f(|c| Some(c.cpu)),
+                &pick(|c| c.mem_free),
+                &pick(|c| c.mem_total),
+                &pick(|c| c.disk_free),
+                &pick(|c| c.disk_total),
+                &pick_f(|c| c.net_rx_bps),
+                &pick_f(|c| c.net_tx_bps),
+                &pick(|c| c.uptime_s),
+                &pick(|c| c.pid),
+                &names,
+                &pick(|c| c.rss),
+                &now,
+            ],
+        )
+        .await?;
+    // Identity values grow within a session, so sorted ids follow the events' order.
+    let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    ids.sort_unstable();
+    let live = if want_rows {
+        let ingested_at = format_ms(now);
+        cols.iter().zip(&ids).map(|(c, id)| c.to_row(batch, *id, &ingested_at)).collect()
+    } else {
+        Vec::new()
+    };
+    let outcome = IngestOutcome { stored: events, duplicate: false };
+    Ok(Ok((Applied::Ingest(outcome, live), ids)))
+}
+
+/// The same rules as SQLite's agent state: the interval is an EWMA of plausible gaps between
+/// the agent's own timestamps, and the latest metric is the newest by the agent's clock.
+async fn update_agent(
+    tx: &Transaction<'_>,
+    batch: &IngestBatch,
+    ts_ms: i64,
+    now: i64,
+) -> Result<(), StorageError> {
+    tx.execute(
+        "INSERT INTO agents(agent_id, platform, first_seen_ms, last_seen_ms, last_ts_ms)
+         VALUES ($1, $2, $3, $3, $4)
+         ON CONFLICT (agent_id) DO UPDATE SET
+            platform = EXCLUDED.platform,
+            last_seen_ms = EXCLUDED.last_seen_ms,
+            interval_ms = CASE
+                WHEN EXCLUDED.last_ts_ms - agents.last_ts_ms BETWEEN 500 AND 3600000
+                THEN COALESCE(
+                    agents.interval_ms * 0.75
+                        + (EXCLUDED.last_ts_ms - agents.last_ts_ms)::float8 * 0.25,
+                    (EXCLUDED.last_ts_ms - agents.last_ts_ms)::float8)
+                ELSE agents.interval_ms END,
+            last_ts_ms = GREATEST(agents.last_ts_ms, EXCLUDED.last_ts_ms)",
+        &[&batch.agent_id, &batch.platform, &now, &ts_ms],
+    )
+    .await?;
+    let newest = batch.events.iter().rev().find(|e| matches!(e, protocol::Event::Metric(_)));
+    if let Some(event) = newest {
+        let c = Columns::of(event);
+        tx.execute(
+            "UPDATE agents SET metric_ts = $2, metric_ts_ms = $3, cpu = $4, mem_free = $5,
+                mem_total = $6, disk_free = $7, disk_total = $8, net_rx_bps = $9,
+                net_tx_bps = $10, uptime_s = $11
+             WHERE agent_id = $1 AND (metric_ts_ms IS NULL OR metric_ts_ms <= $3)",
+            &[
+                &batch.agent_id,
+                &batch.ts,
+                &ts_ms,
+                &c.cpu,
+                &c.mem_free,
+                &c.mem_total,
+                &c.disk_free,
+                &c.disk_total,
+                &c.net_rx_bps,
+                &c.net_tx_bps,
+                &c.uptime_s,
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn clear(tx: &Transaction<'_>, agent_id: Option<&str>) -> Result<usize, StorageError> {
+    let n = match agent_id {
+        Some(agent) => {
+            let n = tx.execute("DELETE FROM events WHERE agent_id = $1", &[&agent]).await?;
+            tx.execute("DELETE FROM agents WHERE agent_id = $1", &[&agent]).await?;
+            n
+        }
+        None => {
+            let n = tx.execute("DELETE FROM events", &[]).await?;
+            tx.execute("DELETE FROM agents", &[]).await?;
+            n
+        }
+    };
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+async fn prune(
+    tx: &Transaction<'_>,
+    before_ms: Option<i64>,
+    now: i64,
+) -> Result<usize, StorageError> {
+    tx.execute("DELETE FROM replay_guard WHERE expires_ms <= $1", &[&now]).await?;
+    let Some(before) = before_ms else { return Ok(0) };
+    tx.execute("DELETE FROM batches WHERE received_ms < $1", &[&before]).await?;
+    let chunk = PRUNE_CHUNK as i64;
+    let n = tx
+        .execute(
+            "DELETE FROM events WHERE id IN (
+                SELECT id FROM events WHERE ingested_ms < $1 ORDER BY id LIMIT $2)",
+            &[&before, &chunk],
+        )
+        .await?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}

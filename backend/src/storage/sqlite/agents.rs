@@ -1,0 +1,271 @@
+//! Per-agent state (platform, first and last seen, learnt interval, latest metric), kept in the
+//! writer's memory and written once per agent per commit rather than once per request: with
+//! many requests in one commit, that is one row write where there were two statements each.
+
+use protocol::{IngestBatch, MetricEvent};
+use rusqlite::{Connection, Row, params};
+use std::collections::HashMap;
+
+/// Gaps outside this range (in ms) are replays of queued batches or restarts, not the interval.
+const PLAUSIBLE_GAP_MS: std::ops::RangeInclusive<i64> = 500..=3_600_000;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentState {
+    platform: String,
+    first_seen_ms: i64,
+    last_seen_ms: i64,
+    last_ts_ms: i64,
+    interval_ms: Option<f64>,
+    metric: Option<LatestMetric>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct LatestMetric {
+    ts: String,
+    ts_ms: i64,
+    reading: MetricEvent,
+}
+
+impl AgentState {
+    fn new(platform: &str, now_ms: i64, ts_ms: i64) -> Self {
+        Self {
+            platform: platform.to_owned(),
+            first_seen_ms: now_ms,
+            last_seen_ms: now_ms,
+            last_ts_ms: ts_ms,
+            interval_ms: None,
+            metric: None,
+        }
+    }
+
+    /// The interval is learnt from the agent's own timestamps (an EWMA of the gaps between
+    /// consecutive batches); the latest metric is the newest by the agent's clock, so a replay
+    /// of an old queued batch does not hide a newer reading.
+    fn observe(&mut self, batch: &IngestBatch, ts_ms: i64, now_ms: i64) {
+        let gap = ts_ms - self.last_ts_ms;
+        if PLAUSIBLE_GAP_MS.contains(&gap) {
+            let gap = gap as f64;
+            self.interval_ms = Some(self.interval_ms.map_or(gap, |i| i * 0.75 + gap * 0.25));
+        }
+        self.platform.clone_from(&batch.platform);
+        self.last_seen_ms = now_ms;
+        self.last_ts_ms = self.last_ts_ms.max(ts_ms);
+        let newest = batch.events.iter().rev().find_map(|e| match e {
+            protocol::Event::Metric(m) => Some(m),
+            protocol::Event::Proc(_) => None,
+        });
+        if let Some(m) = newest
+            && self.metric.as_ref().is_none_or(|old| old.ts_ms <= ts_ms)
+        {
+            self.metric = Some(LatestMetric { ts: batch.ts.clone(), ts_ms, reading: m.clone() });
+        }
+    }
+}
+
+/// The committed state of every agent, and the changes of the commit being built (`None`: the
+/// agent was cleared in it).
+#[derive(Debug, Default)]
+pub struct Agents {
+    committed: HashMap<String, AgentState>,
+    pending: HashMap<String, Option<AgentState>>,
+    cleared_all: bool,
+}
+
+impl Agents {
+    pub fn load(conn: &Connection) -> rusqlite::Result<Self> {
+        let mut stmt = conn.prepare(
+            "SELECT agent_id, platform, first_seen_ms, last_seen_ms, last_ts_ms, interval_ms,
+                    metric_ts, metric_ts_ms, cpu, mem_free, mem_total, disk_free, disk_total,
+                    net_rx_bps, net_tx_bps, uptime_s
+             FROM agents",
+        )?;
+        let committed = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, state_of(r)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(Self { committed, pending: HashMap::new(), cleared_all: false })
+    }
+
+    /// Records a stored batch in the pending changes.
+    pub fn observe(&mut self, batch: &IngestBatch, ts_ms: i64, now_ms: i64) {
+        let base = match self.pending.get(&batch.agent_id) {
+            Some(pending) => pending.clone(),
+            None if self.cleared_all => None,
+            None => self.committed.get(&batch.agent_id).cloned(),
+        };
+        let mut state = base.unwrap_or_else(|| AgentState::new(&batch.platform, now_ms, ts_ms));
+        state.observe(batch, ts_ms, now_ms);
+        self.pending.insert(batch.agent_id.clone(), Some(state));
+    }
+
+    /// Records a clear of one agent (or of all) whose rows the transaction deleted.
+    pub fn clear(&mut self, agent_id: Option<&str>) {
+        match agent_id {
+            Some(agent) => drop(self.pending.insert(agent.to_owned(), None)),
+            None => {
+                self.pending.clear();
+                self.cleared_all = true;
+            }
+        }
+    }
+
+    /// Writes the pending changes inside the open transaction.
+    pub fn write_pending(&self, conn: &Connection) -> rusqlite::Result<()> {
+        let mut stmt = conn.prepare_cached(
+            "INSERT OR REPLACE INTO agents(agent_id, platform, first_seen_ms, last_seen_ms,
+                last_ts_ms, interval_ms, metric_ts, metric_ts_ms, cpu, mem_free, mem_total,
+                disk_free, disk_total, net_rx_bps, net_tx_bps, uptime_s)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        )?;
+        // Validation keeps every integer within i64, so these casts never wrap.
+        let int = |v: Option<u64>| v.map(|v| v as i64);
+        for (agent_id, s) in &self.pending {
+            let Some(s) = s else { continue };
+            let m = s.metric.as_ref();
+            let r = m.map(|m| &m.reading);
+            stmt.execute(params![
+                agent_id,
+                s.platform,
+                s.first_seen_ms,
+                s.last_seen_ms,
+                s.last_ts_ms,
+                s.interval_ms,
+                m.map(|m| &m.ts),
+                m.map(|m| m.ts_ms),
+                r.map(|r| r.cpu),
+                int(r.map(|r| r.mem_free)),
+                int(r.and_then(|r| r.mem_total)),
+                int(r.and_then(|r| r.disk_free)),
+                int(r.and_then(|r| r.disk_total)),
+                r.and_then(|r| r.net_rx_bps),
+                r.and_then(|r| r.net_tx_bps),
+                int(r.and_then(|r| r.uptime_s)),
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// After a successful commit: the pending changes become the committed state.
+    pub fn commit(&mut self) {
+        if std::mem::take(&mut self.cleared_all) {
+            self.committed.clear();
+        }
+        for (agent_id, state) in self.pending.drain() {
+            match state {
+                Some(state) => drop(self.committed.insert(agent_id, state)),
+                None => drop(self.committed.remove(&agent_id)),
+            }
+        }
+    }
+
+    /// After a failed commit: the pending changes are forgotten with it.
+    pub fn rollback(&mut self) {
+        self.pending.clear();
+        self.cleared_all = false;
+    }
+}
+
+fn state_of(r: &Row<'_>) -> rusqlite::Result<AgentState> {
+    let uint = |i: usize| r.get::<_, Option<i64>>(i).map(|v| v.map(|v| v.max(0) as u64));
+    let metric = match (r.get::<_, Option<String>>(6)?, r.get::<_, Option<i64>>(7)?) {
+        (Some(ts), Some(ts_ms)) => Some(LatestMetric {
+            ts,
+            ts_ms,
+            reading: MetricEvent {
+                cpu: r.get::<_, Option<f64>>(8)?.unwrap_or(0.0),
+                mem_free: uint(9)?.unwrap_or(0),
+                mem_total: uint(10)?,
+                disk_free: uint(11)?,
+                disk_total: uint(12)?,
+                net_rx_bps: r.get(13)?,
+                net_tx_bps: r.get(14)?,
+                uptime_s: uint(15)?,
+            },
+        }),
+        _ => None,
+    };
+    Ok(AgentState {
+        platform: r.get(1)?,
+        first_seen_ms: r.get(2)?,
+        last_seen_ms: r.get(3)?,
+        last_ts_ms: r.get(4)?,
+        interval_ms: r.get(5)?,
+        metric,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(ts: &str, cpu: Option<f64>) -> IngestBatch {
+        let events = match cpu {
+            Some(cpu) => format!(r#"[{{"type":"metric","cpu":{cpu},"mem_free":5}}]"#),
+            None => r#"[{"type":"proc","pid":1,"name":"x","cpu":0.1,"rss":1}]"#.to_owned(),
+        };
+        serde_json::from_str(&format!(
+            r#"{{"agent_id":"a","ts":"{ts}","platform":"linux","events":{events}}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn interval_is_learnt_from_plausible_gaps_only() {
+        let mut s = AgentState::new("linux", 0, 0);
+        let b = batch("2025-01-01T00:00:00Z", None);
+        s.observe(&b, 0, 1);
+        assert_eq!(s.interval_ms, None, "a gap of zero is no interval");
+        s.observe(&b, 5000, 2);
+        assert_eq!(s.interval_ms, Some(5000.0));
+        s.observe(&b, 15_000, 3);
+        assert_eq!(s.interval_ms, Some(6250.0));
+        s.observe(&b, 1_000, 4);
+        assert_eq!(s.interval_ms, Some(6250.0), "a replayed old batch changes nothing");
+        assert_eq!(s.last_ts_ms, 15_000);
+        s.observe(&b, 10_000_000, 5);
+        assert_eq!(s.interval_ms, Some(6250.0), "an hour-long gap is an outage");
+        assert_eq!(s.last_seen_ms, 5);
+    }
+
+    #[test]
+    fn the_latest_metric_is_the_newest_by_the_agents_clock() {
+        let mut s = AgentState::new("linux", 0, 0);
+        s.observe(&batch("2025-01-01T00:00:10Z", Some(0.5)), 10_000, 1);
+        s.observe(&batch("2025-01-01T00:00:05Z", Some(0.9)), 5_000, 2);
+        s.observe(&batch("2025-01-01T00:00:20Z", None), 20_000, 3);
+        let m = s.metric.unwrap();
+        assert_eq!((m.ts_ms, m.reading.cpu), (10_000, 0.5));
+    }
+
+    #[test]
+    fn state_round_trips_through_the_table_and_a_rollback_leaves_it_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn =
+            super::super::schema::open_writer(&path, crate::settings::Synchronous::Normal).unwrap();
+        let mut agents = Agents::load(&conn).unwrap();
+        agents.observe(&batch("2025-01-01T00:00:10Z", Some(0.5)), 10_000, 1);
+        agents.write_pending(&conn).unwrap();
+        agents.commit();
+        agents.observe(&batch("2025-01-01T00:00:15Z", Some(0.7)), 15_000, 2);
+        agents.rollback();
+        let loaded = Agents::load(&conn).unwrap();
+        assert_eq!(loaded.committed, agents.committed);
+        assert_eq!(loaded.committed["a"].metric.as_ref().unwrap().reading.cpu, 0.5);
+    }
+
+    #[test]
+    fn a_clear_inside_a_commit_starts_the_agent_afresh() {
+        let mut agents = Agents::default();
+        agents.observe(&batch("2025-01-01T00:00:10Z", Some(0.5)), 10_000, 1);
+        agents.commit();
+        agents.observe(&batch("2025-01-01T00:00:15Z", Some(0.6)), 15_000, 2);
+        agents.clear(None);
+        agents.observe(&batch("2025-01-01T00:00:20Z", None), 20_000, 3);
+        agents.commit();
+        let a = &agents.committed["a"];
+        assert_eq!((a.first_seen_ms, a.metric.as_ref()), (3, None));
+        agents.clear(Some("a"));
+        agents.commit();
+        assert!(agents.committed.is_empty());
+    }
+}

@@ -1,0 +1,324 @@
+//! One test suite for every [`Store`]: each case runs against SQLite (a temporary file) and
+//! against a real PostgreSQL (a fresh database per case, on the server `TEST_DATABASE_URL`
+//! names; `ci/postgres.sh` starts one).
+
+use super::postgres::PgStorage;
+use super::sqlite::SqliteStorage;
+use super::{EventFilter, PRUNE_CHUNK, Range, StorageError, Store, prune};
+use crate::clock::now_ms;
+use crate::live::{Hub, LiveFrame};
+use crate::security::Verified;
+use crate::settings::Synchronous;
+use protocol::{Event, IngestBatch, MetricEvent, ProcEvent, Secret};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A store under test, with what keeps it alive.
+struct Subject {
+    store: Box<dyn Store>,
+    hub: Hub,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn sqlite() -> Subject {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::new(64);
+    let opened = SqliteStorage::open(
+        &dir.path().join("t.db"),
+        Synchronous::Normal,
+        hub.clone(),
+        Arc::default(),
+    )
+    .unwrap();
+    Subject { store: Box::new(opened.storage), hub, _dir: Some(dir) }
+}
+
+/// A new, empty database on the test server, so that cases never see each other's rows.
+pub async fn fresh_postgres_database() -> Secret {
+    let admin = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "the PostgreSQL half of the storage suite needs TEST_DATABASE_URL, a postgres:// URL \
+             of a server where it may create databases; `eval $(ci/postgres.sh start)` starts one"
+        )
+    });
+    let name = format!("telemetry_test_{}", uuid::Uuid::new_v4().simple());
+    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+        .await
+        .expect("connect to TEST_DATABASE_URL");
+    tokio::spawn(connection);
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+    Secret::new(format!("{base}/{name}"))
+}
+
+async fn postgres_on(url: &Secret) -> Subject {
+    let hub = Hub::new(64);
+    let store = PgStorage::open(url, hub.clone(), Arc::default()).await.unwrap();
+    Subject { store: Box::new(store), hub, _dir: None }
+}
+
+async fn postgres() -> Subject {
+    postgres_on(&fresh_postgres_database().await).await
+}
+
+/// Each case once per store.
+macro_rules! both {
+    ($($case:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() { super::$case(super::sqlite().await).await })*
+        }
+        mod on_postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() { super::$case(super::postgres().await).await })*
+        }
+    };
+}
+
+both!(
+    rows_read_back_newest_first_with_paging_and_filters,
+    a_batch_id_is_stored_once,
+    agents_keep_their_latest_metric_and_learn_their_interval,
+    series_and_processes_come_from_the_agents_own_clock,
+    clearing_one_agent_leaves_the_others,
+    retention_removes_old_events_in_steps,
+    the_live_feed_gets_each_stored_row,
+);
+
+static SIGNATURES: AtomicU64 = AtomicU64::new(1);
+
+fn verified() -> Verified {
+    let mut signature = [0u8; 32];
+    signature[..8].copy_from_slice(&SIGNATURES.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    signature[8..16].copy_from_slice(&now_ms().to_le_bytes());
+    Verified { signature, expires_ms: now_ms() + 120_000 }
+}
+
+const T0: i64 = 1_762_948_800_000;
+
+fn batch(agent: &str, ts_ms: i64, cpu: f64, procs: &[(&str, f64)]) -> IngestBatch {
+    let mut events = vec![Event::Metric(MetricEvent {
+        cpu,
+        mem_free: 1_000,
+        mem_total: Some(4_000),
+        disk_free: Some(10),
+        disk_total: Some(100),
+        net_rx_bps: Some(1.5),
+        net_tx_bps: None,
+        uptime_s: Some(60),
+    })];
+    events.extend(procs.iter().enumerate().map(|(i, (name, cpu))| {
+        Event::Proc(ProcEvent { pid: 100 + i as u32, name: (*name).into(), cpu: *cpu, rss: 4096 })
+    }));
+    IngestBatch {
+        agent_id: agent.into(),
+        ts: crate::clock::format_ms(ts_ms),
+        platform: "windows".into(),
+        batch_id: Some(uuid::Uuid::now_v7().to_string()),
+        events,
+    }
+}
+
+async fn put(s: &Subject, b: IngestBatch) -> usize {
+    let ts_ms = b.validate().unwrap();
+    let outcome = s.store.ingest(b, ts_ms, verified()).await.unwrap();
+    assert!(!outcome.duplicate);
+    outcome.stored
+}
+
+fn filter(agent: Option<&str>, kind: Option<&str>, before: Option<i64>, limit: u32) -> EventFilter {
+    EventFilter {
+        agent_id: agent.map(Into::into),
+        event_type: kind.map(Into::into),
+        before_id: before,
+        limit,
+    }
+}
+
+async fn rows_read_back_newest_first_with_paging_and_filters(s: Subject) {
+    assert_eq!(put(&s, batch("a", T0, 0.25, &[("x.exe", 0.1), ("y.exe", 0.2)])).await, 3);
+    assert_eq!(put(&s, batch("b", T0, 0.5, &[("z.exe", 0.3)])).await, 2);
+    let all = s.store.events(filter(None, None, None, 50)).await.unwrap();
+    assert_eq!(all.len(), 5);
+    assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first, strictly");
+    assert_eq!(all[0].agent_id, "b");
+    let metric = all.iter().find(|r| r.agent_id == "a" && r.event_type == "metric").unwrap();
+    assert_eq!(
+        (metric.cpu, metric.mem_free, metric.mem_total, metric.net_tx_bps, metric.pid),
+        (Some(0.25), Some(1_000), Some(4_000), None, None)
+    );
+    let proc = all.iter().find(|r| r.proc_name.as_deref() == Some("y.exe")).unwrap();
+    assert_eq!(
+        (proc.pid, proc.rss, proc.cpu, proc.mem_free),
+        (Some(101), Some(4096), Some(0.2), None)
+    );
+    let page = s.store.events(filter(None, None, Some(all[1].id), 2)).await.unwrap();
+    assert_eq!(page.iter().map(|r| r.id).collect::<Vec<_>>(), [all[2].id, all[3].id]);
+    let a_procs = s.store.events(filter(Some("a"), Some("proc"), None, 50)).await.unwrap();
+    assert_eq!(a_procs.len(), 2);
+    assert!(a_procs.iter().all(|r| r.agent_id == "a" && r.event_type == "proc"));
+    let metrics = s.store.events(filter(None, Some("metric"), None, 50)).await.unwrap();
+    assert_eq!(metrics.len(), 2);
+    assert!(s.store.agent_exists("a".into()).await.unwrap());
+    assert!(!s.store.agent_exists("nobody".into()).await.unwrap());
+    s.store.close().await;
+}
+
+async fn a_batch_id_is_stored_once(s: Subject) {
+    let b = batch("a", T0, 0.1, &[("x.exe", 0.1)]);
+    let ts_ms = b.validate().unwrap();
+    let first = s.store.ingest(b.clone(), ts_ms, verified()).await.unwrap();
+    let again = s.store.ingest(b, ts_ms, verified()).await.unwrap();
+    assert_eq!((first.stored, first.duplicate), (2, false));
+    assert_eq!((again.stored, again.duplicate), (0, true));
+    assert_eq!(s.store.events(filter(None, None, None, 50)).await.unwrap().len(), 2);
+    s.store.close().await;
+}
+
+async fn agents_keep_their_latest_metric_and_learn_their_interval(s: Subject) {
+    put(&s, batch("a", T0, 0.1, &[])).await;
+    put(&s, batch("a", T0 + 5_000, 0.2, &[])).await;
+    // A queued batch from before arrives late: stored, but not the latest reading.
+    put(&s, batch("a", T0 - 60_000, 0.9, &[])).await;
+    put(&s, batch("b", T0, 0.3, &[])).await;
+    let agents = s.store.agents(now_ms()).await.unwrap();
+    assert_eq!(agents.iter().map(|a| a.agent_id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    let a = &agents[0];
+    assert_eq!((a.cpu, a.interval_s, a.online), (Some(0.2), 5.0, true));
+    assert_eq!(a.metric_ts.as_deref(), Some(crate::clock::format_ms(T0 + 5_000).as_str()));
+    assert_eq!(
+        (a.mem_free, a.mem_total, a.platform.as_str()),
+        (Some(1_000), Some(4_000), "windows")
+    );
+    assert_eq!(agents[1].interval_s, 5.0, "the seed's interval until two batches are in");
+    let later = s.store.agents(now_ms() + 60_000).await.unwrap();
+    assert!(!later[0].online, "three intervals without a batch is offline");
+    s.store.close().await;
+}
+
+async fn series_and_processes_come_from_the_agents_own_clock(s: Subject) {
+    for i in 0..6 {
+        let procs = [("x.exe", 0.1 * f64::from(i)), ("y.exe", 0.05)];
+        put(&s, batch("a", T0 + i64::from(i) * 10_000, 0.1 * f64::from(i), &procs)).await;
+    }
+    let range = Range { from_ms: T0, to_ms: T0 + 60_000, step_ms: 20_000 };
+    let series = s.store.series("a".into(), range).await.unwrap();
+    assert_eq!(series.t, [T0 / 1000, T0 / 1000 + 20, T0 / 1000 + 40]);
+    let close = |a: Option<f64>, b: f64| (a.unwrap() - b).abs() < 1e-9;
+    assert!(close(series.cpu_avg[1], 0.25) && close(series.cpu_max[2], 0.5), "{series:?}");
+    assert!(close(series.mem_used[0], 3_000.0) && close(series.disk_used[0], 90.0));
+    assert_eq!(series.net_tx_bps[0], None);
+    let latest = s.store.latest_processes("a".into()).await.unwrap();
+    assert_eq!(latest.ts.as_deref(), Some(crate::clock::format_ms(T0 + 50_000).as_str()));
+    let names: Vec<_> = latest.processes.iter().filter_map(|p| p.proc_name.clone()).collect();
+    assert_eq!(names, ["x.exe", "y.exe"], "busiest first");
+    let history = s.store.process_history("a".into(), "x.exe".into(), range).await.unwrap();
+    assert_eq!(history.t.len(), 3);
+    assert!(close(history.cpu_max[2], 0.5) && close(history.rss_avg[0], 4096.0));
+    let none = s.store.latest_processes("nobody".into()).await.unwrap();
+    assert!(none.processes.is_empty() && none.ts.is_none());
+    s.store.close().await;
+}
+
+async fn clearing_one_agent_leaves_the_others(s: Subject) {
+    put(&s, batch("a", T0, 0.1, &[("x.exe", 0.1)])).await;
+    put(&s, batch("b", T0, 0.1, &[])).await;
+    assert_eq!(s.store.clear(Some("a".into())).await.unwrap(), 2);
+    let left = s.store.events(filter(None, None, None, 50)).await.unwrap();
+    assert!(left.iter().all(|r| r.agent_id == "b") && left.len() == 1);
+    assert!(!s.store.agent_exists("a".into()).await.unwrap());
+    // The agent comes back afresh, with new ids above every earlier one.
+    put(&s, batch("a", T0 + 5_000, 0.1, &[])).await;
+    let back = s.store.events(filter(Some("a"), None, None, 50)).await.unwrap();
+    assert!(back[0].id > left[0].id);
+    assert_eq!(s.store.clear(None).await.unwrap(), 2);
+    assert!(s.store.agents(now_ms()).await.unwrap().is_empty());
+    s.store.close().await;
+}
+
+async fn retention_removes_old_events_in_steps(s: Subject) {
+    let procs: Vec<(String, f64)> = (0..999).map(|i| (format!("p{i}"), 0.0)).collect();
+    let procs: Vec<(&str, f64)> = procs.iter().map(|(n, c)| (n.as_str(), *c)).collect();
+    for i in 0..6 {
+        put(&s, batch("a", T0 + i * 5_000, 0.1, &procs)).await;
+    }
+    assert_eq!(prune(&*s.store, Some(now_ms() - 3_600_000)).await.unwrap(), 0);
+    // Everything ingested before a moment from now: all of it, more than one step's worth.
+    let removed = prune(&*s.store, Some(now_ms() + 1_000)).await.unwrap();
+    assert_eq!(removed, 6_000);
+    assert!(removed > PRUNE_CHUNK);
+    assert!(s.store.events(filter(None, None, None, 10)).await.unwrap().is_empty());
+    s.store.close().await;
+}
+
+async fn next_frame(rx: &mut tokio::sync::broadcast::Receiver<LiveFrame>) -> LiveFrame {
+    tokio::time::timeout(Duration::from_secs(1), rx.recv())
+        .await
+        .expect("a live frame within a second")
+        .unwrap()
+}
+
+async fn the_live_feed_gets_each_stored_row(s: Subject) {
+    let mut rx = s.hub.subscribe();
+    put(&s, batch("a", T0, 0.1, &[("x.exe", 0.1)])).await;
+    let frame = next_frame(&mut rx).await;
+    assert_eq!(frame.agent_id.as_deref(), Some("a"));
+    assert_eq!(frame.messages.len(), 2);
+    let stored = s.store.events(filter(None, None, None, 50)).await.unwrap();
+    let pushed: Vec<protocol::EventRow> =
+        frame.messages.iter().map(|m| serde_json::from_str(m.as_str()).unwrap()).collect();
+    assert_eq!(pushed.iter().rev().cloned().collect::<Vec<_>>(), stored);
+    s.store.clear(None).await.unwrap();
+    assert_eq!(next_frame(&mut rx).await.agent_id, None);
+    s.store.close().await;
+}
+
+/// Two replicas on one PostgreSQL database act as one.
+mod replicas {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn share_rows_replays_batch_ids_and_the_live_feed() {
+        let url = fresh_postgres_database().await;
+        let a = postgres_on(&url).await;
+        let b = postgres_on(&url).await;
+        let mut b_live = b.hub.subscribe();
+
+        let first = batch("host", T0, 0.4, &[("x.exe", 0.2)]);
+        let ts_ms = first.validate().unwrap();
+        let signed = verified();
+        assert_eq!(a.store.ingest(first.clone(), ts_ms, signed).await.unwrap().stored, 2);
+
+        let frame = next_frame(&mut b_live).await;
+        assert_eq!((frame.agent_id.as_deref(), frame.messages.len()), (Some("host"), 2));
+        assert_eq!(b.store.events(filter(Some("host"), None, None, 50)).await.unwrap().len(), 2);
+
+        // The same signed request at the other replica is a replay.
+        let replay = b.store.ingest(first.clone(), ts_ms, signed).await;
+        assert!(matches!(replay, Err(StorageError::Replay)), "{replay:?}");
+        // The same batch, signed anew, is a duplicate there too.
+        let again = b.store.ingest(first, ts_ms, verified()).await.unwrap();
+        assert!(again.duplicate);
+
+        // One new batch id sent to both at once is stored once.
+        let twin = batch("host", T0 + 5_000, 0.1, &[]);
+        let (ra, rb) = tokio::join!(
+            a.store.ingest(twin.clone(), ts_ms + 5_000, verified()),
+            b.store.ingest(twin, ts_ms + 5_000, verified()),
+        );
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        assert!(ra.duplicate != rb.duplicate, "{ra:?} {rb:?}");
+        assert_eq!(a.store.events(filter(None, None, None, 50)).await.unwrap().len(), 3);
+
+        a.store.clear(Some("host".into())).await.unwrap();
+        loop {
+            let frame = next_frame(&mut b_live).await;
+            if frame.messages.iter().any(|m| m.as_str().contains(r#""type":"clear""#)) {
+                break;
+            }
+        }
+        a.store.close().await;
+        b.store.close().await;
+    }
+}
