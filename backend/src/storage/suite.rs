@@ -35,7 +35,7 @@ async fn sqlite() -> Subject {
 }
 
 /// A new, empty database on the test server, so that cases never see each other's rows.
-pub async fn fresh_postgres_database() -> Secret {
+async fn fresh_postgres_database() -> Secret {
     let admin = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| {
         panic!(
             "the PostgreSQL half of the storage suite needs TEST_DATABASE_URL, a postgres:// URL \
@@ -43,13 +43,7 @@ pub async fn fresh_postgres_database() -> Secret {
         )
     });
     let name = format!("telemetry_test_{}", uuid::Uuid::new_v4().simple());
-    let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-        .await
-        .expect("connect to TEST_DATABASE_URL");
-    tokio::spawn(connection);
-    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
-    Secret::new(format!("{base}/{name}"))
+    Secret::new(super::postgres::create_database(&admin, &name).await.unwrap())
 }
 
 async fn postgres_on(url: &Secret) -> Subject {

@@ -12,11 +12,7 @@ async fn fresh_database() -> String {
          create databases; `eval $(ci/postgres.sh start)` starts one",
     );
     let name = format!("telemetry_replicas_{}", uuid::Uuid::new_v4().simple());
-    let (client, connection) =
-        tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(connection);
-    client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
-    format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
+    backend::storage::postgres::create_database(&admin, &name).await.unwrap()
 }
 
 fn sign(ts: &str, body: &[u8]) -> String {

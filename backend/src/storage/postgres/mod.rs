@@ -36,6 +36,20 @@ impl From<tokio_postgres::Error> for StorageError {
     }
 }
 
+/// Creates an empty database named `name` on the server `admin_url` reaches, and returns the
+/// new database's URL. For tests and benchmarks, which want a database each.
+pub async fn create_database(admin_url: &str, name: &str) -> Result<String, StorageError> {
+    let ok = !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !ok {
+        return Err(StorageError::Postgres(format!("{name:?} is not a plain database name")));
+    }
+    let client = pool::connect(&Secret::new(admin_url)).await?;
+    client.batch_execute(&format!("CREATE DATABASE {name}")).await?;
+    let base = admin_url.rsplit_once('/').map_or(admin_url, |(base, _)| base);
+    Ok(format!("{base}/{name}"))
+}
+
 #[derive(Debug)]
 pub struct PgStorage {
     jobs: mpsc::Sender<Job>,
@@ -49,11 +63,12 @@ impl PgStorage {
     pub async fn open(url: &Secret, hub: Hub, metrics: Arc<Metrics>) -> Result<Self, StorageError> {
         let mut client = pool::connect(url).await?;
         schema::migrate(&mut client).await?;
+        drop(client);
         // Tells this replica's own notices apart from the others'.
         let origin: Arc<str> = Arc::from(uuid::Uuid::new_v4().to_string());
         let pool = Arc::new(Pool::new(url.clone(), READERS));
         let (jobs, rx) = mpsc::channel(WRITE_QUEUE);
-        let writer = writer::Writer::new(url.clone(), client, origin.clone());
+        let writer = writer::Writer::new(url.clone(), origin.clone());
         let writer = tokio::spawn(writer::run(writer, rx, hub.clone(), metrics));
         let (ready, listening) = oneshot::channel();
         let listener = tokio::spawn(listen::run(url.clone(), pool.clone(), hub, origin, ready));

@@ -14,9 +14,46 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
-use tokio_postgres::{Client, Transaction};
+use tokio_postgres::{Client, Statement, Transaction};
 
 pub const CHANNEL: &str = "telemetry_live";
+
+/// A live entry of another replica makes a request a replay; an expired one is taken over.
+const REPLAY_SQL: &str = "INSERT INTO replay_guard(signature, expires_ms) VALUES ($1, $2)
+    ON CONFLICT (signature) DO UPDATE SET expires_ms = EXCLUDED.expires_ms
+        WHERE replay_guard.expires_ms <= $3
+    RETURNING 1";
+const BATCH_SQL: &str = "INSERT INTO batches(batch_id, agent_id, received_ms, stored)
+    VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+/// One statement per batch: its events as columns of arrays.
+const EVENTS_SQL: &str = "INSERT INTO events(agent_id, ts, ts_ms, platform, event_type, cpu,
+        mem_free, mem_total, disk_free, disk_total, net_rx_bps, net_tx_bps, uptime_s, pid,
+        proc_name, rss, ingested_ms)
+    SELECT $1::text, $2::text, $3::int8, $4::text, u.*, $17::int8
+    FROM unnest($5::text[], $6::float8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[],
+                $11::float8[], $12::float8[], $13::int8[], $14::int8[], $15::text[], $16::int8[]) AS u
+    RETURNING id";
+/// SQLite's agent rules: the interval is an EWMA of plausible gaps between the agent's own
+/// timestamps.
+const AGENT_SQL: &str = "INSERT INTO agents(agent_id, platform, first_seen_ms, last_seen_ms,
+        last_ts_ms)
+    VALUES ($1, $2, $3, $3, $4)
+    ON CONFLICT (agent_id) DO UPDATE SET
+        platform = EXCLUDED.platform,
+        last_seen_ms = EXCLUDED.last_seen_ms,
+        interval_ms = CASE
+            WHEN EXCLUDED.last_ts_ms - agents.last_ts_ms BETWEEN 500 AND 3600000
+            THEN COALESCE(
+                agents.interval_ms * 0.75
+                    + (EXCLUDED.last_ts_ms - agents.last_ts_ms)::float8 * 0.25,
+                (EXCLUDED.last_ts_ms - agents.last_ts_ms)::float8)
+            ELSE agents.interval_ms END,
+        last_ts_ms = GREATEST(agents.last_ts_ms, EXCLUDED.last_ts_ms)";
+/// The latest metric is the newest by the agent's clock.
+const METRIC_SQL: &str = "UPDATE agents SET metric_ts = $2, metric_ts_ms = $3, cpu = $4,
+        mem_free = $5, mem_total = $6, disk_free = $7, disk_total = $8, net_rx_bps = $9,
+        net_tx_bps = $10, uptime_s = $11
+    WHERE agent_id = $1 AND (metric_ts_ms IS NULL OR metric_ts_ms <= $3)";
 /// NOTIFY payloads must stay under 8000 bytes; this many ids fit with room to spare.
 const IDS_PER_NOTICE: usize = 400;
 
@@ -31,23 +68,52 @@ pub struct Notice {
     pub clear: Option<Option<String>>,
 }
 
+/// The statements of every commit, prepared once per connection: a statement sent as text costs
+/// a round trip to prepare it each time.
+#[derive(Debug)]
+struct Prepared {
+    replay: Statement,
+    batch: Statement,
+    events: Statement,
+    agent: Statement,
+    metric: Statement,
+    notify: Statement,
+}
+
+impl Prepared {
+    async fn on(client: &Client) -> Result<Self, tokio_postgres::Error> {
+        let (replay, batch, events, agent, metric, notify) = futures_util::try_join!(
+            client.prepare(REPLAY_SQL),
+            client.prepare(BATCH_SQL),
+            client.prepare(EVENTS_SQL),
+            client.prepare(AGENT_SQL),
+            client.prepare(METRIC_SQL),
+            client.prepare("SELECT pg_notify($1, $2)"),
+        )?;
+        Ok(Self { replay, batch, events, agent, metric, notify })
+    }
+}
+
 #[derive(Debug)]
 pub struct Writer {
     url: Secret,
-    client: Option<Client>,
+    connection: Option<(Client, Prepared)>,
     origin: Arc<str>,
 }
 
 impl Writer {
-    pub fn new(url: Secret, client: Client, origin: Arc<str>) -> Self {
-        Self { url, client: Some(client), origin }
+    pub fn new(url: Secret, origin: Arc<str>) -> Self {
+        Self { url, connection: None, origin }
     }
 
-    async fn client(&mut self) -> Result<&mut Client, StorageError> {
-        if self.client.as_ref().is_none_or(Client::is_closed) {
-            self.client = Some(pool::connect(&self.url).await?);
+    /// The connection, opened again (with its statements) if it broke.
+    async fn connection(&mut self) -> Result<&mut (Client, Prepared), StorageError> {
+        if self.connection.as_ref().is_none_or(|(c, _)| c.is_closed()) {
+            let client = pool::connect(&self.url).await?;
+            let prepared = Prepared::on(&client).await?;
+            self.connection = Some((client, prepared));
         }
-        Ok(self.client.as_mut().expect("connected above"))
+        Ok(self.connection.as_mut().expect("connected above"))
     }
 }
 
@@ -104,63 +170,86 @@ async fn try_group(
     want_rows: bool,
 ) -> Result<Vec<Outcome>, StorageError> {
     let origin = writer.origin.clone();
-    let client = writer.client().await?;
+    let (client, st) = writer.connection().await?;
     let tx = client.transaction().await?;
     let now = now_ms();
     let mut outcomes = Vec::with_capacity(jobs.len());
     let mut stored: Vec<(&IngestBatch, i64)> = Vec::new();
     let mut notice = Notice { origin: origin.to_string(), ids: Vec::new(), clear: None };
-    for job in jobs {
-        let outcome = match job {
-            Job::Ingest { batch, ts_ms, verified, .. } => {
-                let result = ingest(&tx, batch, *ts_ms, verified, now, want_rows).await?;
-                if let Ok((Applied::Ingest(o, _), ids)) = &result
+    let mut rest = jobs;
+    while let Some(job) = rest.first() {
+        // Consecutive ingests are sent together: the server runs their statements in the order
+        // sent, one transaction, but no request waits for another's round trips.
+        let run = rest.iter().take_while(|j| matches!(j, Job::Ingest { .. })).count();
+        if run > 0 {
+            let (ingests, after) = rest.split_at(run);
+            let results = futures_util::future::try_join_all(ingests.iter().map(|job| {
+                let Job::Ingest { batch, ts_ms, verified, .. } = job else {
+                    unreachable!("only ingests were taken")
+                };
+                ingest(&tx, st, batch, *ts_ms, verified, now, want_rows)
+            }))
+            .await?;
+            for (job, result) in ingests.iter().zip(results) {
+                if let (Job::Ingest { batch, ts_ms, .. }, Ok((Applied::Ingest(o, _), ids))) =
+                    (job, &result)
                     && !o.duplicate
                 {
                     stored.push((batch, *ts_ms));
                     notice.ids.extend(ids);
                 }
-                result.map(|(applied, _)| applied)
+                outcomes.push(result.map(|(applied, _)| applied));
             }
+            rest = after;
+            continue;
+        }
+        let outcome = match job {
             Job::Clear { agent_id, .. } => {
                 // Rows of this commit that the clear removes must not be announced after it.
-                flush_notice(&tx, &mut notice).await?;
+                flush_notice(&tx, st, &mut notice).await?;
                 let n = clear(&tx, agent_id.as_deref()).await?;
                 let cleared = Notice {
                     origin: origin.to_string(),
                     ids: Vec::new(),
                     clear: Some(agent_id.clone()),
                 };
-                notify(&tx, &cleared).await?;
+                notify(&tx, st, &cleared).await?;
                 Ok(Applied::Count(n))
             }
             Job::Prune { before_ms, .. } => Ok(Applied::Count(prune(&tx, *before_ms, now).await?)),
-            Job::Ping { .. } | Job::Shutdown => Ok(Applied::Unit),
+            Job::Ingest { .. } | Job::Ping { .. } | Job::Shutdown => Ok(Applied::Unit),
         };
         outcomes.push(outcome);
+        rest = &rest[1..];
     }
     // In one order on every replica, so that two commits touching the same agents cannot wait
-    // for each other; a stable sort keeps one agent's batches in arrival order.
+    // for each other; a stable sort keeps one agent's batches in arrival order, which is the
+    // order they are sent in.
     stored.sort_by(|a, b| a.0.agent_id.cmp(&b.0.agent_id));
-    for (batch, ts_ms) in stored {
-        update_agent(&tx, batch, ts_ms, now).await?;
-    }
-    flush_notice(&tx, &mut notice).await?;
+    futures_util::future::try_join_all(
+        stored.iter().map(|(batch, ts_ms)| update_agent(&tx, st, batch, *ts_ms, now)),
+    )
+    .await?;
+    flush_notice(&tx, st, &mut notice).await?;
     tx.commit().await?;
     Ok(outcomes)
 }
 
-async fn notify(tx: &Transaction<'_>, notice: &Notice) -> Result<(), StorageError> {
+async fn notify(tx: &Transaction<'_>, st: &Prepared, notice: &Notice) -> Result<(), StorageError> {
     let payload = serde_json::to_string(notice).map_err(|e| StorageError::Commit(e.to_string()))?;
-    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await?;
+    tx.execute(&st.notify, &[&CHANNEL, &payload]).await?;
     Ok(())
 }
 
-async fn flush_notice(tx: &Transaction<'_>, notice: &mut Notice) -> Result<(), StorageError> {
+async fn flush_notice(
+    tx: &Transaction<'_>,
+    st: &Prepared,
+    notice: &mut Notice,
+) -> Result<(), StorageError> {
     let ids = std::mem::take(&mut notice.ids);
     for chunk in ids.chunks(IDS_PER_NOTICE) {
         let part = Notice { origin: notice.origin.clone(), ids: chunk.to_vec(), clear: None };
-        notify(tx, &part).await?;
+        notify(tx, st, &part).await?;
     }
     Ok(())
 }
@@ -168,21 +257,15 @@ async fn flush_notice(tx: &Transaction<'_>, notice: &mut Notice) -> Result<(), S
 /// The outer error aborts the transaction; the inner one refuses this request alone.
 async fn ingest(
     tx: &Transaction<'_>,
+    st: &Prepared,
     batch: &IngestBatch,
     ts_ms: i64,
     verified: &crate::security::Verified,
     now: i64,
     want_rows: bool,
 ) -> Result<Result<(Applied, Vec<i64>), StorageError>, StorageError> {
-    // A live entry of another replica makes this a replay; an expired one is taken over.
     let fresh = tx
-        .query_opt(
-            "INSERT INTO replay_guard(signature, expires_ms) VALUES ($1, $2)
-             ON CONFLICT (signature) DO UPDATE SET expires_ms = EXCLUDED.expires_ms
-                 WHERE replay_guard.expires_ms <= $3
-             RETURNING 1",
-            &[&&verified.signature[..], &verified.expires_ms, &now],
-        )
+        .query_opt(&st.replay, &[&&verified.signature[..], &verified.expires_ms, &now])
         .await?
         .is_some();
     if !fresh {
@@ -192,8 +275,7 @@ async fn ingest(
     if let Some(batch_id) = &batch.batch_id {
         let inserted = tx
             .execute(
-                "INSERT INTO batches(batch_id, agent_id, received_ms, stored)
-                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &st.batch,
                 &[batch_id, &batch.agent_id, &now, &i32::try_from(events).unwrap_or(i32::MAX)],
             )
             .await?;
@@ -209,14 +291,7 @@ async fn ingest(
     let names: Vec<Option<&str>> = cols.iter().map(|c| c.proc_name).collect();
     let rows = tx
         .query(
-            "INSERT INTO events(agent_id, ts, ts_ms, platform, event_type, cpu, mem_free,
-                mem_total, disk_free, disk_total, net_rx_bps, net_tx_bps, uptime_s, pid,
-                proc_name, rss, ingested_ms)
-             SELECT $1::text, $2::text, $3::int8, $4::text, u.*, $17::int8
-             FROM unnest($5::text[], $6::float8[], $7::int8[], $8::int8[], $9::int8[],
-                         $10::int8[], $11::float8[], $12::float8[], $13::int8[], $14::int8[],
-                         $15::text[], $16::int8[]) AS u
-             RETURNING id",
+            &st.events,
             &[
                 &batch.agent_id,
                 &batch.ts,
@@ -255,35 +330,17 @@ async fn ingest(
 /// the agent's own timestamps, and the latest metric is the newest by the agent's clock.
 async fn update_agent(
     tx: &Transaction<'_>,
+    st: &Prepared,
     batch: &IngestBatch,
     ts_ms: i64,
     now: i64,
 ) -> Result<(), StorageError> {
-    tx.execute(
-        "INSERT INTO agents(agent_id, platform, first_seen_ms, last_seen_ms, last_ts_ms)
-         VALUES ($1, $2, $3, $3, $4)
-         ON CONFLICT (agent_id) DO UPDATE SET
-            platform = EXCLUDED.platform,
-            last_seen_ms = EXCLUDED.last_seen_ms,
-            interval_ms = CASE
-                WHEN EXCLUDED.last_ts_ms - agents.last_ts_ms BETWEEN 500 AND 3600000
-                THEN COALESCE(
-                    agents.interval_ms * 0.75
-                        + (EXCLUDED.last_ts_ms - agents.last_ts_ms)::float8 * 0.25,
-                    (EXCLUDED.last_ts_ms - agents.last_ts_ms)::float8)
-                ELSE agents.interval_ms END,
-            last_ts_ms = GREATEST(agents.last_ts_ms, EXCLUDED.last_ts_ms)",
-        &[&batch.agent_id, &batch.platform, &now, &ts_ms],
-    )
-    .await?;
+    tx.execute(&st.agent, &[&batch.agent_id, &batch.platform, &now, &ts_ms]).await?;
     let newest = batch.events.iter().rev().find(|e| matches!(e, protocol::Event::Metric(_)));
     if let Some(event) = newest {
         let c = Columns::of(event);
         tx.execute(
-            "UPDATE agents SET metric_ts = $2, metric_ts_ms = $3, cpu = $4, mem_free = $5,
-                mem_total = $6, disk_free = $7, disk_total = $8, net_rx_bps = $9,
-                net_tx_bps = $10, uptime_s = $11
-             WHERE agent_id = $1 AND (metric_ts_ms IS NULL OR metric_ts_ms <= $3)",
+            &st.metric,
             &[
                 &batch.agent_id,
                 &batch.ts,
