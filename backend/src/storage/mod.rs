@@ -1,16 +1,18 @@
 //! Where events live. [`Store`] is what the routes need of a database; SQLite (one process,
 //! the default) and PostgreSQL (several replicas acting as one) implement it.
 
-mod jobs;
+pub mod jobs;
 pub mod postgres;
 pub mod sqlite;
 #[cfg(test)]
 mod suite;
 
 use crate::security::Verified;
+use jobs::{Job, submit};
 use protocol::{AgentSummary, EventRow, IngestBatch, ProcessHistory, ProcessesResponse, Series};
 use std::future::Future;
 use std::pin::Pin;
+use tokio::sync::mpsc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -130,20 +132,33 @@ pub const PRUNE_CHUNK: usize = 5000;
 
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StorageError>> + Send + 'a>>;
 
+/// Both stores write through a writer of their own that takes [`Job`]s from a queue, so the
+/// write half is provided here; each store answers the reads itself.
 pub trait Store: Send + Sync + std::fmt::Debug {
+    /// The queue of this store's writer.
+    fn jobs(&self) -> &mpsc::Sender<Job>;
+
     /// Resolves once the batch is committed (or known to be a duplicate).
     fn ingest(
         &self,
         batch: IngestBatch,
         ts_ms: i64,
         verified: Verified,
-    ) -> StoreFuture<'_, IngestOutcome>;
-    fn clear(&self, agent_id: Option<String>) -> StoreFuture<'_, usize>;
+    ) -> StoreFuture<'_, IngestOutcome> {
+        Box::pin(submit(self.jobs(), move |reply| Job::Ingest { batch, ts_ms, verified, reply }))
+    }
+    fn clear(&self, agent_id: Option<String>) -> StoreFuture<'_, usize> {
+        Box::pin(submit(self.jobs(), move |reply| Job::Clear { agent_id, reply }))
+    }
     /// Takes the write lock and commits nothing: proves the database is writable.
-    fn ping(&self) -> StoreFuture<'_, ()>;
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(submit(self.jobs(), |reply| Job::Ping { reply }))
+    }
     /// Deletes up to [`PRUNE_CHUNK`] events ingested before `before_ms`, and expired
     /// signatures and batch ids.
-    fn prune_step(&self, before_ms: Option<i64>) -> StoreFuture<'_, usize>;
+    fn prune_step(&self, before_ms: Option<i64>) -> StoreFuture<'_, usize> {
+        Box::pin(submit(self.jobs(), move |reply| Job::Prune { before_ms, reply }))
+    }
     /// Newest first by id, which is insertion order.
     fn events(&self, filter: EventFilter) -> StoreFuture<'_, Vec<EventRow>>;
     /// Every agent with its latest figures; `online` is judged against its own interval.

@@ -7,15 +7,12 @@ pub mod queries;
 mod schema;
 mod writer;
 
-use super::jobs::{Job, submit};
-use super::{EventFilter, IngestOutcome, Range, StorageError, Store, StoreFuture};
+use super::jobs::Job;
+use super::{EventFilter, Range, StorageError, Store, StoreFuture};
 use crate::live::Hub;
 use crate::metrics::Metrics;
-use crate::security::Verified;
 use pool::Pool;
-use protocol::{
-    AgentSummary, EventRow, IngestBatch, ProcessHistory, ProcessesResponse, Secret, Series,
-};
+use protocol::{AgentSummary, EventRow, ProcessHistory, ProcessesResponse, Secret, Series};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -94,25 +91,8 @@ impl PgStorage {
 }
 
 impl Store for PgStorage {
-    fn ingest(
-        &self,
-        batch: IngestBatch,
-        ts_ms: i64,
-        verified: Verified,
-    ) -> StoreFuture<'_, IngestOutcome> {
-        Box::pin(submit(&self.jobs, move |reply| Job::Ingest { batch, ts_ms, verified, reply }))
-    }
-
-    fn clear(&self, agent_id: Option<String>) -> StoreFuture<'_, usize> {
-        Box::pin(submit(&self.jobs, move |reply| Job::Clear { agent_id, reply }))
-    }
-
-    fn ping(&self) -> StoreFuture<'_, ()> {
-        Box::pin(submit(&self.jobs, |reply| Job::Ping { reply }))
-    }
-
-    fn prune_step(&self, before_ms: Option<i64>) -> StoreFuture<'_, usize> {
-        Box::pin(submit(&self.jobs, move |reply| Job::Prune { before_ms, reply }))
+    fn jobs(&self) -> &mpsc::Sender<Job> {
+        &self.jobs
     }
 
     fn events(&self, filter: EventFilter) -> StoreFuture<'_, Vec<EventRow>> {

@@ -7,14 +7,13 @@ pub mod queries;
 pub mod schema;
 pub mod writer;
 
-use super::jobs::{Job, submit};
-use super::{EventFilter, IngestOutcome, Range, StorageError, Store, StoreFuture};
+use super::jobs::Job;
+use super::{EventFilter, Range, StorageError, Store, StoreFuture};
 use crate::clock::now_ms;
 use crate::live::Hub;
 use crate::metrics::Metrics;
-use crate::security::Verified;
 use crate::settings::Synchronous;
-use protocol::{AgentSummary, EventRow, IngestBatch, ProcessHistory, ProcessesResponse, Series};
+use protocol::{AgentSummary, EventRow, ProcessHistory, ProcessesResponse, Series};
 use rusqlite::Connection;
 use std::future::Future;
 use std::path::Path;
@@ -111,25 +110,8 @@ impl SqliteStorage {
 }
 
 impl Store for SqliteStorage {
-    fn ingest(
-        &self,
-        batch: IngestBatch,
-        ts_ms: i64,
-        verified: Verified,
-    ) -> StoreFuture<'_, IngestOutcome> {
-        Box::pin(submit(&self.jobs, move |reply| Job::Ingest { batch, ts_ms, verified, reply }))
-    }
-
-    fn clear(&self, agent_id: Option<String>) -> StoreFuture<'_, usize> {
-        Box::pin(submit(&self.jobs, move |reply| Job::Clear { agent_id, reply }))
-    }
-
-    fn ping(&self) -> StoreFuture<'_, ()> {
-        Box::pin(submit(&self.jobs, |reply| Job::Ping { reply }))
-    }
-
-    fn prune_step(&self, before_ms: Option<i64>) -> StoreFuture<'_, usize> {
-        Box::pin(submit(&self.jobs, move |reply| Job::Prune { before_ms, reply }))
+    fn jobs(&self) -> &mpsc::Sender<Job> {
+        &self.jobs
     }
 
     fn events(&self, filter: EventFilter) -> StoreFuture<'_, Vec<EventRow>> {
@@ -169,7 +151,9 @@ impl Store for SqliteStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::security::Verified;
     use crate::security::replay::Signature;
+    use protocol::IngestBatch;
 
     fn batch(agent: &str) -> IngestBatch {
         serde_json::from_str(
