@@ -305,11 +305,15 @@ mod replicas {
         assert!(ra.duplicate != rb.duplicate, "{ra:?} {rb:?}");
         assert_eq!(a.store.events(filter(None, None, None, 50)).await.unwrap().len(), 3);
 
-        a.store.clear(Some("host".into())).await.unwrap();
-        loop {
-            let frame = next_frame(&mut b_live).await;
-            if frame.messages.iter().any(|m| m.as_str().contains(r#""type":"clear""#)) {
-                break;
+        // Clears reach the other replica's clients too, for one agent and for all.
+        for agent in [Some("host"), None] {
+            a.store.clear(agent.map(Into::into)).await.unwrap();
+            loop {
+                let frame = next_frame(&mut b_live).await;
+                if frame.messages.iter().any(|m| m.as_str().contains(r#""type":"clear""#)) {
+                    assert_eq!(frame.agent_id.as_deref(), agent);
+                    break;
+                }
             }
         }
         a.store.close().await;

@@ -73,8 +73,7 @@ async fn follow(
             tracing::warn!("ignoring a notice in an unknown format");
             continue;
         };
-        if notice.origin != origin {
-            tracing::debug!(rows = notice.ids.len(), "another replica committed");
+        if notice.origin() != origin {
             publish(pool, hub, notice).await?;
         }
     }
@@ -85,15 +84,16 @@ async fn follow(
 }
 
 async fn publish(pool: &Pool, hub: &Hub, notice: Notice) -> Result<(), StorageError> {
-    if let Some(agent_id) = notice.clear {
-        hub.publish_clear(agent_id.as_deref());
-    }
-    if notice.ids.is_empty() || !hub.has_subscribers() {
-        return Ok(());
-    }
-    let rows = queries::events_by_id(&*pool.get().await?, &notice.ids).await?;
-    for batch in by_agent(&rows) {
-        hub.publish_rows(batch);
+    match notice {
+        Notice::Clear { agent_id, .. } => hub.publish_clear(agent_id.as_deref()),
+        // Rows are fetched only for clients that would see them.
+        Notice::Rows { ids, .. } if hub.has_subscribers() => {
+            let rows = queries::events_by_id(&*pool.get().await?, &ids).await?;
+            for batch in by_agent(&rows) {
+                hub.publish_rows(batch);
+            }
+        }
+        Notice::Rows { .. } => {}
     }
     Ok(())
 }

@@ -54,18 +54,25 @@ const METRIC_SQL: &str = "UPDATE agents SET metric_ts = $2, metric_ts_ms = $3, c
         mem_free = $5, mem_total = $6, disk_free = $7, disk_total = $8, net_rx_bps = $9,
         net_tx_bps = $10, uptime_s = $11
     WHERE agent_id = $1 AND (metric_ts_ms IS NULL OR metric_ts_ms <= $3)";
-/// NOTIFY payloads must stay under 8000 bytes; this many ids fit with room to spare.
-const IDS_PER_NOTICE: usize = 400;
+/// NOTIFY payloads must stay under 8000 bytes; this many ids of 19 digits fit with room to spare.
+const IDS_PER_NOTICE: usize = 300;
 
 /// What one replica tells the others after a commit.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Notice {
-    pub origin: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ids: Vec<i64>,
-    /// A clear: `Some(None)` clears every agent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clear: Option<Option<String>>,
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Notice {
+    /// Rows stored, for the others' live clients.
+    Rows { origin: String, ids: Vec<i64> },
+    /// One agent's rows cleared, or everyone's (`agent_id` null).
+    Clear { origin: String, agent_id: Option<String> },
+}
+
+impl Notice {
+    pub fn origin(&self) -> &str {
+        match self {
+            Notice::Rows { origin, .. } | Notice::Clear { origin, .. } => origin,
+        }
+    }
 }
 
 /// The statements of every commit, prepared once per connection: a statement sent as text costs
@@ -175,7 +182,7 @@ async fn try_group(
     let now = now_ms();
     let mut outcomes = Vec::with_capacity(jobs.len());
     let mut stored: Vec<(&IngestBatch, i64)> = Vec::new();
-    let mut notice = Notice { origin: origin.to_string(), ids: Vec::new(), clear: None };
+    let mut announced: Vec<i64> = Vec::new();
     let mut rest = jobs;
     while let Some(job) = rest.first() {
         // Consecutive ingests are sent together: the server runs their statements in the order
@@ -196,7 +203,7 @@ async fn try_group(
                     && !o.duplicate
                 {
                     stored.push((batch, *ts_ms));
-                    notice.ids.extend(ids);
+                    announced.extend(ids);
                 }
                 outcomes.push(result.map(|(applied, _)| applied));
             }
@@ -206,13 +213,10 @@ async fn try_group(
         let outcome = match job {
             Job::Clear { agent_id, .. } => {
                 // Rows of this commit that the clear removes must not be announced after it.
-                flush_notice(&tx, st, &mut notice).await?;
+                announce(&tx, st, &origin, &mut announced).await?;
                 let n = clear(&tx, agent_id.as_deref()).await?;
-                let cleared = Notice {
-                    origin: origin.to_string(),
-                    ids: Vec::new(),
-                    clear: Some(agent_id.clone()),
-                };
+                let cleared =
+                    Notice::Clear { origin: origin.to_string(), agent_id: agent_id.clone() };
                 notify(&tx, st, &cleared).await?;
                 Ok(Applied::Count(n))
             }
@@ -230,7 +234,7 @@ async fn try_group(
         stored.iter().map(|(batch, ts_ms)| update_agent(&tx, st, batch, *ts_ms, now)),
     )
     .await?;
-    flush_notice(&tx, st, &mut notice).await?;
+    announce(&tx, st, &origin, &mut announced).await?;
     tx.commit().await?;
     Ok(outcomes)
 }
@@ -241,15 +245,16 @@ async fn notify(tx: &Transaction<'_>, st: &Prepared, notice: &Notice) -> Result<
     Ok(())
 }
 
-async fn flush_notice(
+/// Tells the other replicas of the rows stored so far in this transaction (delivered only if it
+/// commits), in notices small enough for NOTIFY.
+async fn announce(
     tx: &Transaction<'_>,
     st: &Prepared,
-    notice: &mut Notice,
+    origin: &str,
+    ids: &mut Vec<i64>,
 ) -> Result<(), StorageError> {
-    let ids = std::mem::take(&mut notice.ids);
-    for chunk in ids.chunks(IDS_PER_NOTICE) {
-        let part = Notice { origin: notice.origin.clone(), ids: chunk.to_vec(), clear: None };
-        notify(tx, st, &part).await?;
+    for chunk in std::mem::take(ids).chunks(IDS_PER_NOTICE) {
+        notify(tx, st, &Notice::Rows { origin: origin.to_owned(), ids: chunk.to_vec() }).await?;
     }
     Ok(())
 }
@@ -393,4 +398,22 @@ async fn prune(
         )
         .await?;
     Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_round_trip_and_stay_under_the_notify_limit() {
+        let origin = uuid::Uuid::new_v4().to_string();
+        let all = Notice::Clear { origin: origin.clone(), agent_id: None };
+        let one = Notice::Clear { origin: origin.clone(), agent_id: Some("host".into()) };
+        let rows = Notice::Rows { origin, ids: vec![i64::MAX; IDS_PER_NOTICE] };
+        for notice in [all, one, rows] {
+            let json = serde_json::to_string(&notice).unwrap();
+            assert!(json.len() < 8000, "{} bytes", json.len());
+            assert_eq!(serde_json::from_str::<Notice>(&json).unwrap(), notice);
+        }
+    }
 }
