@@ -1,6 +1,6 @@
 //! What the dashboard reads beyond the seed: the fleet, one agent's series and its processes.
 
-use super::{ApiQuery, AppState};
+use super::{ApiQuery, AppState, check_agent_id};
 use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::storage::Range;
@@ -61,6 +61,7 @@ impl RangeQuery {
 }
 
 async fn require_agent(state: &AppState, agent_id: &str) -> Result<(), ApiError> {
+    check_agent_id(agent_id)?;
     let id = agent_id.to_owned();
     let exists =
         state.storage.agent_exists(id).await.map_err(|e| ApiError::Storage(e.to_string()))?;

@@ -1,7 +1,7 @@
 //! `GET /api/events` and `POST /api/events/clear`, as the seed defined them.
 
 use super::ingest::body_bytes;
-use super::{ApiQuery, AppState};
+use super::{ApiQuery, AppState, check_agent_id};
 use crate::error::ApiError;
 use crate::storage::EventFilter;
 use axum::Json;
@@ -40,13 +40,10 @@ impl EventsQuery {
         if event_type.as_deref().is_some_and(|t| t != "metric" && t != "proc") {
             return Err(ApiError::Invalid("type must be metric or proc".into()));
         }
-        Ok(EventFilter {
-            // An empty `agent_id=` is what a form with no agent chosen sends: no filter.
-            agent_id: self.agent_id.filter(|a| !a.is_empty()),
-            event_type,
-            before_id: self.before_id,
-            limit,
-        })
+        // An empty `agent_id=` is what a form with no agent chosen sends: no filter.
+        let agent_id = self.agent_id.filter(|a| !a.is_empty());
+        agent_id.as_deref().map(check_agent_id).transpose()?;
+        Ok(EventFilter { agent_id, event_type, before_id: self.before_id, limit })
     }
 }
 
@@ -93,6 +90,7 @@ pub async fn clear(
         })?
     };
     let agent_id = request.agent_id.filter(|a| !a.is_empty());
+    agent_id.as_deref().map(check_agent_id).transpose()?;
     let cleared = state
         .storage
         .clear(agent_id.clone())

@@ -42,6 +42,16 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
+/// An agent id named in a read or a clear must be one an agent could have sent: anything else
+/// matches nothing, and PostgreSQL refuses some of it (a NUL byte) outright.
+pub fn check_agent_id(agent_id: &str) -> Result<(), ApiError> {
+    if protocol::validate::is_printable_id(agent_id, protocol::Limits::MAX_AGENT_ID_CHARS) {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid("agent_id must be 1-128 printable characters".into()))
+    }
+}
+
 fn cors(origins: &[String]) -> CorsLayer {
     let allow = if origins.iter().any(|o| o == "*") {
         // A wildcard is allowed only because no route uses cookies or other credentials.

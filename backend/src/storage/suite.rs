@@ -76,6 +76,7 @@ both!(
     agents_keep_their_latest_metric_and_learn_their_interval,
     series_and_processes_come_from_the_agents_own_clock,
     clearing_one_agent_leaves_the_others,
+    a_clear_right_after_a_batch_leaves_no_agent_behind,
     retention_removes_old_events_in_steps,
     the_live_feed_gets_each_stored_row,
 );
@@ -228,6 +229,19 @@ async fn clearing_one_agent_leaves_the_others(s: Subject) {
     assert!(back[0].id > left[0].id);
     assert_eq!(s.store.clear(None).await.unwrap(), 2);
     assert!(s.store.agents(now_ms()).await.unwrap().is_empty());
+    s.store.close().await;
+}
+
+async fn a_clear_right_after_a_batch_leaves_no_agent_behind(s: Subject) {
+    for _ in 0..20 {
+        // Sent in this order, most often into one commit.
+        let b = batch("a", T0, 0.1, &[]);
+        let ts_ms = b.validate().unwrap();
+        let (stored, cleared) =
+            tokio::join!(s.store.ingest(b, ts_ms, verified()), s.store.clear(Some("a".into())));
+        assert_eq!((stored.unwrap().stored, cleared.unwrap()), (1, 1));
+        assert!(s.store.agents(now_ms()).await.unwrap().is_empty());
+    }
     s.store.close().await;
 }
 

@@ -98,3 +98,25 @@ async fn clear_needs_the_token_and_clears_one_agent_or_all() {
     let (_, rows) = server.get("/api/events").await;
     assert!(rows[0]["id"].as_i64().unwrap() > 8);
 }
+
+#[tokio::test]
+async fn an_agent_id_no_agent_could_send_is_refused_in_reads_and_clears() {
+    let server = TestServer::start();
+    let long = "x".repeat(129);
+    for path in [
+        "/api/events?agent_id=%00x".to_owned(),
+        format!("/api/events?agent_id={long}"),
+        "/api/agents/%01/series".to_owned(),
+        format!("/api/agents/{long}/processes"),
+    ] {
+        let (status, err) = server.get(&path).await;
+        assert_eq!(
+            (status, err["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid")),
+            "{path}"
+        );
+    }
+    let body = serde_json::json!({ "agent_id": long }).to_string();
+    let (status, err) = server.clear(Some(TOKEN), &body).await;
+    assert_eq!((status, err["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid")));
+}

@@ -1,19 +1,24 @@
 //! The live feed across replicas: each replica LISTENs for the others' commit notices and
 //! publishes their rows to its own WebSocket clients.
 
-use super::pool::Pool;
+use super::pool::{self, Pool};
 use super::queries;
 use super::writer::{CHANNEL, Notice};
 use crate::live::Hub;
 use crate::storage::StorageError;
 use futures_util::StreamExt;
 use protocol::{EventRow, Secret};
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::{AsyncMessage, NoTls};
 
+const RETRY_MIN: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(10);
+/// Notices waiting to be handled; past that they are dropped (and counted) rather than leaving
+/// the server's NOTIFY queue, which every replica's commits share, to fill up.
+const BACKLOG: usize = 1024;
 
 /// Follows the other replicas until aborted; `ready` is told once the first LISTEN is in place,
 /// so that a replica serves no live client before it hears the others.
@@ -25,17 +30,15 @@ pub async fn run(
     origin: Arc<str>,
     ready: oneshot::Sender<()>,
 ) {
-    let mut wait = Duration::from_millis(200);
+    let mut wait = RETRY_MIN;
     let mut ready = Some(ready);
     loop {
-        match follow(&url, &pool, &hub, &origin, &mut ready).await {
-            Ok(()) => wait = Duration::from_millis(200),
-            Err(e) => tracing::warn!(
-                error = %e,
-                "the feed of other replicas' rows broke; reconnecting (their rows are stored, \
-                 but live clients here miss them until then)"
-            ),
-        }
+        let Err(e) = follow(&url, &pool, &hub, &origin, &mut ready, &mut wait).await;
+        tracing::warn!(
+            error = %e,
+            "the feed of other replicas' rows broke; reconnecting (their rows are stored, but \
+             live clients here miss them until then)"
+        );
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(RETRY_MAX);
     }
@@ -47,24 +50,37 @@ async fn follow(
     hub: &Hub,
     origin: &str,
     ready: &mut Option<oneshot::Sender<()>>,
-) -> Result<(), StorageError> {
-    let (client, mut connection) = tokio_postgres::connect(url.expose(), NoTls).await?;
+    wait: &mut Duration,
+) -> Result<Infallible, StorageError> {
+    let (client, mut connection) = pool::config(url)?.connect(NoTls).await?;
     // The connection must be polled for the client to work at all; notifications come out of
-    // it here, in commit order, with back-pressure through the bounded channel.
-    let (tx, mut rx) = mpsc::channel::<String>(1024);
+    // it here, in commit order, and are never held up by the handling below.
+    let (tx, mut rx) = mpsc::channel::<String>(BACKLOG);
     let driver = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        let mut dropped = 0u64;
         while let Some(message) = messages.next().await {
-            if let AsyncMessage::Notification(n) = message?
-                && tx.send(n.payload().to_owned()).await.is_err()
-            {
-                break;
+            let AsyncMessage::Notification(n) = message? else { continue };
+            match tx.try_send(n.payload().to_owned()) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    dropped += 1;
+                    if dropped % 1000 == 1 {
+                        tracing::warn!(
+                            dropped,
+                            "live clients here are behind the other replicas; their rows are \
+                             stored but some are not pushed (clients reload to catch up)"
+                        );
+                    }
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => break,
             }
         }
         Ok::<(), tokio_postgres::Error>(())
     });
     client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
     tracing::info!("following the other replicas' commits");
+    *wait = RETRY_MIN;
     if let Some(ready) = ready.take() {
         let _ = ready.send(());
     }

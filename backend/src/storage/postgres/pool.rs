@@ -5,12 +5,25 @@ use crate::storage::StorageError;
 use protocol::Secret;
 use std::ops::Deref;
 use std::sync::Mutex;
+use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, Config, NoTls};
+
+/// The connection settings of `url`, with limits of our own: without them a connection to a
+/// server that vanished (a failover, a cut network) hangs for the kernel's two-hour keepalive.
+pub fn config(url: &Secret) -> Result<Config, StorageError> {
+    let mut config: Config = url.expose().parse()?;
+    config
+        .connect_timeout(Duration::from_secs(10))
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(15))
+        .tcp_user_timeout(Duration::from_secs(30));
+    Ok(config)
+}
 
 /// Opens one connection and drives it on its own task.
 pub async fn connect(url: &Secret) -> Result<Client, StorageError> {
-    let (client, connection) = tokio_postgres::connect(url.expose(), NoTls).await?;
+    let (client, connection) = config(url)?.connect(NoTls).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %e, "a PostgreSQL connection closed");

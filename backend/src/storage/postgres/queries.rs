@@ -69,7 +69,7 @@ pub async fn agents(client: &Client, now_ms: i64) -> Result<Vec<AgentSummary>, E
         .query(
             "SELECT agent_id, platform, first_seen_ms, last_seen_ms, interval_ms, metric_ts, cpu,
                     mem_free, mem_total, disk_free, disk_total, net_rx_bps, net_tx_bps, uptime_s
-             FROM agents ORDER BY agent_id",
+             FROM agents ORDER BY agent_id COLLATE \"C\"",
             &[],
         )
         .await?;

@@ -12,7 +12,7 @@ use crate::storage::{IngestOutcome, PRUNE_CHUNK, StorageError};
 use protocol::{IngestBatch, Secret};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, Statement, Transaction};
 
@@ -142,10 +142,33 @@ pub async fn run(mut writer: Writer, mut rx: mpsc::Receiver<Job>, hub: Hub, metr
 /// the others.
 type Outcome = Result<Applied, StorageError>;
 
+/// Why a group did not commit.
+#[derive(Debug)]
+enum GroupError {
+    /// Rolled back: nothing of it is stored, and each job may be tried again.
+    RolledBack(StorageError),
+    /// The COMMIT was sent but no answer came (a broken connection, or no answer in time): the
+    /// group may or may not be stored, so trying again could store it twice.
+    Unknown(String),
+}
+
+impl<E: Into<StorageError>> From<E> for GroupError {
+    fn from(e: E) -> Self {
+        GroupError::RolledBack(e.into())
+    }
+}
+
+/// Longer than any healthy commit; past it the connection is presumed dead.
+const GROUP_TIMEOUT: Duration = Duration::from_secs(30);
+
 async fn commit_group(writer: &mut Writer, jobs: Vec<Job>, hub: &Hub, metrics: &Metrics) {
     let started = Instant::now();
     let count = jobs.len();
-    let result = try_group(writer, &jobs, hub.has_subscribers()).await;
+    let attempt =
+        tokio::time::timeout(GROUP_TIMEOUT, try_group(writer, &jobs, hub.has_subscribers()));
+    let result = attempt.await.unwrap_or_else(|_| {
+        Err(GroupError::Unknown(format!("no answer within {}s", GROUP_TIMEOUT.as_secs())))
+    });
     match result {
         Ok(outcomes) => {
             metrics.commit_jobs.observe(count as f64);
@@ -157,11 +180,25 @@ async fn commit_group(writer: &mut Writer, jobs: Vec<Job>, hub: &Hub, metrics: &
                 }
             }
         }
-        Err(e) if count == 1 => {
+        Err(GroupError::Unknown(why)) => {
+            // The agents send again (signed anew); their batch ids make a repeat harmless.
+            tracing::warn!(
+                error = %why,
+                requests = count,
+                "a commit's outcome is unknown; its requests were answered with an error"
+            );
+            writer.connection = None;
+            for job in jobs {
+                job.fail(StorageError::Commit(format!(
+                    "the commit's outcome is unknown ({why}); send the batch again"
+                )));
+            }
+        }
+        Err(GroupError::RolledBack(e)) if count == 1 => {
             tracing::warn!(error = %e, "a request could not be stored; it was refused");
             jobs.into_iter().for_each(|job| job.fail(StorageError::Commit(e.to_string())));
         }
-        Err(e) => {
+        Err(GroupError::RolledBack(e)) => {
             // A deadlock with another replica or one bad request: each job again, alone.
             tracing::warn!(error = %e, requests = count, "group commit failed; retrying one by one");
             for job in jobs {
@@ -175,7 +212,7 @@ async fn try_group(
     writer: &mut Writer,
     jobs: &[Job],
     want_rows: bool,
-) -> Result<Vec<Outcome>, StorageError> {
+) -> Result<Vec<Outcome>, GroupError> {
     let origin = writer.origin.clone();
     let (client, st) = writer.connection().await?;
     let tx = client.transaction().await?;
@@ -215,6 +252,8 @@ async fn try_group(
                 // Rows of this commit that the clear removes must not be announced after it.
                 announce(&tx, st, &origin, &mut announced).await?;
                 let n = clear(&tx, agent_id.as_deref()).await?;
+                // The agent rows the clear deleted must not come back from batches before it.
+                stored.retain(|(b, _)| agent_id.as_ref().is_some_and(|a| &b.agent_id != a));
                 let cleared =
                     Notice::Clear { origin: origin.to_string(), agent_id: agent_id.clone() };
                 notify(&tx, st, &cleared).await?;
@@ -235,7 +274,7 @@ async fn try_group(
     )
     .await?;
     announce(&tx, st, &origin, &mut announced).await?;
-    tx.commit().await?;
+    tx.commit().await.map_err(|e| GroupError::Unknown(e.to_string()))?;
     Ok(outcomes)
 }
 
@@ -392,8 +431,10 @@ async fn prune(
     let chunk = PRUNE_CHUNK as i64;
     let n = tx
         .execute(
-            "DELETE FROM events WHERE id IN (
-                SELECT id FROM events WHERE ingested_ms < $1 ORDER BY id LIMIT $2)",
+            // Ids grow with ingest time: only the first chunk is looked at, as in SQLite, instead
+            // of the whole table for old rows (ingested_ms has no index).
+            "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT $2)
+                AND ingested_ms < $1",
             &[&before, &chunk],
         )
         .await?;

@@ -68,14 +68,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX replay_guard_by_expiry ON replay_guard(expires_ms);
     ",
     // 2: the replay guard becomes an append-only log. Signatures arrive in expiry order (one TTL
-    // for all), so appending and pruning from the low end replace two B-trees keyed by random
-    // bytes, which cost every request a page write each.
+    // for all), so both the log and its expiry index grow at one end, where the two B-trees
+    // keyed by random bytes before cost every request a page write each.
     r"
     CREATE TABLE replay_log (
         id         INTEGER PRIMARY KEY,
         expires_ms INTEGER NOT NULL,
         signature  BLOB    NOT NULL
     );
+    CREATE INDEX replay_log_by_expiry ON replay_log(expires_ms);
     INSERT INTO replay_log(expires_ms, signature)
         SELECT expires_ms, signature FROM replay_guard ORDER BY expires_ms;
     DROP TABLE replay_guard;

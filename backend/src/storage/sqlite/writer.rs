@@ -180,14 +180,7 @@ fn clear(conn: &Connection, agent_id: Option<&str>) -> rusqlite::Result<usize> {
 }
 
 fn prune(conn: &Connection, before_ms: Option<i64>, now: i64) -> rusqlite::Result<usize> {
-    // Signatures are appended in expiry order (one TTL for all), so everything below the first
-    // live entry has expired; an entry out of order after a clock step only stays a little longer.
-    conn.execute(
-        "DELETE FROM replay_log WHERE id < coalesce(
-            (SELECT id FROM replay_log WHERE expires_ms > ?1 ORDER BY id LIMIT 1),
-            (SELECT max(id) + 1 FROM replay_log))",
-        [now],
-    )?;
+    conn.execute("DELETE FROM replay_log WHERE expires_ms <= ?1", [now])?;
     let Some(before) = before_ms else { return Ok(0) };
     conn.execute("DELETE FROM batches WHERE received_ms < ?1", [before])?;
     // Ids grow with ingest time, so the oldest events are the lowest ids: look only at the
