@@ -190,6 +190,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn database_url_is_a_postgres_url_and_empty_means_sqlite() {
+        let with = |v: &'static str| {
+            let args = Args::try_parse_from(["backend"]).unwrap();
+            Settings::resolve(args, move |k| (k == "DATABASE_URL").then(|| v.to_owned()))
+        };
+        assert!(with("").unwrap().database_url.is_none());
+        assert!(with("mysql://db/telemetry").is_err());
+        let s = with("postgres://u:hunter2@db/telemetry").unwrap();
+        assert!(s.database_url.is_some());
+        assert!(!format!("{s:?}").contains("hunter2"), "the password never prints");
+    }
+
+    #[test]
     fn credentials_never_print() {
         let c = Credential { values: vec![Secret::new("hunter2")], is_dev_default: false };
         assert!(!format!("{c:?}").contains("hunter2"));

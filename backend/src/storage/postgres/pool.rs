@@ -7,12 +7,22 @@ use std::ops::Deref;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, Config, NoTls};
 
 /// The connection settings of `url`, with limits of our own: without them a connection to a
 /// server that vanished (a failover, a cut network) hangs for the kernel's two-hour keepalive.
 pub fn config(url: &Secret) -> Result<Config, StorageError> {
     let mut config: Config = url.expose().parse()?;
+    // Said at start-up rather than found at the first connection: this build speaks to
+    // PostgreSQL without TLS, which `prefer` (the default) would otherwise fall back to quietly.
+    if config.get_ssl_mode() == SslMode::Require {
+        return Err(StorageError::Postgres(
+            "sslmode=require is not supported: connections to PostgreSQL are not encrypted; \
+             reach it over a private network or a tunnel and use sslmode=disable"
+                .into(),
+        ));
+    }
     config
         .connect_timeout(Duration::from_secs(10))
         .keepalives(true)
@@ -75,5 +85,24 @@ impl Drop for Lease<'_> {
         if let Some(client) = self.client.take().filter(|c| !c.is_closed()) {
             self.pool.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(client);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_get_timeouts_and_tls_is_refused_up_front() {
+        let config = config(&Secret::new("postgres://u@db.example:5433/telemetry")).unwrap();
+        assert_eq!(config.get_connect_timeout(), Some(&Duration::from_secs(10)));
+        assert_eq!(config.get_keepalives_idle(), Duration::from_secs(15));
+        let tls = config_error("postgres://u@db.example/telemetry?sslmode=require");
+        assert!(tls.contains("not encrypted"), "{tls}");
+        assert!(!config_error("postgres://u:hunter2@db.example:port/x").contains("hunter2"));
+    }
+
+    fn config_error(url: &str) -> String {
+        config(&Secret::new(url)).unwrap_err().to_string()
     }
 }
