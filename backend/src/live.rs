@@ -16,6 +16,9 @@ use tokio::sync::broadcast;
 pub struct LiveFrame {
     pub agent_id: Option<Arc<str>>,
     pub messages: Arc<[Utf8Bytes]>,
+    /// Rows were stored that this feed could not carry (another replica's, while the feed from
+    /// it was down): clients must refetch.
+    pub gap: bool,
 }
 
 impl LiveFrame {
@@ -56,9 +59,11 @@ impl Hub {
             .map(Utf8Bytes::from)
             .collect();
         // An error only means nobody is subscribed right now.
-        let _ = self
-            .tx
-            .send(LiveFrame { agent_id: Some(Arc::from(first.agent_id.as_str())), messages });
+        let _ = self.tx.send(LiveFrame {
+            agent_id: Some(Arc::from(first.agent_id.as_str())),
+            messages,
+            gap: false,
+        });
     }
 
     pub fn publish_clear(&self, agent_id: Option<&str>) {
@@ -67,8 +72,14 @@ impl Hub {
             let _ = self.tx.send(LiveFrame {
                 agent_id: agent_id.map(Arc::from),
                 messages: Arc::new([Utf8Bytes::from(json)]),
+                gap: false,
             });
         }
+    }
+
+    /// Tells every client that rows went by unseen, so that each closes and refetches.
+    pub fn publish_gap(&self) {
+        let _ = self.tx.send(LiveFrame { agent_id: None, messages: Arc::new([]), gap: true });
     }
 }
 
@@ -79,8 +90,8 @@ mod tests {
     #[test]
     fn filters_let_clear_all_through_to_everyone() {
         let messages: Arc<[Utf8Bytes]> = Arc::new([Utf8Bytes::from("{}")]);
-        let everyone = LiveFrame { agent_id: None, messages: messages.clone() };
-        let one = LiveFrame { agent_id: Some(Arc::from("a")), messages };
+        let everyone = LiveFrame { agent_id: None, messages: messages.clone(), gap: false };
+        let one = LiveFrame { agent_id: Some(Arc::from("a")), messages, gap: false };
         assert!(everyone.concerns(Some("b")));
         assert!(one.concerns(None));
         assert!(one.concerns(Some("a")));

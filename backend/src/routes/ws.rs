@@ -45,6 +45,8 @@ impl Drop for Connected<'_> {
 enum Ended {
     ClientLeft,
     TooSlow,
+    /// The feed itself missed rows (see [`LiveFrame::gap`]).
+    Gap,
     ShuttingDown,
 }
 
@@ -61,6 +63,9 @@ async fn client(mut socket: WebSocket, filter: Option<String>, state: AppState) 
         tokio::select! {
             frame = feed.recv() => match frame {
                 Ok(frame) => {
+                    if frame.gap {
+                        break Ended::Gap;
+                    }
                     if !frame.concerns(filter.as_deref()) {
                         continue;
                     }
@@ -92,6 +97,7 @@ async fn client(mut socket: WebSocket, filter: Option<String>, state: AppState) 
             state.metrics.ws_slow_closed.fetch_add(1, Relaxed);
             (CLOSE_TRY_AGAIN_LATER, "client fell behind the live feed; reconnect and refetch")
         }
+        Ended::Gap => (CLOSE_TRY_AGAIN_LATER, "the live feed missed rows; reconnect and refetch"),
         Ended::ShuttingDown => (CLOSE_GOING_AWAY, "server shutting down"),
     };
     let close = Message::Close(Some(CloseFrame { code, reason: reason.into() }));

@@ -319,6 +319,25 @@ mod replicas {
         assert!(ra.duplicate != rb.duplicate, "{ra:?} {rb:?}");
         assert_eq!(a.store.events(filter(None, None, None, 50)).await.unwrap().len(), 3);
 
+        // When B's feed from the others breaks, B's clients are told to refetch.
+        let (admin, connection) =
+            tokio_postgres::connect(url.expose(), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        // Only this case's database: other cases run beside it on the same server.
+        let cut = admin
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = current_database() AND query LIKE 'LISTEN telemetry_live%'",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(cut, 2, "each replica listens once");
+        loop {
+            if next_frame(&mut b_live).await.gap {
+                break;
+            }
+        }
         // Clears reach the other replica's clients too, for one agent and for all.
         for agent in [Some("host"), None] {
             a.store.clear(agent.map(Into::into)).await.unwrap();

@@ -1,4 +1,5 @@
-//! Integration tests: the real `backend` binary, a real SQLite file, HTTP and WebSocket clients.
+//! Integration tests: the real `backend` binary on a real SQLite file (and, for the replica
+//! test, two of them on one PostgreSQL), HTTP and WebSocket clients.
 
 mod helpers;
 

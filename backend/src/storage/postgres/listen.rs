@@ -56,6 +56,7 @@ async fn follow(
     // The connection must be polled for the client to work at all; notifications come out of
     // it here, in commit order, and are never held up by the handling below.
     let (tx, mut rx) = mpsc::channel::<String>(BACKLOG);
+    let overflow = hub.clone();
     let driver = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
         let mut dropped = 0u64;
@@ -69,9 +70,10 @@ async fn follow(
                         tracing::warn!(
                             dropped,
                             "live clients here are behind the other replicas; their rows are \
-                             stored but some are not pushed (clients reload to catch up)"
+                             stored, and the clients are told to refetch them"
                         );
                     }
+                    overflow.publish_gap();
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => break,
             }
@@ -81,8 +83,10 @@ async fn follow(
     client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
     tracing::info!("following the other replicas' commits");
     *wait = RETRY_MIN;
-    if let Some(ready) = ready.take() {
-        let _ = ready.send(());
+    match ready.take() {
+        Some(ready) => drop(ready.send(())),
+        // Back after a break: what the others committed meanwhile was never announced here.
+        None => hub.publish_gap(),
     }
     while let Some(payload) = rx.recv().await {
         let Ok(notice) = serde_json::from_str::<Notice>(&payload) else {
