@@ -16,6 +16,9 @@ use serde::de::DeserializeOwned;
 /// Rows per gap-fill page (the API's maximum) and pages per reconnect.
 const GAP_PAGE: usize = 500;
 const GAP_PAGES: u32 = 20;
+/// With several backend replicas a row can commit a moment after one with a higher id, so a
+/// reconnect looks back this many ids below the newest it saw; the store keeps each row once.
+const GAP_OVERLAP_IDS: i64 = 2_000;
 /// How often buffered live messages are applied: one render per tick however many arrive.
 const FLUSH_MS: u32 = 250;
 
@@ -165,7 +168,11 @@ pub async fn refresh_agents(live: Live) {
 /// Fetches every row after `after_id`, newest pages first, as live messages.
 async fn gap_fill(after_id: i64) -> Result<Vec<LiveMessage>, ApiError> {
     // The first load takes one page of recent history; a reconnect walks back to what it saw.
-    let mut gap = GapFill::new(after_id, if after_id == 0 { 1 } else { GAP_PAGES });
+    let mut gap = if after_id == 0 {
+        GapFill::new(0, 1)
+    } else {
+        GapFill::new((after_id - GAP_OVERLAP_IDS).max(0), GAP_PAGES)
+    };
     while let Some(before_id) = gap.next_request() {
         let query = EventQuery { before_id, limit: GAP_PAGE, ..EventQuery::default() };
         gap.take_page(events(&query).await?, GAP_PAGE);
