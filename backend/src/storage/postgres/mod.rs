@@ -26,9 +26,10 @@ const LISTEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 impl From<tokio_postgres::Error> for StorageError {
     fn from(e: tokio_postgres::Error) -> Self {
         // The database's own words name the problem; the driver's Display alone says "db error".
-        StorageError::Postgres(match e.as_db_error() {
-            Some(db) => format!("{} ({})", db.message(), db.code().code()),
-            None => e.to_string(),
+        StorageError::Postgres(match (e.as_db_error(), std::error::Error::source(&e)) {
+            (Some(db), _) => format!("{} ({})", db.message(), db.code().code()),
+            (None, Some(cause)) => format!("{e}: {cause}"),
+            (None, None) => e.to_string(),
         })
     }
 }
