@@ -43,6 +43,19 @@ pub enum ApiError {
     MethodNotAllowed(String),
 }
 
+/// Another replica's replay refusal is the same 401 as this replica's own; anything else the
+/// storage says is a 503 naming it.
+impl From<crate::storage::StorageError> for ApiError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        match e {
+            crate::storage::StorageError::Replay => {
+                ApiError::unauthorized(AuthFailure::Replay, crate::security::REPLAY)
+            }
+            e => ApiError::Storage(e.to_string()),
+        }
+    }
+}
+
 impl ApiError {
     pub fn unauthorized(reason: AuthFailure, detail: impl Into<String>) -> Self {
         ApiError::Unauthorized { reason, detail: detail.into() }

@@ -40,6 +40,15 @@ pub fn is_printable_id(s: &str, max_chars: usize) -> bool {
     (1..=max_chars).contains(&count) && !s.chars().any(char::is_control) && s.trim() == s
 }
 
+/// An agent id as agents send it; reads and clears that name an agent are held to the same.
+pub fn check_agent_id(agent_id: &str) -> Result<(), ValidationError> {
+    if is_printable_id(agent_id, Limits::MAX_AGENT_ID_CHARS) {
+        Ok(())
+    } else {
+        Err(ValidationError::AgentId)
+    }
+}
+
 /// Parses the batch time into unix milliseconds.
 pub fn parse_ts(ts: &str) -> Result<i64, ValidationError> {
     let parsed = OffsetDateTime::parse(ts, &Rfc3339).map_err(|_| ValidationError::Timestamp)?;
@@ -78,9 +87,7 @@ fn check_int(index: usize, field: &'static str, v: Option<u64>) -> Result<(), Va
 impl IngestBatch {
     /// Checks every limit; on success returns the batch time in unix milliseconds.
     pub fn validate(&self) -> Result<i64, ValidationError> {
-        if !is_printable_id(&self.agent_id, Limits::MAX_AGENT_ID_CHARS) {
-            return Err(ValidationError::AgentId);
-        }
+        check_agent_id(&self.agent_id)?;
         if !is_printable_id(&self.platform, Limits::MAX_PLATFORM_CHARS) {
             return Err(ValidationError::Platform);
         }

@@ -63,8 +63,7 @@ impl RangeQuery {
 async fn require_agent(state: &AppState, agent_id: &str) -> Result<(), ApiError> {
     check_agent_id(agent_id)?;
     let id = agent_id.to_owned();
-    let exists =
-        state.storage.agent_exists(id).await.map_err(|e| ApiError::Storage(e.to_string()))?;
+    let exists = state.storage.agent_exists(id).await?;
     if exists {
         Ok(())
     } else {
@@ -79,7 +78,7 @@ async fn require_agent(state: &AppState, agent_id: &str) -> Result<(), ApiError>
 #[tracing::instrument(skip_all)]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<AgentSummary>>, ApiError> {
     let now = now_ms();
-    let agents = state.storage.agents(now).await.map_err(|e| ApiError::Storage(e.to_string()))?;
+    let agents = state.storage.agents(now).await?;
     Ok(Json(agents))
 }
 
@@ -99,11 +98,7 @@ pub async fn series(
 ) -> Result<Json<Series>, ApiError> {
     let range = query.range(now_ms())?;
     require_agent(&state, &agent_id).await?;
-    let series = state
-        .storage
-        .series(agent_id, range)
-        .await
-        .map_err(|e| ApiError::Storage(e.to_string()))?;
+    let series = state.storage.series(agent_id, range).await?;
     Ok(Json(series))
 }
 
@@ -138,8 +133,7 @@ pub async fn processes(
             state.storage.process_history(agent_id, name, range).await.map(ProcessesAnswer::History)
         }
         None => state.storage.latest_processes(agent_id).await.map(ProcessesAnswer::Latest),
-    }
-    .map_err(|e| ApiError::Storage(e.to_string()))?;
+    }?;
     Ok(Json(answer))
 }
 

@@ -60,7 +60,7 @@ pub async fn list(
     ApiQuery(query): ApiQuery<EventsQuery>,
 ) -> Result<Json<Vec<EventRow>>, ApiError> {
     let filter = query.into_filter()?;
-    let rows = state.storage.events(filter).await.map_err(|e| ApiError::Storage(e.to_string()))?;
+    let rows = state.storage.events(filter).await?;
     Ok(Json(rows))
 }
 
@@ -91,11 +91,7 @@ pub async fn clear(
     };
     let agent_id = request.agent_id.filter(|a| !a.is_empty());
     agent_id.as_deref().map(check_agent_id).transpose()?;
-    let cleared = state
-        .storage
-        .clear(agent_id.clone())
-        .await
-        .map_err(|e| ApiError::Storage(e.to_string()))?;
+    let cleared = state.storage.clear(agent_id.clone()).await?;
     tracing::info!(agent_id = agent_id.as_deref().unwrap_or("<all>"), cleared, "events cleared");
     Ok(Json(ClearResponse { cleared }))
 }

@@ -2,10 +2,8 @@
 
 use super::AppState;
 use crate::clock::now_ms;
-use crate::error::{ApiError, AuthFailure};
+use crate::error::ApiError;
 use crate::metrics::Refusal;
-use crate::security::REPLAY;
-use crate::storage::StorageError;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -69,9 +67,6 @@ async fn accept(
     let batch: IngestBatch = serde_json::from_slice(&body)
         .map_err(|e| ApiError::Invalid(format!("body is not a valid batch: {e}")))?;
     let ts_ms = batch.validate().map_err(|e| ApiError::Invalid(e.to_string()))?;
-    let outcome = state.storage.ingest(batch, ts_ms, verified).await.map_err(|e| match e {
-        StorageError::Replay => ApiError::unauthorized(AuthFailure::Replay, REPLAY),
-        e => ApiError::Storage(e.to_string()),
-    })?;
+    let outcome = state.storage.ingest(batch, ts_ms, verified).await?;
     Ok(Json(IngestResponse { stored: outcome.stored, duplicate: outcome.duplicate }))
 }

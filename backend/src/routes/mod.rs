@@ -45,11 +45,7 @@ impl From<QueryRejection> for ApiError {
 /// An agent id named in a read or a clear must be one an agent could have sent: anything else
 /// matches nothing, and PostgreSQL refuses some of it (a NUL byte) outright.
 pub fn check_agent_id(agent_id: &str) -> Result<(), ApiError> {
-    if protocol::validate::is_printable_id(agent_id, protocol::Limits::MAX_AGENT_ID_CHARS) {
-        Ok(())
-    } else {
-        Err(ApiError::Invalid("agent_id must be 1-128 printable characters".into()))
-    }
+    protocol::validate::check_agent_id(agent_id).map_err(|e| ApiError::Invalid(e.to_string()))
 }
 
 fn cors(origins: &[String]) -> CorsLayer {

@@ -39,6 +39,11 @@ pub struct IngestOutcome {
     pub duplicate: bool,
 }
 
+/// The columns of an event row, in the order both stores' row readers expect.
+pub(crate) const EVENT_COLUMNS: &str = "id, agent_id, ts, platform, event_type, cpu, mem_free,
+    pid, proc_name, rss, ingested_ms, mem_total, disk_free, disk_total, net_rx_bps, net_tx_bps,
+    uptime_s";
+
 /// Filters of `GET /api/events`.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {

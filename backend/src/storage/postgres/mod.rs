@@ -61,12 +61,11 @@ impl PgStorage {
     pub async fn open(url: &Secret, hub: Hub, metrics: Arc<Metrics>) -> Result<Self, StorageError> {
         let mut client = pool::connect(url).await?;
         schema::migrate(&mut client).await?;
-        drop(client);
         // Tells this replica's own notices apart from the others'.
         let origin: Arc<str> = Arc::from(uuid::Uuid::new_v4().to_string());
         let pool = Arc::new(Pool::new(url.clone(), READERS));
         let (jobs, rx) = mpsc::channel(WRITE_QUEUE);
-        let writer = writer::Writer::new(url.clone(), origin.clone());
+        let writer = writer::Writer::open(url.clone(), client, origin.clone()).await?;
         let writer = tokio::spawn(writer::run(writer, rx, hub.clone(), metrics));
         let (ready, listening) = oneshot::channel();
         let listener = tokio::spawn(listen::run(url.clone(), pool.clone(), hub, origin, ready));

@@ -2,20 +2,18 @@
 
 use crate::clock::format_ms;
 use crate::storage::{
-    EventFilter, Range, empty_history, empty_series, liveness, push_history, push_series,
+    EVENT_COLUMNS, EventFilter, Range, empty_history, empty_series, liveness, push_history,
+    push_series,
 };
 use protocol::{AgentSummary, EventRow, ProcessHistory, ProcessesResponse, Series};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Error, Row};
 
-pub const EVENT_COLUMNS: &str = "id, agent_id, ts, platform, event_type, cpu, mem_free, pid,
-    proc_name, rss, ingested_ms, mem_total, disk_free, disk_total, net_rx_bps, net_tx_bps, uptime_s";
-
 fn uint(r: &Row, i: usize) -> Option<u64> {
     r.get::<_, Option<i64>>(i).map(|v| v.max(0) as u64)
 }
 
-pub fn event_row(r: &Row) -> EventRow {
+fn event_row(r: &Row) -> EventRow {
     EventRow {
         id: r.get(0),
         agent_id: r.get(1),

@@ -109,8 +109,10 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn new(url: Secret, origin: Arc<str>) -> Self {
-        Self { url, connection: None, origin }
+    /// Starts on `client`, the connection start-up migrated with.
+    pub async fn open(url: Secret, client: Client, origin: Arc<str>) -> Result<Self, StorageError> {
+        let prepared = Prepared::on(&client).await?;
+        Ok(Self { url, connection: Some((client, prepared)), origin })
     }
 
     /// The connection, opened again (with its statements) if it broke.

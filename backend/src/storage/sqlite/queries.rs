@@ -2,14 +2,12 @@
 
 use crate::clock::format_ms;
 use crate::storage::{
-    EventFilter, Range, empty_history, empty_series, liveness, push_history, push_series,
+    EVENT_COLUMNS, EventFilter, Range, empty_history, empty_series, liveness, push_history,
+    push_series,
 };
 use protocol::{AgentSummary, EventRow, ProcessHistory, ProcessesResponse, Series};
 use rusqlite::types::Value;
 use rusqlite::{Connection, Row, params, params_from_iter};
-
-const EVENT_COLUMNS: &str = "id, agent_id, ts, platform, event_type, cpu, mem_free, pid, proc_name,
-    rss, ingested_ms, mem_total, disk_free, disk_total, net_rx_bps, net_tx_bps, uptime_s";
 
 fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
     Ok(EventRow {
