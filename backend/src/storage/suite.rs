@@ -4,6 +4,7 @@
 
 use super::postgres::PgStorage;
 use super::sqlite::SqliteStorage;
+use super::sqlite::tail::FlushPolicy;
 use super::{EventFilter, PRUNE_CHUNK, Range, StorageError, Store, prune};
 use crate::clock::now_ms;
 use crate::live::{Hub, LiveFrame};
@@ -21,17 +22,32 @@ struct Subject {
     _dir: Option<tempfile::TempDir>,
 }
 
-async fn sqlite() -> Subject {
+/// SQLite with every batch waiting for the index (the cases are too short to reach the default
+/// policy), with every other one indexed, or with all indexed right after each commit.
+async fn sqlite_with(policy: FlushPolicy) -> Subject {
     let dir = tempfile::tempdir().unwrap();
     let hub = Hub::new(64);
-    let opened = SqliteStorage::open(
+    let opened = SqliteStorage::open_with(
         &dir.path().join("t.db"),
         Synchronous::Normal,
         hub.clone(),
         Arc::default(),
+        policy,
     )
     .unwrap();
     Subject { store: Box::new(opened.storage), hub, _dir: Some(dir) }
+}
+
+async fn sqlite() -> Subject {
+    sqlite_with(FlushPolicy::default()).await
+}
+
+async fn sqlite_half_indexed() -> Subject {
+    sqlite_with(FlushPolicy { batches: 2, after: Duration::from_secs(3600) }).await
+}
+
+async fn sqlite_indexed() -> Subject {
+    sqlite_with(FlushPolicy { batches: 1, after: Duration::ZERO }).await
 }
 
 /// A new, empty database on the test server, so that cases never see each other's rows.
@@ -62,6 +78,14 @@ macro_rules! both {
         mod on_sqlite {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() { super::$case(super::sqlite().await).await })*
+        }
+        mod on_sqlite_half_indexed {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() { super::$case(super::sqlite_half_indexed().await).await })*
+        }
+        mod on_sqlite_indexed {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() { super::$case(super::sqlite_indexed().await).await })*
         }
         mod on_postgres {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,10 +1,14 @@
 //! Per-agent state (platform, first and last seen, learnt interval, latest metric), kept in the
-//! writer's memory and written once per agent per commit rather than once per request: with
-//! many requests in one commit, that is one row write where there were two statements each.
+//! writer's memory, shared with the readers (so `GET /api/agents` never touches the database),
+//! and written to the agents table with the agent's batches (see [`super::tail`]) rather than
+//! once per request. After a crash, the batches not written yet are replayed into it.
 
-use protocol::{IngestBatch, MetricEvent};
+use crate::clock::format_ms;
+use crate::storage::liveness;
+use protocol::{AgentSummary, IngestBatch, MetricEvent};
 use rusqlite::{Connection, Row, params};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, PoisonError, RwLock};
 
 /// Gaps outside this range (in ms) are replays of queued batches or restarts, not the interval.
 const PLAUSIBLE_GAP_MS: std::ops::RangeInclusive<i64> = 500..=3_600_000;
@@ -60,13 +64,56 @@ impl AgentState {
             self.metric = Some(LatestMetric { ts: batch.ts.clone(), ts_ms, reading: m.clone() });
         }
     }
+
+    fn summary(&self, agent_id: &str, now_ms: i64) -> AgentSummary {
+        let (ago_s, interval_s, online) = liveness(now_ms, self.last_seen_ms, self.interval_ms);
+        let m = self.metric.as_ref();
+        let r = m.map(|m| &m.reading);
+        AgentSummary {
+            agent_id: agent_id.to_owned(),
+            platform: self.platform.clone(),
+            first_seen: format_ms(self.first_seen_ms),
+            last_seen: format_ms(self.last_seen_ms),
+            last_seen_ago_s: ago_s,
+            interval_s,
+            online,
+            metric_ts: m.map(|m| m.ts.clone()),
+            cpu: r.map(|r| r.cpu),
+            mem_free: r.map(|r| r.mem_free),
+            mem_total: r.and_then(|r| r.mem_total),
+            disk_free: r.and_then(|r| r.disk_free),
+            disk_total: r.and_then(|r| r.disk_total),
+            net_rx_bps: r.and_then(|r| r.net_rx_bps),
+            net_tx_bps: r.and_then(|r| r.net_tx_bps),
+            uptime_s: r.and_then(|r| r.uptime_s),
+        }
+    }
 }
 
-/// The committed state of every agent, and the changes of the commit being built (`None`: the
-/// agent was cleared in it).
+/// The committed state of every agent, as the readers see it.
+#[derive(Debug, Clone, Default)]
+pub struct SharedAgents(Arc<RwLock<BTreeMap<String, AgentState>>>);
+
+impl SharedAgents {
+    fn read<T>(&self, f: impl FnOnce(&BTreeMap<String, AgentState>) -> T) -> T {
+        f(&self.0.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    pub fn exists(&self, agent_id: &str) -> bool {
+        self.read(|m| m.contains_key(agent_id))
+    }
+
+    /// Every agent by id; `online` is judged against its own interval.
+    pub fn summaries(&self, now_ms: i64) -> Vec<AgentSummary> {
+        self.read(|m| m.iter().map(|(id, s)| s.summary(id, now_ms)).collect())
+    }
+}
+
+/// The committed state, and the changes of the commit being built (`None`: the agent was
+/// cleared in it).
 #[derive(Debug, Default)]
 pub struct Agents {
-    committed: HashMap<String, AgentState>,
+    committed: SharedAgents,
     pending: HashMap<String, Option<AgentState>>,
     cleared_all: bool,
 }
@@ -82,7 +129,12 @@ impl Agents {
         let committed = stmt
             .query_map([], |r| Ok((r.get::<_, String>(0)?, state_of(r)?)))?
             .collect::<rusqlite::Result<_>>()?;
-        Ok(Self { committed, pending: HashMap::new(), cleared_all: false })
+        Ok(Self { committed: SharedAgents(Arc::new(RwLock::new(committed))), ..Self::default() })
+    }
+
+    /// The readers' view, which [`Agents::commit`] keeps current.
+    pub fn shared(&self) -> SharedAgents {
+        self.committed.clone()
     }
 
     /// Records a stored batch in the pending changes.
@@ -90,7 +142,7 @@ impl Agents {
         let base = match self.pending.get(&batch.agent_id) {
             Some(pending) => pending.clone(),
             None if self.cleared_all => None,
-            None => self.committed.get(&batch.agent_id).cloned(),
+            None => self.committed.read(|m| m.get(&batch.agent_id).cloned()),
         };
         let mut state = base.unwrap_or_else(|| AgentState::new(&batch.platform, now_ms, ts_ms));
         state.observe(batch, ts_ms, now_ms);
@@ -108,51 +160,52 @@ impl Agents {
         }
     }
 
-    /// Writes the pending changes inside the open transaction.
-    pub fn write_pending(&self, conn: &Connection) -> rusqlite::Result<()> {
-        let mut stmt = conn.prepare_cached(
+    /// Writes one agent's row inside the open transaction (at the flush of its batches, so the
+    /// row always matches the index; see [`super::tail`]).
+    pub fn write_row(&self, conn: &Connection, agent_id: &str) -> rusqlite::Result<()> {
+        let Some(s) = self.committed.read(|m| m.get(agent_id).cloned()) else { return Ok(()) };
+        // Validation keeps every integer within i64, so these casts never wrap.
+        let int = |v: Option<u64>| v.map(|v| v as i64);
+        let m = s.metric.as_ref();
+        let r = m.map(|m| &m.reading);
+        conn.prepare_cached(
             "INSERT OR REPLACE INTO agents(agent_id, platform, first_seen_ms, last_seen_ms,
                 last_ts_ms, interval_ms, metric_ts, metric_ts_ms, cpu, mem_free, mem_total,
                 disk_free, disk_total, net_rx_bps, net_tx_bps, uptime_s)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-        )?;
-        // Validation keeps every integer within i64, so these casts never wrap.
-        let int = |v: Option<u64>| v.map(|v| v as i64);
-        for (agent_id, s) in &self.pending {
-            let Some(s) = s else { continue };
-            let m = s.metric.as_ref();
-            let r = m.map(|m| &m.reading);
-            stmt.execute(params![
-                agent_id,
-                s.platform,
-                s.first_seen_ms,
-                s.last_seen_ms,
-                s.last_ts_ms,
-                s.interval_ms,
-                m.map(|m| &m.ts),
-                m.map(|m| m.ts_ms),
-                r.map(|r| r.cpu),
-                int(r.map(|r| r.mem_free)),
-                int(r.and_then(|r| r.mem_total)),
-                int(r.and_then(|r| r.disk_free)),
-                int(r.and_then(|r| r.disk_total)),
-                r.and_then(|r| r.net_rx_bps),
-                r.and_then(|r| r.net_tx_bps),
-                int(r.and_then(|r| r.uptime_s)),
-            ])?;
-        }
+        )?
+        .execute(params![
+            agent_id,
+            s.platform,
+            s.first_seen_ms,
+            s.last_seen_ms,
+            s.last_ts_ms,
+            s.interval_ms,
+            m.map(|m| &m.ts),
+            m.map(|m| m.ts_ms),
+            r.map(|r| r.cpu),
+            int(r.map(|r| r.mem_free)),
+            int(r.and_then(|r| r.mem_total)),
+            int(r.and_then(|r| r.disk_free)),
+            int(r.and_then(|r| r.disk_total)),
+            r.and_then(|r| r.net_rx_bps),
+            r.and_then(|r| r.net_tx_bps),
+            int(r.and_then(|r| r.uptime_s)),
+        ])?;
         Ok(())
     }
 
-    /// After a successful commit: the pending changes become the committed state.
+    /// After a successful commit: the pending changes become the committed state. A cleared
+    /// agent's row was deleted in that commit; the others are written when their batches are.
     pub fn commit(&mut self) {
+        let mut committed = self.committed.0.write().unwrap_or_else(PoisonError::into_inner);
         if std::mem::take(&mut self.cleared_all) {
-            self.committed.clear();
+            committed.clear();
         }
         for (agent_id, state) in self.pending.drain() {
             match state {
-                Some(state) => drop(self.committed.insert(agent_id, state)),
-                None => drop(self.committed.remove(&agent_id)),
+                Some(state) => drop(committed.insert(agent_id, state)),
+                None => drop(committed.remove(&agent_id)),
             }
         }
     }
@@ -244,13 +297,14 @@ mod tests {
             super::super::schema::open_writer(&path, crate::settings::Synchronous::Normal).unwrap();
         let mut agents = Agents::load(&conn).unwrap();
         agents.observe(&batch("2025-01-01T00:00:10Z", Some(0.5)), 10_000, 1);
-        agents.write_pending(&conn).unwrap();
         agents.commit();
+        agents.write_row(&conn, "a").unwrap();
         agents.observe(&batch("2025-01-01T00:00:15Z", Some(0.7)), 15_000, 2);
         agents.rollback();
         let loaded = Agents::load(&conn).unwrap();
-        assert_eq!(loaded.committed, agents.committed);
-        assert_eq!(loaded.committed["a"].metric.as_ref().unwrap().reading.cpu, 0.5);
+        let states = |a: &Agents| a.committed.read(BTreeMap::clone);
+        assert_eq!(states(&loaded), states(&agents));
+        assert_eq!(states(&loaded)["a"].metric.as_ref().unwrap().reading.cpu, 0.5);
     }
 
     #[test]
@@ -262,10 +316,10 @@ mod tests {
         agents.clear(None);
         agents.observe(&batch("2025-01-01T00:00:20Z", None), 20_000, 3);
         agents.commit();
-        let a = &agents.committed["a"];
+        let a = agents.committed.read(|m| m["a"].clone());
         assert_eq!((a.first_seen_ms, a.metric.as_ref()), (3, None));
         agents.clear(Some("a"));
         agents.commit();
-        assert!(agents.committed.is_empty());
+        assert!(!agents.shared().exists("a"));
     }
 }

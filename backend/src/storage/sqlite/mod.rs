@@ -1,10 +1,12 @@
-//! SQLite storage, the default. Writes go through one writer thread (see [`writer`]); reads run
-//! on a small pool of read-only connections on the blocking pool, never on the async runtime's
-//! threads.
+//! SQLite storage, the default. Writes go through one writer thread (see [`writer`]) that
+//! appends each batch to a log and indexes it per agent later (see [`tail`]); reads run on a
+//! small pool of read-only connections on the blocking pool, never on the async runtime's
+//! threads, and take what is not indexed yet from the writer's memory.
 
 mod agents;
 pub mod queries;
 pub mod schema;
+pub(crate) mod tail;
 pub mod writer;
 
 use super::jobs::Job;
@@ -36,6 +38,8 @@ pub struct SqliteStorage {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Arc<Mutex<Vec<Connection>>>,
     reader_permits: Arc<Semaphore>,
+    agents: agents::SharedAgents,
+    tail: tail::SharedTail,
 }
 
 /// What start-up learns from an existing database.
@@ -52,6 +56,16 @@ impl SqliteStorage {
         hub: Hub,
         metrics: Arc<Metrics>,
     ) -> Result<Opened, StorageError> {
+        Self::open_with(path, sync, hub, metrics, tail::FlushPolicy::default())
+    }
+
+    pub(crate) fn open_with(
+        path: &Path,
+        sync: Synchronous,
+        hub: Hub,
+        metrics: Arc<Metrics>,
+        policy: tail::FlushPolicy,
+    ) -> Result<Opened, StorageError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|source| StorageError::CreateDir { path: dir.to_owned(), source })?;
@@ -59,7 +73,9 @@ impl SqliteStorage {
         let open_err = |source| StorageError::Open { path: path.to_owned(), source };
         let conn = schema::open_writer(path, sync).map_err(open_err)?;
         let replay_entries = writer::load_replay_guard(&conn, now_ms())?;
-        let agents = agents::Agents::load(&conn)?;
+        let mut agents = agents::Agents::load(&conn)?;
+        let tail = tail::Tail::load(&conn, &mut agents, policy)?;
+        let (shared_agents, shared_tail) = (agents.shared(), tail.shared());
         let readers = (0..READERS)
             .map(|_| schema::open_reader(path))
             .collect::<Result<Vec<_>, _>>()
@@ -67,7 +83,7 @@ impl SqliteStorage {
         let (jobs, rx) = mpsc::channel(WRITE_QUEUE);
         let handle = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer::run(conn, agents, rx, hub, metrics))
+            .spawn(move || writer::run(writer::Writer { conn, agents, tail, hub, metrics }, rx))
             .map_err(|e| StorageError::Commit(format!("cannot start the writer thread: {e}")))?;
         Ok(Opened {
             storage: SqliteStorage {
@@ -75,6 +91,8 @@ impl SqliteStorage {
                 writer: Mutex::new(Some(handle)),
                 readers: Arc::new(Mutex::new(readers)),
                 reader_permits: Arc::new(Semaphore::new(READERS)),
+                agents: shared_agents,
+                tail: shared_tail,
             },
             replay_entries,
         })
@@ -115,23 +133,28 @@ impl Store for SqliteStorage {
     }
 
     fn events(&self, filter: EventFilter) -> StoreFuture<'_, Vec<EventRow>> {
-        Box::pin(self.read(move |conn| queries::events(conn, &filter)))
+        let tail = filter.agent_id.as_deref().map(|a| self.tail.view(a)).unwrap_or_default();
+        Box::pin(self.read(move |conn| queries::events(conn, &filter, &tail)))
     }
 
     fn agents(&self, now_ms: i64) -> StoreFuture<'_, Vec<AgentSummary>> {
-        Box::pin(self.read(move |conn| queries::agents(conn, now_ms)))
+        let agents = self.agents.summaries(now_ms);
+        Box::pin(async move { Ok(agents) })
     }
 
     fn agent_exists(&self, agent_id: String) -> StoreFuture<'_, bool> {
-        Box::pin(self.read(move |conn| queries::agent_exists(conn, &agent_id)))
+        let exists = self.agents.exists(&agent_id);
+        Box::pin(async move { Ok(exists) })
     }
 
     fn series(&self, agent_id: String, range: Range) -> StoreFuture<'_, Series> {
-        Box::pin(self.read(move |conn| queries::series(conn, &agent_id, range)))
+        let tail = self.tail.view(&agent_id);
+        Box::pin(self.read(move |conn| queries::series(conn, &agent_id, &tail, range)))
     }
 
     fn latest_processes(&self, agent_id: String) -> StoreFuture<'_, ProcessesResponse> {
-        Box::pin(self.read(move |conn| queries::latest_processes(conn, &agent_id)))
+        let tail = self.tail.view(&agent_id);
+        Box::pin(self.read(move |conn| queries::latest_processes(conn, &agent_id, &tail)))
     }
 
     fn process_history(
@@ -140,7 +163,10 @@ impl Store for SqliteStorage {
         name: String,
         range: Range,
     ) -> StoreFuture<'_, ProcessHistory> {
-        Box::pin(self.read(move |conn| queries::process_history(conn, &agent_id, &name, range)))
+        let tail = self.tail.view(&agent_id);
+        Box::pin(
+            self.read(move |conn| queries::process_history(conn, &agent_id, &tail, &name, range)),
+        )
     }
 
     fn close(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
@@ -180,15 +206,26 @@ mod tests {
             storage.ingest(batch("old"), 0, verified(i, now - 1)).await.unwrap();
         }
         storage.ingest(batch("new"), 0, verified(255, now + 60_000)).await.unwrap();
+        // Closing writes every waiting batch into the index: only indexed batches are pruned.
+        storage.close().await;
         // Age the first 400 rows by a year, as if they had been ingested then.
         let conn = Connection::open(&path).unwrap();
         conn.execute(
-            "UPDATE events SET ingested_ms = ingested_ms - 31536000000 WHERE agent_id = 'old'",
+            "UPDATE batch_log SET ingested_ms = ingested_ms - 31536000000 WHERE agent_id = 'old'",
             [],
         )
         .unwrap();
+        let storage = SqliteStorage::open(&path, Synchronous::Normal, Hub::new(4), metrics.clone())
+            .unwrap()
+            .storage;
         let removed = crate::storage::prune(&storage, Some(now - 86_400_000)).await.unwrap();
         assert_eq!(removed, 400);
+        let index: i64 = conn
+            .query_row("SELECT count(*) FROM agent_batches WHERE agent_id = 'old'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(index, 0, "their index entries went with them");
         let left: Vec<String> = conn
             .prepare("SELECT DISTINCT agent_id FROM events")
             .unwrap()
@@ -204,6 +241,52 @@ mod tests {
         storage.close().await;
     }
 
+    /// A copy of the files taken while batches wait for the index is what a crash leaves.
+    #[tokio::test]
+    async fn after_a_crash_the_batches_not_indexed_yet_are_replayed_from_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let policy = tail::FlushPolicy { batches: 3, after: std::time::Duration::from_secs(3600) };
+        let open = |path: &Path| {
+            SqliteStorage::open_with(path, Synchronous::Full, Hub::new(4), Arc::default(), policy)
+                .unwrap()
+                .storage
+        };
+        let storage = open(&path);
+        // Three batches of "a" reach the index, the fourth and "b"'s wait.
+        for (i, agent) in ["a", "a", "a", "a", "b"].into_iter().enumerate() {
+            storage.ingest(batch(agent), 0, verified(i as u8, i64::MAX)).await.unwrap();
+        }
+        let before = storage.events(EventFilter { limit: 50, ..EventFilter::default() }).await;
+        let crashed = dir.path().join("crashed");
+        std::fs::create_dir(&crashed).unwrap();
+        for file in ["t.db", "t.db-wal"] {
+            std::fs::copy(dir.path().join(file), crashed.join(file)).unwrap();
+        }
+        let indexed: i64 = Connection::open(crashed.join("t.db"))
+            .unwrap()
+            .query_row("SELECT count(*) FROM agent_batches", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(indexed, 3);
+        storage.close().await;
+
+        let restarted = open(&crashed.join("t.db"));
+        let after = restarted.events(EventFilter { limit: 50, ..EventFilter::default() }).await;
+        assert_eq!(after.unwrap(), before.unwrap());
+        let a = EventFilter { agent_id: Some("a".into()), limit: 50, ..EventFilter::default() };
+        assert_eq!(restarted.events(a).await.unwrap().len(), 8, "indexed and replayed alike");
+        let agents = restarted.agents(now_ms()).await.unwrap();
+        assert_eq!(agents.iter().map(|a| a.agent_id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        let procs = restarted.latest_processes("b".into()).await.unwrap();
+        assert_eq!(procs.processes.len(), 1);
+        restarted.close().await;
+        let indexed: i64 = Connection::open(crashed.join("t.db"))
+            .unwrap()
+            .query_row("SELECT count(*) FROM agent_batches", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(indexed, 5, "a clean stop indexes everything");
+    }
+
     #[tokio::test]
     async fn one_failing_job_does_not_sink_its_group() {
         let dir = tempfile::tempdir().unwrap();
@@ -215,7 +298,7 @@ mod tests {
         Connection::open(&path)
             .unwrap()
             .execute_batch(
-                "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.agent_id = 'bad'
+                "CREATE TRIGGER refuse BEFORE INSERT ON batch_log WHEN NEW.agent_id = 'bad'
                  BEGIN SELECT RAISE(ABORT, 'refused'); END;",
             )
             .unwrap();

@@ -1,133 +1,287 @@
-//! Read queries. Each takes a plain connection so it runs on the reader pool.
+//! Read queries. Each takes a plain connection so it runs on the reader pool, and the view of the
+//! agent's batches that are not indexed yet (taken before the query, so that what the index
+//! gained since is found below [`TailView::boundary`] and not counted twice).
 
+use super::tail::{KIND_METRIC, KIND_PROC, TailView, decode};
 use crate::clock::format_ms;
-use crate::storage::{
-    EVENT_COLUMNS, EventFilter, Range, empty_history, empty_series, liveness, push_history,
-    push_series,
+use crate::storage::jobs::Columns;
+use crate::storage::{EventFilter, Range, empty_history, empty_series, push_history, push_series};
+use protocol::{
+    Event, EventRow, IngestBatch, MetricEvent, ProcessHistory, ProcessesResponse, Series,
 };
-use protocol::{AgentSummary, EventRow, ProcessHistory, ProcessesResponse, Series};
-use rusqlite::types::Value;
-use rusqlite::{Connection, Row, params, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use std::collections::BTreeMap;
 
-fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRow> {
-    Ok(EventRow {
-        id: r.get(0)?,
-        agent_id: r.get(1)?,
-        ts: r.get(2)?,
-        platform: r.get(3)?,
-        event_type: r.get(4)?,
-        cpu: r.get(5)?,
-        mem_free: r.get(6)?,
-        pid: r.get(7)?,
-        proc_name: r.get(8)?,
-        rss: r.get(9)?,
-        ingested_at: format_ms(r.get(10)?),
-        mem_total: r.get(11)?,
-        disk_free: r.get(12)?,
-        disk_total: r.get(13)?,
-        net_rx_bps: r.get(14)?,
-        net_tx_bps: r.get(15)?,
-        uptime_s: r.get(16)?,
+/// The columns [`logged`] reads, from `batch_log` aliased `l`.
+const LOGGED: &str = "l.first_id, l.agent_id, l.ts, l.ts_ms, l.platform, l.ingested_ms, l.events";
+
+/// A batch read back from the log.
+struct Logged {
+    first_id: i64,
+    ts_ms: i64,
+    ingested_ms: i64,
+    batch: IngestBatch,
+}
+
+fn logged(r: &Row<'_>) -> rusqlite::Result<Logged> {
+    Ok(Logged {
+        first_id: r.get(0)?,
+        ts_ms: r.get(3)?,
+        ingested_ms: r.get(5)?,
+        batch: IngestBatch {
+            agent_id: r.get(1)?,
+            ts: r.get(2)?,
+            platform: r.get(4)?,
+            batch_id: None,
+            events: decode(&r.get::<_, String>(6)?)?,
+        },
     })
 }
 
-/// Newest first by id, which is insertion order, so rows of the same second keep their order.
-pub fn events(conn: &Connection, f: &EventFilter) -> rusqlite::Result<Vec<EventRow>> {
-    // Only the present filters enter the SQL, so SQLite can pick the matching index.
-    let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE 1 = 1");
-    let mut args: Vec<Value> = Vec::new();
-    if let Some(agent) = &f.agent_id {
-        sql.push_str(" AND agent_id = ?");
-        args.push(agent.clone().into());
+impl Logged {
+    /// The batch's events with their ids, as rows.
+    fn rows(&self) -> impl DoubleEndedIterator<Item = (i64, &Event)> {
+        self.batch.events.iter().enumerate().map(|(i, e)| (self.first_id + i as i64, e))
     }
-    if let Some(kind) = &f.event_type {
-        sql.push_str(" AND event_type = ?");
-        args.push(kind.clone().into());
+
+    fn row(&self, id: i64, event: &Event) -> EventRow {
+        Columns::of(event).to_row(&self.batch, id, &format_ms(self.ingested_ms))
     }
-    if let Some(before) = f.before_id {
-        sql.push_str(" AND id < ?");
-        args.push(before.into());
-    }
-    sql.push_str(" ORDER BY id DESC LIMIT ?");
-    args.push(i64::from(f.limit).into());
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params_from_iter(args), event_row)?;
-    rows.collect()
 }
 
-/// Every agent with its latest figures; `online` is judged against its own interval.
-pub fn agents(conn: &Connection, now_ms: i64) -> rusqlite::Result<Vec<AgentSummary>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT agent_id, platform, first_seen_ms, last_seen_ms, interval_ms, metric_ts, cpu,
-                mem_free, mem_total, disk_free, disk_total, net_rx_bps, net_tx_bps, uptime_s
-         FROM agents ORDER BY agent_id",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        let last_seen_ms: i64 = r.get(3)?;
-        let (ago_s, interval_s, online) = liveness(now_ms, last_seen_ms, r.get(4)?);
-        Ok(AgentSummary {
-            agent_id: r.get(0)?,
-            platform: r.get(1)?,
-            first_seen: format_ms(r.get(2)?),
-            last_seen: format_ms(last_seen_ms),
-            last_seen_ago_s: ago_s,
-            interval_s,
-            online,
-            metric_ts: r.get(5)?,
-            cpu: r.get(6)?,
-            mem_free: r.get(7)?,
-            mem_total: r.get(8)?,
-            disk_free: r.get(9)?,
-            disk_total: r.get(10)?,
-            net_rx_bps: r.get(11)?,
-            net_tx_bps: r.get(12)?,
-            uptime_s: r.get(13)?,
-        })
-    })?;
-    rows.collect()
-}
-
-pub fn agent_exists(conn: &Connection, agent_id: &str) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT 1 FROM agents WHERE agent_id = ?1")?.exists([agent_id])
-}
-
-pub fn series(conn: &Connection, agent_id: &str, range: Range) -> rusqlite::Result<Series> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT (ts_ms - ?2) / ?4 AS bucket, avg(cpu), max(cpu),
-                avg(mem_total - mem_free), avg(mem_total),
-                avg(disk_total - disk_free), avg(disk_total),
-                avg(net_rx_bps), avg(net_tx_bps)
-         FROM events
-         WHERE agent_id = ?1 AND event_type = 'metric' AND ts_ms >= ?2 AND ts_ms < ?3
-         GROUP BY bucket ORDER BY bucket",
-    )?;
-    let mut s = empty_series(agent_id, range);
-    let mut rows = stmt.query(params![agent_id, range.from_ms, range.to_ms, range.step_ms])?;
-    while let Some(r) = rows.next()? {
-        let mut v = [None; 8];
-        for (i, slot) in v.iter_mut().enumerate() {
-            *slot = r.get(i + 1)?;
+/// The agent's waiting batches that pass `keep`, newest first, read from the log.
+fn waiting(
+    conn: &Connection,
+    tail: &TailView,
+    keep: impl Fn(i64, i64, i64) -> bool,
+) -> rusqlite::Result<Vec<Logged>> {
+    let mut by_id =
+        conn.prepare_cached(&format!("SELECT {LOGGED} FROM batch_log l WHERE first_id = ?1"))?;
+    let mut out = Vec::new();
+    for e in tail.entries.iter().rev().filter(|e| keep(e.first_id, e.ts_ms, e.kinds)) {
+        // Missing when a clear took it after the view was taken.
+        if let Some(b) = by_id.query_row([e.first_id], logged).optional()? {
+            out.push(b);
         }
-        push_series(&mut s, range, r.get(0)?, v);
+    }
+    Ok(out)
+}
+
+fn kind_mask(event_type: Option<&str>) -> i64 {
+    match event_type {
+        Some("metric") => KIND_METRIC,
+        Some("proc") => KIND_PROC,
+        _ => KIND_METRIC | KIND_PROC,
+    }
+}
+
+/// Newest first by id, which is insertion order, so rows of the same second keep their order.
+pub fn events(
+    conn: &Connection,
+    f: &EventFilter,
+    tail: &TailView,
+) -> rusqlite::Result<Vec<EventRow>> {
+    let before = f.before_id.unwrap_or(i64::MAX);
+    let mask = kind_mask(f.event_type.as_deref());
+    let limit = f.limit as usize;
+    let mut out = Vec::with_capacity(limit.min(500));
+    // Adds the batch's matching events, newest first; true once the page is full.
+    let take = |b: &Logged, out: &mut Vec<EventRow>| {
+        for (id, event) in b.rows().rev() {
+            let wanted = f.event_type.as_deref().is_none_or(|t| t == event.type_name());
+            if id < before && wanted {
+                out.push(b.row(id, event));
+                if out.len() >= limit {
+                    return true;
+                }
+            }
+        }
+        false
+    };
+    if limit == 0 {
+        return Ok(out);
+    }
+    let (mut stmt, args) = match &f.agent_id {
+        Some(agent) => {
+            for b in waiting(conn, tail, |id, _, kinds| id < before && kinds & mask != 0)? {
+                if take(&b, &mut out) {
+                    return Ok(out);
+                }
+            }
+            let stmt = conn.prepare_cached(&format!(
+                "SELECT {LOGGED} FROM agent_batches a JOIN batch_log l ON l.first_id = a.first_id
+                 WHERE a.agent_id = ?1 AND a.first_id < ?2 AND a.kinds & ?3 != 0
+                 ORDER BY a.first_id DESC"
+            ))?;
+            (stmt, vec![agent.clone().into(), before.min(tail.boundary()).into(), mask.into()])
+        }
+        None => {
+            let stmt = conn.prepare_cached(&format!(
+                "SELECT {LOGGED} FROM batch_log l WHERE l.first_id < ?1 AND l.kinds & ?2 != 0
+                 ORDER BY l.first_id DESC"
+            ))?;
+            (stmt, vec![rusqlite::types::Value::from(before), mask.into()])
+        }
+    };
+    let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+    while let Some(r) = rows.next()? {
+        if take(&logged(r)?, &mut out) {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Sums, counts and maxima of one bucket, so that the index's part (summed in SQL) and the
+/// waiting batches' part add up before the averages are taken.
+#[derive(Debug, Default, Clone, Copy)]
+struct Acc {
+    sum: f64,
+    n: f64,
+    max: Option<f64>,
+}
+
+impl Acc {
+    fn add(&mut self, v: Option<f64>) {
+        if let Some(v) = v {
+            self.sum += v;
+            self.n += 1.0;
+            self.max = Some(self.max.map_or(v, |m| m.max(v)));
+        }
+    }
+
+    fn merge(&mut self, sum: Option<f64>, n: f64, max: Option<f64>) {
+        self.sum += sum.unwrap_or(0.0);
+        self.n += n;
+        self.max = match (self.max, max) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+
+    fn avg(self) -> Option<f64> {
+        (self.n > 0.0).then(|| self.sum / self.n)
+    }
+}
+
+/// cpu, memory used and total, disk used and total, network in and out.
+type MetricAcc = [Acc; 7];
+
+fn metric_values(m: &MetricEvent) -> [Option<f64>; 7] {
+    let f = |v: Option<u64>| v.map(|v| v as f64);
+    let used = |total: Option<u64>, free: Option<u64>| Some(total? as f64 - free? as f64);
+    [
+        Some(m.cpu),
+        used(m.mem_total, Some(m.mem_free)),
+        f(m.mem_total),
+        used(m.disk_total, m.disk_free),
+        f(m.disk_total),
+        m.net_rx_bps,
+        m.net_tx_bps,
+    ]
+}
+
+fn bucket_of(range: Range, ts_ms: i64) -> Option<i64> {
+    (range.from_ms..range.to_ms).contains(&ts_ms).then(|| (ts_ms - range.from_ms) / range.step_ms)
+}
+
+pub fn series(
+    conn: &Connection,
+    agent_id: &str,
+    tail: &TailView,
+    range: Range,
+) -> rusqlite::Result<Series> {
+    let mut buckets: BTreeMap<i64, MetricAcc> = BTreeMap::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT (ts_ms - ?2) / ?4 AS bucket,
+                sum(cpu), count(cpu), max(cpu),
+                sum(mem_total - mem_free), count(mem_total - mem_free),
+                sum(mem_total), count(mem_total),
+                sum(disk_total - disk_free), count(disk_total - disk_free),
+                sum(disk_total), count(disk_total),
+                sum(net_rx_bps), count(net_rx_bps), sum(net_tx_bps), count(net_tx_bps)
+         FROM agent_metrics
+         WHERE agent_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 AND id < ?5
+         GROUP BY bucket",
+    )?;
+    let mut rows =
+        stmt.query(params![agent_id, range.from_ms, range.to_ms, range.step_ms, tail.boundary()])?;
+    while let Some(r) = rows.next()? {
+        let acc = buckets.entry(r.get(0)?).or_default();
+        acc[0].merge(r.get(1)?, r.get(2)?, r.get(3)?);
+        for (i, a) in acc.iter_mut().enumerate().skip(1) {
+            a.merge(r.get(2 + 2 * i)?, r.get(3 + 2 * i)?, None);
+        }
+    }
+    for e in &tail.entries {
+        let Some(bucket) = bucket_of(range, e.ts_ms) else { continue };
+        for (_, m) in &e.metrics {
+            let acc = buckets.entry(bucket).or_default();
+            for (a, v) in acc.iter_mut().zip(metric_values(m)) {
+                a.add(v);
+            }
+        }
+    }
+    let mut s = empty_series(agent_id, range);
+    for (bucket, [cpu, rest @ ..]) in buckets {
+        let [mem_used, mem_total, disk_used, disk_total, rx, tx] = rest.map(Acc::avg);
+        push_series(
+            &mut s,
+            range,
+            bucket,
+            [cpu.avg(), cpu.max, mem_used, mem_total, disk_used, disk_total, rx, tx],
+        );
     }
     Ok(s)
 }
 
-pub fn latest_processes(conn: &Connection, agent_id: &str) -> rusqlite::Result<ProcessesResponse> {
-    let latest: Option<i64> = conn
-        .prepare_cached(
-            "SELECT max(ts_ms) FROM events WHERE agent_id = ?1 AND event_type = 'proc'",
-        )?
-        .query_row([agent_id], |r| r.get(0))?;
-    let mut out = ProcessesResponse { agent_id: agent_id.to_owned(), ts: None, processes: vec![] };
-    let Some(ts_ms) = latest else { return Ok(out) };
+/// The agent's batches holding processes with agent times in `[from, to)`.
+fn proc_batches(
+    conn: &Connection,
+    agent_id: &str,
+    tail: &TailView,
+    from_ms: i64,
+    to_ms: i64,
+) -> rusqlite::Result<Vec<Logged>> {
+    let in_range = |ts: i64| (from_ms..to_ms).contains(&ts);
+    let mut out = waiting(conn, tail, |_, ts, kinds| kinds & KIND_PROC != 0 && in_range(ts))?;
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {EVENT_COLUMNS} FROM events
-         WHERE agent_id = ?1 AND event_type = 'proc' AND ts_ms = ?2
-         ORDER BY cpu DESC, id"
+        "SELECT {LOGGED} FROM agent_batches a JOIN batch_log l ON l.first_id = a.first_id
+         WHERE a.agent_id = ?1 AND a.ts_ms >= ?2 AND a.ts_ms < ?3 AND a.kinds & ?4 != 0
+           AND a.first_id < ?5"
     ))?;
-    out.processes =
-        stmt.query_map(params![agent_id, ts_ms], event_row)?.collect::<Result<_, _>>()?;
+    let rows =
+        stmt.query_map(params![agent_id, from_ms, to_ms, KIND_PROC, tail.boundary()], logged)?;
+    for b in rows {
+        out.push(b?);
+    }
+    Ok(out)
+}
+
+pub fn latest_processes(
+    conn: &Connection,
+    agent_id: &str,
+    tail: &TailView,
+) -> rusqlite::Result<ProcessesResponse> {
+    let mut out = ProcessesResponse { agent_id: agent_id.to_owned(), ts: None, processes: vec![] };
+    let waiting = tail.entries.iter().filter(|e| e.kinds & KIND_PROC != 0).map(|e| e.ts_ms).max();
+    let indexed: Option<i64> = conn
+        .prepare_cached(
+            "SELECT ts_ms FROM agent_batches
+             WHERE agent_id = ?1 AND kinds & ?2 != 0 AND first_id < ?3
+             ORDER BY ts_ms DESC LIMIT 1",
+        )?
+        .query_row(params![agent_id, KIND_PROC, tail.boundary()], |r| r.get(0))
+        .optional()?;
+    let Some(ts_ms) = waiting.max(indexed) else { return Ok(out) };
+    for b in proc_batches(conn, agent_id, tail, ts_ms, ts_ms + 1)? {
+        let procs = b.rows().filter(|(_, e)| matches!(e, Event::Proc(_)));
+        out.processes.extend(procs.map(|(id, e)| b.row(id, e)));
+    }
+    out.processes.sort_by(|a, b| {
+        let cpu = |r: &EventRow| r.cpu.unwrap_or(0.0);
+        cpu(b).total_cmp(&cpu(a)).then(a.id.cmp(&b.id))
+    });
     out.ts = out.processes.first().map(|p| p.ts.clone());
     Ok(out)
 }
@@ -135,21 +289,26 @@ pub fn latest_processes(conn: &Connection, agent_id: &str) -> rusqlite::Result<P
 pub fn process_history(
     conn: &Connection,
     agent_id: &str,
+    tail: &TailView,
     name: &str,
     range: Range,
 ) -> rusqlite::Result<ProcessHistory> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT (ts_ms - ?3) / ?5 AS bucket, avg(cpu), max(cpu), avg(rss)
-         FROM events
-         WHERE agent_id = ?1 AND event_type = 'proc' AND ts_ms >= ?3 AND ts_ms < ?4
-           AND proc_name = ?2
-         GROUP BY bucket ORDER BY bucket",
-    )?;
+    let mut buckets: BTreeMap<i64, [Acc; 2]> = BTreeMap::new();
+    for b in proc_batches(conn, agent_id, tail, range.from_ms, range.to_ms)? {
+        let Some(bucket) = bucket_of(range, b.ts_ms) else { continue };
+        for event in &b.batch.events {
+            if let Event::Proc(p) = event
+                && p.name == name
+            {
+                let [cpu, rss] = buckets.entry(bucket).or_default();
+                cpu.add(Some(p.cpu));
+                rss.add(Some(p.rss as f64));
+            }
+        }
+    }
     let mut h = empty_history(agent_id, name, range);
-    let mut rows =
-        stmt.query(params![agent_id, name, range.from_ms, range.to_ms, range.step_ms])?;
-    while let Some(r) = rows.next()? {
-        push_history(&mut h, range, r.get(0)?, [r.get(1)?, r.get(2)?, r.get(3)?]);
+    for (bucket, [cpu, rss]) in buckets {
+        push_history(&mut h, range, bucket, [cpu.avg(), cpu.max, rss.avg()]);
     }
     Ok(h)
 }

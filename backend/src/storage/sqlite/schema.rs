@@ -95,6 +95,85 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE batches_v2 RENAME TO batches;
     CREATE INDEX batches_by_time ON batches(received_ms);
     ",
+    // 3: one row per stored batch, its events as JSON, appended in id order: a request writes
+    // one row at the end of the log instead of a row per event and a page of its agent in each
+    // per-agent index. Those indexes and the agent's row are written behind the log, an agent at
+    // a time once it has gathered enough batches (see `tail.rs`), so one page write carries many
+    // batches. A batch at or above `floor` that is not in `agent_batches` is not indexed yet,
+    // and is replayed at start-up. Event ids stay what they were: a batch's
+    // events are `first_id .. first_id + count`. The view `events` shows the seed's table.
+    r"
+    CREATE TABLE batch_log (
+        first_id    INTEGER PRIMARY KEY,
+        agent_id    TEXT    NOT NULL,
+        ts          TEXT    NOT NULL,
+        ts_ms       INTEGER NOT NULL,
+        platform    TEXT    NOT NULL,
+        ingested_ms INTEGER NOT NULL,
+        count       INTEGER NOT NULL,
+        kinds       INTEGER NOT NULL,
+        events      TEXT    NOT NULL
+    );
+    CREATE TABLE agent_batches (
+        agent_id TEXT    NOT NULL,
+        first_id INTEGER NOT NULL,
+        ts_ms    INTEGER NOT NULL,
+        kinds    INTEGER NOT NULL,
+        PRIMARY KEY (agent_id, first_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX agent_batches_by_time ON agent_batches(agent_id, ts_ms);
+    CREATE TABLE agent_metrics (
+        agent_id   TEXT    NOT NULL,
+        ts_ms      INTEGER NOT NULL,
+        id         INTEGER NOT NULL,
+        cpu        REAL    NOT NULL,
+        mem_free   INTEGER NOT NULL,
+        mem_total  INTEGER,
+        disk_free  INTEGER,
+        disk_total INTEGER,
+        net_rx_bps REAL,
+        net_tx_bps REAL,
+        PRIMARY KEY (agent_id, ts_ms, id)
+    ) WITHOUT ROWID;
+    CREATE TABLE log_state (
+        only    INTEGER PRIMARY KEY CHECK (only = 1),
+        floor   INTEGER NOT NULL,
+        next_id INTEGER NOT NULL
+    );
+
+    INSERT INTO batch_log
+        SELECT id, agent_id, ts, ts_ms, platform, ingested_ms, 1,
+               CASE event_type WHEN 'metric' THEN 1 ELSE 2 END,
+               json_array(CASE event_type
+                   WHEN 'metric' THEN json_object('type', 'metric', 'cpu', cpu,
+                       'mem_free', mem_free, 'mem_total', mem_total, 'disk_free', disk_free,
+                       'disk_total', disk_total, 'net_rx_bps', net_rx_bps,
+                       'net_tx_bps', net_tx_bps, 'uptime_s', uptime_s)
+                   ELSE json_object('type', 'proc', 'pid', pid, 'name', proc_name, 'cpu', cpu,
+                       'rss', rss)
+               END)
+        FROM events ORDER BY id;
+    INSERT INTO agent_batches SELECT agent_id, first_id, ts_ms, kinds FROM batch_log;
+    INSERT INTO agent_metrics
+        SELECT agent_id, ts_ms, id, cpu, mem_free, mem_total, disk_free, disk_total, net_rx_bps,
+               net_tx_bps
+        FROM events WHERE event_type = 'metric';
+    INSERT INTO log_state VALUES (1, 0,
+        (SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),
+                    coalesce((SELECT max(first_id) FROM batch_log), 0)) + 1));
+    UPDATE log_state SET floor = next_id;
+    DROP TABLE events;
+
+    CREATE VIEW events AS
+        SELECT b.first_id + e.key AS id, b.agent_id, b.ts, b.ts_ms, b.platform,
+               e.value ->> 'type' AS event_type, e.value ->> 'cpu' AS cpu,
+               e.value ->> 'mem_free' AS mem_free, e.value ->> 'mem_total' AS mem_total,
+               e.value ->> 'disk_free' AS disk_free, e.value ->> 'disk_total' AS disk_total,
+               e.value ->> 'net_rx_bps' AS net_rx_bps, e.value ->> 'net_tx_bps' AS net_tx_bps,
+               e.value ->> 'uptime_s' AS uptime_s, e.value ->> 'pid' AS pid,
+               e.value ->> 'name' AS proc_name, e.value ->> 'rss' AS rss, b.ingested_ms
+        FROM batch_log b, json_each(b.events) e;
+    ",
 ];
 
 const WRITER_CACHE_KIB: i64 = 64 * 1024;

@@ -1,8 +1,10 @@
 //! The one SQLite writer thread. It commits the jobs of all concurrent requests in one
 //! transaction (group commit), answers each request only after that commit, then publishes the
-//! rows live.
+//! rows live. Between two groups it writes the per-agent index of the agents that are due (see
+//! [`super::tail`]).
 
 use super::agents::Agents;
+use super::tail::Tail;
 use crate::clock::{format_ms, now_ms};
 use crate::live::Hub;
 use crate::metrics::Metrics;
@@ -15,101 +17,117 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
 
-pub fn run(
-    mut conn: Connection,
-    mut agents: Agents,
-    mut rx: mpsc::Receiver<Job>,
-    hub: Hub,
-    metrics: Arc<Metrics>,
-) {
+/// What the writer thread owns besides its queue.
+#[derive(Debug)]
+pub struct Writer {
+    pub conn: Connection,
+    pub agents: Agents,
+    pub tail: Tail,
+    pub hub: Hub,
+    pub metrics: Arc<Metrics>,
+}
+
+pub fn run(mut w: Writer, mut rx: mpsc::Receiver<Job>) {
     loop {
         let Some(first) = rx.blocking_recv() else { break };
         let (jobs, stop) = take_group(first, || rx.try_recv().ok());
         if !jobs.is_empty() {
-            commit_group(&mut conn, &mut agents, jobs, &hub, &metrics);
+            commit_group(&mut w, jobs);
         }
         if stop {
             break;
         }
+        flush(&mut w, false);
     }
+    flush(&mut w, true);
     tracing::info!("storage writer stopped; every acknowledged batch is committed");
+}
+
+/// A failed flush loses nothing: the batches are in the log and stay waiting, to be tried again
+/// after the next group (or replayed from the log at start-up).
+fn flush(w: &mut Writer, all: bool) {
+    if let Err(e) = w.tail.flush(&mut w.conn, &w.agents, all) {
+        tracing::warn!(error = %e, "could not write the per-agent index; will retry");
+    }
 }
 
 /// Commits the jobs in one transaction. A failure rolls the group back and commits its jobs one
 /// by one, so one bad job fails alone; savepoints per job would cost every request two more
 /// statements for a case that almost never happens.
-fn commit_group(
-    conn: &mut Connection,
-    agents: &mut Agents,
-    jobs: Vec<Job>,
-    hub: &Hub,
-    metrics: &Metrics,
-) {
+fn commit_group(w: &mut Writer, jobs: Vec<Job>) {
+    // Retention prunes only indexed batches, so what waits goes into the index first.
+    if jobs.iter().any(|j| matches!(j, Job::Prune { before_ms: Some(_), .. })) {
+        flush(w, true);
+    }
     let started = Instant::now();
     let count = jobs.len();
-    let want_rows = hub.has_subscribers();
+    let want_rows = w.hub.has_subscribers();
     let now = now_ms();
+    w.tail.begin();
     let outcome = (|| -> rusqlite::Result<Vec<Applied>> {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let applied = jobs
             .iter()
-            .map(|job| apply(&tx, agents, job, now, want_rows))
+            .map(|job| apply(&tx, &mut w.agents, &mut w.tail, job, now, want_rows))
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        agents.write_pending(&tx)?;
         tx.commit()?;
         Ok(applied)
     })();
     let applied = match outcome {
         Ok(applied) => applied,
         Err(e) => {
-            agents.rollback();
+            w.agents.rollback();
+            w.tail.rollback();
             if count == 1 {
                 tracing::warn!(error = %e, "a request could not be stored; it was refused");
                 jobs.into_iter().for_each(|job| job.fail(StorageError::from_commit(&e)));
             } else {
                 tracing::warn!(error = %e, requests = count, "group commit failed; retrying one by one");
                 for job in jobs {
-                    commit_group(conn, agents, vec![job], hub, metrics);
+                    commit_group(w, vec![job]);
                 }
             }
             return;
         }
     };
-    agents.commit();
-    metrics.commit_jobs.observe(count as f64);
-    metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+    w.agents.commit();
+    w.tail.commit();
+    w.metrics.commit_jobs.observe(count as f64);
+    w.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
     for (job, result) in jobs.into_iter().zip(applied) {
-        job.release(result, hub, metrics);
+        job.release(result, &w.hub, &w.metrics);
     }
 }
 
 fn apply(
     conn: &Connection,
     agents: &mut Agents,
+    tail: &mut Tail,
     job: &Job,
     now: i64,
     want_rows: bool,
 ) -> rusqlite::Result<Applied> {
     match job {
         Job::Ingest { batch, ts_ms, verified, .. } => {
-            let (outcome, rows) = ingest(conn, batch, *ts_ms, verified, now, want_rows)?;
+            let (outcome, rows) = ingest(conn, tail, batch, *ts_ms, verified, now, want_rows)?;
             if !outcome.duplicate {
                 agents.observe(batch, *ts_ms, now);
             }
             Ok(Applied::Ingest(outcome, rows))
         }
         Job::Clear { agent_id, .. } => {
-            let n = clear(conn, agent_id.as_deref())?;
+            let n = clear(conn, tail, agent_id.as_deref())?;
             agents.clear(agent_id.as_deref());
             Ok(Applied::Count(n))
         }
-        Job::Prune { before_ms, .. } => prune(conn, *before_ms, now).map(Applied::Count),
+        Job::Prune { before_ms, .. } => prune(conn, tail, *before_ms, now).map(Applied::Count),
         Job::Ping { .. } | Job::Shutdown => Ok(Applied::Unit),
     }
 }
 
 fn ingest(
     conn: &Connection,
+    tail: &mut Tail,
     batch: &IngestBatch,
     ts_ms: i64,
     verified: &Verified,
@@ -129,67 +147,70 @@ fn ingest(
             return Ok((IngestOutcome { stored: 0, duplicate: true }, Vec::new()));
         }
     }
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO events(agent_id, ts, ts_ms, platform, event_type, cpu, mem_free, mem_total,
-            disk_free, disk_total, net_rx_bps, net_tx_bps, uptime_s, pid, proc_name, rss, ingested_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-    )?;
-    let ingested_at = if want_rows { format_ms(now) } else { String::new() };
-    let mut rows = Vec::with_capacity(if want_rows { batch.events.len() } else { 0 });
-    for event in &batch.events {
-        let c = Columns::of(event);
-        insert.execute(params![
-            batch.agent_id,
-            batch.ts,
-            ts_ms,
-            batch.platform,
-            c.event_type,
-            c.cpu,
-            c.mem_free,
-            c.mem_total,
-            c.disk_free,
-            c.disk_total,
-            c.net_rx_bps,
-            c.net_tx_bps,
-            c.uptime_s,
-            c.pid,
-            c.proc_name,
-            c.rss,
-            now,
-        ])?;
-        if want_rows {
-            rows.push(c.to_row(batch, conn.last_insert_rowid(), &ingested_at));
-        }
-    }
+    let first_id = tail.log(conn, batch, ts_ms, now)?;
+    let rows = if want_rows {
+        let ingested_at = format_ms(now);
+        (first_id..)
+            .zip(&batch.events)
+            .map(|(id, event)| Columns::of(event).to_row(batch, id, &ingested_at))
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok((IngestOutcome { stored: batch.events.len(), duplicate: false }, rows))
 }
 
-fn clear(conn: &Connection, agent_id: Option<&str>) -> rusqlite::Result<usize> {
+fn clear(conn: &Connection, tail: &mut Tail, agent_id: Option<&str>) -> rusqlite::Result<usize> {
+    let n = tail.clear(conn, agent_id)?;
     match agent_id {
-        Some(agent) => {
-            let n = conn.execute("DELETE FROM events WHERE agent_id = ?1", [agent])?;
-            conn.execute("DELETE FROM agents WHERE agent_id = ?1", [agent])?;
-            Ok(n)
-        }
-        None => {
-            let n = conn.execute("DELETE FROM events", [])?;
-            conn.execute("DELETE FROM agents", [])?;
-            Ok(n)
-        }
-    }
+        Some(agent) => conn.execute("DELETE FROM agents WHERE agent_id = ?1", [agent])?,
+        None => conn.execute("DELETE FROM agents", [])?,
+    };
+    Ok(n)
 }
 
-fn prune(conn: &Connection, before_ms: Option<i64>, now: i64) -> rusqlite::Result<usize> {
+/// Removes the oldest batches, up to [`PRUNE_CHUNK`] of them, with their index entries; only
+/// below the floor, where every batch is indexed. Returns how many events went.
+fn prune(
+    conn: &Connection,
+    tail: &Tail,
+    before_ms: Option<i64>,
+    now: i64,
+) -> rusqlite::Result<usize> {
     conn.execute("DELETE FROM replay_log WHERE expires_ms <= ?1", [now])?;
     let Some(before) = before_ms else { return Ok(0) };
     conn.execute("DELETE FROM batches WHERE received_ms < ?1", [before])?;
-    // Ids grow with ingest time, so the oldest events are the lowest ids: look only at the
-    // first chunk instead of scanning the table for old rows.
-    conn.execute(
-        "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?2)
-            AND ingested_ms < ?1",
-        params![before, PRUNE_CHUNK as i64],
-    )
+    // Ids grow with ingest time, so the oldest batches are the lowest ids: look only at the
+    // first chunk instead of scanning the log for old rows.
+    let mut gone = conn.prepare_cached(
+        "DELETE FROM batch_log
+         WHERE first_id IN (SELECT first_id FROM batch_log WHERE first_id < ?3
+                            ORDER BY first_id LIMIT ?2)
+           AND ingested_ms < ?1
+         RETURNING agent_id, first_id, ts_ms, count",
+    )?;
+    let gone = gone
+        .query_map(params![before, PRUNE_CHUNK as i64, tail.floor()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut index =
+        conn.prepare_cached("DELETE FROM agent_batches WHERE agent_id = ?1 AND first_id = ?2")?;
+    let mut metrics = conn.prepare_cached(
+        "DELETE FROM agent_metrics WHERE agent_id = ?1 AND ts_ms = ?2 AND id >= ?3 AND id < ?4",
+    )?;
+    let mut events = 0;
+    for (agent, first_id, ts_ms, count) in &gone {
+        index.execute(params![agent, first_id])?;
+        metrics.execute(params![agent, ts_ms, first_id, first_id + count])?;
+        events += *count as usize;
+    }
+    Ok(events)
 }
 
 /// The signatures the replay guard must still refuse after a restart.

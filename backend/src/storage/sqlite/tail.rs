@@ -1,0 +1,407 @@
+//! The batches in the log that the per-agent index does not hold yet.
+//!
+//! A request appends one row to `batch_log`. Writing each batch into its agent's index pages
+//! at once would cost a page write per index for every request in a commit, one agent's pages
+//! each. Instead an agent's new batches wait here, in memory, and are written together (with the
+//! agent's row) once it has gathered enough of them or the oldest has waited long enough (see
+//! [`FlushPolicy`]): one page write per index carries many batches. Readers take an agent's
+//! waiting batches from here and the rest from the index. `log_state.floor` is the first id of
+//! the oldest waiting batch, so start-up replays only the log from there.
+
+use super::agents::Agents;
+use protocol::{Event, IngestBatch, MetricEvent};
+use rusqlite::{Connection, TransactionBehavior, params};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+pub const KIND_METRIC: i64 = 1;
+pub const KIND_PROC: i64 = 2;
+
+/// When an agent's waiting batches are written into the index.
+#[derive(Debug, Clone, Copy)]
+pub struct FlushPolicy {
+    /// Once it has gathered this many.
+    pub batches: usize,
+    /// Once the oldest has waited this long.
+    pub after: Duration,
+}
+
+impl Default for FlushPolicy {
+    fn default() -> Self {
+        Self { batches: 64, after: Duration::from_secs(20) }
+    }
+}
+
+/// Agents written per flush step, so that one step never holds the writer for long.
+const FLUSH_AGENTS: usize = 128;
+
+/// Which kinds of event a batch holds, as a bit set.
+pub fn kinds(events: &[Event]) -> i64 {
+    events.iter().fold(0, |k, e| {
+        k | match e {
+            Event::Metric(_) => KIND_METRIC,
+            Event::Proc(_) => KIND_PROC,
+        }
+    })
+}
+
+/// A logged batch as the index holds it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub first_id: i64,
+    pub ts_ms: i64,
+    pub kinds: i64,
+    /// The batch's metric events with their ids, for the series.
+    pub metrics: Vec<(i64, MetricEvent)>,
+    logged: Instant,
+}
+
+impl Entry {
+    fn of(first_id: i64, ts_ms: i64, events: &[Event]) -> Self {
+        let metrics = (first_id..)
+            .zip(events)
+            .filter_map(|(id, e)| match e {
+                Event::Metric(m) => Some((id, m.clone())),
+                Event::Proc(_) => None,
+            })
+            .collect();
+        Entry { first_id, ts_ms, kinds: kinds(events), metrics, logged: Instant::now() }
+    }
+}
+
+/// One agent's waiting batches as a reader saw them.
+#[derive(Debug, Clone, Default)]
+pub struct TailView {
+    /// Oldest first.
+    pub entries: Vec<Entry>,
+}
+
+impl TailView {
+    /// Index rows from this id up were written after the view was taken, and are in `entries`.
+    pub fn boundary(&self) -> i64 {
+        self.entries.first().map_or(i64::MAX, |e| e.first_id)
+    }
+}
+
+/// Every agent's waiting batches, as the readers see them.
+#[derive(Debug, Clone, Default)]
+pub struct SharedTail(Arc<RwLock<HashMap<String, Vec<Entry>>>>);
+
+impl SharedTail {
+    pub fn view(&self, agent_id: &str) -> TailView {
+        let map = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        TailView { entries: map.get(agent_id).cloned().unwrap_or_default() }
+    }
+
+    fn first_ids(&self, agent_id: &str) -> Vec<i64> {
+        self.view(agent_id).entries.iter().map(|e| e.first_id).collect()
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Vec<Entry>>> {
+        self.0.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[derive(Debug)]
+pub struct Tail {
+    policy: FlushPolicy,
+    shared: SharedTail,
+    next_id: i64,
+    /// `next_id` when the open transaction began, for a rollback.
+    begun_at: i64,
+    /// The open transaction's batches and clears, in order, applied once it commits.
+    staged: Vec<Staged>,
+    /// The agents with waiting batches by the first id of their oldest one: ids grow with
+    /// time, so the first is both the floor and the agent that has waited longest.
+    waiting: BTreeMap<i64, String>,
+    /// Agents that gathered [`FlushPolicy::batches`].
+    full: HashSet<String>,
+}
+
+#[derive(Debug)]
+enum Staged {
+    Batch(String, Entry),
+    Clear(Option<String>),
+}
+
+impl Tail {
+    /// Reads the log's state and replays the batches not indexed yet into `agents`.
+    pub fn load(
+        conn: &Connection,
+        agents: &mut Agents,
+        policy: FlushPolicy,
+    ) -> rusqlite::Result<Self> {
+        let (floor, next_id): (i64, i64) =
+            conn.query_row("SELECT floor, next_id FROM log_state", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        let mut tail = Tail {
+            policy,
+            shared: SharedTail::default(),
+            next_id,
+            begun_at: next_id,
+            staged: Vec::new(),
+            waiting: BTreeMap::new(),
+            full: HashSet::new(),
+        };
+        let mut indexed =
+            conn.prepare("SELECT 1 FROM agent_batches WHERE agent_id = ?1 AND first_id = ?2")?;
+        let mut stmt = conn.prepare(
+            "SELECT first_id, agent_id, ts, ts_ms, platform, ingested_ms, count, events
+             FROM batch_log WHERE first_id >= ?1 ORDER BY first_id",
+        )?;
+        let mut rows = stmt.query([floor])?;
+        while let Some(r) = rows.next()? {
+            let (first_id, agent_id, ts_ms): (i64, String, i64) = (r.get(0)?, r.get(1)?, r.get(3)?);
+            tail.next_id = tail.next_id.max(first_id + r.get::<_, i64>(6)?);
+            if indexed.exists(params![agent_id, first_id])? {
+                continue;
+            }
+            let batch = IngestBatch {
+                agent_id,
+                ts: r.get(2)?,
+                platform: r.get(4)?,
+                batch_id: None,
+                events: decode(&r.get::<_, String>(7)?)?,
+            };
+            agents.observe(&batch, ts_ms, r.get(5)?);
+            let entry = Entry::of(first_id, ts_ms, &batch.events);
+            tail.staged.push(Staged::Batch(batch.agent_id, entry));
+        }
+        agents.commit();
+        tail.commit();
+        Ok(tail)
+    }
+
+    pub fn shared(&self) -> SharedTail {
+        self.shared.clone()
+    }
+
+    /// The first id of the oldest batch still waiting (everything below it is indexed).
+    pub fn floor(&self) -> i64 {
+        self.waiting.keys().next().copied().unwrap_or(self.next_id)
+    }
+
+    pub fn begin(&mut self) {
+        self.begun_at = self.next_id;
+    }
+
+    /// Appends the batch to the log inside the open transaction; returns its first event id.
+    pub fn log(
+        &mut self,
+        conn: &Connection,
+        batch: &IngestBatch,
+        ts_ms: i64,
+        now_ms: i64,
+    ) -> rusqlite::Result<i64> {
+        let first_id = self.next_id;
+        let events = serde_json::to_string(&batch.events)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        let kinds = kinds(&batch.events);
+        conn.prepare_cached(
+            "INSERT INTO batch_log(first_id, agent_id, ts, ts_ms, platform, ingested_ms, count,
+                kinds, events)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?
+        .execute(params![
+            first_id,
+            batch.agent_id,
+            batch.ts,
+            ts_ms,
+            batch.platform,
+            now_ms,
+            batch.events.len(),
+            kinds,
+            events
+        ])?;
+        self.next_id += batch.events.len() as i64;
+        self.staged
+            .push(Staged::Batch(batch.agent_id.clone(), Entry::of(first_id, ts_ms, &batch.events)));
+        Ok(first_id)
+    }
+
+    /// Deletes one agent's batches (or all) inside the open transaction, waiting ones included;
+    /// returns how many events went.
+    pub fn clear(&mut self, conn: &Connection, agent_id: Option<&str>) -> rusqlite::Result<usize> {
+        let events = match agent_id {
+            Some(agent) => {
+                let mut waiting = self.shared.first_ids(agent);
+                waiting.extend(self.staged.iter().filter_map(|s| match s {
+                    Staged::Batch(a, e) if a == agent => Some(e.first_id),
+                    _ => None,
+                }));
+                let mut by_id = conn
+                    .prepare_cached("DELETE FROM batch_log WHERE first_id = ?1 RETURNING count")?;
+                let mut n = 0;
+                for id in waiting {
+                    n += by_id.query_row([id], |r| r.get::<_, i64>(0)).unwrap_or(0);
+                }
+                n += conn.query_row(
+                    "SELECT coalesce(sum(l.count), 0) FROM agent_batches a
+                     JOIN batch_log l ON l.first_id = a.first_id WHERE a.agent_id = ?1",
+                    [agent],
+                    |r| r.get::<_, i64>(0),
+                )?;
+                conn.execute(
+                    "DELETE FROM batch_log WHERE first_id IN
+                        (SELECT first_id FROM agent_batches WHERE agent_id = ?1)",
+                    [agent],
+                )?;
+                conn.execute("DELETE FROM agent_batches WHERE agent_id = ?1", [agent])?;
+                conn.execute("DELETE FROM agent_metrics WHERE agent_id = ?1", [agent])?;
+                n
+            }
+            None => {
+                let n =
+                    conn.query_row("SELECT coalesce(sum(count), 0) FROM batch_log", [], |r| {
+                        r.get::<_, i64>(0)
+                    })?;
+                conn.execute_batch(
+                    "DELETE FROM batch_log; DELETE FROM agent_batches; DELETE FROM agent_metrics;",
+                )?;
+                n
+            }
+        };
+        self.staged.retain(|s| match (s, agent_id) {
+            (Staged::Batch(a, _), Some(agent)) => a != agent,
+            (Staged::Batch(..), None) => false,
+            (Staged::Clear(_), _) => true,
+        });
+        self.staged.push(Staged::Clear(agent_id.map(str::to_owned)));
+        Ok(events as usize)
+    }
+
+    /// After the open transaction committed: its batches wait for the index, readers see them.
+    pub fn commit(&mut self) {
+        let mut map = self.shared.write();
+        for staged in self.staged.drain(..) {
+            match staged {
+                Staged::Clear(Some(agent)) => {
+                    if let Some(first) = map.remove(&agent).and_then(|e| e.first().cloned()) {
+                        self.waiting.remove(&first.first_id);
+                    }
+                    self.full.remove(&agent);
+                }
+                Staged::Clear(None) => {
+                    map.clear();
+                    self.waiting.clear();
+                    self.full.clear();
+                }
+                Staged::Batch(agent, entry) => {
+                    let waiting = map.entry(agent.clone()).or_default();
+                    if waiting.is_empty() {
+                        self.waiting.insert(entry.first_id, agent.clone());
+                    }
+                    waiting.push(entry);
+                    if waiting.len() >= self.policy.batches {
+                        self.full.insert(agent);
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn rollback(&mut self) {
+        self.staged.clear();
+        self.next_id = self.begun_at;
+    }
+
+    /// Writes the waiting batches of the agents that are due (all of them with `all`) into the
+    /// index, with their agent rows, in one transaction of its own. Returns how many agents.
+    /// Nothing changes in memory unless it commits, so a failed flush is simply tried again.
+    pub fn flush(
+        &mut self,
+        conn: &mut Connection,
+        agents: &Agents,
+        all: bool,
+    ) -> rusqlite::Result<usize> {
+        let batches: Vec<(String, Vec<Entry>)> = {
+            let map = self.shared.0.read().unwrap_or_else(PoisonError::into_inner);
+            self.due(all).into_iter().filter_map(|a| map.get(&a).cloned().map(|e| (a, e))).collect()
+        };
+        if batches.is_empty() {
+            return Ok(0);
+        }
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut index = tx.prepare_cached(
+                "INSERT OR IGNORE INTO agent_batches(agent_id, first_id, ts_ms, kinds)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            let mut metric = tx.prepare_cached(
+                "INSERT OR IGNORE INTO agent_metrics(agent_id, ts_ms, id, cpu, mem_free,
+                    mem_total, disk_free, disk_total, net_rx_bps, net_tx_bps)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
+            // Validation keeps every integer within i64, so these casts never wrap.
+            let int = |v: Option<u64>| v.map(|v| v as i64);
+            for (agent, entries) in &batches {
+                for e in entries {
+                    index.execute(params![agent, e.first_id, e.ts_ms, e.kinds])?;
+                }
+                let mut metrics: Vec<(i64, i64, &MetricEvent)> = entries
+                    .iter()
+                    .flat_map(|e| e.metrics.iter().map(|(id, m)| (e.ts_ms, *id, m)))
+                    .collect();
+                metrics.sort_unstable_by_key(|(ts, id, _)| (*ts, *id));
+                for (ts_ms, id, m) in metrics {
+                    metric.execute(params![
+                        agent,
+                        ts_ms,
+                        id,
+                        m.cpu,
+                        m.mem_free as i64,
+                        int(m.mem_total),
+                        int(m.disk_free),
+                        int(m.disk_total),
+                        m.net_rx_bps,
+                        m.net_tx_bps
+                    ])?;
+                }
+                agents.write_row(&tx, agent)?;
+            }
+        }
+        let floor = self
+            .waiting
+            .keys()
+            .copied()
+            .find(|id| !batches.iter().any(|(_, e)| e[0].first_id == *id))
+            .unwrap_or(self.next_id);
+        tx.execute("UPDATE log_state SET floor = ?1, next_id = ?2", params![floor, self.next_id])?;
+        tx.commit()?;
+        let mut map = self.shared.write();
+        for (agent, entries) in &batches {
+            map.remove(agent);
+            self.waiting.remove(&entries[0].first_id);
+            self.full.remove(agent);
+        }
+        Ok(batches.len())
+    }
+
+    /// The agents to flush now: those that gathered enough, then those waiting longest.
+    fn due(&self, all: bool) -> Vec<String> {
+        let limit = if all { usize::MAX } else { FLUSH_AGENTS };
+        let mut due: Vec<String> = self.full.iter().take(limit).cloned().collect();
+        let map = self.shared.0.read().unwrap_or_else(PoisonError::into_inner);
+        for agent in self.waiting.values() {
+            if due.len() >= limit {
+                break;
+            }
+            let waited = map.get(agent).and_then(|e| e.first()).map(|e| e.logged.elapsed());
+            if !all && waited.is_none_or(|w| w < self.policy.after) {
+                break;
+            }
+            if !self.full.contains(agent) {
+                due.push(agent.clone());
+            }
+        }
+        due
+    }
+}
+
+pub fn decode(events: &str) -> rusqlite::Result<Vec<Event>> {
+    serde_json::from_str(events).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
