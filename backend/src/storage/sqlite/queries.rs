@@ -10,42 +10,74 @@ use protocol::{
     Event, EventRow, IngestBatch, MetricEvent, ProcessHistory, ProcessesResponse, Series,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// The columns [`logged`] reads, from `batch_log` aliased `l`.
 const LOGGED: &str = "l.first_id, l.agent_id, l.ts, l.ts_ms, l.platform, l.ingested_ms, l.events";
 
-/// A batch read back from the log.
+/// A batch read back from the log; its events are decoded only where they are used.
 struct Logged {
     first_id: i64,
     ts_ms: i64,
     ingested_ms: i64,
-    batch: IngestBatch,
+    agent_id: String,
+    ts: String,
+    platform: String,
+    events: String,
 }
 
 fn logged(r: &Row<'_>) -> rusqlite::Result<Logged> {
     Ok(Logged {
         first_id: r.get(0)?,
+        agent_id: r.get(1)?,
+        ts: r.get(2)?,
         ts_ms: r.get(3)?,
+        platform: r.get(4)?,
         ingested_ms: r.get(5)?,
-        batch: IngestBatch {
-            agent_id: r.get(1)?,
-            ts: r.get(2)?,
-            platform: r.get(4)?,
-            batch_id: None,
-            events: decode(&r.get::<_, String>(6)?)?,
-        },
+        events: r.get(6)?,
     })
 }
 
+/// What a process's history needs of an event, read without building the whole event.
+#[derive(Deserialize)]
+struct ProcReading<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    cpu: f64,
+    rss: Option<u64>,
+}
+
 impl Logged {
-    /// The batch's events with their ids, as rows.
-    fn rows(&self) -> impl DoubleEndedIterator<Item = (i64, &Event)> {
-        self.batch.events.iter().enumerate().map(|(i, e)| (self.first_id + i as i64, e))
+    fn batch(&self) -> rusqlite::Result<IngestBatch> {
+        Ok(IngestBatch {
+            agent_id: self.agent_id.clone(),
+            ts: self.ts.clone(),
+            platform: self.platform.clone(),
+            batch_id: None,
+            events: decode(&self.events)?,
+        })
     }
 
-    fn row(&self, id: i64, event: &Event) -> EventRow {
-        Columns::of(event).to_row(&self.batch, id, &format_ms(self.ingested_ms))
+    /// The batch's events with their ids, as rows, newest first.
+    fn rows(&self) -> rusqlite::Result<Vec<(i64, Event, EventRow)>> {
+        let batch = self.batch()?;
+        let ingested_at = format_ms(self.ingested_ms);
+        let mut out: Vec<_> = (self.first_id..)
+            .zip(&batch.events)
+            .map(|(id, e)| (id, e.clone(), Columns::of(e).to_row(&batch, id, &ingested_at)))
+            .collect();
+        out.reverse();
+        Ok(out)
+    }
+
+    fn proc_readings(&self) -> rusqlite::Result<Vec<ProcReading<'_>>> {
+        serde_json::from_str(&self.events).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, Box::new(e))
+        })
     }
 }
 
@@ -86,17 +118,17 @@ pub fn events(
     let limit = f.limit as usize;
     let mut out = Vec::with_capacity(limit.min(500));
     // Adds the batch's matching events, newest first; true once the page is full.
-    let take = |b: &Logged, out: &mut Vec<EventRow>| {
-        for (id, event) in b.rows().rev() {
+    let take = |b: &Logged, out: &mut Vec<EventRow>| -> rusqlite::Result<bool> {
+        for (id, event, row) in b.rows()? {
             let wanted = f.event_type.as_deref().is_none_or(|t| t == event.type_name());
             if id < before && wanted {
-                out.push(b.row(id, event));
+                out.push(row);
                 if out.len() >= limit {
-                    return true;
+                    return Ok(true);
                 }
             }
         }
-        false
+        Ok(false)
     };
     if limit == 0 {
         return Ok(out);
@@ -104,7 +136,7 @@ pub fn events(
     let (mut stmt, args) = match &f.agent_id {
         Some(agent) => {
             for b in waiting(conn, tail, |id, _, kinds| id < before && kinds & mask != 0)? {
-                if take(&b, &mut out) {
+                if take(&b, &mut out)? {
                     return Ok(out);
                 }
             }
@@ -125,7 +157,7 @@ pub fn events(
     };
     let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
     while let Some(r) = rows.next()? {
-        if take(&logged(r)?, &mut out) {
+        if take(&logged(r)?, &mut out)? {
             break;
         }
     }
@@ -235,7 +267,8 @@ pub fn series(
     Ok(s)
 }
 
-/// The agent's batches holding processes with agent times in `[from, to)`.
+/// The agent's batches holding processes with agent times in `[from, to)`. (`+first_id` keeps
+/// SQLite on the time index: by the primary key it would read all of the agent's batches.)
 fn proc_batches(
     conn: &Connection,
     agent_id: &str,
@@ -248,7 +281,7 @@ fn proc_batches(
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {LOGGED} FROM agent_batches a JOIN batch_log l ON l.first_id = a.first_id
          WHERE a.agent_id = ?1 AND a.ts_ms >= ?2 AND a.ts_ms < ?3 AND a.kinds & ?4 != 0
-           AND a.first_id < ?5"
+           AND +a.first_id < ?5"
     ))?;
     let rows =
         stmt.query_map(params![agent_id, from_ms, to_ms, KIND_PROC, tail.boundary()], logged)?;
@@ -268,15 +301,15 @@ pub fn latest_processes(
     let indexed: Option<i64> = conn
         .prepare_cached(
             "SELECT ts_ms FROM agent_batches
-             WHERE agent_id = ?1 AND kinds & ?2 != 0 AND first_id < ?3
+             WHERE agent_id = ?1 AND kinds & ?2 != 0 AND +first_id < ?3
              ORDER BY ts_ms DESC LIMIT 1",
         )?
         .query_row(params![agent_id, KIND_PROC, tail.boundary()], |r| r.get(0))
         .optional()?;
     let Some(ts_ms) = waiting.max(indexed) else { return Ok(out) };
     for b in proc_batches(conn, agent_id, tail, ts_ms, ts_ms + 1)? {
-        let procs = b.rows().filter(|(_, e)| matches!(e, Event::Proc(_)));
-        out.processes.extend(procs.map(|(id, e)| b.row(id, e)));
+        let rows = b.rows()?.into_iter();
+        out.processes.extend(rows.filter(|(_, e, _)| matches!(e, Event::Proc(_))).map(|r| r.2));
     }
     out.processes.sort_by(|a, b| {
         let cpu = |r: &EventRow| r.cpu.unwrap_or(0.0);
@@ -296,13 +329,11 @@ pub fn process_history(
     let mut buckets: BTreeMap<i64, [Acc; 2]> = BTreeMap::new();
     for b in proc_batches(conn, agent_id, tail, range.from_ms, range.to_ms)? {
         let Some(bucket) = bucket_of(range, b.ts_ms) else { continue };
-        for event in &b.batch.events {
-            if let Event::Proc(p) = event
-                && p.name == name
-            {
+        for p in b.proc_readings()? {
+            if p.kind == "proc" && p.name.as_deref() == Some(name) {
                 let [cpu, rss] = buckets.entry(bucket).or_default();
                 cpu.add(Some(p.cpu));
-                rss.add(Some(p.rss as f64));
+                rss.add(p.rss.map(|r| r as f64));
             }
         }
     }
