@@ -4,7 +4,7 @@
 //! [`super::tail`]).
 
 use super::agents::Agents;
-use super::tail::Tail;
+use super::tail::{Due, Tail};
 use crate::clock::{format_ms, now_ms};
 use crate::live::Hub;
 use crate::metrics::Metrics;
@@ -14,7 +14,7 @@ use crate::storage::{IngestOutcome, PRUNE_CHUNK, StorageError};
 use protocol::{EventRow, IngestBatch};
 use rusqlite::{Connection, TransactionBehavior, params};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// What the writer thread owns besides its queue.
@@ -27,9 +27,30 @@ pub struct Writer {
     pub metrics: Arc<Metrics>,
 }
 
+/// How often an idle writer looks for agents due for the index, so that a quiet spell is used
+/// for it rather than leaving every agent due when traffic comes back.
+const IDLE_FLUSH_EVERY: Duration = Duration::from_secs(1);
+
 pub fn run(mut w: Writer, mut rx: mpsc::Receiver<Job>) {
+    // A runtime of this thread's own, only to wait for the next job with a timeout.
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the storage writer; nothing can be stored");
+            return;
+        }
+    };
     loop {
-        let Some(first) = rx.blocking_recv() else { break };
+        let next = rt.block_on(async { tokio::time::timeout(IDLE_FLUSH_EVERY, rx.recv()).await });
+        let first = match next {
+            Ok(Some(job)) => job,
+            Ok(None) => break,
+            Err(_idle) => {
+                // Short steps until nothing is due or a job arrives.
+                while rx.is_empty() && flush(&mut w, Due::Step) > 0 {}
+                continue;
+            }
+        };
         let (jobs, stop) = take_group(first, || rx.try_recv().ok());
         if !jobs.is_empty() {
             commit_group(&mut w, jobs);
@@ -37,27 +58,32 @@ pub fn run(mut w: Writer, mut rx: mpsc::Receiver<Job>) {
         if stop {
             break;
         }
-        flush(&mut w, false);
+        flush(&mut w, Due::Step);
     }
-    flush(&mut w, true);
+    while flush(&mut w, Due::All) > 0 {}
     tracing::info!("storage writer stopped; every acknowledged batch is committed");
 }
 
 /// A failed flush loses nothing: the batches are in the log and stay waiting, to be tried again
 /// after the next group (or replayed from the log at start-up).
-fn flush(w: &mut Writer, all: bool) {
-    if let Err(e) = w.tail.flush(&mut w.conn, &w.agents, all) {
+/// Returns how many agents were written.
+fn flush(w: &mut Writer, due: Due) -> usize {
+    w.tail.flush(&mut w.conn, &w.agents, due).unwrap_or_else(|e| {
         tracing::warn!(error = %e, "could not write the per-agent index; will retry");
-    }
+        0
+    })
 }
 
 /// Commits the jobs in one transaction. A failure rolls the group back and commits its jobs one
 /// by one, so one bad job fails alone; savepoints per job would cost every request two more
 /// statements for a case that almost never happens.
 fn commit_group(w: &mut Writer, jobs: Vec<Job>) {
-    // Retention prunes only indexed batches, so what waits goes into the index first.
-    if jobs.iter().any(|j| matches!(j, Job::Prune { before_ms: Some(_), .. })) {
-        flush(w, true);
+    // Retention prunes only indexed batches, so what it would prune goes into the index first
+    // (with a cutoff days back, nothing waits that long).
+    for job in &jobs {
+        if let Job::Prune { before_ms: Some(before), .. } = job {
+            flush(w, Due::IngestedBefore(*before));
+        }
     }
     let started = Instant::now();
     let count = jobs.len();
