@@ -57,6 +57,7 @@ pub struct Metrics {
     pub ws_slow_closed: AtomicU64,
     pub events_pruned: AtomicU64,
     pub replay_entries: AtomicU64,
+    pub index_waiting: AtomicU64,
     pub commit_jobs: Histogram,
     pub commit_seconds: Histogram,
 }
@@ -72,6 +73,7 @@ impl Default for Metrics {
             ws_slow_closed: AtomicU64::new(0),
             events_pruned: AtomicU64::new(0),
             replay_entries: AtomicU64::new(0),
+            index_waiting: AtomicU64::new(0),
             commit_jobs: Histogram::new(&[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
             commit_seconds: Histogram::new(&[
                 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0,
@@ -160,6 +162,13 @@ impl Metrics {
             "Signatures remembered by the replay guard.",
             "gauge",
             self.replay_entries.load(Relaxed),
+        );
+        counter(
+            "telemetry_index_waiting_batches",
+            "Stored batches not yet written into the per-agent index (SQLite; read from memory \
+             meanwhile, replayed from the log after a crash).",
+            "gauge",
+            self.index_waiting.load(Relaxed),
         );
         let _ = writeln!(
             out,

@@ -21,6 +21,8 @@ async fn health_readiness_metrics_and_openapi() {
         "telemetry_batches_total{result=\"stored\"} 1",
         "telemetry_replay_cache_entries 1",
         "telemetry_ws_clients 0",
+        // Stored, and waiting to be written into its agent's index with the next ones.
+        "telemetry_index_waiting_batches 1",
     ] {
         assert!(text.contains(needle), "{needle} missing in\n{text}");
     }

@@ -140,6 +140,8 @@ pub struct Tail {
     waiting: BTreeMap<i64, String>,
     /// Agents that gathered [`FlushPolicy::batches`].
     full: HashSet<String>,
+    /// How many batches wait, all agents together.
+    count: usize,
 }
 
 #[derive(Debug)]
@@ -167,6 +169,7 @@ impl Tail {
             staged: Vec::new(),
             waiting: BTreeMap::new(),
             full: HashSet::new(),
+            count: 0,
         };
         let mut indexed =
             conn.prepare("SELECT 1 FROM agent_batches WHERE agent_id = ?1 AND first_id = ?2")?;
@@ -200,6 +203,11 @@ impl Tail {
 
     pub fn shared(&self) -> SharedTail {
         self.shared.clone()
+    }
+
+    /// How many batches wait for the index.
+    pub fn waiting_count(&self) -> usize {
+        self.count
     }
 
     /// The first id of the oldest batch still waiting (everything below it is indexed).
@@ -304,8 +312,11 @@ impl Tail {
         for staged in self.staged.drain(..) {
             match staged {
                 Staged::Clear(Some(agent)) => {
-                    if let Some(first) = map.remove(&agent).and_then(|e| e.first().cloned()) {
-                        self.waiting.remove(&first.first_id);
+                    if let Some(entries) = map.remove(&agent) {
+                        self.count -= entries.len();
+                        if let Some(first) = entries.first() {
+                            self.waiting.remove(&first.first_id);
+                        }
                     }
                     self.full.remove(&agent);
                 }
@@ -313,6 +324,7 @@ impl Tail {
                     map.clear();
                     self.waiting.clear();
                     self.full.clear();
+                    self.count = 0;
                 }
                 Staged::Batch(agent, entry) => {
                     let waiting = map.entry(agent.clone()).or_default();
@@ -320,6 +332,7 @@ impl Tail {
                         self.waiting.insert(entry.first_id, agent.clone());
                     }
                     waiting.push(entry);
+                    self.count += 1;
                     if waiting.len() >= self.policy.batches {
                         self.full.insert(agent);
                     }
@@ -401,6 +414,7 @@ impl Tail {
             map.remove(agent);
             self.waiting.remove(&entries[0].first_id);
             self.full.remove(agent);
+            self.count -= entries.len();
         }
         Ok(batches.len())
     }
@@ -483,6 +497,7 @@ mod tests {
             agents.commit();
             tail.commit();
         }
+        assert_eq!(tail.waiting_count(), 3 * per_agent);
         let floor = |conn: &Connection| -> i64 {
             conn.query_row("SELECT floor FROM log_state", [], |r| r.get(0)).unwrap()
         };
@@ -494,6 +509,7 @@ mod tests {
             assert_eq!(floor(&conn), next_first.min(tail.next_id));
         }
         assert_eq!(tail.flush(&mut conn, &agents, Due::Step).unwrap(), 0);
+        assert_eq!(tail.waiting_count(), 0);
         let (indexed, rows): (i64, i64) = conn
             .query_row(
                 "SELECT (SELECT count(*) FROM agent_batches), (SELECT count(*) FROM agents)",

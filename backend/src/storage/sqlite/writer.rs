@@ -14,6 +14,7 @@ use crate::storage::{IngestOutcome, PRUNE_CHUNK, StorageError};
 use protocol::{EventRow, IngestBatch};
 use rusqlite::{Connection, TransactionBehavior, params};
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -68,10 +69,12 @@ pub fn run(mut w: Writer, mut rx: mpsc::Receiver<Job>) {
 /// after the next group (or replayed from the log at start-up).
 /// Returns how many agents were written.
 fn flush(w: &mut Writer, due: Due) -> usize {
-    w.tail.flush(&mut w.conn, &w.agents, due).unwrap_or_else(|e| {
+    let n = w.tail.flush(&mut w.conn, &w.agents, due).unwrap_or_else(|e| {
         tracing::warn!(error = %e, "could not write the per-agent index; will retry");
         0
-    })
+    });
+    w.metrics.index_waiting.store(w.tail.waiting_count() as u64, Relaxed);
+    n
 }
 
 /// Commits the jobs in one transaction. A failure rolls the group back and commits its jobs one
@@ -118,6 +121,7 @@ fn commit_group(w: &mut Writer, jobs: Vec<Job>) {
     };
     w.agents.commit();
     w.tail.commit();
+    w.metrics.index_waiting.store(w.tail.waiting_count() as u64, Relaxed);
     w.metrics.commit_jobs.observe(count as f64);
     w.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
     for (job, result) in jobs.into_iter().zip(applied) {
