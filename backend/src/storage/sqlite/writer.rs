@@ -99,6 +99,7 @@ fn commit_group(w: &mut Writer, jobs: Vec<Job>) {
             .iter()
             .map(|job| apply(&tx, &mut w.agents, &mut w.tail, job, now, want_rows))
             .collect::<rusqlite::Result<Vec<_>>>()?;
+        forget_expired_signatures(&tx, now)?;
         tx.commit()?;
         Ok(applied)
     })();
@@ -150,7 +151,7 @@ fn apply(
             agents.clear(agent_id.as_deref());
             Ok(Applied::Count(n))
         }
-        Job::Prune { before_ms, .. } => prune(conn, tail, *before_ms, now).map(Applied::Count),
+        Job::Prune { before_ms, .. } => prune(conn, tail, *before_ms).map(Applied::Count),
         Job::Ping { .. } | Job::Shutdown => Ok(Applied::Unit),
     }
 }
@@ -199,17 +200,30 @@ fn clear(conn: &Connection, tail: &mut Tail, agent_id: Option<&str>) -> rusqlite
     Ok(n)
 }
 
+/// Signatures deleted per commit, at most: more than a group adds, so the log never grows past
+/// one TTL of them, and few enough that no commit waits on a large delete.
+const EXPIRED_PER_COMMIT: i64 = 2 * crate::storage::jobs::MAX_GROUP as i64;
+
+fn forget_expired_signatures(conn: &Connection, now: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "DELETE FROM replay_log WHERE id IN (SELECT id FROM replay_log ORDER BY id LIMIT ?2)
+            AND expires_ms <= ?1",
+    )?
+    .execute(params![now, EXPIRED_PER_COMMIT])?;
+    Ok(())
+}
+
 /// Removes the oldest batches, up to [`PRUNE_CHUNK`] of them, with their index entries; only
 /// below the floor, where every batch is indexed. Returns how many events went.
-fn prune(
-    conn: &Connection,
-    tail: &Tail,
-    before_ms: Option<i64>,
-    now: i64,
-) -> rusqlite::Result<usize> {
-    conn.execute("DELETE FROM replay_log WHERE expires_ms <= ?1", [now])?;
+fn prune(conn: &Connection, tail: &Tail, before_ms: Option<i64>) -> rusqlite::Result<usize> {
     let Some(before) = before_ms else { return Ok(0) };
-    conn.execute("DELETE FROM batches WHERE received_ms < ?1", [before])?;
+    // In chunks too: a day's batch ids in one statement would hold the writer for seconds.
+    conn.prepare_cached(
+        "DELETE FROM batches WHERE (batch_id, agent_id) IN
+            (SELECT batch_id, agent_id FROM batches WHERE received_ms < ?1
+             ORDER BY received_ms LIMIT ?2)",
+    )?
+    .execute(params![before, PRUNE_CHUNK as i64])?;
     // Ids grow with ingest time, so the oldest batches are the lowest ids: look only at the
     // first chunk instead of scanning the log for old rows.
     let mut gone = conn.prepare_cached(
