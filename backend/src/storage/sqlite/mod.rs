@@ -288,6 +288,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn expired_signatures_go_a_few_hundred_per_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let storage = SqliteStorage::open(&path, Synchronous::Normal, Hub::new(4), Arc::default())
+            .unwrap()
+            .storage;
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+             INSERT INTO replay_log(expires_ms, signature) SELECT i, randomblob(32) FROM n;",
+        )
+        .unwrap();
+        let expired = || -> i64 {
+            conn.query_row("SELECT count(*) FROM replay_log WHERE expires_ms <= 2000", [], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        storage.ingest(batch("a"), 0, verified(1, i64::MAX)).await.unwrap();
+        assert_eq!(expired(), 2000 - 2 * super::super::jobs::MAX_GROUP as i64);
+        for i in 2..6 {
+            storage.ingest(batch("a"), 0, verified(i, i64::MAX)).await.unwrap();
+        }
+        assert_eq!(expired(), 0);
+        let live: i64 =
+            conn.query_row("SELECT count(*) FROM replay_log", [], |r| r.get(0)).unwrap();
+        assert_eq!(live, 5, "the signatures still within their TTL stay");
+        storage.close().await;
+    }
+
+    #[tokio::test]
     async fn one_failing_job_does_not_sink_its_group() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
