@@ -72,29 +72,27 @@ async fn postgres() -> Subject {
     postgres_on(&fresh_postgres_database().await).await
 }
 
-/// Each case once per store.
-macro_rules! both {
-    ($($case:ident),* $(,)?) => {
-        mod on_sqlite {
+/// Each case as a test on one store.
+macro_rules! cases_on {
+    ($module:ident, $subject:ident, $($case:ident),*) => {
+        mod $module {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() { super::$case(super::sqlite().await).await })*
-        }
-        mod on_sqlite_half_indexed {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() { super::$case(super::sqlite_half_indexed().await).await })*
-        }
-        mod on_sqlite_indexed {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() { super::$case(super::sqlite_indexed().await).await })*
-        }
-        mod on_postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() { super::$case(super::postgres().await).await })*
+            async fn $case() { super::$case(super::$subject().await).await })*
         }
     };
 }
 
-both!(
+/// Each case once per store.
+macro_rules! every_store {
+    ($($case:ident),* $(,)?) => {
+        cases_on!(on_sqlite, sqlite, $($case),*);
+        cases_on!(on_sqlite_half_indexed, sqlite_half_indexed, $($case),*);
+        cases_on!(on_sqlite_indexed, sqlite_indexed, $($case),*);
+        cases_on!(on_postgres, postgres, $($case),*);
+    };
+}
+
+every_store!(
     rows_read_back_newest_first_with_paging_and_filters,
     a_batch_id_is_stored_once,
     agents_keep_their_latest_metric_and_learn_their_interval,

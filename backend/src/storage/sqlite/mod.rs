@@ -181,7 +181,7 @@ mod tests {
     use crate::security::replay::Signature;
     use protocol::IngestBatch;
 
-    fn batch(agent: &str) -> IngestBatch {
+    pub(super) fn batch(agent: &str) -> IngestBatch {
         serde_json::from_str(
             &include_str!("../../../../protocol/testdata/payloads/seed_example.json")
                 .replace("host-01", agent),

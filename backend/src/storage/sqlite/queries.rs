@@ -6,9 +6,7 @@ use super::tail::{KIND_METRIC, KIND_PROC, TailView, decode};
 use crate::clock::format_ms;
 use crate::storage::jobs::Columns;
 use crate::storage::{EventFilter, Range, empty_history, empty_series, push_history, push_series};
-use protocol::{
-    Event, EventRow, IngestBatch, MetricEvent, ProcessHistory, ProcessesResponse, Series,
-};
+use protocol::{EventRow, IngestBatch, MetricEvent, ProcessHistory, ProcessesResponse, Series};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -62,22 +60,16 @@ impl Logged {
         })
     }
 
-    /// The batch's events with their ids, as rows, newest first.
-    fn rows(&self) -> rusqlite::Result<Vec<(i64, Event, EventRow)>> {
+    /// The batch's events as rows, newest first.
+    fn rows(&self) -> rusqlite::Result<Vec<EventRow>> {
         let batch = self.batch()?;
         let ingested_at = format_ms(self.ingested_ms);
         let mut out: Vec<_> = (self.first_id..)
             .zip(&batch.events)
-            .map(|(id, e)| (id, e.clone(), Columns::of(e).to_row(&batch, id, &ingested_at)))
+            .map(|(id, e)| Columns::of(e).to_row(&batch, id, &ingested_at))
             .collect();
         out.reverse();
         Ok(out)
-    }
-
-    fn proc_readings(&self) -> rusqlite::Result<Vec<ProcReading<'_>>> {
-        serde_json::from_str(&self.events).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, Box::new(e))
-        })
     }
 }
 
@@ -119,9 +111,9 @@ pub fn events(
     let mut out = Vec::with_capacity(limit.min(500));
     // Adds the batch's matching events, newest first; true once the page is full.
     let take = |b: &Logged, out: &mut Vec<EventRow>| -> rusqlite::Result<bool> {
-        for (id, event, row) in b.rows()? {
-            let wanted = f.event_type.as_deref().is_none_or(|t| t == event.type_name());
-            if id < before && wanted {
+        for row in b.rows()? {
+            let wanted = f.event_type.as_deref().is_none_or(|t| t == row.event_type);
+            if row.id < before && wanted {
                 out.push(row);
                 if out.len() >= limit {
                     return Ok(true);
@@ -308,8 +300,7 @@ pub fn latest_processes(
         .optional()?;
     let Some(ts_ms) = waiting.max(indexed) else { return Ok(out) };
     for b in proc_batches(conn, agent_id, tail, ts_ms, ts_ms + 1)? {
-        let rows = b.rows()?.into_iter();
-        out.processes.extend(rows.filter(|(_, e, _)| matches!(e, Event::Proc(_))).map(|r| r.2));
+        out.processes.extend(b.rows()?.into_iter().filter(|r| r.event_type == "proc"));
     }
     out.processes.sort_by(|a, b| {
         let cpu = |r: &EventRow| r.cpu.unwrap_or(0.0);
@@ -329,7 +320,7 @@ pub fn process_history(
     let mut buckets: BTreeMap<i64, [Acc; 2]> = BTreeMap::new();
     for b in proc_batches(conn, agent_id, tail, range.from_ms, range.to_ms)? {
         let Some(bucket) = bucket_of(range, b.ts_ms) else { continue };
-        for p in b.proc_readings()? {
+        for p in decode::<Vec<ProcReading<'_>>>(&b.events)? {
             if p.kind == "proc" && p.name.as_deref() == Some(name) {
                 let [cpu, rss] = buckets.entry(bucket).or_default();
                 cpu.add(Some(p.cpu));

@@ -10,7 +10,7 @@
 
 use super::agents::Agents;
 use protocol::{Event, IngestBatch, MetricEvent};
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -113,12 +113,11 @@ pub struct SharedTail(Arc<RwLock<HashMap<String, Vec<Entry>>>>);
 
 impl SharedTail {
     pub fn view(&self, agent_id: &str) -> TailView {
-        let map = self.0.read().unwrap_or_else(PoisonError::into_inner);
-        TailView { entries: map.get(agent_id).cloned().unwrap_or_default() }
+        TailView { entries: self.read().get(agent_id).cloned().unwrap_or_default() }
     }
 
-    fn first_ids(&self, agent_id: &str) -> Vec<i64> {
-        self.view(agent_id).entries.iter().map(|e| e.first_id).collect()
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Vec<Entry>>> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Vec<Entry>>> {
@@ -260,7 +259,12 @@ impl Tail {
     pub fn clear(&mut self, conn: &Connection, agent_id: Option<&str>) -> rusqlite::Result<usize> {
         let events = match agent_id {
             Some(agent) => {
-                let mut waiting = self.shared.first_ids(agent);
+                let mut waiting: Vec<i64> = self
+                    .shared
+                    .read()
+                    .get(agent)
+                    .map(|e| e.iter().map(|e| e.first_id).collect())
+                    .unwrap_or_default();
                 waiting.extend(self.staged.iter().filter_map(|s| match s {
                     Staged::Batch(a, e) if a == agent => Some(e.first_id),
                     _ => None,
@@ -269,7 +273,7 @@ impl Tail {
                     .prepare_cached("DELETE FROM batch_log WHERE first_id = ?1 RETURNING count")?;
                 let mut n = 0;
                 for id in waiting {
-                    n += by_id.query_row([id], |r| r.get::<_, i64>(0)).unwrap_or(0);
+                    n += by_id.query_row([id], |r| r.get::<_, i64>(0)).optional()?.unwrap_or(0);
                 }
                 n += conn.query_row(
                     "SELECT coalesce(sum(l.count), 0) FROM agent_batches a
@@ -355,10 +359,7 @@ impl Tail {
         agents: &Agents,
         due: Due,
     ) -> rusqlite::Result<usize> {
-        let batches: Vec<(String, Vec<Entry>)> = {
-            let map = self.shared.0.read().unwrap_or_else(PoisonError::into_inner);
-            self.due(due).into_iter().filter_map(|a| map.get(&a).cloned().map(|e| (a, e))).collect()
-        };
+        let batches = self.due(due);
         if batches.is_empty() {
             return Ok(0);
         }
@@ -419,45 +420,45 @@ impl Tail {
         Ok(batches.len())
     }
 
-    /// The agents to flush now: for a step, those that gathered enough, then those waiting
-    /// longest, within the step's bounds.
-    fn due(&self, due: Due) -> Vec<String> {
-        let map = self.shared.0.read().unwrap_or_else(PoisonError::into_inner);
+    /// The agents to flush now, with their waiting batches: for a step, those that gathered
+    /// enough, then those waiting longest, within the step's bounds.
+    fn due(&self, due: Due) -> Vec<(String, Vec<Entry>)> {
+        let map = self.shared.read();
         let oldest = |agent: &String| map.get(agent).and_then(|e| e.first());
-        let mut out = Vec::new();
-        match due {
-            Due::All => out.extend(self.waiting.values().cloned()),
-            Due::IngestedBefore(ms) => out.extend(
-                self.waiting
-                    .values()
-                    .take_while(|a| oldest(a).is_some_and(|e| e.ingested_ms < ms))
-                    .cloned(),
-            ),
+        let agents: Vec<&String> = match due {
+            Due::All => self.waiting.values().collect(),
+            Due::IngestedBefore(ms) => self
+                .waiting
+                .values()
+                .take_while(|a| oldest(a).is_some_and(|e| e.ingested_ms < ms))
+                .collect(),
             Due::Step => {
-                let waiting = |agent: &String| map.get(agent).map_or(0, Vec::len);
-                let mut batches = 0;
                 let waited_enough =
                     |a: &String| oldest(a).is_some_and(|e| e.logged.elapsed() >= self.policy.after);
                 let time_due = self.waiting.values().take_while(|a| waited_enough(a));
                 let candidates =
                     self.full.iter().chain(time_due.filter(|a| !self.full.contains(*a)));
+                let mut batches = 0;
+                let mut step = Vec::new();
                 for agent in candidates {
-                    let n = waiting(agent);
-                    if out.len() >= FLUSH_STEP_AGENTS
+                    let n = map.get(agent).map_or(0, Vec::len);
+                    if step.len() >= FLUSH_STEP_AGENTS
                         || (batches > 0 && batches + n > FLUSH_STEP_BATCHES)
                     {
                         break;
                     }
                     batches += n;
-                    out.push(agent.clone());
+                    step.push(agent);
                 }
+                step
             }
-        }
-        out
+        };
+        agents.into_iter().filter_map(|a| map.get(a).map(|e| (a.clone(), e.clone()))).collect()
     }
 }
 
-pub fn decode(events: &str) -> rusqlite::Result<Vec<Event>> {
+/// A batch's events from the log's JSON, whole (`Vec<Event>`) or in part.
+pub fn decode<'a, T: serde::Deserialize<'a>>(events: &'a str) -> rusqlite::Result<T> {
     serde_json::from_str(events).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })
@@ -467,14 +468,7 @@ pub fn decode(events: &str) -> rusqlite::Result<Vec<Event>> {
 mod tests {
     use super::*;
     use crate::settings::Synchronous;
-
-    fn batch(agent: &str) -> IngestBatch {
-        serde_json::from_str(
-            &include_str!("../../../../protocol/testdata/payloads/seed_example.json")
-                .replace("host-01", agent),
-        )
-        .unwrap()
-    }
+    use crate::storage::sqlite::tests::batch;
 
     #[test]
     fn a_flush_step_stays_short_when_every_agent_is_due_at_once() {

@@ -61,13 +61,12 @@ pub fn run(mut w: Writer, mut rx: mpsc::Receiver<Job>) {
         }
         flush(&mut w, Due::Step);
     }
-    while flush(&mut w, Due::All) > 0 {}
+    flush(&mut w, Due::All);
     tracing::info!("storage writer stopped; every acknowledged batch is committed");
 }
 
-/// A failed flush loses nothing: the batches are in the log and stay waiting, to be tried again
-/// after the next group (or replayed from the log at start-up).
-/// Returns how many agents were written.
+/// Returns how many agents were written. A failed flush loses nothing: the batches are in the
+/// log and stay waiting, to be tried again after the next group (or replayed at start-up).
 fn flush(w: &mut Writer, due: Due) -> usize {
     let n = w.tail.flush(&mut w.conn, &w.agents, due).unwrap_or_else(|e| {
         tracing::warn!(error = %e, "could not write the per-agent index; will retry");
