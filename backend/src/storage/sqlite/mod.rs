@@ -29,6 +29,22 @@ impl StorageError {
     }
 }
 
+/// Runs `f` in a write transaction on the writer's connection. rusqlite's `Transaction` parses
+/// `BEGIN` and `COMMIT` anew each time; here they are prepared once, which is a few percent of
+/// the writer's time at thousands of commits a second.
+pub(crate) fn immediate<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    let done = f(conn).and_then(|t| conn.prepare_cached("COMMIT")?.execute([]).map(|_| t));
+    if done.is_err() && !conn.is_autocommit() {
+        // The error is the one to report; a failed rollback leaves nothing more to undo.
+        let _ = conn.prepare_cached("ROLLBACK").and_then(|mut s| s.execute([]));
+    }
+    done
+}
+
 const READERS: usize = 4;
 const WRITE_QUEUE: usize = 4096;
 

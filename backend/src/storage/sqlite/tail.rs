@@ -9,8 +9,9 @@
 //! the oldest waiting batch, so start-up replays only the log from there.
 
 use super::agents::Agents;
+use super::immediate;
 use protocol::{Event, IngestBatch, MetricEvent};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -355,7 +356,7 @@ impl Tail {
     /// unless it commits, so a failed flush is simply tried again.
     pub fn flush(
         &mut self,
-        conn: &mut Connection,
+        conn: &Connection,
         agents: &Agents,
         due: Due,
     ) -> rusqlite::Result<usize> {
@@ -363,8 +364,14 @@ impl Tail {
         if batches.is_empty() {
             return Ok(0);
         }
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        {
+        let floor = self
+            .waiting
+            .keys()
+            .copied()
+            .find(|id| !batches.iter().any(|(_, e)| e[0].first_id == *id))
+            .unwrap_or(self.next_id);
+        let next_id = self.next_id;
+        immediate(conn, |tx| {
             let mut index = tx.prepare_cached(
                 "INSERT OR IGNORE INTO agent_batches(agent_id, first_id, ts_ms, kinds)
                  VALUES (?1, ?2, ?3, ?4)",
@@ -399,17 +406,12 @@ impl Tail {
                         m.net_tx_bps
                     ])?;
                 }
-                agents.write_row(&tx, agent)?;
+                agents.write_row(tx, agent)?;
             }
-        }
-        let floor = self
-            .waiting
-            .keys()
-            .copied()
-            .find(|id| !batches.iter().any(|(_, e)| e[0].first_id == *id))
-            .unwrap_or(self.next_id);
-        tx.execute("UPDATE log_state SET floor = ?1, next_id = ?2", params![floor, self.next_id])?;
-        tx.commit()?;
+            tx.prepare_cached("UPDATE log_state SET floor = ?1, next_id = ?2")?
+                .execute(params![floor, next_id])?;
+            Ok(())
+        })?;
         let mut map = self.shared.write();
         for (agent, entries) in &batches {
             map.remove(agent);
@@ -497,12 +499,12 @@ mod tests {
         };
         // One agent per step (two would exceed the step), oldest first; the floor follows.
         for (step, agent) in ["a", "b", "c"].into_iter().enumerate() {
-            assert_eq!(tail.flush(&mut conn, &agents, Due::Step).unwrap(), 1);
+            assert_eq!(tail.flush(&conn, &agents, Due::Step).unwrap(), 1);
             assert!(tail.shared().view(agent).entries.is_empty());
             let next_first = (step as i64 + 1) * per_agent as i64 * 2 + 1;
             assert_eq!(floor(&conn), next_first.min(tail.next_id));
         }
-        assert_eq!(tail.flush(&mut conn, &agents, Due::Step).unwrap(), 0);
+        assert_eq!(tail.flush(&conn, &agents, Due::Step).unwrap(), 0);
         assert_eq!(tail.waiting_count(), 0);
         let (indexed, rows): (i64, i64) = conn
             .query_row(

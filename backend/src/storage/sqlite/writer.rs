@@ -4,6 +4,7 @@
 //! [`super::tail`]).
 
 use super::agents::Agents;
+use super::immediate;
 use super::tail::{Due, Tail};
 use crate::clock::{format_ms, now_ms};
 use crate::live::Hub;
@@ -12,7 +13,7 @@ use crate::security::Verified;
 use crate::storage::jobs::{Applied, Columns, Job, take_group};
 use crate::storage::{IngestOutcome, PRUNE_CHUNK, StorageError};
 use protocol::{EventRow, IngestBatch};
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, params};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -68,7 +69,7 @@ pub fn run(mut w: Writer, mut rx: mpsc::Receiver<Job>) {
 /// Returns how many agents were written. A failed flush loses nothing: the batches are in the
 /// log and stay waiting, to be tried again after the next group (or replayed at start-up).
 fn flush(w: &mut Writer, due: Due) -> usize {
-    let n = w.tail.flush(&mut w.conn, &w.agents, due).unwrap_or_else(|e| {
+    let n = w.tail.flush(&w.conn, &w.agents, due).unwrap_or_else(|e| {
         tracing::warn!(error = %e, "could not write the per-agent index; will retry");
         0
     });
@@ -92,16 +93,15 @@ fn commit_group(w: &mut Writer, jobs: Vec<Job>) {
     let want_rows = w.hub.has_subscribers();
     let now = now_ms();
     w.tail.begin();
-    let outcome = (|| -> rusqlite::Result<Vec<Applied>> {
-        let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let (agents, tail) = (&mut w.agents, &mut w.tail);
+    let outcome = immediate(&w.conn, |tx| {
         let applied = jobs
             .iter()
-            .map(|job| apply(&tx, &mut w.agents, &mut w.tail, job, now, want_rows))
+            .map(|job| apply(tx, agents, tail, job, now, want_rows))
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        forget_expired_signatures(&tx, now)?;
-        tx.commit()?;
+        forget_expired_signatures(tx, now)?;
         Ok(applied)
-    })();
+    });
     let applied = match outcome {
         Ok(applied) => applied,
         Err(e) => {
