@@ -2,7 +2,7 @@
 //! writers (SQLite's thread, PostgreSQL's task) group the queued jobs into one transaction and
 //! answer each only after that transaction commits.
 
-use super::{IngestOutcome, StorageError};
+use super::{IngestOutcome, Pruned, StorageError};
 use crate::live::Hub;
 use crate::metrics::Metrics;
 use crate::security::Verified;
@@ -33,7 +33,7 @@ pub enum Job {
     /// One retention step (see [`super::Store::prune_step`]).
     Prune {
         before_ms: Option<i64>,
-        reply: Reply<usize>,
+        reply: Reply<Pruned>,
     },
     /// Ends the writer once the jobs queued before it are committed.
     Shutdown,
@@ -44,6 +44,7 @@ pub enum Job {
 pub enum Applied {
     Ingest(IngestOutcome, Vec<EventRow>),
     Count(usize),
+    Pruned(Pruned),
     Unit,
 }
 
@@ -80,7 +81,8 @@ impl Job {
     pub fn fail(self, err: StorageError) {
         match self {
             Job::Ingest { reply, .. } => drop(reply.send(Err(err))),
-            Job::Clear { reply, .. } | Job::Prune { reply, .. } => drop(reply.send(Err(err))),
+            Job::Clear { reply, .. } => drop(reply.send(Err(err))),
+            Job::Prune { reply, .. } => drop(reply.send(Err(err))),
             Job::Ping { reply } => drop(reply.send(Err(err))),
             Job::Shutdown => {}
         }
@@ -104,9 +106,9 @@ impl Job {
                 hub.publish_clear(agent_id.as_deref());
                 let _ = reply.send(Ok(n));
             }
-            (Job::Prune { reply, .. }, Applied::Count(n)) => {
-                metrics.events_pruned.fetch_add(n as u64, Relaxed);
-                let _ = reply.send(Ok(n));
+            (Job::Prune { reply, .. }, Applied::Pruned(p)) => {
+                metrics.events_pruned.fetch_add(p.events as u64, Relaxed);
+                let _ = reply.send(Ok(p));
             }
             (Job::Ping { reply }, _) => drop(reply.send(Ok(()))),
             (job, result) => unreachable!("{result:?} is not the result of {job:?}"),

@@ -135,6 +135,22 @@ pub fn push_history(h: &mut ProcessHistory, range: Range, bucket: i64, v: [Optio
 /// Rows deleted per retention step, so pruning never holds the write lock for long.
 pub const PRUNE_CHUNK: usize = 5000;
 
+/// What one retention step removed, and whether it stopped at a limit with more left: old
+/// events, old batch ids or expired signatures. Any of them can outgrow a step on its own (batch
+/// ids outlive their events after a clear; signatures expire whether or not events are old).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub events: usize,
+    pub more: bool,
+}
+
+impl Pruned {
+    /// `deleted` holds each step's count of rows per kind, each limited to [`PRUNE_CHUNK`].
+    pub fn of(events: usize, deleted: &[u64]) -> Self {
+        Self { events, more: deleted.iter().any(|&n| n >= PRUNE_CHUNK as u64) }
+    }
+}
+
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StorageError>> + Send + 'a>>;
 
 /// Both stores write through a writer of their own that takes [`Job`]s from a queue, so the
@@ -159,9 +175,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(submit(self.jobs(), |reply| Job::Ping { reply }))
     }
-    /// Deletes up to [`PRUNE_CHUNK`] events ingested before `before_ms`, and expired
-    /// signatures and batch ids.
-    fn prune_step(&self, before_ms: Option<i64>) -> StoreFuture<'_, usize> {
+    /// Deletes up to [`PRUNE_CHUNK`] batches (or events) ingested before `before_ms`, as many
+    /// batch ids received before it, and expired signatures.
+    fn prune_step(&self, before_ms: Option<i64>) -> StoreFuture<'_, Pruned> {
         Box::pin(submit(self.jobs(), move |reply| Job::Prune { before_ms, reply }))
     }
     /// Newest first by id, which is insertion order.
@@ -186,9 +202,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 pub async fn prune(store: &dyn Store, before_ms: Option<i64>) -> Result<usize, StorageError> {
     let mut total = 0;
     loop {
-        let n = store.prune_step(before_ms).await?;
-        total += n;
-        if n < PRUNE_CHUNK {
+        let step = store.prune_step(before_ms).await?;
+        total += step.events;
+        if !step.more {
             return Ok(total);
         }
         tokio::task::yield_now().await;

@@ -100,6 +100,7 @@ every_store!(
     clearing_one_agent_leaves_the_others,
     a_clear_right_after_a_batch_leaves_no_agent_behind,
     retention_removes_old_events_in_steps,
+    batch_ids_that_outlive_their_events_are_pruned_in_steps,
     the_live_feed_gets_each_stored_row,
 );
 
@@ -279,6 +280,55 @@ async fn retention_removes_old_events_in_steps(s: Subject) {
     assert_eq!(removed, 6_000);
     assert!(removed > PRUNE_CHUNK);
     assert!(s.store.events(filter(None, None, None, 10)).await.unwrap().is_empty());
+    s.store.close().await;
+}
+
+async fn batch_ids_that_outlive_their_events_are_pruned_in_steps(s: Subject) {
+    // More batch ids than one step deletes, and no event left for the steps to count.
+    let batches: Vec<IngestBatch> =
+        (0..=PRUNE_CHUNK).map(|i| batch("a", T0 + i as i64, 0.1, &[])).collect();
+    for chunk in batches.chunks(500) {
+        let stored = futures_util::future::join_all(chunk.iter().cloned().map(|b| put(&s, b)));
+        assert!(stored.await.iter().all(|&n| n == 1));
+    }
+    assert_eq!(s.store.clear(None).await.unwrap(), PRUNE_CHUNK + 1);
+    let (first, last) = (&batches[0], &batches[PRUNE_CHUNK]);
+    let ts_ms = first.validate().unwrap();
+    let again = s.store.ingest(first.clone(), ts_ms, verified()).await.unwrap();
+    assert!(again.duplicate, "a clear keeps the batch ids, so a late retry stays harmless");
+    assert_eq!(prune(&*s.store, Some(now_ms() + 1_000)).await.unwrap(), 0);
+    // All forgotten, the last one too: the same batches are new again.
+    assert_eq!(put(&s, first.clone()).await, 1);
+    assert_eq!(put(&s, last.clone()).await, 1);
+    s.store.close().await;
+}
+
+/// Signatures expire whatever the events' age, so the steps go on while a chunk of them is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_expired_signatures_are_pruned_in_steps() {
+    let url = fresh_postgres_database().await;
+    let s = postgres_on(&url).await;
+    let (client, connection) =
+        tokio_postgres::connect(url.expose(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let backlog = 2 * PRUNE_CHUNK + 10;
+    client
+        .execute(
+            "INSERT INTO replay_guard(signature, expires_ms)
+             SELECT sha256(i::text::bytea), i FROM generate_series(1, $1::int) i",
+            &[&(backlog as i32)],
+        )
+        .await
+        .unwrap();
+    put(&s, batch("a", T0, 0.1, &[])).await;
+    let count = || async {
+        client.query_one("SELECT count(*) FROM replay_guard", &[]).await.unwrap().get::<_, i64>(0)
+    };
+    let step = s.store.prune_step(None).await.unwrap();
+    assert_eq!((step.events, step.more), (0, true));
+    assert_eq!(count().await, (backlog - PRUNE_CHUNK + 1) as i64, "one chunk a step");
+    assert_eq!(prune(&*s.store, None).await.unwrap(), 0);
+    assert_eq!(count().await, 1, "every expired one went, the live one stayed");
     s.store.close().await;
 }
 

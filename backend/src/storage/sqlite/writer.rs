@@ -11,7 +11,7 @@ use crate::live::Hub;
 use crate::metrics::Metrics;
 use crate::security::Verified;
 use crate::storage::jobs::{Applied, Columns, Job, take_group};
-use crate::storage::{IngestOutcome, PRUNE_CHUNK, StorageError};
+use crate::storage::{IngestOutcome, PRUNE_CHUNK, Pruned, StorageError};
 use protocol::{EventRow, IngestBatch};
 use rusqlite::{Connection, params};
 use std::sync::Arc;
@@ -150,7 +150,7 @@ fn apply(
             agents.clear(agent_id.as_deref());
             Ok(Applied::Count(n))
         }
-        Job::Prune { before_ms, .. } => prune(conn, tail, *before_ms).map(Applied::Count),
+        Job::Prune { before_ms, .. } => prune(conn, tail, *before_ms).map(Applied::Pruned),
         Job::Ping { .. } | Job::Shutdown => Ok(Applied::Unit),
     }
 }
@@ -213,16 +213,17 @@ fn forget_expired_signatures(conn: &Connection, now: i64) -> rusqlite::Result<()
 }
 
 /// Removes the oldest batches, up to [`PRUNE_CHUNK`] of them, with their index entries; only
-/// below the floor, where every batch is indexed. Returns how many events went.
-fn prune(conn: &Connection, tail: &Tail, before_ms: Option<i64>) -> rusqlite::Result<usize> {
-    let Some(before) = before_ms else { return Ok(0) };
+/// below the floor, where every batch is indexed. (Expired signatures go with each commit.)
+fn prune(conn: &Connection, tail: &Tail, before_ms: Option<i64>) -> rusqlite::Result<Pruned> {
+    let Some(before) = before_ms else { return Ok(Pruned::default()) };
     // In chunks too: a day's batch ids in one statement would hold the writer for seconds.
-    conn.prepare_cached(
-        "DELETE FROM batches WHERE (batch_id, agent_id) IN
+    let ids = conn
+        .prepare_cached(
+            "DELETE FROM batches WHERE (batch_id, agent_id) IN
             (SELECT batch_id, agent_id FROM batches WHERE received_ms < ?1
              ORDER BY received_ms LIMIT ?2)",
-    )?
-    .execute(params![before, PRUNE_CHUNK as i64])?;
+        )?
+        .execute(params![before, PRUNE_CHUNK as i64])?;
     // Ids grow with ingest time, so the oldest batches are the lowest ids: look only at the
     // first chunk instead of scanning the log for old rows.
     let mut gone = conn.prepare_cached(
@@ -253,7 +254,7 @@ fn prune(conn: &Connection, tail: &Tail, before_ms: Option<i64>) -> rusqlite::Re
         metrics.execute(params![agent, ts_ms, first_id, first_id + count])?;
         events += *count as usize;
     }
-    Ok(events)
+    Ok(Pruned::of(events, &[ids as u64, gone.len() as u64]))
 }
 
 /// The signatures the replay guard must still refuse after a restart.
