@@ -36,34 +36,31 @@ impl Application {
         let metrics = Arc::new(Metrics::default());
         let hub = Hub::new(settings.ws_client_buffer);
         let security = Security::new(&settings);
-        let storage: Arc<dyn Store> = match &settings.database_url {
-            Some(url) => {
-                let pg = PgStorage::open(url, hub.clone(), metrics.clone())
-                    .await
-                    .context("connecting to PostgreSQL (DATABASE_URL)")?;
-                tracing::info!("storage ready: PostgreSQL");
-                Arc::new(pg)
-            }
-            None => {
-                let opened = SqliteStorage::open(
-                    &settings.db_path,
-                    settings.synchronous,
-                    hub.clone(),
-                    metrics.clone(),
-                )
-                .with_context(|| {
-                    format!("opening the database (DB_PATH={})", settings.db_path.display())
-                })?;
-                let restored = opened.replay_entries.len();
-                security.replay.restore(opened.replay_entries, now_ms());
-                tracing::info!(
-                    db = %settings.db_path.display(),
-                    restored_signatures = restored,
-                    "storage ready: SQLite"
-                );
-                Arc::new(opened.storage)
-            }
-        };
+        let storage = open_storage(&settings, &security, &hub, &metrics).await?;
+        Self::assemble(settings, security, storage, hub, metrics).await
+    }
+
+    /// The application around a store made by the caller, which publishes its rows to `hub`
+    /// and counts in `metrics`: for benchmarks that set the real request path against other
+    /// stores (`build` opens the one the settings name).
+    pub async fn with_store(
+        settings: Settings,
+        storage: Arc<dyn Store>,
+        hub: Hub,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
+        warn_about_unsafe_settings(&settings);
+        let security = Security::new(&settings);
+        Self::assemble(settings, security, storage, hub, metrics).await
+    }
+
+    async fn assemble(
+        settings: Settings,
+        security: Security,
+        storage: Arc<dyn Store>,
+        hub: Hub,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let state = AppState {
             security: Arc::new(security),
@@ -111,6 +108,45 @@ impl Application {
         self.storage.close().await;
         served
     }
+}
+
+/// Opens the store the settings name (PostgreSQL with `DATABASE_URL`, else SQLite) and, for
+/// SQLite, restores the replay guard it persisted.
+async fn open_storage(
+    settings: &Settings,
+    security: &Security,
+    hub: &Hub,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Arc<dyn Store>> {
+    let storage: Arc<dyn Store> = match &settings.database_url {
+        Some(url) => {
+            let pg = PgStorage::open(url, hub.clone(), metrics.clone())
+                .await
+                .context("connecting to PostgreSQL (DATABASE_URL)")?;
+            tracing::info!("storage ready: PostgreSQL");
+            Arc::new(pg)
+        }
+        None => {
+            let opened = SqliteStorage::open(
+                &settings.db_path,
+                settings.synchronous,
+                hub.clone(),
+                metrics.clone(),
+            )
+            .with_context(|| {
+                format!("opening the database (DB_PATH={})", settings.db_path.display())
+            })?;
+            let restored = opened.replay_entries.len();
+            security.replay.restore(opened.replay_entries, now_ms());
+            tracing::info!(
+                db = %settings.db_path.display(),
+                restored_signatures = restored,
+                "storage ready: SQLite"
+            );
+            Arc::new(opened.storage)
+        }
+    };
+    Ok(storage)
 }
 
 fn warn_about_unsafe_settings(settings: &Settings) {

@@ -25,6 +25,7 @@ pub(crate) fn start_backend(db: &Database) -> anyhow::Result<Server> {
     let (db_path, database_url) = match db {
         Database::Sqlite(path) => (path.to_str().context("the database path is not UTF-8")?, None),
         Database::Postgres(url) => ("unused.db", Some(url.clone())),
+        Database::Null => ("unused.db", None),
     };
     // A long drift keeps the pre-signed requests valid for the whole run; the replay TTL stays
     // at twice the drift as the backend asks, and the guard is large enough never to say busy.
@@ -45,7 +46,15 @@ pub(crate) fn start_backend(db: &Database) -> anyhow::Result<Server> {
         _ => std::env::var(key).ok(),
     })?;
     let rt = runtime("backend")?;
-    let app = rt.block_on(Application::build(settings))?;
+    let app = rt.block_on(async {
+        if !matches!(db, Database::Null) {
+            return Application::build(settings).await;
+        }
+        let hub = backend::live::Hub::new(settings.ws_client_buffer);
+        let metrics = std::sync::Arc::new(backend::metrics::Metrics::default());
+        let store = null_store::NullStore::start(hub.clone(), metrics.clone())?;
+        Application::with_store(settings, std::sync::Arc::new(store), hub, metrics).await
+    })?;
     let addr = app.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
     let thread = std::thread::Builder::new().name("backend-serve".into()).spawn(move || {
