@@ -169,7 +169,9 @@ pub(crate) fn print_results(labels: &[&str], rounds: &[Vec<Run>]) {
          busy: all cores, wrk and PostgreSQL included; /x: x's req/s over bare's in the round"
     );
     println!();
-    for (t, label) in labels.iter().enumerate() {
+    // A store that keeps nothing carries no agents.
+    let null = StoreKind::Null.label();
+    for (t, label) in labels.iter().enumerate().filter(|(_, l)| **l != null) {
         let rps = median(rounds.iter().map(|r| r[t + 1].rps()).collect());
         println!(
             "{label}: median {rps:.0} batches/s, about {:.0} agents at a 5 s interval",
