@@ -252,16 +252,23 @@ mod tests {
         assert_eq!(mode, "wal");
     }
 
-    #[test]
-    fn a_version_2_database_keeps_its_events_and_their_ids_in_the_log() {
+    /// A database as an older backend left it: the first `version` migrations applied.
+    fn database_at(version: usize) -> (tempfile::TempDir, std::path::PathBuf, Connection) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(MIGRATIONS[0]).unwrap();
-        conn.execute_batch(MIGRATIONS[1]).unwrap();
+        for migration in &MIGRATIONS[..version] {
+            conn.execute_batch(migration).unwrap();
+        }
+        conn.pragma_update(None, "user_version", version).unwrap();
+        (dir, path, conn)
+    }
+
+    #[test]
+    fn a_version_2_database_keeps_its_events_and_their_ids_in_the_log() {
+        let (_dir, path, conn) = database_at(2);
         conn.execute_batch(
-            "PRAGMA user_version = 2;
-             INSERT INTO events(id, agent_id, ts, ts_ms, platform, event_type, cpu, mem_free,
+            "INSERT INTO events(id, agent_id, ts, ts_ms, platform, event_type, cpu, mem_free,
                  mem_total, disk_free, disk_total, net_rx_bps, net_tx_bps, uptime_s, ingested_ms)
                  VALUES (7, 'a', '2025-01-01T00:00:00Z', 1000, 'linux', 'metric', 0.25, 5, 9, 1,
                          2, 1.5, NULL, 60, 3000);
@@ -321,13 +328,9 @@ mod tests {
 
     #[test]
     fn a_version_1_database_keeps_its_signatures_and_batch_ids() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        let (_dir, path, conn) = database_at(1);
         conn.execute_batch(
-            "PRAGMA user_version = 1;
-             INSERT INTO replay_guard VALUES (x'0101', 20), (x'0202', 10);
+            "INSERT INTO replay_guard VALUES (x'0101', 20), (x'0202', 10);
              INSERT INTO batches VALUES ('host-1', 'b-1', 5, 2);",
         )
         .unwrap();

@@ -121,6 +121,7 @@ fn commit_group(w: &mut Writer, jobs: Vec<Job>) {
     };
     w.agents.commit();
     w.tail.commit();
+    // Before the answers, so that a client reading `/metrics` next sees its batch waiting.
     w.metrics.index_waiting.store(w.tail.waiting_count() as u64, Relaxed);
     w.metrics.commit_jobs.observe(count as f64);
     w.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
