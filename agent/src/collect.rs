@@ -1,7 +1,7 @@
 //! What a tick measures. Every figure is a delta since the previous tick (CPU, network), so a
 //! tick never sleeps to sample: it costs a few milliseconds however long the interval is.
 
-use protocol::{Event, IngestBatch, MetricEvent, ProcEvent};
+use protocol::{Event, EventKind, IngestBatch};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use sysinfo::{Disks, Networks, ProcessRefreshKind, ProcessesToUpdate, System};
@@ -11,8 +11,10 @@ use time::format_description::well_known::Rfc3339;
 /// One tick's readings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reading {
-    pub metric: MetricEvent,
-    pub procs: Vec<ProcEvent>,
+    /// The machine's figures (a `metric` event).
+    pub metric: Event,
+    /// The busiest processes (`proc` events).
+    pub procs: Vec<Event>,
 }
 
 pub trait Collector: Send + 'static {
@@ -32,8 +34,8 @@ pub fn platform() -> &'static str {
 pub fn build_batch(agent_id: &str, reading: Reading) -> IngestBatch {
     let ts = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
     let mut events = Vec::with_capacity(1 + reading.procs.len());
-    events.push(Event::Metric(reading.metric));
-    events.extend(reading.procs.into_iter().map(Event::Proc));
+    events.push(reading.metric);
+    events.extend(reading.procs);
     IngestBatch {
         agent_id: agent_id.to_owned(),
         ts,
@@ -50,17 +52,15 @@ pub fn top_processes(
     mut procs: Vec<(u32, String, f32, u64)>,
     n: usize,
     cores: usize,
-) -> Vec<ProcEvent> {
+) -> Vec<Event> {
     procs.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
     let cores = cores.max(1) as f64;
     procs
         .into_iter()
         .take(n)
-        .map(|(pid, name, usage, rss)| ProcEvent {
-            pid,
-            name: clip_name(&name),
-            cpu: (f64::from(usage) / 100.0 / cores).clamp(0.0, 1.0),
-            rss: rss.min(i64::MAX as u64),
+        .map(|(pid, name, usage, rss)| {
+            let cpu = (f64::from(usage) / 100.0 / cores).clamp(0.0, 1.0);
+            Event::process(pid, clip_name(&name), cpu, rss.min(i64::MAX as u64))
         })
         .collect()
 }
@@ -175,15 +175,16 @@ impl Collector for SystemCollector {
             })
             .collect();
         Reading {
-            metric: MetricEvent {
-                cpu: cpu.clamp(0.0, 1.0),
-                mem_free: self.sys.available_memory().min(i64::MAX as u64),
+            metric: Event {
+                cpu: Some(cpu.clamp(0.0, 1.0)),
+                mem_free: Some(self.sys.available_memory().min(i64::MAX as u64)),
                 mem_total: Some(self.sys.total_memory().min(i64::MAX as u64)),
                 disk_free: disk.map(|d| d.0),
                 disk_total: disk.map(|d| d.1),
                 net_rx_bps: Some(rx as f64 / elapsed),
                 net_tx_bps: Some(tx as f64 / elapsed),
                 uptime_s: System::uptime().ok(),
+                ..Event::empty(EventKind::Metric)
             },
             procs: top_processes(procs, self.top, cores),
         }
@@ -203,11 +204,12 @@ mod tests {
             (4, "\u{7}bell\n".to_string(), 50.0, 40),
         ];
         let top = top_processes(procs, 3, 8);
-        let names: Vec<&str> = top.iter().map(|p| p.name.as_str()).collect();
+        let names: Vec<&str> = top.iter().filter_map(|p| p.name.as_deref()).collect();
         assert_eq!(names, ["busy", "some", "bell"]);
-        assert_eq!(top[0].cpu, 0.5);
-        assert!(top_processes(vec![(9, String::new(), 1e9, 1)], 1, 1)[0].cpu <= 1.0);
-        assert_eq!(top_processes(vec![(9, String::new(), 1.0, 1)], 1, 1)[0].name, "?");
+        assert_eq!(top[0].cpu, Some(0.5));
+        assert!(top_processes(vec![(9, String::new(), 1e9, 1)], 1, 1)[0].cpu <= Some(1.0));
+        let unnamed = top_processes(vec![(9, String::new(), 1.0, 1)], 1, 1);
+        assert_eq!(unnamed[0].name.as_deref(), Some("?"));
     }
 
     #[test]
@@ -222,8 +224,9 @@ mod tests {
         let mut c = SystemCollector::new(5).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(250));
         let r = c.collect();
-        assert!((0.0..=1.0).contains(&r.metric.cpu));
-        assert!(r.metric.mem_total.unwrap() >= r.metric.mem_free && r.metric.mem_free > 0);
+        assert!((0.0..=1.0).contains(&r.metric.cpu.unwrap()));
+        let free = r.metric.mem_free.unwrap();
+        assert!(r.metric.mem_total.unwrap() >= free && free > 0);
         assert!(r.metric.uptime_s.unwrap() > 0);
         assert!(!r.procs.is_empty() && r.procs.len() <= 5);
         let batch = build_batch("test-host", r);
@@ -233,15 +236,16 @@ mod tests {
     #[test]
     fn batch_shape() {
         let reading = Reading {
-            metric: MetricEvent {
-                cpu: 0.25,
-                mem_free: 1 << 30,
+            metric: Event {
+                cpu: Some(0.25),
+                mem_free: Some(1 << 30),
                 mem_total: Some(8 << 30),
                 disk_free: Some(50 << 30),
                 disk_total: Some(200 << 30),
                 net_rx_bps: Some(1000.0),
                 net_tx_bps: Some(500.0),
                 uptime_s: Some(7200),
+                ..Event::empty(EventKind::Metric)
             },
             procs: top_processes(vec![(42, "agent.exe".into(), 10.0, 5 << 20)], 5, 4),
         };

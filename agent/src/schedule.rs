@@ -246,7 +246,7 @@ mod tests {
     use crate::queue::DiskQueue;
     use crate::queue::fs::StdFs;
     use crate::retry::Backoff;
-    use protocol::{IngestBatch, MetricEvent};
+    use protocol::{Event, EventKind, IngestBatch};
     use std::collections::VecDeque;
 
     /// Readings numbered by `uptime_s`, so the order of arrival can be checked.
@@ -256,16 +256,7 @@ mod tests {
         fn collect(&mut self) -> Reading {
             self.0 += 1;
             Reading {
-                metric: MetricEvent {
-                    cpu: 0.5,
-                    mem_free: 1,
-                    mem_total: None,
-                    disk_free: None,
-                    disk_total: None,
-                    net_rx_bps: None,
-                    net_tx_bps: None,
-                    uptime_s: Some(self.0),
-                },
+                metric: Event { uptime_s: Some(self.0), ..Event::empty(EventKind::Metric) },
                 procs: vec![],
             }
         }
@@ -287,8 +278,7 @@ mod tests {
             let answer = answer.unwrap_or(Delivery::Stored { duplicate: false });
             if matches!(answer, Delivery::Stored { .. }) {
                 let batch: IngestBatch = serde_json::from_slice(body).unwrap();
-                let protocol::Event::Metric(m) = &batch.events[0] else { panic!() };
-                self.delivered.lock().unwrap().push(m.uptime_s.unwrap());
+                self.delivered.lock().unwrap().push(batch.events[0].uptime_s.unwrap());
             }
             answer
         }

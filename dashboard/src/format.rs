@@ -119,6 +119,19 @@ pub fn parse_ts(ts: &str) -> Option<i64> {
     protocol::validate::parse_ts(ts).ok()
 }
 
+/// `name (pid 42) · 1.00 MiB`, leaving out what the agent did not send.
+pub fn process_details(name: Option<&str>, pid: Option<u32>, rss: Option<u64>) -> String {
+    let mut out = name.unwrap_or("?").to_owned();
+    if let Some(pid) = pid {
+        out.push_str(&format!(" (pid {pid})"));
+    }
+    if let Some(rss) = rss {
+        out.push_str(" · ");
+        out.push_str(&bytes(rss as f64));
+    }
+    out
+}
+
 /// Memory used as a fraction of the total, when both are known.
 pub fn used_fraction(free: Option<u64>, total: Option<u64>) -> Option<f64> {
     match (free, total) {
@@ -130,6 +143,13 @@ pub fn used_fraction(free: Option<u64>, total: Option<u64>) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn process_details_leave_out_what_is_unknown() {
+        assert_eq!(process_details(Some("a.exe"), Some(4), Some(1024)), "a.exe (pid 4) · 1.00 KiB");
+        assert_eq!(process_details(Some("a.exe"), None, None), "a.exe");
+        assert_eq!(process_details(None, Some(4), None), "? (pid 4)");
+    }
 
     #[test]
     fn percentages_have_one_decimal() {

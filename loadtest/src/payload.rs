@@ -4,7 +4,7 @@
 //! metric's `uptime_s`, so that `--verify` can tell from the stored rows which request each
 //! row came from: acknowledged ones exactly once, hostile ones never.
 
-use protocol::{Event, IngestBatch, MetricEvent, ProcEvent};
+use protocol::{Event, EventKind, IngestBatch};
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -128,24 +128,25 @@ impl Fleet {
         let h = mix(slot);
         let mem_total: u64 = 16 << 30;
         let mut events = Vec::with_capacity(1 + self.procs as usize);
-        events.push(Event::Metric(MetricEvent {
-            cpu: (unit(h) * 0.9 * 1000.0).round() / 1000.0,
-            mem_free: mem_total / 4 + (h % (8 << 30)),
+        events.push(Event {
+            cpu: Some((unit(h) * 0.9 * 1000.0).round() / 1000.0),
+            mem_free: Some(mem_total / 4 + (h % (8 << 30))),
             mem_total: Some(mem_total),
             disk_free: Some(200 << 30),
             disk_total: Some(512 << 30),
             net_rx_bps: Some(((h >> 8) % 5_000_000) as f64),
             net_tx_bps: Some(((h >> 16) % 1_000_000) as f64),
             uptime_s: Some(slot),
-        }));
+            ..Event::empty(EventKind::Metric)
+        });
         for i in 0..self.procs {
             let p = mix(h ^ u64::from(i));
-            events.push(Event::Proc(ProcEvent {
-                pid: 1000 + (p % 60_000) as u32,
-                name: PROCESS_NAMES[i as usize % PROCESS_NAMES.len()].to_owned(),
-                cpu: (unit(p) * 0.1 * 1000.0).round() / 1000.0,
-                rss: (20 << 20) + (p % (800 << 20)),
-            }));
+            events.push(Event::process(
+                1000 + (p % 60_000) as u32,
+                PROCESS_NAMES[i as usize % PROCESS_NAMES.len()],
+                (unit(p) * 0.1 * 1000.0).round() / 1000.0,
+                (20 << 20) + (p % (800 << 20)),
+            ));
         }
         IngestBatch {
             agent_id: self.agent_id(self.agent_of(slot)),
@@ -198,8 +199,8 @@ impl Signer {
             Hostile::Tampered => {
                 let mut signed = self.sign(batch, now_s);
                 let mut changed = batch.clone();
-                if let Some(Event::Metric(m)) = changed.events.first_mut() {
-                    m.cpu = if m.cpu < 0.5 { m.cpu + 0.25 } else { m.cpu - 0.25 };
+                if let Some(cpu) = changed.events.first_mut().and_then(|m| m.cpu.as_mut()) {
+                    *cpu = if *cpu < 0.5 { *cpu + 0.25 } else { *cpu - 0.25 };
                 }
                 signed.body = to_json(&changed);
                 Some(signed)
@@ -229,7 +230,7 @@ mod tests {
         assert!(batch.validate().is_ok(), "{batch:?}");
         assert_eq!(batch.agent_id, "load-abc-0001");
         assert_eq!(batch.events.len(), 6);
-        assert!(matches!(&batch.events[0], Event::Metric(m) if m.uptime_s == Some(7)));
+        assert!(batch.events[0].is_metric() && batch.events[0].uptime_s == Some(7));
         assert_ne!(batch.batch_id, fleet.batch(7, now()).batch_id);
     }
 

@@ -5,6 +5,7 @@
 pub mod rows;
 pub mod secret;
 pub mod signing;
+pub mod timestamp;
 pub mod validate;
 pub mod wire;
 
@@ -15,7 +16,7 @@ pub use rows::{
 pub use secret::Secret;
 pub use signing::{SignatureError, sign, verify};
 pub use validate::{Limits, ValidationError};
-pub use wire::{Event, IngestBatch, MetricEvent, ProcEvent};
+pub use wire::{Event, EventKind, IngestBatch};
 
 /// Header carrying the shared API token.
 pub const HEADER_TOKEN: &str = "x-api-token";

@@ -10,7 +10,7 @@ pub struct EventRow {
     pub agent_id: String,
     pub ts: String,
     pub platform: String,
-    /// `metric` or `proc`.
+    /// `metric`, `proc`, or another type as sent, lower-cased.
     pub event_type: String,
     pub cpu: Option<f64>,
     pub mem_free: Option<u64>,

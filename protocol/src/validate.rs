@@ -1,8 +1,7 @@
 //! Limits every producer and the backend agree on, and the checks that enforce them.
 
-use crate::wire::{Event, IngestBatch};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use crate::timestamp::parse_iso8601_ms;
+use crate::wire::{EventKind, IngestBatch};
 
 /// The bounds of a valid batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +13,7 @@ impl Limits {
     pub const MAX_PROC_NAME_CHARS: usize = 260;
     pub const MAX_PLATFORM_CHARS: usize = 32;
     pub const MAX_BATCH_ID_CHARS: usize = 64;
+    pub const MAX_EVENT_TYPE_CHARS: usize = 32;
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -24,7 +24,7 @@ pub enum ValidationError {
     Platform,
     #[error("batch_id must be 1-64 characters of letters, digits, '-' or '_'")]
     BatchId,
-    #[error("ts must be an RFC 3339 time such as 2025-11-12T12:00:00+00:00")]
+    #[error("ts must be an ISO 8601 time such as 2025-11-12T12:00:00+00:00")]
     Timestamp,
     #[error("events must not be empty")]
     NoEvents,
@@ -51,15 +51,19 @@ pub fn check_agent_id(agent_id: &str) -> Result<(), ValidationError> {
 
 /// Parses the batch time into unix milliseconds.
 pub fn parse_ts(ts: &str) -> Result<i64, ValidationError> {
-    let parsed = OffsetDateTime::parse(ts, &Rfc3339).map_err(|_| ValidationError::Timestamp)?;
-    i64::try_from(parsed.unix_timestamp_nanos() / 1_000_000).map_err(|_| ValidationError::Timestamp)
+    parse_iso8601_ms(ts).ok_or(ValidationError::Timestamp)
 }
 
-fn check_fraction(index: usize, field: &'static str, v: f64) -> Result<(), ValidationError> {
-    if v.is_finite() && (0.0..=1.0).contains(&v) {
-        Ok(())
-    } else {
-        Err(ValidationError::Field { index, field, reason: "must be a fraction from 0 to 1" })
+fn check_fraction(
+    index: usize,
+    field: &'static str,
+    v: Option<f64>,
+) -> Result<(), ValidationError> {
+    match v {
+        Some(v) if !(v.is_finite() && (0.0..=1.0).contains(&v)) => {
+            Err(ValidationError::Field { index, field, reason: "must be a fraction from 0 to 1" })
+        }
+        _ => Ok(()),
     }
 }
 
@@ -105,29 +109,33 @@ impl IngestBatch {
         if self.events.len() > Limits::MAX_EVENTS {
             return Err(ValidationError::TooManyEvents(self.events.len()));
         }
-        for (i, event) in self.events.iter().enumerate() {
-            match event {
-                Event::Metric(m) => {
-                    check_fraction(i, "cpu", m.cpu)?;
-                    check_int(i, "mem_free", Some(m.mem_free))?;
-                    check_int(i, "mem_total", m.mem_total)?;
-                    check_int(i, "disk_free", m.disk_free)?;
-                    check_int(i, "disk_total", m.disk_total)?;
-                    check_int(i, "uptime_s", m.uptime_s)?;
-                    check_rate(i, "net_rx_bps", m.net_rx_bps)?;
-                    check_rate(i, "net_tx_bps", m.net_tx_bps)?;
-                }
-                Event::Proc(p) => {
-                    check_fraction(i, "cpu", p.cpu)?;
-                    check_int(i, "rss", Some(p.rss))?;
-                    if !is_printable_id(&p.name, Limits::MAX_PROC_NAME_CHARS) {
-                        return Err(ValidationError::Field {
-                            index: i,
-                            field: "name",
-                            reason: "must be 1-260 printable characters",
-                        });
-                    }
-                }
+        for (i, e) in self.events.iter().enumerate() {
+            if let EventKind::Other(name) = &e.kind
+                && !is_printable_id(name, Limits::MAX_EVENT_TYPE_CHARS)
+            {
+                return Err(ValidationError::Field {
+                    index: i,
+                    field: "type",
+                    reason: "must be 1-32 printable characters",
+                });
+            }
+            check_fraction(i, "cpu", e.cpu)?;
+            check_int(i, "mem_free", e.mem_free)?;
+            check_int(i, "mem_total", e.mem_total)?;
+            check_int(i, "disk_free", e.disk_free)?;
+            check_int(i, "disk_total", e.disk_total)?;
+            check_int(i, "uptime_s", e.uptime_s)?;
+            check_int(i, "rss", e.rss)?;
+            check_rate(i, "net_rx_bps", e.net_rx_bps)?;
+            check_rate(i, "net_tx_bps", e.net_tx_bps)?;
+            if let Some(name) = &e.name
+                && !is_printable_id(name, Limits::MAX_PROC_NAME_CHARS)
+            {
+                return Err(ValidationError::Field {
+                    index: i,
+                    field: "name",
+                    reason: "must be 1-260 printable characters",
+                });
             }
         }
         Ok(ts_ms)
@@ -137,8 +145,10 @@ impl IngestBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{MetricEvent, ProcEvent};
+    use crate::wire::Event;
     use proptest::prelude::*;
+    use time::OffsetDateTime;
+    use time::format_description::well_known::Rfc3339;
 
     fn batch(events: Vec<Event>) -> IngestBatch {
         IngestBatch {
@@ -151,20 +161,11 @@ mod tests {
     }
 
     fn metric(cpu: f64) -> Event {
-        Event::Metric(MetricEvent {
-            cpu,
-            mem_free: 1,
-            mem_total: None,
-            disk_free: None,
-            disk_total: None,
-            net_rx_bps: None,
-            net_tx_bps: None,
-            uptime_s: None,
-        })
+        Event { cpu: Some(cpu), mem_free: Some(1), ..Event::empty(EventKind::Metric) }
     }
 
     fn proc_named(name: &str) -> Event {
-        Event::Proc(ProcEvent { pid: 1, name: name.into(), cpu: 0.1, rss: 1 })
+        Event::process(1, name, 0.1, 1)
     }
 
     #[test]
@@ -208,11 +209,24 @@ mod tests {
 
     #[test]
     fn integers_beyond_sqlite_range_are_refused() {
-        let mut e = metric(0.1);
-        if let Event::Metric(m) = &mut e {
-            m.mem_total = Some(u64::MAX);
-        }
+        let e = Event { mem_total: Some(u64::MAX), ..metric(0.1) };
         assert!(batch(vec![e]).validate().is_err());
+        let e = Event { rss: Some(u64::MAX), ..proc_named("x") };
+        assert!(batch(vec![e]).validate().is_err());
+    }
+
+    #[test]
+    fn absent_figures_and_other_types_pass_but_their_values_are_still_checked() {
+        let bare = |kind| Event::empty(kind);
+        let other = |name: &str| EventKind::Other(name.into());
+        assert!(batch(vec![bare(EventKind::Metric), bare(EventKind::Proc)]).validate().is_ok());
+        assert!(batch(vec![bare(other("heartbeat"))]).validate().is_ok());
+        assert!(batch(vec![bare(other(&"t".repeat(33)))]).validate().is_err());
+        assert!(batch(vec![bare(other(" x"))]).validate().is_err());
+        let nan = Event { cpu: Some(f64::NAN), ..bare(other("gpu")) };
+        assert!(batch(vec![nan]).validate().is_err());
+        let negative = Event { net_rx_bps: Some(-1.0), ..bare(EventKind::Metric) };
+        assert!(batch(vec![negative]).validate().is_err());
     }
 
     proptest! {

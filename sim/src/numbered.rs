@@ -2,7 +2,7 @@
 //! in order: the number travels in `uptime_s`, the agent in `agent_id`.
 
 use agent::collect::{Collector, Reading};
-use protocol::{Event, IngestBatch, MetricEvent};
+use protocol::{Event, EventKind, IngestBatch};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -21,15 +21,12 @@ impl Collector for Numbered {
     fn collect(&mut self) -> Reading {
         let seq = self.0.fetch_add(1, Relaxed) + 1;
         Reading {
-            metric: MetricEvent {
-                cpu: 0.25,
-                mem_free: 1 << 30,
+            metric: Event {
+                cpu: Some(0.25),
+                mem_free: Some(1 << 30),
                 mem_total: Some(1 << 32),
-                disk_free: None,
-                disk_total: None,
-                net_rx_bps: None,
-                net_tx_bps: None,
                 uptime_s: Some(seq),
+                ..Event::empty(EventKind::Metric)
             },
             procs: vec![],
         }
@@ -49,7 +46,7 @@ impl Stamp {
         let batch: IngestBatch =
             serde_json::from_slice(body).map_err(|e| format!("not a batch: {e}"))?;
         let seq = match batch.events.first() {
-            Some(Event::Metric(MetricEvent { uptime_s: Some(seq), .. })) => *seq,
+            Some(e @ Event { uptime_s: Some(seq), .. }) if e.is_metric() => *seq,
             _ => return Err("the first event is not a numbered metric".into()),
         };
         let batch_id = batch.batch_id.ok_or("no batch_id")?;

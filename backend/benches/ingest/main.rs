@@ -27,7 +27,7 @@ use axum::routing::post;
 use backend::settings::{Args, Settings};
 use backend::startup::Application;
 use clap::Parser;
-use protocol::{Event, IngestBatch, MetricEvent, ProcEvent};
+use protocol::{Event, EventKind, IngestBatch};
 use rusqlite::{Connection, OpenFlags};
 use serde::Deserialize;
 use std::fmt::Write as _;

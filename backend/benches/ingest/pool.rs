@@ -96,23 +96,24 @@ pub(crate) const PROCESS_NAMES: [&str; 10] = [
 
 /// A batch like an agent's: one machine reading and its top processes, with a fresh batch id.
 pub(crate) fn batch(rng: &mut Rng, agent: u64, ts_ms: i64) -> IngestBatch {
-    let metric = Event::Metric(MetricEvent {
-        cpu: rng.fraction(),
-        mem_free: 1_000_000_000 + rng.below(15_000_000_000),
+    let metric = Event {
+        cpu: Some(rng.fraction()),
+        mem_free: Some(1_000_000_000 + rng.below(15_000_000_000)),
         mem_total: Some(17_179_869_184),
         disk_free: Some(10_000_000_000 + rng.below(400_000_000_000)),
         disk_total: Some(512_110_190_592),
         net_rx_bps: Some(rng.below(100_000_000) as f64 / 10.0),
         net_tx_bps: Some(rng.below(100_000_000) as f64 / 10.0),
         uptime_s: Some(rng.below(10_000_000)),
-    });
+        ..Event::empty(EventKind::Metric)
+    };
     let procs = (0..PROCS_PER_BATCH).map(|_| {
-        Event::Proc(ProcEvent {
-            pid: 4 + rng.below(60_000) as u32,
-            name: PROCESS_NAMES[rng.below(PROCESS_NAMES.len() as u64) as usize].to_owned(),
-            cpu: rng.fraction() / 4.0,
-            rss: 1_000_000 + rng.below(2_000_000_000),
-        })
+        Event::process(
+            4 + rng.below(60_000) as u32,
+            PROCESS_NAMES[rng.below(PROCESS_NAMES.len() as u64) as usize],
+            rng.fraction() / 4.0,
+            1_000_000 + rng.below(2_000_000_000),
+        )
     });
     IngestBatch {
         agent_id: format!("bench-host-{agent:04}"),

@@ -9,7 +9,8 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
-use protocol::{ClearRequest, ClearResponse, EventRow};
+use protocol::validate::is_printable_id;
+use protocol::{ClearRequest, ClearResponse, EventKind, EventRow, Limits};
 use serde::Deserialize;
 use std::net::SocketAddr;
 
@@ -25,7 +26,7 @@ pub struct EventsQuery {
     limit: Option<u32>,
     /// Only events with a smaller id: pass the last id of a page to get the next one.
     before_id: Option<i64>,
-    /// `metric` or `proc`.
+    /// Only events of this type (`metric`, `proc` or any other stored type; any letter case).
     #[serde(rename = "type")]
     event_type: Option<String>,
 }
@@ -37,9 +38,12 @@ impl EventsQuery {
             return Err(ApiError::Invalid(format!("limit must be from 1 to {MAX_LIMIT}")));
         }
         let event_type = self.event_type.filter(|t| !t.is_empty());
-        if event_type.as_deref().is_some_and(|t| t != "metric" && t != "proc") {
-            return Err(ApiError::Invalid("type must be metric or proc".into()));
+        if event_type.as_deref().is_some_and(|t| !is_printable_id(t, Limits::MAX_EVENT_TYPE_CHARS))
+        {
+            return Err(ApiError::Invalid("type must be 1-32 printable characters".into()));
         }
+        // Stored lower-cased, as ingest normalises it.
+        let event_type = event_type.map(|t| EventKind::parse(&t).as_str().to_owned());
         // An empty `agent_id=` is what a form with no agent chosen sends: no filter.
         let agent_id = self.agent_id.filter(|a| !a.is_empty());
         agent_id.as_deref().map(check_agent_id).transpose()?;

@@ -26,7 +26,7 @@ use utoipa::OpenApi;
         super::agents::series,
         super::agents::processes,
     ),
-    components(schemas(protocol::MetricEvent, protocol::ProcEvent, protocol::Event))
+    components(schemas(protocol::Event))
 )]
 pub struct ApiDoc;
 

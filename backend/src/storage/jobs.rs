@@ -117,10 +117,10 @@ impl Job {
 }
 
 /// One event's columns, borrowed from its batch. Validation keeps every integer within i64.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Columns<'a> {
-    pub event_type: &'static str,
-    pub cpu: f64,
+    pub event_type: &'a str,
+    pub cpu: Option<f64>,
     pub mem_free: Option<i64>,
     pub mem_total: Option<i64>,
     pub disk_free: Option<i64>,
@@ -134,29 +134,21 @@ pub struct Columns<'a> {
 }
 
 impl<'a> Columns<'a> {
-    pub fn of(event: &'a Event) -> Self {
+    pub fn of(e: &'a Event) -> Self {
         let int = |v: Option<u64>| v.map(|v| v as i64);
-        match event {
-            Event::Metric(m) => Columns {
-                event_type: event.type_name(),
-                cpu: m.cpu,
-                mem_free: Some(m.mem_free as i64),
-                mem_total: int(m.mem_total),
-                disk_free: int(m.disk_free),
-                disk_total: int(m.disk_total),
-                net_rx_bps: m.net_rx_bps,
-                net_tx_bps: m.net_tx_bps,
-                uptime_s: int(m.uptime_s),
-                ..Columns::default()
-            },
-            Event::Proc(p) => Columns {
-                event_type: event.type_name(),
-                cpu: p.cpu,
-                pid: Some(i64::from(p.pid)),
-                proc_name: Some(&p.name),
-                rss: Some(p.rss as i64),
-                ..Columns::default()
-            },
+        Columns {
+            event_type: e.type_name(),
+            cpu: e.cpu,
+            mem_free: int(e.mem_free),
+            mem_total: int(e.mem_total),
+            disk_free: int(e.disk_free),
+            disk_total: int(e.disk_total),
+            net_rx_bps: e.net_rx_bps,
+            net_tx_bps: e.net_tx_bps,
+            uptime_s: int(e.uptime_s),
+            pid: e.pid.map(i64::from),
+            proc_name: e.name.as_deref(),
+            rss: int(e.rss),
         }
     }
 
@@ -169,7 +161,7 @@ impl<'a> Columns<'a> {
             ts: batch.ts.clone(),
             platform: batch.platform.clone(),
             event_type: self.event_type.to_owned(),
-            cpu: Some(self.cpu),
+            cpu: self.cpu,
             mem_free: uint(self.mem_free),
             pid: self.pid.map(|p| p as u32),
             proc_name: self.proc_name.map(str::to_owned),

@@ -10,7 +10,7 @@ use crate::clock::now_ms;
 use crate::live::{Hub, LiveFrame};
 use crate::security::Verified;
 use crate::settings::Synchronous;
-use protocol::{Event, IngestBatch, MetricEvent, ProcEvent, Secret};
+use protocol::{Event, EventKind, IngestBatch, Secret};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -97,6 +97,7 @@ every_store!(
     a_batch_id_is_stored_once,
     agents_keep_their_latest_metric_and_learn_their_interval,
     series_and_processes_come_from_the_agents_own_clock,
+    figures_left_out_stay_gaps_and_other_types_are_kept,
     clearing_one_agent_leaves_the_others,
     a_clear_right_after_a_batch_leaves_no_agent_behind,
     retention_removes_old_events_in_steps,
@@ -116,19 +117,22 @@ fn verified() -> Verified {
 const T0: i64 = 1_762_948_800_000;
 
 fn batch(agent: &str, ts_ms: i64, cpu: f64, procs: &[(&str, f64)]) -> IngestBatch {
-    let mut events = vec![Event::Metric(MetricEvent {
-        cpu,
-        mem_free: 1_000,
+    let mut events = vec![Event {
+        cpu: Some(cpu),
+        mem_free: Some(1_000),
         mem_total: Some(4_000),
         disk_free: Some(10),
         disk_total: Some(100),
         net_rx_bps: Some(1.5),
-        net_tx_bps: None,
         uptime_s: Some(60),
-    })];
-    events.extend(procs.iter().enumerate().map(|(i, (name, cpu))| {
-        Event::Proc(ProcEvent { pid: 100 + i as u32, name: (*name).into(), cpu: *cpu, rss: 4096 })
-    }));
+        ..Event::empty(EventKind::Metric)
+    }];
+    events.extend(
+        procs
+            .iter()
+            .enumerate()
+            .map(|(i, (name, cpu))| Event::process(100 + i as u32, *name, *cpu, 4096)),
+    );
     IngestBatch {
         agent_id: agent.into(),
         ts: crate::clock::format_ms(ts_ms),
@@ -236,6 +240,38 @@ async fn series_and_processes_come_from_the_agents_own_clock(s: Subject) {
     assert!(close(history.cpu_max[2], 0.5) && close(history.rss_avg[0], 4096.0));
     let none = s.store.latest_processes("nobody".into()).await.unwrap();
     assert!(none.processes.is_empty() && none.ts.is_none());
+    s.store.close().await;
+}
+
+/// The seed's clients may leave any figure out and send types of their own.
+async fn figures_left_out_stay_gaps_and_other_types_are_kept(s: Subject) {
+    let mut b = batch("a", T0, 0.0, &[]);
+    b.events = vec![
+        Event { cpu: Some(0.3), ..Event::empty(EventKind::Metric) },
+        Event { pid: Some(7), name: Some("x.exe".into()), ..Event::empty(EventKind::Proc) },
+        Event {
+            cpu: Some(0.9),
+            name: Some("gpu0".into()),
+            ..Event::empty(EventKind::parse("GPU"))
+        },
+    ];
+    assert_eq!(put(&s, b).await, 3);
+    let rows = s.store.events(filter(None, None, None, 50)).await.unwrap();
+    let types: Vec<&str> = rows.iter().map(|r| r.event_type.as_str()).collect();
+    assert_eq!(types, ["gpu", "proc", "metric"]);
+    assert_eq!((rows[1].cpu, rows[1].rss, rows[2].mem_free), (None, None, None));
+    let gpu = s.store.events(filter(Some("a"), Some("gpu"), None, 50)).await.unwrap();
+    assert_eq!((gpu.len(), gpu[0].cpu, gpu[0].proc_name.as_deref()), (1, Some(0.9), Some("gpu0")));
+
+    let agent = &s.store.agents(now_ms()).await.unwrap()[0];
+    assert_eq!((agent.cpu, agent.mem_free, agent.mem_total), (Some(0.3), None, None));
+    let range = Range { from_ms: T0, to_ms: T0 + 60_000, step_ms: 60_000 };
+    let series = s.store.series("a".into(), range).await.unwrap();
+    assert_eq!((series.cpu_avg.clone(), series.mem_used.clone()), (vec![Some(0.3)], vec![None]));
+    let latest = s.store.latest_processes("a".into()).await.unwrap();
+    assert_eq!(latest.processes.len(), 1, "only the proc event is a process");
+    let history = s.store.process_history("a".into(), "x.exe".into(), range).await.unwrap();
+    assert_eq!((history.cpu_avg.clone(), history.rss_avg.clone()), (vec![None], vec![None]));
     s.store.close().await;
 }
 

@@ -22,8 +22,9 @@ async fn newest_first_with_limits_filters_and_gapless_paging() {
 
     let (status, all) = server.get("/api/events?limit=500").await;
     assert_eq!((status, ids(&all).len()), (StatusCode::OK, 500));
+    let long_type = format!("type={}", "t".repeat(33));
     for bad in
-        ["limit=501", "limit=0", "limit=-1", "limit=ten", "type=disk", "before_id=x", "color=red"]
+        ["limit=501", "limit=0", "limit=-1", "limit=ten", &long_type, "before_id=x", "color=red"]
     {
         let (status, err) = server.get(&format!("/api/events?{bad}")).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {err}");

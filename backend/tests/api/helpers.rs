@@ -1,6 +1,6 @@
 //! Starts the real `backend` binary on a free port with a temporary database.
 
-use protocol::{Event, IngestBatch, MetricEvent, ProcEvent};
+use protocol::{Event, EventKind, IngestBatch};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -220,23 +220,20 @@ pub fn rfc3339_now() -> String {
 
 /// A realistic batch: one metric reading and `procs` processes, with a fresh batch id.
 pub fn batch(agent_id: &str, procs: u32) -> IngestBatch {
-    let mut events = vec![Event::Metric(MetricEvent {
-        cpu: 0.42,
-        mem_free: 4 << 30,
+    let mut events = vec![Event {
+        cpu: Some(0.42),
+        mem_free: Some(4 << 30),
         mem_total: Some(16 << 30),
         disk_free: Some(100 << 30),
         disk_total: Some(500 << 30),
         net_rx_bps: Some(1200.5),
         net_tx_bps: Some(800.0),
         uptime_s: Some(3600),
-    })];
+        ..Event::empty(EventKind::Metric)
+    }];
     for i in 0..procs {
-        events.push(Event::Proc(ProcEvent {
-            pid: 100 + i,
-            name: format!("proc-{i}.exe"),
-            cpu: 0.01 * f64::from(i + 1),
-            rss: u64::from(i + 1) << 20,
-        }));
+        let (cpu, rss) = (0.01 * f64::from(i + 1), u64::from(i + 1) << 20);
+        events.push(Event::process(100 + i, format!("proc-{i}.exe"), cpu, rss));
     }
     IngestBatch {
         agent_id: agent_id.into(),

@@ -48,7 +48,8 @@ async fn bad_bodies_get_422_with_a_reason_and_store_nothing() {
             "unknown field",
             valid.replace("\"platform\"", "\"colour\": 1, \"platform\"").into_bytes(),
         ),
-        ("unknown event type", valid.replace("\"proc\"", "\"disk\"").into_bytes()),
+        ("empty event type", valid.replace("\"proc\"", "\"\"").into_bytes()),
+        ("event without a type", valid.replace("\"type\": \"proc\", ", "").into_bytes()),
         ("nan", valid.replace("0.32", "NaN").into_bytes()),
         ("cpu above 1", valid.replace("0.32", "1.5").into_bytes()),
         ("negative memory", valid.replace("134217728", "-1").into_bytes()),
@@ -81,7 +82,7 @@ async fn bad_bodies_get_422_with_a_reason_and_store_nothing() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_json_snapshot!("ingest_too_many_events", err);
     assert_eq!(server.count_rows("SELECT count(*) FROM events"), 0);
-    assert_eq!(server.metric("telemetry_requests_refused_total{reason=\"invalid\"}").await, 18.0);
+    assert_eq!(server.metric("telemetry_requests_refused_total{reason=\"invalid\"}").await, 19.0);
 }
 
 #[tokio::test]

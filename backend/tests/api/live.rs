@@ -121,12 +121,7 @@ async fn a_slow_client_is_closed_and_the_others_get_every_row() {
                 if i == 0 {
                     metric.clone()
                 } else {
-                    protocol::Event::Proc(protocol::ProcEvent {
-                        pid: i as u32,
-                        name: format!("{i:0>250}"),
-                        cpu: 0.001,
-                        rss: 1,
-                    })
+                    protocol::Event::process(i as u32, format!("{i:0>250}"), 0.001, 1)
                 }
             })
             .collect();

@@ -11,3 +11,4 @@ mod ops;
 mod reads;
 mod replicas;
 mod security;
+mod seed_clients;

@@ -35,6 +35,12 @@ async fn health_readiness_metrics_and_openapi() {
     let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
     assert_json_snapshot!("openapi_paths", paths);
     assert!(doc["components"]["schemas"]["IngestBatch"].is_object());
+    // The seed's shapes: only the type is required, and any type name is allowed.
+    let event = &doc["components"]["schemas"]["Event"];
+    assert_eq!(event["required"], serde_json::json!(["type"]));
+    assert_eq!(event["properties"]["type"]["type"], "string");
+    assert!(event["properties"]["type"].get("enum").is_none());
+    assert_json_snapshot!("openapi_event_schema", event);
 }
 
 #[tokio::test]

@@ -1,6 +1,6 @@
 use crate::helpers::*;
 use insta::assert_json_snapshot;
-use protocol::{Event, ProcEvent};
+use protocol::Event;
 use reqwest::StatusCode;
 
 fn at(agent: &str, unix: i64, cpu: f64, procs: &[(&str, f64)]) -> protocol::IngestBatch {
@@ -9,16 +9,9 @@ fn at(agent: &str, unix: i64, cpu: f64, procs: &[(&str, f64)]) -> protocol::Inge
         .unwrap()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
-    if let Event::Metric(m) = &mut b.events[0] {
-        m.cpu = cpu;
-    }
+    b.events[0].cpu = Some(cpu);
     for (i, (name, cpu)) in procs.iter().enumerate() {
-        b.events.push(Event::Proc(ProcEvent {
-            pid: 10 + i as u32,
-            name: (*name).into(),
-            cpu: *cpu,
-            rss: 1 << 20,
-        }));
+        b.events.push(Event::process(10 + i as u32, *name, *cpu, 1 << 20));
     }
     b
 }

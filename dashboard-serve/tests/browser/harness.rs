@@ -4,7 +4,7 @@
 //! Every missing piece fails the test with what to install or build; nothing is skipped.
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use protocol::{Event, IngestBatch, MetricEvent, ProcEvent};
+use protocol::{Event, EventKind, IngestBatch};
 use serde_json::{Value, json};
 use std::future::Future;
 use std::io::{BufRead, BufReader};
@@ -277,28 +277,19 @@ pub fn batch(agent: &str, at: i64, cpu: f64) -> IngestBatch {
         platform: "windows".to_owned(),
         batch_id: Some(uuid::Uuid::new_v4().to_string()),
         events: vec![
-            Event::Metric(MetricEvent {
-                cpu,
-                mem_free: 5 * gib,
+            Event {
+                cpu: Some(cpu),
+                mem_free: Some(5 * gib),
                 mem_total: Some(16 * gib),
                 disk_free: Some(120 * gib),
                 disk_total: Some(475 * gib),
                 net_rx_bps: Some(250_000.0 * cpu),
                 net_tx_bps: Some(40_000.0),
                 uptime_s: Some(86_400),
-            }),
-            Event::Proc(ProcEvent {
-                pid: 4242,
-                name: "sqlservr.exe".into(),
-                cpu: cpu / 2.0,
-                rss: 2 * gib,
-            }),
-            Event::Proc(ProcEvent {
-                pid: 77,
-                name: "chrome.exe".into(),
-                cpu: cpu / 4.0,
-                rss: gib / 2,
-            }),
+                ..Event::empty(EventKind::Metric)
+            },
+            Event::process(4242, "sqlservr.exe", cpu / 2.0, 2 * gib),
+            Event::process(77, "chrome.exe", cpu / 4.0, gib / 2),
         ],
     }
 }

@@ -164,11 +164,10 @@ pub fn EventTable(rows: Vec<EventRow>, offset_min: i32) -> Element {
                             .map(|t| format::date_time(t, offset_min))
                             .unwrap_or_else(|| row.ts.clone());
                         let details = match row.event_type.as_str() {
-                            "proc" => format!(
-                                "{} (pid {}) · {}",
-                                row.proc_name.clone().unwrap_or_default(),
-                                row.pid.unwrap_or_default(),
-                                row.rss.map(|r| format::bytes(r as f64)).unwrap_or_default()
+                            "proc" => format::process_details(
+                                row.proc_name.as_deref(),
+                                row.pid,
+                                row.rss,
                             ),
                             _ => match (row.mem_free, row.mem_total) {
                                 (Some(free), Some(total)) => format!(

@@ -62,7 +62,7 @@ pub fn ProcessTable(
                             {
                                 let name = row.proc_name.clone().unwrap_or_default();
                                 let selected = chosen.as_deref() == Some(name.as_str());
-                                let rss = row.rss.map(|r| format::bytes(r as f64)).unwrap_or_default();
+                                let rss = row.rss.map_or_else(|| "–".to_owned(), |r| format::bytes(r as f64));
                                 rsx! {
                                     tr { key: "{row.id}", class: if selected { "selected" },
                                         td {
@@ -77,7 +77,7 @@ pub fn ProcessTable(
                                                 "{name}"
                                             }
                                         }
-                                        td { "{row.pid.unwrap_or_default()}" }
+                                        td { {row.pid.map_or_else(|| "–".to_owned(), |p| p.to_string())} }
                                         td { class: "num", "{format::percent(row.cpu)}" }
                                         td { class: "num", "{rss}" }
                                     }

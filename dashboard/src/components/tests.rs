@@ -12,7 +12,7 @@ use crate::state::Live;
 use crate::store::Store;
 use dioxus::history::{History, MemoryHistory};
 use dioxus::prelude::*;
-use protocol::Series;
+use protocol::{AgentSummary, EventRow, Series};
 use std::rc::Rc;
 
 /// A fleet of three: one busy, one idle, one silent for two minutes, with recent readings.
@@ -201,4 +201,41 @@ fn clear_dialog_is_a_labelled_modal() {
     assert!(html.contains(r#"role="dialog""#) && html.contains(r#"aria-modal="true""#));
     assert!(html.contains("This deletes every event of pc-1."));
     insta::assert_snapshot!(pretty(html));
+}
+
+/// A seed client that sends only some figures: what it left out shows as a dash, never a zero.
+#[test]
+fn partial_figures_show_as_dashes_never_zeros() {
+    let mut store = Store::default();
+    let partial = AgentSummary {
+        cpu: None,
+        mem_free: None,
+        disk_free: None,
+        net_rx_bps: None,
+        net_tx_bps: None,
+        ..summary("pc-seed", 2.0, 0.0)
+    };
+    store.set_agents(vec![partial], NOW_MS);
+    let bare_proc = EventRow {
+        pid: None,
+        rss: None,
+        cpu: None,
+        ..process(3, "pc-seed", NOW_MS, 1, "a.exe", 0.0)
+    };
+    let bare_metric = EventRow { cpu: None, mem_free: None, ..metric(2, "pc-seed", NOW_MS, 0.0) };
+    store.apply(vec![live(bare_metric), live(bare_proc.clone())]);
+    let fleet = render_page("/", ConnState::Live, store.clone());
+    assert!(!fleet.contains(">0.0 %"), "{fleet}");
+    let page = render_page("/agents/pc-seed", ConnState::Live, store);
+    assert!(!page.contains(">0.0 %") && page.contains("–"), "{page}");
+
+    let heartbeat = EventRow { event_type: "heartbeat".into(), ..bare_proc.clone() };
+    let rows = vec![heartbeat, bare_proc.clone()];
+    let html = dioxus_ssr::render_element(rsx! { EventTable { rows, offset_min: 0 } });
+    assert!(html.contains(">a.exe<") && html.contains(">heartbeat<"), "{html}");
+    assert!(!html.contains("pid") && !html.contains(">0.0 %"), "{html}");
+    let html = render_in_runtime(rsx_fn(move || {
+        rsx! { ProcessTable { rows: vec![bare_proc.clone()], chosen: None, on_choose: |_| {} } }
+    }));
+    assert!(!html.contains(">0<") && !html.contains("0 B"), "{html}");
 }

@@ -344,7 +344,7 @@ async fn ingest(
                 &ts_ms,
                 &batch.platform,
                 &types,
-                &pick_f(|c| Some(c.cpu)),
+                &pick_f(|c| c.cpu),
                 &pick(|c| c.mem_free),
                 &pick(|c| c.mem_total),
                 &pick(|c| c.disk_free),
@@ -382,7 +382,7 @@ async fn update_agent(
     now: i64,
 ) -> Result<(), StorageError> {
     tx.execute(&st.agent, &[&batch.agent_id, &batch.platform, &now, &ts_ms]).await?;
-    let newest = batch.events.iter().rev().find(|e| matches!(e, protocol::Event::Metric(_)));
+    let newest = batch.events.iter().rev().find(|e| e.is_metric());
     if let Some(event) = newest {
         let c = Columns::of(event);
         tx.execute(

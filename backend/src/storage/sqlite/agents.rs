@@ -5,7 +5,7 @@
 
 use crate::clock::format_ms;
 use crate::storage::liveness;
-use protocol::{AgentSummary, IngestBatch, MetricEvent};
+use protocol::{AgentSummary, Event, EventKind, IngestBatch};
 use rusqlite::{Connection, Row, params};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -27,7 +27,8 @@ pub struct AgentState {
 struct LatestMetric {
     ts: String,
     ts_ms: i64,
-    reading: MetricEvent,
+    /// A metric event; a figure it lacks is unknown, not carried over from an older one.
+    reading: Event,
 }
 
 impl AgentState {
@@ -54,10 +55,7 @@ impl AgentState {
         self.platform.clone_from(&batch.platform);
         self.last_seen_ms = now_ms;
         self.last_ts_ms = self.last_ts_ms.max(ts_ms);
-        let newest = batch.events.iter().rev().find_map(|e| match e {
-            protocol::Event::Metric(m) => Some(m),
-            protocol::Event::Proc(_) => None,
-        });
+        let newest = batch.events.iter().rev().find(|e| e.is_metric());
         if let Some(m) = newest
             && self.metric.as_ref().is_none_or(|old| old.ts_ms <= ts_ms)
         {
@@ -78,8 +76,8 @@ impl AgentState {
             interval_s,
             online,
             metric_ts: m.map(|m| m.ts.clone()),
-            cpu: r.map(|r| r.cpu),
-            mem_free: r.map(|r| r.mem_free),
+            cpu: r.and_then(|r| r.cpu),
+            mem_free: r.and_then(|r| r.mem_free),
             mem_total: r.and_then(|r| r.mem_total),
             disk_free: r.and_then(|r| r.disk_free),
             disk_total: r.and_then(|r| r.disk_total),
@@ -183,8 +181,8 @@ impl Agents {
             s.interval_ms,
             m.map(|m| &m.ts),
             m.map(|m| m.ts_ms),
-            r.map(|r| r.cpu),
-            int(r.map(|r| r.mem_free)),
+            r.and_then(|r| r.cpu),
+            int(r.and_then(|r| r.mem_free)),
             int(r.and_then(|r| r.mem_total)),
             int(r.and_then(|r| r.disk_free)),
             int(r.and_then(|r| r.disk_total)),
@@ -223,15 +221,16 @@ fn state_of(r: &Row<'_>) -> rusqlite::Result<AgentState> {
         (Some(ts), Some(ts_ms)) => Some(LatestMetric {
             ts,
             ts_ms,
-            reading: MetricEvent {
-                cpu: r.get::<_, Option<f64>>(8)?.unwrap_or(0.0),
-                mem_free: uint(9)?.unwrap_or(0),
+            reading: Event {
+                cpu: r.get(8)?,
+                mem_free: uint(9)?,
                 mem_total: uint(10)?,
                 disk_free: uint(11)?,
                 disk_total: uint(12)?,
                 net_rx_bps: r.get(13)?,
                 net_tx_bps: r.get(14)?,
                 uptime_s: uint(15)?,
+                ..Event::empty(EventKind::Metric)
             },
         }),
         _ => None,
@@ -286,7 +285,7 @@ mod tests {
         s.observe(&batch("2025-01-01T00:00:05Z", Some(0.9)), 5_000, 2);
         s.observe(&batch("2025-01-01T00:00:20Z", None), 20_000, 3);
         let m = s.metric.unwrap();
-        assert_eq!((m.ts_ms, m.reading.cpu), (10_000, 0.5));
+        assert_eq!((m.ts_ms, m.reading.cpu), (10_000, Some(0.5)));
     }
 
     #[test]
@@ -304,7 +303,7 @@ mod tests {
         let loaded = Agents::load(&conn).unwrap();
         let states = |a: &Agents| a.committed.read(BTreeMap::clone);
         assert_eq!(states(&loaded), states(&agents));
-        assert_eq!(states(&loaded)["a"].metric.as_ref().unwrap().reading.cpu, 0.5);
+        assert_eq!(states(&loaded)["a"].metric.as_ref().unwrap().reading.cpu, Some(0.5));
     }
 
     #[test]

@@ -2,11 +2,11 @@
 //! agent's batches that are not indexed yet (taken before the query, so that what the index
 //! gained since is found below [`TailView::boundary`] and not counted twice).
 
-use super::tail::{KIND_METRIC, KIND_PROC, TailView, decode};
+use super::tail::{KIND_METRIC, KIND_OTHER, KIND_PROC, TailView, decode};
 use crate::clock::format_ms;
 use crate::storage::jobs::Columns;
 use crate::storage::{EventFilter, Range, empty_history, empty_series, push_history, push_series};
-use protocol::{EventRow, IngestBatch, MetricEvent, ProcessHistory, ProcessesResponse, Series};
+use protocol::{Event, EventRow, IngestBatch, ProcessHistory, ProcessesResponse, Series};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -41,11 +41,11 @@ fn logged(r: &Row<'_>) -> rusqlite::Result<Logged> {
 /// What a process's history needs of an event, read without building the whole event.
 #[derive(Deserialize)]
 struct ProcReading<'a> {
-    #[serde(rename = "type")]
-    kind: &'a str,
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
     #[serde(borrow)]
     name: Option<Cow<'a, str>>,
-    cpu: f64,
+    cpu: Option<f64>,
     rss: Option<u64>,
 }
 
@@ -95,7 +95,8 @@ fn kind_mask(event_type: Option<&str>) -> i64 {
     match event_type {
         Some("metric") => KIND_METRIC,
         Some("proc") => KIND_PROC,
-        _ => KIND_METRIC | KIND_PROC,
+        Some(_) => KIND_OTHER,
+        None => KIND_METRIC | KIND_PROC | KIND_OTHER,
     }
 }
 
@@ -191,12 +192,12 @@ impl Acc {
 /// cpu, memory used and total, disk used and total, network in and out.
 type MetricAcc = [Acc; 7];
 
-fn metric_values(m: &MetricEvent) -> [Option<f64>; 7] {
+fn metric_values(m: &Event) -> [Option<f64>; 7] {
     let f = |v: Option<u64>| v.map(|v| v as f64);
     let used = |total: Option<u64>, free: Option<u64>| Some(total? as f64 - free? as f64);
     [
-        Some(m.cpu),
-        used(m.mem_total, Some(m.mem_free)),
+        m.cpu,
+        used(m.mem_total, m.mem_free),
         f(m.mem_total),
         used(m.disk_total, m.disk_free),
         f(m.disk_total),
@@ -323,7 +324,7 @@ pub fn process_history(
         for p in decode::<Vec<ProcReading<'_>>>(&b.events)? {
             if p.kind == "proc" && p.name.as_deref() == Some(name) {
                 let [cpu, rss] = buckets.entry(bucket).or_default();
-                cpu.add(Some(p.cpu));
+                cpu.add(p.cpu);
                 rss.add(p.rss.map(|r| r as f64));
             }
         }

@@ -181,6 +181,26 @@ const MIGRATIONS: &[&str] = &[
     r"
     DROP INDEX replay_log_by_expiry;
     ",
+    // 5: the seed's clients may leave any figure out (its API made every event field optional),
+    // so a metric without cpu or free memory is indexed with a gap there.
+    r"
+    CREATE TABLE agent_metrics_v5 (
+        agent_id   TEXT    NOT NULL,
+        ts_ms      INTEGER NOT NULL,
+        id         INTEGER NOT NULL,
+        cpu        REAL,
+        mem_free   INTEGER,
+        mem_total  INTEGER,
+        disk_free  INTEGER,
+        disk_total INTEGER,
+        net_rx_bps REAL,
+        net_tx_bps REAL,
+        PRIMARY KEY (agent_id, ts_ms, id)
+    ) WITHOUT ROWID;
+    INSERT INTO agent_metrics_v5 SELECT * FROM agent_metrics;
+    DROP TABLE agent_metrics;
+    ALTER TABLE agent_metrics_v5 RENAME TO agent_metrics;
+    ",
 ];
 
 const WRITER_CACHE_KIB: i64 = 16 * 1024;
@@ -303,7 +323,26 @@ mod tests {
             .query_row("SELECT events FROM batch_log WHERE first_id = 8", [], |r| r.get(0))
             .unwrap();
         let parsed: Vec<protocol::Event> = serde_json::from_str(&events).unwrap();
-        assert!(matches!(&parsed[..], [protocol::Event::Proc(p)] if p.name == "x.exe"));
+        assert!(matches!(&parsed[..], [p] if p.is_proc() && p.name.as_deref() == Some("x.exe")));
+    }
+
+    #[test]
+    fn a_version_4_database_keeps_its_indexed_metrics_and_takes_ones_with_gaps() {
+        let (_dir, path, conn) = database_at(4);
+        conn.execute_batch(
+            "INSERT INTO agent_metrics VALUES ('a', 1000, 7, 0.25, 5, 9, 1, 2, 1.5, NULL);",
+        )
+        .unwrap();
+        drop(conn);
+        let conn = open_writer(&path, Synchronous::Full).unwrap();
+        let kept: (f64, i64, Option<f64>) = conn
+            .query_row("SELECT cpu, mem_free, net_tx_bps FROM agent_metrics", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .unwrap();
+        assert_eq!(kept, (0.25, 5, None));
+        conn.execute("INSERT INTO agent_metrics(agent_id, ts_ms, id) VALUES ('a', 2000, 8)", [])
+            .unwrap();
     }
 
     /// Every row of the seed's `events` table (or view), as text.

@@ -10,7 +10,7 @@
 
 use super::agents::Agents;
 use super::immediate;
-use protocol::{Event, IngestBatch, MetricEvent};
+use protocol::{Event, EventKind, IngestBatch};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 pub const KIND_METRIC: i64 = 1;
 pub const KIND_PROC: i64 = 2;
+/// Any type but metric and proc: stored and listed, never charted.
+pub const KIND_OTHER: i64 = 4;
 
 /// When an agent's waiting batches are written into the index.
 #[derive(Debug, Clone, Copy)]
@@ -55,9 +57,10 @@ pub enum Due {
 /// Which kinds of event a batch holds, as a bit set.
 pub fn kinds(events: &[Event]) -> i64 {
     events.iter().fold(0, |k, e| {
-        k | match e {
-            Event::Metric(_) => KIND_METRIC,
-            Event::Proc(_) => KIND_PROC,
+        k | match e.kind {
+            EventKind::Metric => KIND_METRIC,
+            EventKind::Proc => KIND_PROC,
+            EventKind::Other(_) => KIND_OTHER,
         }
     })
 }
@@ -69,7 +72,7 @@ pub struct Entry {
     pub ts_ms: i64,
     pub kinds: i64,
     /// The batch's metric events with their ids, for the series.
-    pub metrics: Vec<(i64, MetricEvent)>,
+    pub metrics: Vec<(i64, Event)>,
     ingested_ms: i64,
     logged: Instant,
 }
@@ -78,10 +81,8 @@ impl Entry {
     fn of(first_id: i64, ts_ms: i64, ingested_ms: i64, events: &[Event]) -> Self {
         let metrics = (first_id..)
             .zip(events)
-            .filter_map(|(id, e)| match e {
-                Event::Metric(m) => Some((id, m.clone())),
-                Event::Proc(_) => None,
-            })
+            .filter(|(_, e)| e.is_metric())
+            .map(|(id, e)| (id, e.clone()))
             .collect();
         Entry {
             first_id,
@@ -387,7 +388,7 @@ impl Tail {
                 for e in entries {
                     index.execute(params![agent, e.first_id, e.ts_ms, e.kinds])?;
                 }
-                let mut metrics: Vec<(i64, i64, &MetricEvent)> = entries
+                let mut metrics: Vec<(i64, i64, &Event)> = entries
                     .iter()
                     .flat_map(|e| e.metrics.iter().map(|(id, m)| (e.ts_ms, *id, m)))
                     .collect();
@@ -398,7 +399,7 @@ impl Tail {
                         ts_ms,
                         id,
                         m.cpu,
-                        m.mem_free as i64,
+                        int(m.mem_free),
                         int(m.mem_total),
                         int(m.disk_free),
                         int(m.disk_total),
