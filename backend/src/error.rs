@@ -41,6 +41,11 @@ pub enum ApiError {
     Storage(String),
     #[error("{0}")]
     MethodNotAllowed(String),
+    #[error("the request body did not arrive within {0} s")]
+    TimedOut(u64),
+    /// A bug on our side; the cause is logged, the client learns only that it happened.
+    #[error("the server failed to answer this request; it has been logged")]
+    Internal,
 }
 
 /// Another replica's replay refusal is the same 401 as this replica's own; anything else the
@@ -51,6 +56,7 @@ impl From<crate::storage::StorageError> for ApiError {
             crate::storage::StorageError::Replay => {
                 ApiError::unauthorized(AuthFailure::Replay, crate::security::REPLAY)
             }
+            crate::storage::StorageError::ReadPanicked => ApiError::Internal,
             e => ApiError::Storage(e.to_string()),
         }
     }
@@ -70,6 +76,8 @@ impl ApiError {
             ApiError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -82,6 +90,8 @@ impl ApiError {
             ApiError::Busy(_) => "busy",
             ApiError::Storage(_) => "storage_unavailable",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::Internal => "internal",
+            ApiError::TimedOut(_) => "timeout",
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod live;
 pub mod metrics;
 pub mod routes;
 pub mod security;
+pub mod serve;
 pub mod settings;
 pub mod startup;
 pub mod storage;

@@ -104,6 +104,25 @@ pub struct Args {
     /// Batches a WebSocket client may fall behind before it is closed with code 1013.
     #[arg(long, env = "WS_CLIENT_BUFFER", default_value_t = 256)]
     pub ws_client_buffer: usize,
+    /// Most WebSocket clients at once; past that an upgrade answers 503.
+    #[arg(long, env = "WS_MAX_CLIENTS", default_value_t = 256)]
+    pub ws_max_clients: usize,
+    /// Largest WebSocket message (and frame) a client may send; clients send only pings.
+    #[arg(long, env = "WS_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024)]
+    pub ws_max_message_bytes: usize,
+    /// Seconds to receive a request's header, counted from the connection's start or the end
+    /// of its previous response: also how long an idle keep-alive connection stays open.
+    #[arg(long, env = "HEADER_TIMEOUT", default_value_t = 15)]
+    pub header_timeout: u64,
+    /// Seconds to receive a whole request body.
+    #[arg(long, env = "BODY_TIMEOUT", default_value_t = 30)]
+    pub body_timeout: u64,
+    /// Most open HTTP connections; past that new ones wait to be accepted.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Seconds that requests in flight may take to finish once shutdown begins.
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value_t = 10)]
+    pub shutdown_grace: u64,
     /// Ask the backend at HOST:PORT for /healthz and exit 0 if it answers (for container
     /// health checks, where no curl exists).
     #[arg(long)]
@@ -127,6 +146,10 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub synchronous: Synchronous,
     pub ws_client_buffer: usize,
+    pub ws_max_clients: usize,
+    pub ws_max_message_bytes: usize,
+    pub body_timeout: Duration,
+    pub server: crate::serve::Limits,
 }
 
 impl Settings {
@@ -152,6 +175,17 @@ impl Settings {
         }
         if args.replay_cache_max == 0 {
             return Err(invalid("REPLAY_CACHE_MAX", "must be at least 1"));
+        }
+        for (key, value) in [
+            ("WS_MAX_CLIENTS", args.ws_max_clients as u64),
+            ("WS_MAX_MESSAGE_BYTES", args.ws_max_message_bytes as u64),
+            ("HEADER_TIMEOUT", args.header_timeout),
+            ("BODY_TIMEOUT", args.body_timeout),
+            ("MAX_CONNECTIONS", args.max_connections as u64),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
         }
         let database_url = match env("DATABASE_URL").filter(|u| !u.is_empty()) {
             None => None,
@@ -181,6 +215,14 @@ impl Settings {
             log_format: args.log_format,
             synchronous: args.sqlite_synchronous,
             ws_client_buffer: args.ws_client_buffer,
+            ws_max_clients: args.ws_max_clients,
+            ws_max_message_bytes: args.ws_max_message_bytes,
+            body_timeout: Duration::from_secs(args.body_timeout),
+            server: crate::serve::Limits {
+                header_timeout: Duration::from_secs(args.header_timeout),
+                max_connections: args.max_connections,
+                shutdown_grace: Duration::from_secs(args.shutdown_grace),
+            },
         })
     }
 }

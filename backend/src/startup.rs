@@ -28,6 +28,7 @@ pub struct Application {
     storage: Arc<dyn Store>,
     shutdown: watch::Sender<bool>,
     retention: Option<Duration>,
+    limits: crate::serve::Limits,
 }
 
 impl Application {
@@ -68,6 +69,9 @@ impl Application {
             hub,
             metrics,
             max_body_bytes: settings.max_body_bytes,
+            body_timeout: settings.body_timeout,
+            ws_slots: Arc::new(tokio::sync::Semaphore::new(settings.ws_max_clients)),
+            ws_max_message_bytes: settings.ws_max_message_bytes,
             shutdown: shutdown_rx,
         };
         let router = routes::router(state, &settings.cors_origins);
@@ -77,7 +81,14 @@ impl Application {
                 settings.addr
             )
         })?;
-        Ok(Self { listener, router, storage, shutdown, retention: settings.retention })
+        Ok(Self {
+            listener,
+            router,
+            storage,
+            shutdown,
+            retention: settings.retention,
+            limits: settings.server,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -94,19 +105,15 @@ impl Application {
         tracing::info!("listening on http://{addr}");
         let pruner = tokio::spawn(prune_forever(self.storage.clone(), self.retention));
         let shutdown = self.shutdown;
-        let serve = axum::serve(
-            self.listener,
-            self.router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        let signal = async move {
             signal.await;
-            tracing::info!("shutting down: no new connections, finishing requests in flight");
+            // WebSocket clients are told to go; they are outside the connection count.
             let _ = shutdown.send(true);
-        });
-        let served = serve.await.context("serving HTTP");
+        };
+        crate::serve::serve(self.listener, self.router, self.limits, signal).await;
         pruner.abort();
         self.storage.close().await;
-        served
+        Ok(())
     }
 }
 

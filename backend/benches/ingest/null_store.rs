@@ -58,6 +58,9 @@ impl Store for NullStore {
     fn jobs(&self) -> &mpsc::Sender<Job> {
         &self.jobs
     }
+    fn ping_read(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
     fn events(&self, _: EventFilter) -> StoreFuture<'_, Vec<EventRow>> {
         not_kept()
     }

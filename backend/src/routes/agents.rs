@@ -51,10 +51,13 @@ impl RangeQuery {
         if span > MAX_RANGE_MS {
             return Err(ApiError::Invalid("the range may span at most 400 days".into()));
         }
-        if self.step.is_some_and(|s| s <= 0) {
-            return Err(ApiError::Invalid("step must be a positive number of seconds".into()));
+        if self.step.is_some_and(|s| s <= 0 || s > MAX_RANGE_MS / 1000) {
+            return Err(ApiError::Invalid(
+                "step must be a positive number of seconds, at most 400 days".into(),
+            ));
         }
         let min_step_s = (span + MAX_POINTS * 1000 - 1) / (MAX_POINTS * 1000);
+        // Both bounds keep `step * 1000` far from overflow (it wrapped to 0 in release).
         let step_s = self.step.unwrap_or(0).max(min_step_s).max(1);
         Ok(Range { from_ms, to_ms, step_ms: step_s * 1000 })
     }
@@ -160,6 +163,9 @@ mod tests {
         assert!(q(Some("10"), Some("5"), None).range(0).is_err());
         assert!(q(Some("x"), None, None).range(0).is_err());
         assert!(q(Some("0"), Some("1"), Some(0)).range(0).is_err());
+        assert!(q(Some("0"), Some("1"), Some(2_305_843_009_213_693_952)).range(0).is_err());
+        assert!(q(Some("0"), Some("1"), Some(i64::MAX)).range(0).is_err());
+        assert!(q(Some("0"), Some("1"), Some(400 * 86_400)).range(0).is_ok());
         assert!(q(Some("0"), Some("99999999999"), None).range(0).is_err());
         assert!(q(Some("-9223372036854775807"), None, None).range(0).is_err());
         assert!(

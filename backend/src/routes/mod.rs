@@ -27,6 +27,10 @@ pub struct AppState {
     pub hub: Hub,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
+    pub body_timeout: std::time::Duration,
+    /// One permit per WebSocket client allowed at once.
+    pub ws_slots: Arc<tokio::sync::Semaphore>,
+    pub ws_max_message_bytes: usize,
     /// Flips to true when the server is shutting down, so WebSocket clients are closed.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -63,6 +67,39 @@ fn cors(origins: &[String]) -> CorsLayer {
     ])
 }
 
+/// Reads the whole body within `body_timeout` before any handler runs: a client that drips a
+/// body byte by byte would otherwise hold its connection and a task for as long as it likes
+/// (a per-read timeout never fires on a slow drip).
+async fn read_body_in_time(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Result<axum::response::Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let limit = state.max_body_bytes;
+    let bytes =
+        match tokio::time::timeout(state.body_timeout, axum::body::to_bytes(body, limit)).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(e)) if is_length_limit(&e) => return Err(ApiError::TooLarge(limit)),
+            Ok(Err(e)) => {
+                return Err(ApiError::Invalid(format!("could not read the request body: {e}")));
+            }
+            Err(_) => return Err(ApiError::TimedOut(state.body_timeout.as_secs())),
+        };
+    Ok(next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await)
+}
+
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
 pub fn router(state: AppState, cors_origins: &[String]) -> Router {
     Router::new()
         .route("/api/ingest", post(ingest::ingest))
@@ -79,6 +116,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), read_body_in_time))
         .layer(cors(cors_origins))
         .with_state(state)
 }

@@ -36,8 +36,10 @@ pub async fn healthz() -> Json<Value> {
 
 /// Ready when a write transaction can be taken within two seconds.
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    match tokio::time::timeout(Duration::from_secs(2), state.storage.ping()).await {
-        Ok(Ok(())) => Ok(Json(json!({"status": "ready"}))),
+    // Both halves: a store that commits but cannot serve a read is not ready either.
+    let both = async { futures_util::try_join!(state.storage.ping(), state.storage.ping_read()) };
+    match tokio::time::timeout(Duration::from_secs(2), both).await {
+        Ok(Ok(_)) => Ok(Json(json!({"status": "ready"}))),
         Ok(Err(e)) => Err(ApiError::Storage(e.to_string())),
         Err(_) => Err(ApiError::Storage("the database did not answer within 2 s".into())),
     }

@@ -1,10 +1,11 @@
 //! `GET /ws[?agent_id=]`: every stored row and clear notice, live.
 
 use super::{ApiQuery, AppState};
+use crate::error::ApiError;
 use crate::live::LiveFrame;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use futures_util::SinkExt;
 use serde::Deserialize;
 use std::sync::atomic::Ordering::Relaxed;
@@ -30,7 +31,16 @@ pub async fn upgrade(
     ApiQuery(query): ApiQuery<WsQuery>,
 ) -> Response {
     let filter = query.agent_id.filter(|a| !a.is_empty());
-    ws.on_upgrade(move |socket| client(socket, filter, state))
+    let Ok(slot) = state.ws_slots.clone().try_acquire_owned() else {
+        return ApiError::Busy("too many live clients (WS_MAX_CLIENTS); retry later".into())
+            .into_response();
+    };
+    ws.max_message_size(state.ws_max_message_bytes)
+        .max_frame_size(state.ws_max_message_bytes)
+        .on_upgrade(move |socket| async move {
+            let _slot = slot;
+            client(socket, filter, state).await;
+        })
 }
 
 /// Decrements the client gauge however the connection ends.

@@ -31,6 +31,10 @@ pub enum StorageError {
     /// Another replica accepted the same signed request first.
     #[error("this signed request was already received")]
     Replay,
+    /// A read failed in a way that says nothing about the database (a bug); only this request
+    /// fails, and the connection goes back to the pool.
+    #[error("the read failed unexpectedly")]
+    ReadPanicked,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,6 +179,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(submit(self.jobs(), |reply| Job::Ping { reply }))
     }
+    /// Runs a trivial read the way every read runs: proves reads can be served.
+    fn ping_read(&self) -> StoreFuture<'_, ()>;
     /// Deletes up to [`PRUNE_CHUNK`] batches (or events) ingested before `before_ms`, as many
     /// batch ids received before it, and expired signatures.
     fn prune_step(&self, before_ms: Option<i64>) -> StoreFuture<'_, Pruned> {

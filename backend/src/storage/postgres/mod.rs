@@ -95,6 +95,12 @@ impl Store for PgStorage {
         &self.jobs
     }
 
+    fn ping_read(&self) -> StoreFuture<'_, ()> {
+        Box::pin(
+            async move { Ok(self.pool.get().await?.simple_query("SELECT 1").await.map(drop)?) },
+        )
+    }
+
     fn events(&self, filter: EventFilter) -> StoreFuture<'_, Vec<EventRow>> {
         Box::pin(async move { Ok(queries::events(&*self.pool.get().await?, &filter).await?) })
     }

@@ -46,6 +46,32 @@ pub(crate) fn immediate<T>(
 }
 
 const READERS: usize = 4;
+
+/// A reader connection out of the pool, returned on drop: also when the read panics, or four
+/// panicking requests would leave no reader and every read would wait forever.
+struct Pooled {
+    pool: Arc<Mutex<Vec<Connection>>>,
+    conn: Option<Connection>,
+}
+
+impl Pooled {
+    fn take(pool: Arc<Mutex<Vec<Connection>>>) -> Option<Self> {
+        let conn = pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop()?;
+        Some(Self { pool, conn: Some(conn) })
+    }
+
+    fn conn(&self) -> &Connection {
+        self.conn.as_ref().expect("present until drop")
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(conn);
+        }
+    }
+}
 const WRITE_QUEUE: usize = 4096;
 
 #[derive(Debug)]
@@ -123,14 +149,18 @@ impl SqliteStorage {
         let _permit = self.reader_permits.acquire().await.map_err(|_| StorageError::Closed)?;
         let pool = Arc::clone(&self.readers);
         tokio::task::spawn_blocking(move || {
-            let conn = pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
-            let Some(conn) = conn else { return Err(StorageError::Closed) };
-            let result = f(&conn).map_err(StorageError::from);
-            pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(conn);
-            result
+            let Some(reader) = Pooled::take(pool) else { return Err(StorageError::Closed) };
+            f(reader.conn()).map_err(StorageError::from)
         })
         .await
-        .map_err(|_| StorageError::Closed)?
+        .map_err(|e| {
+            if e.is_panic() {
+                tracing::error!(error = %e, "a read panicked; its connection went back to the pool");
+                StorageError::ReadPanicked
+            } else {
+                StorageError::Closed
+            }
+        })?
     }
 
     /// Commits everything queued so far, then stops the writer thread.
@@ -146,6 +176,10 @@ impl SqliteStorage {
 impl Store for SqliteStorage {
     fn jobs(&self) -> &mpsc::Sender<Job> {
         &self.jobs
+    }
+
+    fn ping_read(&self) -> StoreFuture<'_, ()> {
+        Box::pin(self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(()))))
     }
 
     fn events(&self, filter: EventFilter) -> StoreFuture<'_, Vec<EventRow>> {

@@ -1,0 +1,97 @@
+//! The HTTP/1.1 server loop, with the limits that `axum::serve` leaves out: a deadline for
+//! request headers (which also bounds an idle keep-alive connection), a cap on open
+//! connections, and a bounded graceful shutdown. Without them, 500 sockets that send half a
+//! header stay open forever.
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tower::ServiceExt;
+
+/// Connection limits; every one has a default in the settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// From a connection's start, or the end of its last response, to the end of the next
+    /// request's header.
+    pub header_timeout: Duration,
+    pub max_connections: usize,
+    /// How long requests in flight may take to finish once shutdown begins.
+    pub shutdown_grace: Duration,
+}
+
+/// Serves `router` until `signal` resolves, then stops accepting, asks every connection to
+/// close after its current request, and waits at most `shutdown_grace` for them.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    signal: impl Future<Output = ()> + Send + 'static,
+) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut signal = std::pin::pin!(signal);
+    loop {
+        // A free slot first: past the cap, new connections wait in the kernel's backlog
+        // instead of taking memory here.
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            () = &mut signal => break,
+        };
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut signal => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+                req.extensions_mut().insert(ConnectInfo(remote));
+                router.clone().oneshot(req.map(axum::body::Body::new))
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+            let conn = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => log_end(result),
+                _ = async { stop.wait_for(|s| *s).await.map(drop) } => {
+                    conn.as_mut().graceful_shutdown();
+                    log_end(conn.await);
+                }
+            }
+        });
+    }
+    tracing::info!("shutting down: no new connections, finishing requests in flight");
+    let _ = stop_tx.send(true);
+    drop(listener);
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(limits.shutdown_grace, permits.acquire_many(all)).await.is_err() {
+        tracing::warn!(
+            grace_s = limits.shutdown_grace.as_secs(),
+            open = limits.max_connections - permits.available_permits(),
+            "connections still open after the shutdown grace; closing them"
+        );
+    }
+}
+
+fn log_end(result: Result<(), hyper::Error>) {
+    if let Err(e) = result {
+        // A client that went away or sent garbage is no fault of ours.
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
+}
