@@ -89,6 +89,13 @@ async fn read_body_in_time(
     Ok(next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await)
 }
 
+/// A bug in a handler answers this request with a 500 and leaves the connection and the
+/// server as they were.
+fn panicked(_: Box<dyn std::any::Any + Send>) -> axum::response::Response {
+    tracing::error!("a request handler panicked");
+    axum::response::IntoResponse::into_response(ApiError::Internal)
+}
+
 fn is_length_limit(e: &axum::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
@@ -118,5 +125,6 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), read_body_in_time))
         .layer(cors(cors_origins))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .with_state(state)
 }
