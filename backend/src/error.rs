@@ -30,6 +30,10 @@ pub enum ApiError {
     #[error("{detail}")]
     Unauthorized { reason: AuthFailure, detail: String },
     #[error("{0}")]
+    LoginRequired(String),
+    #[error("{detail}")]
+    Forbidden { code: &'static str, detail: String },
+    #[error("{0}")]
     Invalid(String),
     #[error("request body is larger than {0} bytes")]
     TooLarge(usize),
@@ -70,6 +74,8 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::LoginRequired(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -84,6 +90,8 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::Unauthorized { reason, .. } => reason.code(),
+            ApiError::LoginRequired(_) => "login_required",
+            ApiError::Forbidden { code, .. } => code,
             ApiError::Invalid(_) => "invalid",
             ApiError::TooLarge(_) => "too_large",
             ApiError::NotFound(_) => "not_found",

@@ -38,6 +38,17 @@ impl Credential {
     }
 }
 
+/// Comma-separated tokens; unset or empty is none.
+fn optional_tokens(value: Option<String>) -> Vec<Secret> {
+    value
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(Secret::new)
+        .collect()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("{key} {reason}")]
@@ -91,6 +102,13 @@ pub struct Args {
     /// Days of events kept; 0 keeps everything.
     #[arg(long, env = "RETENTION_DAYS", default_value_t = 30)]
     pub retention_days: u64,
+    /// Comma-separated host names (besides localhost, 127.0.0.1 and [::1]) that requests may
+    /// name in `Host` while reads are open or the development credentials are in use.
+    #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+    /// Seconds a dashboard login lasts.
+    #[arg(long, env = "SESSION_TTL", default_value_t = 12 * 3600)]
+    pub session_ttl: u64,
     /// Comma-separated browser origins allowed to call the API, or `*`.
     #[arg(
         long,
@@ -139,6 +157,12 @@ pub struct Settings {
     pub database_url: Option<Secret>,
     pub api_token: Credential,
     pub hmac_secret: Credential,
+    /// Tokens that allow reads; none: reads are open on loopback and refused beyond it.
+    pub read_token: Vec<Secret>,
+    /// Tokens that allow clearing (and reads); none: only the development rules clear.
+    pub admin_token: Vec<Secret>,
+    pub allowed_hosts: Vec<String>,
+    pub session_ttl: Duration,
     pub hmac_drift: Duration,
     pub replay_ttl: Duration,
     pub replay_cache_max: usize,
@@ -207,6 +231,14 @@ impl Settings {
             database_url,
             api_token: Credential::parse("API_TOKEN", env("API_TOKEN"), DEV_API_TOKEN)?,
             hmac_secret: Credential::parse("HMAC_SECRET", env("HMAC_SECRET"), DEV_HMAC_SECRET)?,
+            read_token: optional_tokens(env("READ_TOKEN")),
+            admin_token: optional_tokens(env("ADMIN_TOKEN")),
+            allowed_hosts: args
+                .allowed_hosts
+                .into_iter()
+                .filter(|h| !h.trim().is_empty())
+                .collect(),
+            session_ttl: Duration::from_secs(args.session_ttl.max(60)),
             hmac_drift: Duration::from_secs(args.hmac_drift),
             replay_ttl: Duration::from_secs(args.hmac_replay_ttl),
             replay_cache_max: args.replay_cache_max,

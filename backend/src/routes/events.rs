@@ -2,6 +2,7 @@
 
 use super::ingest::body_bytes;
 use super::{ApiQuery, AppState, check_agent_id};
+use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::storage::EventFilter;
 use axum::Json;
@@ -71,10 +72,10 @@ pub async fn list(
 #[utoipa::path(
     post, path = "/api/events/clear", tag = "events",
     request_body(content = ClearRequest, description = "Omit agent_id (or send no body) to clear everything"),
-    params(("X-Api-Token" = String, Header, description = "The shared API token")),
+    params(("X-Api-Token" = String, Header, description = "ADMIN_TOKEN (or send it, or an admin session, as Authorization: Bearer)")),
     responses(
         (status = 200, description = "Events deleted", body = ClearResponse),
-        (status = 401, description = "bad_token", body = protocol::ErrorBody),
+        (status = 403, description = "forbidden: not the admin token", body = protocol::ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all, fields(peer = %peer))]
@@ -84,7 +85,7 @@ pub async fn clear(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ClearResponse>, ApiError> {
-    state.security.check_token(&headers, peer)?;
+    state.security.access.authorize_admin(&headers, peer, now_ms() / 1000)?;
     let body = body_bytes(body, state.max_body_bytes)?;
     let request = if body.iter().all(u8::is_ascii_whitespace) {
         ClearRequest::default()

@@ -4,6 +4,7 @@ pub mod agents;
 pub mod events;
 pub mod ingest;
 pub mod ops;
+pub mod session;
 pub mod ws;
 
 use crate::error::ApiError;
@@ -61,6 +62,7 @@ fn cors(origins: &[String]) -> CorsLayer {
     };
     CorsLayer::new().allow_origin(allow).allow_methods([Method::GET, Method::POST]).allow_headers([
         axum::http::header::CONTENT_TYPE,
+        axum::http::header::AUTHORIZATION,
         HeaderName::from_static(protocol::HEADER_TOKEN),
         HeaderName::from_static(protocol::HEADER_SIGNATURE),
         HeaderName::from_static(protocol::HEADER_SIGNATURE_TS),
@@ -107,15 +109,45 @@ fn is_length_limit(e: &axum::Error) -> bool {
     false
 }
 
+/// Every request, first: the `Host` rule (see [`crate::security::access`]).
+async fn check_host(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Result<axum::response::Response, ApiError> {
+    state.security.access.check_host(req.headers())?;
+    Ok(next.run(req).await)
+}
+
+/// The reads: open or with a credential. Only `/ws` takes it from the query, where browsers
+/// must put it.
+async fn require_read(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Result<axum::response::Response, ApiError> {
+    let query_token = (req.uri().path() == "/ws")
+        .then(|| req.uri().query())
+        .flatten()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("access_token=")));
+    let now_s = crate::clock::now_ms() / 1000;
+    state.security.access.authorize_read(req.headers(), query_token, now_s)?;
+    Ok(next.run(req).await)
+}
+
 pub fn router(state: AppState, cors_origins: &[String]) -> Router {
-    Router::new()
-        .route("/api/ingest", post(ingest::ingest))
+    let reads = Router::new()
         .route("/api/events", get(events::list))
-        .route("/api/events/clear", post(events::clear))
         .route("/api/agents", get(agents::list))
         .route("/api/agents/{agent_id}/series", get(agents::series))
         .route("/api/agents/{agent_id}/processes", get(agents::processes))
         .route("/ws", get(ws::upgrade))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_read));
+    Router::new()
+        .merge(reads)
+        .route("/api/ingest", post(ingest::ingest))
+        .route("/api/events/clear", post(events::clear))
+        .route("/api/session", get(session::status).post(session::login))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -124,6 +156,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), read_body_in_time))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), check_host))
         .layer(cors(cors_origins))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .with_state(state)

@@ -25,6 +25,8 @@ use utoipa::OpenApi;
         super::agents::list,
         super::agents::series,
         super::agents::processes,
+        super::session::login,
+        super::session::status,
     ),
     components(schemas(protocol::Event))
 )]

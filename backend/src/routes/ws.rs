@@ -20,16 +20,24 @@ const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
 const CLOSE_GOING_AWAY: u16 = 1001;
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WsQuery {
     agent_id: Option<String>,
+    /// A read token or session, for browsers (checked before the upgrade).
+    #[serde(rename = "access_token")]
+    _access_token: Option<String>,
 }
 
 #[tracing::instrument(skip_all)]
 pub async fn upgrade(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     ApiQuery(query): ApiQuery<WsQuery>,
 ) -> Response {
+    if let Err(e) = state.security.access.check_origin(&headers) {
+        return e.into_response();
+    }
     let filter = query.agent_id.filter(|a| !a.is_empty());
     let Ok(slot) = state.ws_slots.clone().try_acquire_owned() else {
         return ApiError::Busy("too many live clients (WS_MAX_CLIENTS); retry later".into())

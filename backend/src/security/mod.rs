@@ -1,5 +1,7 @@
-//! Who may write: the API token, the HMAC signature, the timestamp window and the replay guard.
+//! Who may write: the API token, the HMAC signature, the timestamp window and the replay guard;
+//! and, in [`access`], who may read and clear.
 
+pub mod access;
 pub mod replay;
 
 use crate::error::{ApiError, AuthFailure};
@@ -22,6 +24,7 @@ pub struct Security {
     secrets: Credential,
     drift_ms: i64,
     pub replay: ReplayGuard,
+    pub access: access::Access,
 }
 
 /// Equal-length inputs are compared without an early exit, so timing does not reveal a prefix.
@@ -62,6 +65,7 @@ impl Security {
                 i64::try_from(settings.replay_ttl.as_millis()).unwrap_or(i64::MAX / 2),
                 settings.replay_cache_max,
             ),
+            access: access::Access::new(settings),
         }
     }
 
@@ -164,6 +168,13 @@ mod tests {
             },
             drift_ms: Duration::from_secs(30).as_millis() as i64,
             replay: ReplayGuard::new(120_000, 100),
+            access: access::Access::new(
+                &Settings::resolve(
+                    <crate::settings::Args as clap::Parser>::parse_from(["backend"]),
+                    |_| None,
+                )
+                .unwrap(),
+            ),
         }
     }
 

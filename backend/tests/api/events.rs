@@ -67,32 +67,34 @@ async fn newest_first_with_limits_filters_and_gapless_paging() {
 }
 
 #[tokio::test]
-async fn clear_needs_the_token_and_clears_one_agent_or_all() {
+async fn clear_needs_the_admin_token_and_clears_one_agent_or_all() {
     let server = TestServer::start();
     for agent in ["a", "a", "b"] {
         server.ingest(&batch(agent, 1)).await;
     }
     let (status, err) = server.clear(None, r#"{"agent_id":"a"}"#).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(status, StatusCode::FORBIDDEN);
     assert_json_snapshot!("clear_without_token", err);
-    assert_eq!(server.clear(Some("wrong"), "{}").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(server.clear(Some("wrong"), "{}").await.0, StatusCode::FORBIDDEN);
+    // The token every agent sends in clear text no longer clears.
+    assert_eq!(server.clear(Some(TOKEN), "{}").await.0, StatusCode::FORBIDDEN);
     assert_eq!(server.count_rows("SELECT count(*) FROM events"), 6);
 
-    let (status, body) = server.clear(Some(TOKEN), r#"{"agent_id":"a"}"#).await;
+    let (status, body) = server.clear(Some(ADMIN), r#"{"agent_id":"a"}"#).await;
     assert_eq!(status, StatusCode::OK);
     assert_json_snapshot!("clear_one_agent", body);
     let (_, agents) = server.get("/api/agents").await;
     assert_eq!(agents.as_array().unwrap().len(), 1);
 
-    let (status, err) = server.clear(Some(TOKEN), r#"{"agent":"b"}"#).await;
+    let (status, err) = server.clear(Some(ADMIN), r#"{"agent":"b"}"#).await;
     assert_eq!((status, err["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid")));
-    let (_, body) = server.clear(Some(TOKEN), "").await;
+    let (_, body) = server.clear(Some(ADMIN), "").await;
     assert_eq!(body["cleared"], 2);
     server.ingest(&batch("c", 0)).await;
-    let (_, body) = server.clear(Some(TOKEN), "{}").await;
+    let (_, body) = server.clear(Some(ADMIN), "{}").await;
     assert_eq!(body["cleared"], 1);
     server.ingest(&batch("c", 0)).await;
-    let (_, body) = server.clear(Some(TOKEN), r#"{"agent_id": null}"#).await;
+    let (_, body) = server.clear(Some(ADMIN), r#"{"agent_id": null}"#).await;
     assert_eq!(body["cleared"], 1);
     // Ids are never reused after a clear, so a client's "newest id" stays meaningful.
     server.ingest(&batch("c", 0)).await;
@@ -118,6 +120,6 @@ async fn an_agent_id_no_agent_could_send_is_refused_in_reads_and_clears() {
         );
     }
     let body = serde_json::json!({ "agent_id": long }).to_string();
-    let (status, err) = server.clear(Some(TOKEN), &body).await;
+    let (status, err) = server.clear(Some(ADMIN), &body).await;
     assert_eq!((status, err["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid")));
 }

@@ -12,6 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub const TOKEN: &str = "test-token-7f3a";
 pub const SECRET: &str = "test-secret-91c2";
+/// What clears: agents' API token does not.
+pub const ADMIN: &str = "test-admin-4d81";
 
 pub struct TestServer {
     child: Child,
@@ -42,7 +44,8 @@ impl TestServer {
 
     /// Starts on an existing database file, as after a restart.
     pub fn start_on(db_path: &Path, env: &[(&str, &str)]) -> Self {
-        let mut with_credentials = vec![("API_TOKEN", TOKEN), ("HMAC_SECRET", SECRET)];
+        let mut with_credentials =
+            vec![("API_TOKEN", TOKEN), ("HMAC_SECRET", SECRET), ("ADMIN_TOKEN", ADMIN)];
         with_credentials.extend_from_slice(env);
         Self::spawn(db_path, &with_credentials)
     }

@@ -55,9 +55,9 @@ async fn rows_and_clears_are_pushed_with_the_agent_filter() {
     assert_eq!(next_json(&mut only_a).await["agent_id"], "a");
     assert_eq!(next_json(&mut only_a).await["agent_id"], "a");
 
-    assert_eq!(server.clear(Some(TOKEN), r#"{"agent_id":"b"}"#).await.0, StatusCode::OK);
+    assert_eq!(server.clear(Some(ADMIN), r#"{"agent_id":"b"}"#).await.0, StatusCode::OK);
     assert_eq!(next_json(&mut all).await, serde_json::json!({"type": "clear", "agent_id": "b"}));
-    server.clear(Some(TOKEN), "").await;
+    server.clear(Some(ADMIN), "").await;
     assert_eq!(next_json(&mut all).await, serde_json::json!({"type": "clear", "agent_id": null}));
     // The filtered client skips b's clear but gets the clear of everything.
     assert_eq!(

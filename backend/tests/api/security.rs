@@ -123,7 +123,7 @@ async fn secrets_never_reach_the_logs() {
     let server = TestServer::start_with(&[("RUST_LOG", "trace")]);
     server.ingest_raw(seed_example().as_bytes()).await;
     server.post_signed(b"{}", "wrong-token", "1", "00").await;
-    server.clear(Some(TOKEN), "{}").await;
+    server.clear(Some(ADMIN), "{}").await;
     let logs = server.logs();
     assert!(!logs.is_empty());
     assert!(!logs.contains(TOKEN) && !logs.contains(SECRET), "{logs}");
