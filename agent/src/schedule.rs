@@ -37,6 +37,7 @@ pub struct Summary {
     pub rejected: u64,
     pub dropped: u64,
     pub corrupt: u64,
+    pub set_aside_dropped: u64,
     pub lost: u64,
     pub queued: u64,
 }
@@ -97,6 +98,7 @@ impl<'a, F: Fs> Shared<'a, F> {
             rejected: q.rejected,
             dropped: q.dropped,
             corrupt: q.corrupt,
+            set_aside_dropped: q.set_aside_dropped,
             lost: outbox.lost,
             queued: outbox.len() as u64,
         }
@@ -243,8 +245,8 @@ impl<C: Collector, T: Transport, P: RetryPolicy, F: Fs> Agent<C, T, P, F> {
 mod tests {
     use super::*;
     use crate::collect::Reading;
-    use crate::queue::DiskQueue;
     use crate::queue::fs::StdFs;
+    use crate::queue::{DiskQueue, Limits};
     use crate::retry::Backoff;
     use protocol::{Event, EventKind, IngestBatch};
     use std::collections::VecDeque;
@@ -295,7 +297,7 @@ mod tests {
             collector: Counter(0),
             transport,
             policy: Backoff::new(Duration::from_secs(1), Duration::from_secs(60), 7),
-            outbox: Outbox::new(DiskQueue::open(StdFs, dir, u64::MAX).unwrap()),
+            outbox: Outbox::new(DiskQueue::open(StdFs, dir, Limits::NONE).unwrap()),
             agent_id: "t".into(),
             interval: Duration::from_secs(5),
             stats: Arc::default(),
