@@ -13,10 +13,6 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::{Instant, MissedTickBehavior};
 
-/// After this many refusals for credentials in a row, the oldest batch is set aside in
-/// `rejected/` so that a misconfigured agent does not retry one batch forever.
-pub const MAX_UNAUTHORIZED: u32 = 3;
-
 /// Running totals, readable while the agent runs (the simulator watches them).
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -37,6 +33,7 @@ pub struct Summary {
     pub rejected: u64,
     pub dropped: u64,
     pub corrupt: u64,
+    pub set_aside_dropped: u64,
     pub lost: u64,
     pub queued: u64,
 }
@@ -97,6 +94,7 @@ impl<'a, F: Fs> Shared<'a, F> {
             rejected: q.rejected,
             dropped: q.dropped,
             corrupt: q.corrupt,
+            set_aside_dropped: q.set_aside_dropped,
             lost: outbox.lost,
             queued: outbox.len() as u64,
         }
@@ -122,7 +120,6 @@ impl<'a, F: Fs> Shared<'a, F> {
         stopped: &Notify,
     ) {
         let mut retry_at: Option<Instant> = None;
-        let mut unauthorized = 0;
         loop {
             if mode == Mode::Forever {
                 let backoff = async {
@@ -153,7 +150,6 @@ impl<'a, F: Fs> Shared<'a, F> {
                     Delivery::Stored { duplicate } => {
                         self.outbox().ack(key);
                         policy.on_success();
-                        unauthorized = 0;
                         let stats = self.stats;
                         let counter = if duplicate { &stats.duplicates } else { &stats.delivered };
                         counter.fetch_add(1, Relaxed);
@@ -163,16 +159,6 @@ impl<'a, F: Fs> Shared<'a, F> {
                         tracing::error!(reason = %why, "the backend refused a batch; kept in rejected/");
                         self.outbox().reject(key, &why);
                         None
-                    }
-                    Delivery::Unauthorized(why) if unauthorized + 1 >= MAX_UNAUTHORIZED => {
-                        tracing::error!(reason = %why, "refused for its credentials {MAX_UNAUTHORIZED} times in a row; kept in rejected/ (check API_TOKEN, HMAC_SECRET and the clock)");
-                        self.outbox().reject(key, &why);
-                        unauthorized = 0;
-                        None
-                    }
-                    Delivery::Unauthorized(why) => {
-                        unauthorized += 1;
-                        Some(why)
                     }
                     Delivery::Retry(why) => Some(why),
                 };
@@ -243,8 +229,8 @@ impl<C: Collector, T: Transport, P: RetryPolicy, F: Fs> Agent<C, T, P, F> {
 mod tests {
     use super::*;
     use crate::collect::Reading;
-    use crate::queue::DiskQueue;
     use crate::queue::fs::StdFs;
+    use crate::queue::{DiskQueue, Limits};
     use crate::retry::Backoff;
     use protocol::{Event, EventKind, IngestBatch};
     use std::collections::VecDeque;
@@ -295,7 +281,7 @@ mod tests {
             collector: Counter(0),
             transport,
             policy: Backoff::new(Duration::from_secs(1), Duration::from_secs(60), 7),
-            outbox: Outbox::new(DiskQueue::open(StdFs, dir, u64::MAX).unwrap()),
+            outbox: Outbox::new(DiskQueue::open(StdFs, dir, Limits::NONE).unwrap()),
             agent_id: "t".into(),
             interval: Duration::from_secs(5),
             stats: Arc::default(),
@@ -347,20 +333,41 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn refused_batches_are_set_aside_not_retried_forever() {
+    async fn only_a_refused_body_is_set_aside() {
         let dir = tempfile::tempdir().unwrap();
         let transport = Arc::new(Scripted::default());
         transport.script.lock().unwrap().extend([
             Delivery::Rejected("422 invalid".into()),
-            Delivery::Unauthorized("401 bad_token".into()),
-            Delivery::Unauthorized("401 bad_token".into()),
-            Delivery::Unauthorized("401 bad_token".into()),
+            Delivery::Retry("401 bad_token".into()),
+            Delivery::Retry("401 bad_token".into()),
+            Delivery::Retry("401 bad_token".into()),
+            Delivery::Retry("401 bad_token".into()),
         ]);
         let summary = agent(transport.clone(), dir.path())
             .run(tokio::time::sleep(Duration::from_secs(60)))
             .await;
-        assert_eq!(summary.rejected, 2, "{summary:?}");
+        assert_eq!((summary.rejected, summary.retries), (1, 4), "{summary:?}");
         assert_eq!(summary.delivered + summary.rejected + summary.queued, summary.ticks);
-        assert_eq!(std::fs::read_dir(dir.path().join("rejected")).unwrap().count(), 4);
+        assert_eq!(std::fs::read_dir(dir.path().join("rejected")).unwrap().count(), 2);
+    }
+
+    /// Credentials being fixed for minutes: the batch waits, nothing is set aside, and the
+    /// readings of those minutes are queued behind it and delivered after it, in order.
+    #[tokio::test(start_paused = true)]
+    async fn readings_are_queued_while_one_batch_is_retried_for_long() {
+        let dir = tempfile::tempdir().unwrap();
+        let transport = Arc::new(Scripted::default());
+        let refusals = (0..8).map(|_| Delivery::Retry("401 stale_timestamp".into()));
+        transport.script.lock().unwrap().extend(refusals);
+        // Stopping between ticks, so that the last reading has had its delivery.
+        let summary = agent(transport.clone(), dir.path())
+            .run(tokio::time::sleep(Duration::from_secs(302)))
+            .await;
+        let attempts = transport.attempts.lock().unwrap().clone();
+        let refused_for = attempts[8] - attempts[0];
+        assert!(refused_for >= Duration::from_secs(60), "{refused_for:?}");
+        let delivered = transport.delivered.lock().unwrap().clone();
+        assert_eq!(delivered, (1..=summary.ticks).collect::<Vec<_>>(), "{summary:?}");
+        assert_eq!((summary.rejected, summary.queued, summary.retries), (0, 0, 8));
     }
 }

@@ -11,11 +11,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub enum Delivery {
     /// Stored now, or already stored by an earlier attempt whose answer was lost.
     Stored { duplicate: bool },
-    /// Not stored, worth retrying later: connection error, timeout, 5xx, 429.
+    /// Not stored (or not known to be), worth retrying later; the reason says what to check.
     Retry(String),
-    /// Refused for its credentials: retried a few times, since an admin may be fixing them.
-    Unauthorized(String),
-    /// Refused for its content: retrying would never help.
+    /// Refused for this body's own content: retrying it would never help.
     Rejected(String),
 }
 
@@ -61,6 +59,9 @@ impl HttpTransport {
                 .timeout(timeout)
                 .connect_timeout(timeout)
                 .user_agent(concat!("telemetry-agent/", env!("CARGO_PKG_VERSION")))
+                // Following a redirect would turn the POST into a GET and carry the token to
+                // whatever host the answer names; a redirect is a fault to report instead.
+                .redirect(reqwest::redirect::Policy::none())
                 .build()?,
             ingest_url: format!("{base}/api/ingest"),
             health_url: format!("{base}/healthz"),
@@ -72,8 +73,9 @@ impl HttpTransport {
 
     /// Now, or one second past the last signature of this same body: the backend refuses a
     /// repeated signature as a replay, and a quick retry of a batch whose answer was lost would
-    /// otherwise be signed identically within the same second, refused three times and set aside
-    /// although it was stored. One second ahead is well within the backend's allowed drift.
+    /// otherwise be signed identically within the same second and refused, holding the queue up
+    /// for a back-off although it was stored. One second ahead is well within the backend's
+    /// allowed drift.
     fn timestamp(&self, body: &[u8]) -> u64 {
         let digest: [u8; 32] = Sha256::digest(body).into();
         let mut last = self.last_signed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -93,29 +95,52 @@ fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// The backend's reason, from its JSON error body when it has one.
-fn reason(status: reqwest::StatusCode, text: &str) -> String {
-    match serde_json::from_str::<ErrorBody>(text) {
-        Ok(e) => format!("{status} {}: {}", e.code, e.detail),
-        Err(_) => format!("{status}: {}", text.chars().take(200).collect::<String>()),
-    }
+/// Text from an answer of unknown origin, short and on one line, fit for a log field.
+fn excerpt(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
 /// Maps an HTTP answer to what the queue should do with the batch.
-pub fn classify(status: reqwest::StatusCode, text: &str) -> Delivery {
+///
+/// A batch is set aside only for an answer about this body and no other: 413 (its size, whoever
+/// measured it), and 400 or 422 when they come in our backend's own error body. Every other
+/// answer would be the same for every batch and is fixed outside the agent, so it is retried
+/// with back-off for as long as it takes; setting batches aside on it would throw the whole
+/// queue away while someone fixes the cause:
+/// - 401 and 403: credentials being rotated, or a clock off after resume from sleep
+///   (`stale_timestamp`);
+/// - 404, 405 and the other 4xx: a proxy, a backend being upgraded, a wrong `API_URL`; 400 or
+///   422 without our error body is such a proxy refusing the request, not the batch;
+/// - 3xx, never followed: a wrong `API_URL` or a captive portal;
+/// - 2xx without `{"stored": n}`: not our backend (a captive portal, a rewriting proxy), so
+///   nothing says the batch was stored;
+/// - 408, 429 and 5xx: the backend is busy or down.
+pub fn classify(status: reqwest::StatusCode, location: Option<&str>, text: &str) -> Delivery {
     if status.is_success() {
         return match serde_json::from_str::<IngestResponse>(text) {
             Ok(r) => Delivery::Stored { duplicate: r.duplicate },
-            // Stored or not, the backend said 2xx; treating it as stored avoids a loop on a
-            // proxy that rewrites bodies, and a retry would be recognised by batch_id anyway.
-            Err(_) => Delivery::Stored { duplicate: false },
+            Err(_) => Delivery::Retry(format!(
+                "{status} without the backend's answer (a captive portal or a proxy?): {}",
+                excerpt(text)
+            )),
         };
     }
-    let why = reason(status, text);
+    if status.is_redirection() {
+        return Delivery::Retry(format!(
+            "{status} to {:?} not followed: check API_URL, or a captive portal is in the way",
+            excerpt(location.unwrap_or_default())
+        ));
+    }
+    let ours = serde_json::from_str::<ErrorBody>(text).ok();
+    let why = match &ours {
+        Some(e) => format!("{status} {}: {}", excerpt(&e.code), excerpt(&e.detail)),
+        None => format!("{status}: {}", excerpt(text)),
+    };
     match status.as_u16() {
-        429 | 500..=599 | 408 => Delivery::Retry(why),
-        401 | 403 => Delivery::Unauthorized(why),
-        _ => Delivery::Rejected(why),
+        413 => Delivery::Rejected(why),
+        400 | 422 if ours.is_some() => Delivery::Rejected(why),
+        401 | 403 => Delivery::Retry(format!("{why} (check API_TOKEN, HMAC_SECRET and the clock)")),
+        _ => Delivery::Retry(why),
     }
 }
 
@@ -136,8 +161,10 @@ impl Transport for HttpTransport {
         match sent {
             Ok(resp) => {
                 let status = resp.status();
+                let location = resp.headers().get(reqwest::header::LOCATION).cloned();
+                let location = location.as_ref().and_then(|l| l.to_str().ok());
                 match resp.text().await {
-                    Ok(text) => classify(status, &text),
+                    Ok(text) => classify(status, location, &text),
                     // The answer was lost on the way: the batch may be stored; the retry is
                     // recognised by its batch_id, so retrying is safe.
                     Err(e) => Delivery::Retry(format!("reading the answer failed: {e}")),
@@ -178,28 +205,66 @@ mod tests {
         assert!(ts[3] <= unix_now() + 1, "another body is stamped with the time: {ts:?}");
     }
 
+    fn answer(code: u16, text: &str) -> Delivery {
+        classify(StatusCode::from_u16(code).unwrap(), None, text)
+    }
+
+    const INVALID: &str = r#"{"detail":"events must not be empty","code":"invalid"}"#;
+
     #[test]
-    fn answers_are_classified() {
+    fn only_the_backends_acknowledgement_counts_as_stored() {
+        assert_eq!(answer(200, r#"{"stored":2}"#), Delivery::Stored { duplicate: false });
         assert_eq!(
-            classify(StatusCode::OK, r#"{"stored":2}"#),
-            Delivery::Stored { duplicate: false }
-        );
-        assert_eq!(
-            classify(StatusCode::OK, r#"{"stored":0,"duplicate":true}"#),
+            answer(200, r#"{"stored":0,"duplicate":true}"#),
             Delivery::Stored { duplicate: true }
         );
-        for code in [429, 500, 502, 503, 504, 408] {
-            let status = StatusCode::from_u16(code).unwrap();
-            assert!(matches!(classify(status, ""), Delivery::Retry(_)), "{code}");
+        for text in ["<html>Sign in to the hotel Wi-Fi</html>", "", "{}", r#"{"stored":-1}"#] {
+            assert!(matches!(answer(200, text), Delivery::Retry(_)), "{text:?}");
+        }
+        assert!(matches!(answer(204, ""), Delivery::Retry(_)));
+    }
+
+    #[test]
+    fn transient_and_configuration_answers_are_retried() {
+        let stale = r#"{"detail":"timestamp too far from server time","code":"stale_timestamp"}"#;
+        assert!(matches!(
+            answer(401, stale),
+            Delivery::Retry(r) if r.contains("stale_timestamp") && r.contains("the clock")
+        ));
+        for code in [301, 302, 307, 308, 401, 403, 404, 405, 408, 415, 429, 500, 502, 503, 504] {
+            assert!(matches!(answer(code, ""), Delivery::Retry(_)), "{code}");
         }
         assert!(matches!(
-            classify(StatusCode::UNAUTHORIZED, r#"{"detail":"wrong API token","code":"bad_token"}"#),
-            Delivery::Unauthorized(r) if r.contains("bad_token: wrong API token")
+            classify(StatusCode::FOUND, Some("http://portal.example/login"), "<html>"),
+            Delivery::Retry(r) if r.contains("portal.example") && r.contains("API_URL")
         ));
-        for code in [400, 404, 413, 422] {
-            let status = StatusCode::from_u16(code).unwrap();
-            assert!(matches!(classify(status, "{}"), Delivery::Rejected(_)), "{code}");
+    }
+
+    #[test]
+    fn only_answers_about_this_body_reject_it() {
+        for code in [400, 422] {
+            assert!(
+                matches!(answer(code, INVALID), Delivery::Rejected(r) if r.contains("invalid: events")),
+                "{code}"
+            );
+            // Not our backend's error body: a proxy refusing the request, not this batch.
+            assert!(
+                matches!(answer(code, "<html>Bad Request</html>"), Delivery::Retry(_)),
+                "{code}"
+            );
         }
+        assert!(matches!(
+            answer(413, "<html>Request Entity Too Large</html>"),
+            Delivery::Rejected(_)
+        ));
+    }
+
+    #[test]
+    fn an_answer_of_unknown_origin_logs_on_one_line() {
+        let Delivery::Retry(why) = answer(200, "line one\nline two\r\u{1b}[31m") else {
+            panic!("a 2xx without an acknowledgement was not retried");
+        };
+        assert!(!why.chars().any(char::is_control), "{why:?}");
     }
 
     /// What the agent sends is exactly what the backend verifies: the signature is the HMAC of

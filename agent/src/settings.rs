@@ -1,6 +1,7 @@
 //! Configuration: built-in defaults, then an optional TOML file, then the environment (the
 //! seed's names), which wins. A bad value is reported with its key.
 
+use crate::queue::Limits;
 use protocol::Secret;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ pub struct FileConfig {
     queue_path: Option<PathBuf>,
     top_processes: Option<usize>,
     queue_max_mb: Option<u64>,
+    set_aside_max_mb: Option<u64>,
     request_timeout_seconds: Option<u64>,
 }
 
@@ -46,7 +48,7 @@ pub struct Settings {
     pub interval: Duration,
     pub queue_path: PathBuf,
     pub top_processes: usize,
-    pub queue_max_bytes: u64,
+    pub queue_limits: Limits,
     pub request_timeout: Duration,
 }
 
@@ -127,6 +129,15 @@ impl Settings {
         )?;
         let max_mb =
             number("QUEUE_MAX_MB", env("QUEUE_MAX_MB"), file.queue_max_mb, 100, (1, 1_000_000))?;
+        // A tenth of the queue's default: room for thousands of refused batches with their
+        // reasons, and for one refused as too large for the backend (1 MiB by default).
+        let set_aside_mb = number(
+            "SET_ASIDE_MAX_MB",
+            env("SET_ASIDE_MAX_MB"),
+            file.set_aside_max_mb,
+            10,
+            (1, 1_000_000),
+        )?;
         Ok(Self {
             api_url,
             api_token: Secret::new(text("API_TOKEN", file.api_token, protocol::DEV_API_TOKEN)),
@@ -148,7 +159,7 @@ impl Settings {
                 5,
                 (0, 100),
             )?,
-            queue_max_bytes: max_mb * 1024 * 1024,
+            queue_limits: Limits { queued: max_mb << 20, set_aside: set_aside_mb << 20 },
             request_timeout: Duration::from_secs(timeout),
         })
     }
@@ -176,21 +187,24 @@ mod tests {
         assert_eq!(s.api_url, "http://localhost:8000");
         assert_eq!(s.api_token.expose(), protocol::DEV_API_TOKEN);
         assert_eq!(s.interval, Duration::from_secs(5));
-        assert_eq!((s.top_processes, s.queue_max_bytes), (5, 100 << 20));
+        assert_eq!(s.top_processes, 5);
+        assert_eq!(s.queue_limits, Limits { queued: 100 << 20, set_aside: 10 << 20 });
         assert_eq!(s.agent_id, s.agent_id.to_lowercase());
         assert!(s.queue_path.ends_with("queue"));
     }
 
     #[test]
     fn the_environment_wins_over_the_file() {
-        let file: FileConfig =
-            toml::from_str("interval_seconds = 10\nagent_id = \"from-file\"\ntop_processes = 3")
-                .unwrap();
+        let file: FileConfig = toml::from_str(
+            "interval_seconds = 10\nagent_id = \"from-file\"\ntop_processes = 3\nset_aside_max_mb = 2",
+        )
+        .unwrap();
         let s = with(&[("INTERVAL_SECONDS", "2")], file).unwrap();
         assert_eq!(
             (s.interval.as_secs(), s.agent_id.as_str(), s.top_processes),
             (2, "from-file", 3)
         );
+        assert_eq!(s.queue_limits.set_aside, 2 << 20);
     }
 
     #[test]
@@ -200,6 +214,7 @@ mod tests {
             ("INTERVAL_SECONDS", "0"),
             ("TOP_PROCESSES", "-1"),
             ("QUEUE_MAX_MB", "0"),
+            ("SET_ASIDE_MAX_MB", "0"),
             ("API_URL", "localhost:8000"),
             ("AGENT_ID", " padded"),
         ] {

@@ -14,7 +14,7 @@ use std::future::Future;
 pub type RealAgent = Agent<SystemCollector, HttpTransport, Backoff, StdFs>;
 
 pub fn build(settings: &Settings) -> anyhow::Result<RealAgent> {
-    let queue = DiskQueue::open(StdFs, &settings.queue_path, settings.queue_max_bytes)
+    let queue = DiskQueue::open(StdFs, &settings.queue_path, settings.queue_limits)
         .context("opening the queue (set QUEUE_PATH to a writable folder)")?;
     if !queue.is_empty() {
         tracing::info!(batches = queue.len(), "resuming with batches queued by an earlier run");
@@ -46,6 +46,7 @@ pub fn log_summary(summary: &Summary) {
         rejected = summary.rejected,
         dropped = summary.dropped,
         corrupt = summary.corrupt,
+        set_aside_dropped = summary.set_aside_dropped,
         lost = summary.lost,
         queued = summary.queued,
         "agent stopped"

@@ -242,7 +242,7 @@ impl Fs for MemFs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agent::queue::DiskQueue;
+    use agent::queue::{DiskQueue, Limits};
 
     fn body(seq: u64) -> Vec<u8> {
         let stamp = format!(
@@ -255,13 +255,13 @@ mod tests {
     fn a_crash_stops_everything_and_reboot_keeps_what_was_renamed() {
         let root = PathBuf::from("/q");
         let fs = MemFs::new(&root, 1);
-        let mut q = DiskQueue::open(fs.clone(), &root, u64::MAX).unwrap();
+        let mut q = DiskQueue::open(fs.clone(), &root, Limits::NONE).unwrap();
         q.push(&body(1)).unwrap();
         fs.crash_after(1);
         assert!(q.push(&body(2)).is_err());
         assert!(q.push(&body(3)).is_err(), "the disk must stay dead until the reboot");
         fs.reboot();
-        let mut q = DiskQueue::open(fs.clone(), &root, u64::MAX).unwrap();
+        let mut q = DiskQueue::open(fs.clone(), &root, Limits::NONE).unwrap();
         assert_eq!(q.len(), 1);
         assert_eq!(fs.queued_readings(), [1]);
         assert_eq!(
@@ -275,7 +275,7 @@ mod tests {
     fn damage_is_detected_by_the_queue() {
         let root = PathBuf::from("/q");
         let fs = MemFs::new(&root, 3);
-        let mut q = DiskQueue::open(fs.clone(), &root, u64::MAX).unwrap();
+        let mut q = DiskQueue::open(fs.clone(), &root, Limits::NONE).unwrap();
         for seq in 1..=20 {
             q.push(&body(seq)).unwrap();
         }

@@ -6,8 +6,10 @@
 
 pub mod fs;
 pub mod outbox;
+mod set_aside;
 
 use fs::Fs;
+use set_aside::SetAside;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io;
@@ -16,6 +18,7 @@ use std::path::{Path, PathBuf};
 const MAGIC: &str = "TQ1";
 const BATCH_EXT: &str = ".batch";
 const TMP_EXT: &str = ".tmp";
+const REASON_EXT: &str = ".reason.txt";
 pub const CORRUPT_DIR: &str = "corrupt";
 pub const REJECTED_DIR: &str = "rejected";
 
@@ -27,6 +30,19 @@ pub enum QueueError {
     Write { path: PathBuf, source: io::Error },
 }
 
+/// How much the queue folder may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of queued batches; past it the oldest are dropped.
+    pub queued: u64,
+    /// Bytes in `rejected/` and `corrupt/` together; past it the oldest there are removed.
+    pub set_aside: u64,
+}
+
+impl Limits {
+    pub const NONE: Limits = Limits { queued: u64::MAX, set_aside: u64::MAX };
+}
+
 /// What has happened to batches that were not delivered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QueueStats {
@@ -36,6 +52,8 @@ pub struct QueueStats {
     pub corrupt: u64,
     /// Batches the backend refused, moved to `rejected/`.
     pub rejected: u64,
+    /// Batches removed from `rejected/` or `corrupt/` to stay within their limit.
+    pub set_aside_dropped: u64,
 }
 
 /// A queued batch: its place in the queue and the exact JSON body to send.
@@ -54,6 +72,7 @@ pub struct DiskQueue<F: Fs> {
     entries: BTreeMap<u64, u64>,
     total_bytes: u64,
     next_seq: u64,
+    set_aside: SetAside,
     stats: QueueStats,
 }
 
@@ -77,8 +96,9 @@ fn file_name(seq: u64, ext: &str) -> String {
 }
 
 impl<F: Fs> DiskQueue<F> {
-    /// Opens (creating) the queue in `dir`, removing half-written temporary files.
-    pub fn open(fs: F, dir: &Path, max_bytes: u64) -> Result<Self, QueueError> {
+    /// Opens (creating) the queue in `dir`, removing half-written temporary files, and trims
+    /// what is set aside to its limit (which may have been lowered since the last run).
+    pub fn open(fs: F, dir: &Path, limits: Limits) -> Result<Self, QueueError> {
         let open_err = |source| QueueError::Open { path: dir.to_owned(), source };
         for sub in [CORRUPT_DIR, REJECTED_DIR] {
             fs.create_dir_all(&dir.join(sub)).map_err(open_err)?;
@@ -95,24 +115,22 @@ impl<F: Fs> DiskQueue<F> {
                 total_bytes += size;
             }
         }
+        let mut set_aside = SetAside::scan(&fs, dir, limits.set_aside).map_err(open_err)?;
         // Numbers continue past those kept in corrupt/ and rejected/ too: restarting at 0 once
         // the queue is empty would give a later damaged or refused batch the name of an earlier
         // one and overwrite that evidence.
-        let mut last = entries.keys().next_back().copied();
-        for sub in [CORRUPT_DIR, REJECTED_DIR] {
-            let names = fs.list(&dir.join(sub)).map_err(open_err)?;
-            let seqs = names.iter().filter_map(|n| n.strip_suffix(BATCH_EXT)?.parse().ok());
-            last = last.max(seqs.max());
-        }
+        let last = entries.keys().next_back().copied().max(set_aside.last_seq());
         let next_seq = last.map_or(0, |last| last + 1);
+        let stats = QueueStats { set_aside_dropped: set_aside.trim(&fs), ..QueueStats::default() };
         Ok(Self {
             fs,
             dir: dir.to_owned(),
-            max_bytes,
+            max_bytes: limits.queued,
             entries,
             total_bytes,
             next_seq,
-            stats: QueueStats::default(),
+            set_aside,
+            stats,
         })
     }
 
@@ -169,18 +187,13 @@ impl<F: Fs> DiskQueue<F> {
 
     /// Refused by the backend: kept in `rejected/` with the reason beside it.
     pub fn reject(&mut self, seq: u64, reason: &str) {
-        let target = self.dir.join(REJECTED_DIR).join(file_name(seq, BATCH_EXT));
-        if self.fs.rename(&self.path(seq), &target).is_ok() {
-            let note = self.dir.join(REJECTED_DIR).join(file_name(seq, ".reason.txt"));
-            let _ = self.fs.write_synced(&note, reason.as_bytes());
-        }
+        self.set_aside(seq, REJECTED_DIR, Some(reason));
         self.forget(seq);
         self.stats.rejected += 1;
     }
 
     fn quarantine(&mut self, seq: u64, why: &str) {
-        let target = self.dir.join(CORRUPT_DIR).join(file_name(seq, BATCH_EXT));
-        if self.fs.rename(&self.path(seq), &target).is_err() {
+        if !self.set_aside(seq, CORRUPT_DIR, None) {
             let _ = self.fs.remove(&self.path(seq));
         }
         if let Some(size) = self.entries.remove(&seq) {
@@ -188,6 +201,24 @@ impl<F: Fs> DiskQueue<F> {
         }
         self.stats.corrupt += 1;
         tracing::error!(seq, why, "a queued batch is damaged; moved to corrupt/ (data lost)");
+    }
+
+    /// Moves a queued batch's file into `folder` with its reason beside it, then makes room
+    /// there; false if the file could not move.
+    fn set_aside(&mut self, seq: u64, folder: &'static str, reason: Option<&str>) -> bool {
+        let target = self.dir.join(folder).join(file_name(seq, BATCH_EXT));
+        if self.fs.rename(&self.path(seq), &target).is_err() {
+            return false;
+        }
+        let mut bytes = self.entries.get(&seq).copied().unwrap_or(0);
+        if let Some(reason) = reason {
+            let note = self.dir.join(folder).join(file_name(seq, REASON_EXT));
+            if self.fs.write_synced(&note, reason.as_bytes()).is_ok() {
+                bytes += reason.len() as u64;
+            }
+        }
+        self.stats.set_aside_dropped += self.set_aside.add(&self.fs, seq, folder, bytes);
+        true
     }
 
     fn forget(&mut self, seq: u64) {

@@ -73,10 +73,33 @@ fn dir() -> PathBuf {
     PathBuf::from("/q")
 }
 
+fn queued(bytes: u64) -> Limits {
+    Limits { queued: bytes, ..Limits::NONE }
+}
+
+fn set_aside(bytes: u64) -> Limits {
+    Limits { set_aside: bytes, ..Limits::NONE }
+}
+
+/// The bytes in `rejected/` and `corrupt/`, and the numbers of the batches there.
+fn set_aside_on_disk(fs: &MemFs) -> (u64, Vec<u64>) {
+    let (mut bytes, mut seqs) = (0, Vec::new());
+    for sub in [REJECTED_DIR, CORRUPT_DIR] {
+        for name in fs.list(&dir().join(sub)).unwrap() {
+            bytes += fs.size(&dir().join(sub).join(&name)).unwrap();
+            if let Some(seq) = name.strip_suffix(BATCH_EXT) {
+                seqs.push(seq.parse().unwrap());
+            }
+        }
+    }
+    seqs.sort_unstable();
+    (bytes, seqs)
+}
+
 #[test]
 fn batches_come_back_oldest_first_and_survive_reopening() {
     let fs = MemFs::default();
-    let mut q = DiskQueue::open(fs.clone(), &dir(), u64::MAX).unwrap();
+    let mut q = DiskQueue::open(fs.clone(), &dir(), Limits::NONE).unwrap();
     for body in ["a", "b", "c"] {
         q.push(body.as_bytes()).unwrap();
     }
@@ -84,7 +107,7 @@ fn batches_come_back_oldest_first_and_survive_reopening() {
     assert_eq!(first.body, b"a");
     q.ack(first.seq);
     drop(q);
-    let mut q = DiskQueue::open(fs, &dir(), u64::MAX).unwrap();
+    let mut q = DiskQueue::open(fs, &dir(), Limits::NONE).unwrap();
     assert_eq!(q.len(), 2);
     assert_eq!(q.oldest().unwrap().body, b"b");
     // New batches sort after the old ones.
@@ -95,7 +118,7 @@ fn batches_come_back_oldest_first_and_survive_reopening() {
 #[test]
 fn the_oldest_are_dropped_to_stay_within_the_limit() {
     let per_file = encode(b"0123456789").len() as u64;
-    let mut q = DiskQueue::open(MemFs::default(), &dir(), per_file * 3).unwrap();
+    let mut q = DiskQueue::open(MemFs::default(), &dir(), queued(per_file * 3)).unwrap();
     for i in 0..5u8 {
         q.push(&[b'0' + i; 10]).unwrap();
     }
@@ -108,7 +131,7 @@ fn the_oldest_are_dropped_to_stay_within_the_limit() {
 #[test]
 fn damaged_files_are_counted_and_skipped() {
     let fs = MemFs::default();
-    let mut q = DiskQueue::open(fs.clone(), &dir(), u64::MAX).unwrap();
+    let mut q = DiskQueue::open(fs.clone(), &dir(), Limits::NONE).unwrap();
     let a = q.push(b"{\"a\":1}").unwrap();
     let b = q.push(b"{\"b\":2}").unwrap();
     q.push(b"{\"c\":3}").unwrap();
@@ -123,12 +146,12 @@ fn damaged_files_are_counted_and_skipped() {
 #[test]
 fn a_crash_mid_write_leaves_nothing_half_queued() {
     let fs = MemFs::default();
-    let mut q = DiskQueue::open(fs.clone(), &dir(), u64::MAX).unwrap();
+    let mut q = DiskQueue::open(fs.clone(), &dir(), Limits::NONE).unwrap();
     q.push(b"kept").unwrap();
     *fs.fail_next_write.lock().unwrap() = true;
     assert!(q.push(b"lost in the crash").is_err());
     drop(q);
-    let mut q = DiskQueue::open(fs.clone(), &dir(), u64::MAX).unwrap();
+    let mut q = DiskQueue::open(fs.clone(), &dir(), Limits::NONE).unwrap();
     assert_eq!(q.len(), 1);
     assert_eq!(q.oldest().unwrap().body, b"kept");
     assert!(fs.list(&dir()).unwrap().iter().all(|n| !n.ends_with(TMP_EXT)));
@@ -137,7 +160,7 @@ fn a_crash_mid_write_leaves_nothing_half_queued() {
 #[test]
 fn a_read_only_folder_is_an_error_not_a_panic() {
     let fs = MemFs::default();
-    let mut q = DiskQueue::open(fs.clone(), &dir(), u64::MAX).unwrap();
+    let mut q = DiskQueue::open(fs.clone(), &dir(), Limits::NONE).unwrap();
     *fs.read_only.lock().unwrap() = true;
     let err = q.push(b"x").unwrap_err();
     assert!(err.to_string().contains("read-only"), "{err}");
@@ -147,7 +170,7 @@ fn a_read_only_folder_is_an_error_not_a_panic() {
 #[test]
 fn rejected_batches_keep_their_reason() {
     let fs = MemFs::default();
-    let mut q = DiskQueue::open(fs.clone(), &dir(), u64::MAX).unwrap();
+    let mut q = DiskQueue::open(fs.clone(), &dir(), Limits::NONE).unwrap();
     let seq = q.push(b"bad").unwrap();
     q.reject(seq, "422: events must not be empty");
     assert!(q.is_empty());
@@ -159,12 +182,12 @@ fn rejected_batches_keep_their_reason() {
 #[test]
 fn set_aside_batches_are_not_overwritten_after_the_queue_empties() {
     let fs = MemFs::default();
-    let mut q = DiskQueue::open(fs.clone(), &dir(), u64::MAX).unwrap();
+    let mut q = DiskQueue::open(fs.clone(), &dir(), Limits::NONE).unwrap();
     let first = q.push(b"first refused").unwrap();
     q.reject(first, "422 first");
     drop(q);
     // Empty queue, reopened: the next refused batch must get a name of its own.
-    let mut q = DiskQueue::open(fs.clone(), &dir(), u64::MAX).unwrap();
+    let mut q = DiskQueue::open(fs.clone(), &dir(), Limits::NONE).unwrap();
     let second = q.push(b"second refused").unwrap();
     q.reject(second, "422 second");
     let rejected = dir().join(REJECTED_DIR);
@@ -176,9 +199,51 @@ fn set_aside_batches_are_not_overwritten_after_the_queue_empties() {
 }
 
 #[test]
+fn set_aside_batches_stay_within_their_limit_oldest_removed_first() {
+    let fs = MemFs::default();
+    let one = encode(b"refused 0").len() as u64 + "422 invalid".len() as u64;
+    let mut q = DiskQueue::open(fs.clone(), &dir(), set_aside(one * 3)).unwrap();
+    let damaged = q.push(b"damaged 9").unwrap();
+    fs.flip_byte(&q.path(damaged), 70);
+    let mut refused = Vec::new();
+    for i in 0..5 {
+        let seq = q.push(format!("refused {i}").as_bytes()).unwrap();
+        let oldest = q.oldest().unwrap();
+        assert_eq!(oldest.seq, seq);
+        q.reject(seq, "422 invalid");
+        refused.push(seq);
+    }
+    let (bytes, kept) = set_aside_on_disk(&fs);
+    assert!(bytes <= one * 3, "{bytes} bytes kept, over the limit of {}", one * 3);
+    assert_eq!(kept, refused[2..], "the newest are kept");
+    assert_eq!((q.stats().rejected, q.stats().corrupt, q.stats().set_aside_dropped), (5, 1, 3));
+    // Each reason went with its batch.
+    assert_eq!(fs.list(&dir().join(REJECTED_DIR)).unwrap().len(), 2 * kept.len());
+}
+
+#[test]
+fn a_lowered_limit_is_applied_when_the_queue_opens() {
+    let fs = MemFs::default();
+    let mut q = DiskQueue::open(fs.clone(), &dir(), Limits::NONE).unwrap();
+    for body in ["a", "b", "c"] {
+        let seq = q.push(body.as_bytes()).unwrap();
+        q.reject(seq, "422 invalid");
+    }
+    drop(q);
+    let one = encode(b"a").len() as u64 + "422 invalid".len() as u64;
+    let q = DiskQueue::open(fs.clone(), &dir(), set_aside(one)).unwrap();
+    assert_eq!(q.stats().set_aside_dropped, 2);
+    assert_eq!(set_aside_on_disk(&fs), (one, vec![2]));
+    // Numbering still continues past what was set aside.
+    drop(q);
+    let mut q = DiskQueue::open(fs, &dir(), set_aside(one)).unwrap();
+    assert_eq!(q.push(b"d").unwrap(), 3);
+}
+
+#[test]
 fn a_vanished_file_gives_back_its_bytes() {
     let fs = MemFs::default();
-    let mut q = DiskQueue::open(fs.clone(), &dir(), u64::MAX).unwrap();
+    let mut q = DiskQueue::open(fs.clone(), &dir(), Limits::NONE).unwrap();
     let seq = q.push(b"removed behind the queue's back").unwrap();
     fs.remove(&q.path(seq)).unwrap();
     assert_eq!(q.oldest(), None);
@@ -188,10 +253,10 @@ fn a_vanished_file_gives_back_its_bytes() {
 #[test]
 fn works_on_the_real_filesystem() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut q = DiskQueue::open(StdFs, tmp.path(), u64::MAX).unwrap();
+    let mut q = DiskQueue::open(StdFs, tmp.path(), Limits::NONE).unwrap();
     let seq = q.push(b"{}").unwrap();
     drop(q);
-    let mut q = DiskQueue::open(StdFs, tmp.path(), u64::MAX).unwrap();
+    let mut q = DiskQueue::open(StdFs, tmp.path(), Limits::NONE).unwrap();
     assert_eq!(q.oldest(), Some(Queued { seq, body: b"{}".to_vec() }));
     q.ack(seq);
     assert!(q.is_empty());
@@ -202,6 +267,7 @@ fn works_on_the_real_filesystem() {
 enum Op {
     Push(u8),
     AckOldest,
+    RejectOldest,
     Crash,
     CrashMidWrite(u8),
     FlipByte(usize, usize),
@@ -211,22 +277,37 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => any::<u8>().prop_map(Op::Push),
         3 => Just(Op::AckOldest),
+        1 => Just(Op::RejectOldest),
         1 => Just(Op::Crash),
         1 => any::<u8>().prop_map(Op::CrashMidWrite),
         1 => (any::<usize>(), any::<usize>()).prop_map(|(i, at)| Op::FlipByte(i, at)),
     ]
 }
 
+/// Room for about two set-aside batches, so that the model check keeps removing some.
+const SET_ASIDE_LIMIT: u64 = 200;
+
+/// The counts of one life of the queue added to those of the earlier ones.
+fn add(total: &mut QueueStats, life: QueueStats) {
+    total.corrupt += life.corrupt;
+    total.rejected += life.rejected;
+    total.set_aside_dropped += life.set_aside_dropped;
+}
+
 proptest! {
-    /// The queue against a model (a plain list): after any sequence of pushes, acks, crashes,
-    /// crashes in the middle of a write and damaged files, it yields exactly the model's
-    /// batches in order, and counts exactly the damaged ones.
+    /// The queue against a model (a plain list): after any sequence of pushes, acks, refusals,
+    /// crashes, crashes in the middle of a write and damaged files, it yields exactly the
+    /// model's batches in order, counts exactly the damaged ones, and keeps `rejected/` and
+    /// `corrupt/` within their limit, holding the newest of what was set aside.
     #[test]
     fn behaves_like_a_list_through_crashes_and_damage(ops in proptest::collection::vec(op(), 1..60)) {
         let fs = MemFs::default();
-        let mut q = DiskQueue::open(fs.clone(), &dir(), u64::MAX).unwrap();
+        let limits = set_aside(SET_ASIDE_LIMIT);
+        let mut q = DiskQueue::open(fs.clone(), &dir(), limits).unwrap();
         let mut model: VecDeque<(u64, Vec<u8>)> = VecDeque::new();
-        let (mut corrupt_seen, mut flipped) = (0, 0);
+        let mut earlier = QueueStats::default();
+        let mut flipped = 0;
+        let mut set_aside_seqs = Vec::new();
         let mut counter = 0u32;
         for op in ops {
             match op {
@@ -236,32 +317,40 @@ proptest! {
                     let seq = q.push(&body).unwrap();
                     model.push_back((seq, body));
                 }
-                Op::AckOldest => {
+                Op::AckOldest | Op::RejectOldest => {
                     let got = q.oldest();
                     prop_assert_eq!(got.as_ref().map(|g| &g.body), model.front().map(|m| &m.1));
                     if let Some(g) = got {
-                        q.ack(g.seq);
+                        if matches!(op, Op::AckOldest) {
+                            q.ack(g.seq);
+                        } else {
+                            q.reject(g.seq, "422 invalid");
+                            set_aside_seqs.push(g.seq);
+                        }
                         model.pop_front();
                     }
                 }
                 Op::Crash => {
-                    corrupt_seen += q.stats().corrupt;
-                    q = DiskQueue::open(fs.clone(), &dir(), u64::MAX).unwrap();
+                    add(&mut earlier, q.stats());
+                    q = DiskQueue::open(fs.clone(), &dir(), limits).unwrap();
                 }
                 Op::CrashMidWrite(n) => {
                     *fs.fail_next_write.lock().unwrap() = true;
                     prop_assert!(q.push(&[n]).is_err());
-                    corrupt_seen += q.stats().corrupt;
-                    q = DiskQueue::open(fs.clone(), &dir(), u64::MAX).unwrap();
+                    add(&mut earlier, q.stats());
+                    q = DiskQueue::open(fs.clone(), &dir(), limits).unwrap();
                 }
                 Op::FlipByte(i, at) => {
                     if !model.is_empty() {
                         let (seq, _) = model.remove(i % model.len()).unwrap();
                         fs.flip_byte(&q.path(seq), at);
                         flipped += 1;
+                        set_aside_seqs.push(seq);
                     }
                 }
             }
+            let (bytes, _) = set_aside_on_disk(&fs);
+            prop_assert!(bytes <= SET_ASIDE_LIMIT, "{} bytes set aside", bytes);
         }
         // Drain: exactly the model's batches, in order.
         while let Some(got) = q.oldest() {
@@ -270,6 +359,13 @@ proptest! {
             q.ack(got.seq);
         }
         prop_assert!(model.is_empty());
-        prop_assert_eq!(corrupt_seen + q.stats().corrupt, flipped);
+        add(&mut earlier, q.stats());
+        prop_assert_eq!(earlier.corrupt, flipped);
+        // Batches are set aside oldest first, so what is kept is the newest of them.
+        let (_, kept) = set_aside_on_disk(&fs);
+        set_aside_seqs.sort_unstable();
+        prop_assert_eq!(set_aside_seqs.len() as u64, earlier.corrupt + earlier.rejected);
+        prop_assert_eq!(kept.len() as u64, set_aside_seqs.len() as u64 - earlier.set_aside_dropped);
+        prop_assert_eq!(&kept[..], &set_aside_seqs[set_aside_seqs.len() - kept.len()..]);
     }
 }

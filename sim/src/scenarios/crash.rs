@@ -11,7 +11,7 @@ use crate::memfs::MemFs;
 use crate::numbered::{Numbered, agent_id};
 use crate::{Config, Report};
 use agent::queue::outbox::Outbox;
-use agent::queue::{CORRUPT_DIR, DiskQueue};
+use agent::queue::{CORRUPT_DIR, DiskQueue, Limits};
 use agent::retry::Backoff;
 use agent::schedule::{Agent, Stats, Summary};
 use std::collections::BTreeSet;
@@ -51,7 +51,7 @@ struct Life {
 
 impl Life {
     fn agent(&self, flaky_percent: u8) -> Result<Agent<Numbered, Inbox, Backoff, MemFs>, String> {
-        let queue = DiskQueue::open(self.fs.clone(), &self.root, u64::MAX)
+        let queue = DiskQueue::open(self.fs.clone(), &self.root, Limits::NONE)
             .map_err(|e| format!("{}: the queue did not open after a crash: {e}", self.id))?;
         let up = Arc::new(AtomicBool::new(true));
         Ok(Agent {

@@ -4,9 +4,9 @@
 
 use crate::SimError;
 use crate::numbered::{Numbered, agent_id};
-use agent::queue::DiskQueue;
 use agent::queue::fs::StdFs;
 use agent::queue::outbox::Outbox;
+use agent::queue::{DiskQueue, Limits};
 use agent::retry::Backoff;
 use agent::schedule::{Agent, Stats};
 use agent::send::{HttpTransport, Transport};
@@ -62,7 +62,7 @@ impl Fake {
         &self,
         transport: T,
     ) -> Result<Agent<Numbered, T, Backoff, StdFs>, SimError> {
-        let queue = DiskQueue::open(StdFs, &self.dir, u64::MAX)
+        let queue = DiskQueue::open(StdFs, &self.dir, Limits::NONE)
             .map_err(|e| SimError::setup("opening a queue", e))?;
         Ok(Agent {
             collector: self.collector.clone(),

@@ -91,6 +91,7 @@ fn both(a: Summary, b: Summary) -> Summary {
         rejected: a.rejected + b.rejected,
         dropped: a.dropped + b.dropped,
         corrupt: a.corrupt + b.corrupt,
+        set_aside_dropped: a.set_aside_dropped + b.set_aside_dropped,
         lost: a.lost + b.lost,
         ..b
     }

@@ -9,8 +9,8 @@ use crate::ledger::{Ledger, check_order};
 use crate::memfs::MemFs;
 use crate::numbered::{Numbered, agent_id};
 use crate::{Config, Report};
-use agent::queue::DiskQueue;
 use agent::queue::outbox::Outbox;
+use agent::queue::{DiskQueue, Limits};
 use agent::retry::Backoff;
 use agent::schedule::{Agent, Stats, Summary};
 use std::collections::BTreeSet;
@@ -37,7 +37,9 @@ pub async fn run(config: &Config) -> Report {
     for n in 0..config.agents {
         let seed = agent_seed(config.seed, n);
         let fs = MemFs::new(root, seed);
-        let queue = DiskQueue::open(fs.clone(), root, QUEUE_MAX_BYTES).expect("memory never fails");
+        let queue =
+            DiskQueue::open(fs.clone(), root, Limits { queued: QUEUE_MAX_BYTES, ..Limits::NONE })
+                .expect("memory never fails");
         let collector = Numbered::default();
         let agent = Agent {
             collector: collector.clone(),
