@@ -5,6 +5,7 @@ mod helpers;
 
 mod durability;
 mod events;
+mod hostile;
 mod ingest;
 mod live;
 mod ops;

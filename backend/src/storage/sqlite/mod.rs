@@ -244,6 +244,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_panicking_read_fails_alone_and_gives_its_connection_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let opened = SqliteStorage::open(
+            &dir.path().join("t.db"),
+            Synchronous::Normal,
+            Hub::new(4),
+            metrics,
+        )
+        .unwrap();
+        let storage = opened.storage;
+        for _ in 0..READERS * 2 {
+            let failed = storage.read(|_| -> rusqlite::Result<()> { panic!("a bug") }).await;
+            assert!(matches!(failed, Err(StorageError::ReadPanicked)), "{failed:?}");
+        }
+        assert_eq!(storage.readers.lock().unwrap().len(), READERS);
+        storage.ping_read().await.unwrap();
+        storage.close().await;
+    }
+
+    #[tokio::test]
     async fn retention_prunes_old_events_in_chunks_and_expired_signatures() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
