@@ -29,7 +29,8 @@ grep -q "set API_TOKEN in .env" "$work/config.out" || { cat "$work/config.out"; 
 
 token=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
 secret=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
-printf 'API_TOKEN=%s\nHMAC_SECRET=%s\n' "$token" "$secret" >"$work/env"
+reader=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+printf 'API_TOKEN=%s\nHMAC_SECRET=%s\nREAD_TOKEN=%s\n' "$token" "$secret" "$reader" >"$work/env"
 # The scale profile adds PostgreSQL and a second replica that nginx reaches as "backend". No
 # PostgreSQL image can be pulled here to start them, so the file itself is checked (the
 # replicas' behaviour is tested with real processes on a real PostgreSQL in the test part).
@@ -59,9 +60,10 @@ done
 echo "backend container is healthy"
 [ "$(docker inspect -f '{{.Config.User}}' "$cid")" = "65532:65532" ]
 
-API="http://127.0.0.1:$BACKEND_PORT" TOKEN="$token" SECRET="$secret" python3 - <<'PY'
-import hashlib, hmac, json, os, time, urllib.request
+API="http://127.0.0.1:$BACKEND_PORT" TOKEN="$token" SECRET="$secret" READER="$reader" python3 - <<'PY'
+import hashlib, hmac, json, os, time, urllib.error, urllib.request
 api, token, secret = os.environ["API"], os.environ["TOKEN"], os.environ["SECRET"]
+reader = os.environ["READER"]
 assert urllib.request.urlopen(api + "/healthz").status == 200
 body = open("protocol/testdata/payloads/seed_example.json", "rb").read()
 ts = str(int(time.time()))
@@ -71,7 +73,14 @@ req = urllib.request.Request(api + "/api/ingest", data=body, method="POST", head
     "Content-Type": "application/json"})
 answer = json.load(urllib.request.urlopen(req))
 assert answer == {"stored": 2}, answer
-rows = json.load(urllib.request.urlopen(api + "/api/events?agent_id=host-01"))
+try:
+    urllib.request.urlopen(api + "/api/events")
+    raise SystemExit("reads answered without READ_TOKEN")
+except urllib.error.HTTPError as e:
+    assert e.code == 401, e.code
+read = urllib.request.Request(api + "/api/events?agent_id=host-01",
+                              headers={"Authorization": "Bearer " + reader})
+rows = json.load(urllib.request.urlopen(read))
 assert [r["event_type"] for r in rows] == ["proc", "metric"], rows
 print("ingested and read back through compose:", answer)
 PY

@@ -62,6 +62,9 @@ impl HttpTransport {
                 // Following a redirect would turn the POST into a GET and carry the token to
                 // whatever host the answer names; a redirect is a fault to report instead.
                 .redirect(reqwest::redirect::Policy::none())
+                // The backend closes a connection idle for HEADER_TIMEOUT (15 s by default); one
+                // dropped sooner here is never reused just as the backend closes it.
+                .pool_idle_timeout(Duration::from_secs(10))
                 .build()?,
             ingest_url: format!("{base}/api/ingest"),
             health_url: format!("{base}/healthz"),

@@ -14,6 +14,9 @@ use testcontainers::{ContainerAsync, GenericBuildableImage, GenericImage, ImageE
 
 const TOKEN: &str = "container-token";
 const SECRET: &str = "container-secret";
+/// The container listens beyond loopback, so reads need a credential and clearing the admin's.
+const READER: &str = "container-reader";
+const ADMIN: &str = "container-admin";
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
@@ -61,7 +64,11 @@ async fn start(volume: &str, credentials: bool) -> Backend {
         ))
         .with_mount(Mount::volume_mount(volume, "/data"));
     if credentials {
-        request = request.with_env_var("API_TOKEN", TOKEN).with_env_var("HMAC_SECRET", SECRET);
+        request = request
+            .with_env_var("API_TOKEN", TOKEN)
+            .with_env_var("HMAC_SECRET", SECRET)
+            .with_env_var("READ_TOKEN", READER)
+            .with_env_var("ADMIN_TOKEN", ADMIN);
     }
     let container = request.start().await.expect("starting the backend container");
     Backend { container, http: reqwest::Client::new() }
@@ -96,8 +103,12 @@ impl Backend {
     }
 
     async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let resp = self.http.get(self.url(path).await).send().await.unwrap();
+        let resp = self.read(path).await.unwrap();
         (resp.status(), resp.json().await.unwrap())
+    }
+
+    async fn read(&self, path: &str) -> reqwest::Result<reqwest::Response> {
+        self.http.get(self.url(path).await).bearer_auth(READER).send().await
     }
 }
 
@@ -123,10 +134,13 @@ fn rows_redacted() -> insta::Settings {
 #[tokio::test]
 async fn the_seed_api_through_the_image() {
     let backend = start(&volume(), true).await;
-    let mut ws = tokio_tungstenite::connect_async(backend.url("/ws").await.replace("http", "ws"))
-        .await
-        .unwrap()
-        .0;
+    assert_eq!(
+        backend.http.get(backend.url("/api/events").await).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let ws_url =
+        format!("{}?access_token={READER}", backend.url("/ws").await.replace("http", "ws"));
+    let mut ws = tokio_tungstenite::connect_async(ws_url).await.unwrap().0;
     // Until the server has subscribed the socket, rows may pass it by: wait for the gauge.
     for _ in 0..100 {
         let text = backend.http.get(backend.url("/metrics").await).send().await.unwrap();
@@ -161,7 +175,7 @@ async fn the_seed_api_through_the_image() {
     let resp = backend
         .http
         .post(backend.url("/api/events/clear").await)
-        .header("x-api-token", TOKEN)
+        .header("x-api-token", ADMIN)
         .body(r#"{"agent_id":"host-01"}"#)
         .send()
         .await
@@ -182,7 +196,7 @@ async fn data_and_the_replay_guard_survive_a_container_restart() {
     backend.container.start().await.unwrap();
     let mut rows = Value::Null;
     for _ in 0..50 {
-        if let Ok(resp) = backend.http.get(backend.url("/api/events").await).send().await {
+        if let Ok(resp) = backend.read("/api/events").await {
             rows = resp.json().await.unwrap();
             break;
         }
