@@ -22,7 +22,15 @@ cargo build --release --locked -p backend -p agent -p dashboard-serve || {
 }
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 dist="$target_dir/dashboard-dist"
-# The dashboard needs the wasm32 target and a matching wasm-bindgen (see README, Dashboard).
+# The dashboard needs the wasm32 target and a wasm-bindgen CLI of exactly the version in
+# Cargo.lock, as start.bat installs them.
+rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
+want=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
+    echo "installing wasm-bindgen-cli $want (once)..."
+    cargo install wasm-bindgen-cli --version "$want" ||
+        echo "start.sh: could not install wasm-bindgen-cli $want; see above" >&2
+fi
 dashboard=yes
 CARGO_TARGET_DIR="$target_dir" dashboard/build-web.sh "$dist" || {
     echo "start.sh: the dashboard was not built (see above); starting the backend alone" >&2

@@ -1,1 +1,3 @@
-//! Only integration tests live in this crate: see `tests/`.
+//! What the test suites of every crate share.
+
+pub mod postgres;

@@ -1,6 +1,6 @@
 //! One test suite for every [`Store`]: each case runs against SQLite (a temporary file) and
-//! against a real PostgreSQL (a fresh database per case, on the server `TEST_DATABASE_URL`
-//! names; `ci/postgres.sh` starts one).
+//! against a real PostgreSQL (a fresh database per case, on the server of
+//! `harness::postgres`: `TEST_DATABASE_URL`, or one the tests start themselves).
 
 use super::postgres::PgStorage;
 use super::sqlite::SqliteStorage;
@@ -52,12 +52,7 @@ async fn sqlite_indexed() -> Subject {
 
 /// A new, empty database on the test server, so that cases never see each other's rows.
 async fn fresh_postgres_database() -> Secret {
-    let admin = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| {
-        panic!(
-            "the PostgreSQL half of the storage suite needs TEST_DATABASE_URL, a postgres:// URL \
-             of a server where it may create databases; `eval $(ci/postgres.sh start)` starts one"
-        )
-    });
+    let admin = harness::postgres::server_url();
     let name = format!("telemetry_test_{}", uuid::Uuid::new_v4().simple());
     Secret::new(super::postgres::create_database(&admin, &name).await.unwrap())
 }

@@ -5,12 +5,9 @@ use crate::live::{connect, next_json, wait_for_clients};
 use reqwest::StatusCode;
 use std::time::{Duration, Instant};
 
-/// A new, empty database on the server `TEST_DATABASE_URL` names (`ci/postgres.sh` starts one).
+/// A new, empty database on the tests' PostgreSQL server (see `harness::postgres`).
 async fn fresh_database() -> String {
-    let admin = std::env::var("TEST_DATABASE_URL").expect(
-        "the replica tests need TEST_DATABASE_URL, a postgres:// URL of a server where they may \
-         create databases; `eval $(ci/postgres.sh start)` starts one",
-    );
+    let admin = harness::postgres::server_url();
     let name = format!("telemetry_replicas_{}", uuid::Uuid::new_v4().simple());
     backend::storage::postgres::create_database(&admin, &name).await.unwrap()
 }
