@@ -2,7 +2,7 @@
 # Builds the dashboard into a folder of static files, offline: cargo for wasm32, then
 # wasm-bindgen (the CLI version must equal the wasm-bindgen crate in Cargo.lock).
 # Usage: dashboard/build-web.sh [out-dir]   (default: <target dir>/dashboard-dist)
-# API_BASE_URL and API_TOKEN, when set, are compiled in (see README).
+# API_BASE_URL, when set, is compiled in (see README); no token ever is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"

@@ -1,10 +1,11 @@
 //! The only part that talks to the network: REST calls and the live WebSocket loop.
 
+use crate::auth::{self, Session};
 use crate::live::{Backoff, ConnState, GapFill, Inbox};
 use crate::state::Live;
 use dioxus::prelude::*;
 use futures_util::StreamExt;
-use gloo_net::http::{Request, Response};
+use gloo_net::http::{Request, RequestBuilder, Response};
 use gloo_net::websocket::{Message, State as WsState, futures::WebSocket};
 use gloo_timers::future::TimeoutFuture;
 use protocol::{
@@ -26,8 +27,12 @@ const FLUSH_MS: u32 = 250;
 pub enum ApiError {
     #[error("cannot reach the API at {0}")]
     Unreachable(String),
-    #[error("wrong token")]
-    WrongToken,
+    /// Reads need a login (`401 login_required`); for `POST /api/session`, a wrong token.
+    #[error("login required")]
+    LoginRequired,
+    /// Clearing was refused (`403 forbidden`).
+    #[error("not the admin token")]
+    Forbidden,
     #[error("{0}")]
     Refused(String),
     #[error("unexpected answer: {0}")]
@@ -42,8 +47,8 @@ pub fn base_url() -> String {
     }
 }
 
-/// `ws://` or `wss://` for the same origin as `base`.
-pub fn ws_url(base: &str) -> String {
+/// `ws://` or `wss://` for the same origin as `base`, with the login session if any.
+pub fn ws_url(base: &str, access_token: Option<&str>) -> String {
     let ws = if let Some(rest) = base.strip_prefix("https://") {
         format!("wss://{rest}")
     } else if let Some(rest) = base.strip_prefix("http://") {
@@ -51,7 +56,10 @@ pub fn ws_url(base: &str) -> String {
     } else {
         base.to_owned()
     };
-    format!("{ws}/ws")
+    match access_token {
+        Some(t) => format!("{ws}/ws?access_token={}", encode(t)),
+        None => format!("{ws}/ws"),
+    }
 }
 
 /// Percent-encodes a path segment or query value.
@@ -67,28 +75,44 @@ pub fn encode(s: &str) -> String {
     out
 }
 
-async fn read<T: DeserializeOwned>(response: Response) -> Result<T, ApiError> {
-    if response.status() == 401 {
-        return Err(ApiError::WrongToken);
+/// What a refusal means, from its status and `code`.
+fn refusal(status: u16, body: Option<ErrorBody>) -> ApiError {
+    match body {
+        Some(b) if status == 401 && b.code == "login_required" => ApiError::LoginRequired,
+        Some(b) if status == 403 && b.code == "forbidden" => ApiError::Forbidden,
+        Some(b) => ApiError::Refused(b.detail),
+        None => ApiError::Refused(format!("HTTP {status}")),
     }
+}
+
+async fn read<T: DeserializeOwned>(response: Response) -> Result<T, ApiError> {
     if !response.ok() {
         let status = response.status();
-        let detail = match response.json::<ErrorBody>().await {
-            Ok(body) => body.detail,
-            Err(_) => format!("HTTP {status}"),
-        };
-        return Err(ApiError::Refused(detail));
+        return Err(refusal(status, response.json::<ErrorBody>().await.ok()));
     }
     response.json::<T>().await.map_err(|e| ApiError::Decode(e.to_string()))
 }
 
+/// Every call carries the login session when there is one; where reads are open it is unused.
+fn with_session(request: RequestBuilder) -> RequestBuilder {
+    match auth::bearer() {
+        Some(bearer) => request.header("authorization", &bearer),
+        None => request,
+    }
+}
+
+/// A read; a `401` from any of them brings up the login form.
 async fn get<T: DeserializeOwned>(path: &str) -> Result<T, ApiError> {
     let base = base_url();
-    let response = Request::get(&format!("{base}{path}"))
+    let response = with_session(Request::get(&format!("{base}{path}")))
         .send()
         .await
         .map_err(|_| ApiError::Unreachable(base))?;
-    read(response).await
+    let result = read(response).await;
+    if matches!(result, Err(ApiError::LoginRequired)) {
+        auth::login_required();
+    }
+    result
 }
 
 pub async fn agents() -> Result<Vec<AgentSummary>, ApiError> {
@@ -142,14 +166,31 @@ pub async fn events(query: &EventQuery) -> Result<Vec<EventRow>, ApiError> {
     get(&query.path()).await
 }
 
-pub async fn clear(agent_id: Option<String>, token: &str) -> Result<ClearResponse, ApiError> {
-    let base = base_url();
-    let request = Request::post(&format!("{base}/api/events/clear"))
-        .header(protocol::HEADER_TOKEN, token)
-        .json(&ClearRequest { agent_id })
-        .map_err(|e| ApiError::Decode(e.to_string()))?;
-    let response = request.send().await.map_err(|_| ApiError::Unreachable(base))?;
+async fn post<B: serde::Serialize, T: DeserializeOwned>(
+    request: RequestBuilder,
+    body: &B,
+) -> Result<T, ApiError> {
+    let request = request.json(body).map_err(|e| ApiError::Decode(e.to_string()))?;
+    let response = request.send().await.map_err(|_| ApiError::Unreachable(base_url()))?;
     read(response).await
+}
+
+/// Clears with `admin_token` (`ADMIN_TOKEN`), or with no token by the admin login session.
+pub async fn clear(
+    agent_id: Option<String>,
+    admin_token: Option<&str>,
+) -> Result<ClearResponse, ApiError> {
+    let mut request = with_session(Request::post(&format!("{}/api/events/clear", base_url())));
+    if let Some(token) = admin_token {
+        request = request.header(protocol::HEADER_TOKEN, token);
+    }
+    post(request, &ClearRequest { agent_id }).await
+}
+
+/// Exchanges a read or admin token for a session; a wrong one is [`ApiError::LoginRequired`].
+pub async fn login(token: &str) -> Result<Session, ApiError> {
+    let request = Request::post(&format!("{}/api/session", base_url()));
+    post(request, &serde_json::json!({ "token": token })).await
 }
 
 /// Refetches the fleet, recording whether the API answered.
@@ -181,7 +222,7 @@ async fn gap_fill(after_id: i64) -> Result<Vec<LiveMessage>, ApiError> {
 }
 
 /// Applies buffered messages every [`FLUSH_MS`], so a burst costs one render.
-async fn flush_loop(live: Live, inbox: Inbox) {
+pub async fn flush_loop(live: Live, inbox: Inbox) {
     let mut live = live;
     loop {
         TimeoutFuture::new(FLUSH_MS).await;
@@ -196,12 +237,11 @@ async fn flush_loop(live: Live, inbox: Inbox) {
     }
 }
 
-/// Keeps one WebSocket open for the whole app, reconnecting with back-off and filling the gap.
-pub async fn live_loop(live: Live) {
+/// Keeps one WebSocket open, reconnecting with back-off and filling the gap; returns when the
+/// backend wants a login (the app starts it again after one).
+pub async fn live_loop(live: Live, inbox: Inbox) {
     let mut live = live;
-    let inbox = Inbox::default();
-    spawn(flush_loop(live, inbox.clone()));
-    let url = ws_url(&base_url());
+    let url = ws_url(&base_url(), auth::access_token().as_deref());
     let mut backoff = Backoff::default();
     loop {
         live.conn.set(ConnState::Connecting);
@@ -234,8 +274,14 @@ pub async fn live_loop(live: Live) {
                 }
             }
         }
-        if !opened {
+        // A browser does not say why an upgrade failed: a REST read tells a missing login
+        // from an unreachable backend.
+        if !opened && agents().await != Err(ApiError::LoginRequired) {
             live.api_error.set(Some(ApiError::Unreachable(base_url()).to_string()));
+        }
+        // The login form is up: the app starts the feed again after the login.
+        if auth::PROMPT.peek().is_some() {
+            return;
         }
         let delay = backoff.next_delay_ms();
         let retry_at_ms = js_sys::Date::now() + f64::from(delay);
@@ -250,8 +296,21 @@ mod tests {
 
     #[test]
     fn websocket_url_follows_the_scheme() {
-        assert_eq!(ws_url("http://127.0.0.1:1337"), "ws://127.0.0.1:1337/ws");
-        assert_eq!(ws_url("https://tele.example"), "wss://tele.example/ws");
+        assert_eq!(ws_url("http://127.0.0.1:1337", None), "ws://127.0.0.1:1337/ws");
+        assert_eq!(ws_url("https://tele.example", None), "wss://tele.example/ws");
+        assert_eq!(
+            ws_url("https://tele.example", Some("s1.r.9.ab")),
+            "wss://tele.example/ws?access_token=s1.r.9.ab"
+        );
+    }
+
+    #[test]
+    fn refusals_are_told_apart_by_status_and_code() {
+        let body = |code: &str| Some(ErrorBody { detail: "why".into(), code: code.into() });
+        assert_eq!(refusal(401, body("login_required")), ApiError::LoginRequired);
+        assert_eq!(refusal(403, body("forbidden")), ApiError::Forbidden);
+        assert_eq!(refusal(403, body("host_not_allowed")), ApiError::Refused("why".into()));
+        assert_eq!(refusal(502, None), ApiError::Refused("HTTP 502".into()));
     }
 
     #[test]

@@ -1,9 +1,9 @@
-use crate::harness::{Backend, Browser, TOKEN, batch, dashboard, ingest, now_secs};
+use crate::harness::{ADMIN_TOKEN, Backend, Browser, batch, dashboard, ingest, now_secs};
 use fantoccini::Locator;
 use fantoccini::key::Key;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn clearing_asks_for_the_token_and_refuses_a_wrong_one() {
+async fn clearing_asks_for_the_admin_token_and_refuses_a_wrong_one() {
     let backend = Backend::start();
     let site = dashboard(&backend).await;
     let http = reqwest::Client::new();
@@ -24,12 +24,12 @@ async fn clearing_asks_for_the_token_and_refuses_a_wrong_one() {
     let confirm = c.find(Locator::Css(".dialog button.danger")).await.unwrap();
     confirm.click().await.unwrap();
     browser
-        .until("wrong token", || async {
+        .until("not the admin token", || async {
             browser
                 .texts(".dialog [role=alert]")
                 .await
                 .iter()
-                .any(|t| t == "wrong token")
+                .any(|t| t == "not the admin token")
                 .then_some(())
         })
         .await;
@@ -47,10 +47,10 @@ async fn clearing_asks_for_the_token_and_refuses_a_wrong_one() {
     // app's state kept the old token and its next render put it back into the field.
     let backspace = char::from(Key::Backspace).to_string();
     token.send_keys(&backspace.repeat("not-the-token".len())).await.unwrap();
-    token.send_keys(TOKEN).await.unwrap();
+    token.send_keys(ADMIN_TOKEN).await.unwrap();
     browser
         .until("the token in the field", || async {
-            (token.prop("value").await.ok().flatten().as_deref() == Some(TOKEN)).then_some(())
+            (token.prop("value").await.ok().flatten().as_deref() == Some(ADMIN_TOKEN)).then_some(())
         })
         .await;
     confirm.click().await.unwrap();
@@ -78,6 +78,6 @@ async fn clearing_asks_for_the_token_and_refuses_a_wrong_one() {
         .await;
 
     // The refused attempt is the only error the console may show.
-    assert_eq!(browser.console_errors(&["401"]).await, Vec::<String>::new());
+    assert_eq!(browser.console_errors(&["403"]).await, Vec::<String>::new());
     browser.close().await;
 }

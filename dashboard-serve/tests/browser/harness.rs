@@ -16,6 +16,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub const TOKEN: &str = "e2e-token-51d0";
 pub const SECRET: &str = "e2e-secret-8a4e";
+pub const ADMIN_TOKEN: &str = "e2e-admin-3c7f";
+pub const READ_TOKEN: &str = "e2e-read-94b2";
 pub const WAIT: Duration = Duration::from_secs(15);
 
 /// `target/<profile>`, found from this test binary in `target/<profile>/deps`.
@@ -59,18 +61,30 @@ pub struct Backend {
     child: Child,
     pub addr: SocketAddr,
     pub db: PathBuf,
+    /// `READ_TOKEN`: without one, reads are open (loopback).
+    read_token: Option<&'static str>,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl Backend {
+    /// Reads open; clearing with [`ADMIN_TOKEN`].
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Reads need [`READ_TOKEN`] or a login made with it.
+    pub fn start_with_read_token() -> Self {
+        Self::start_with(Some(READ_TOKEN))
+    }
+
+    fn start_with(read_token: Option<&'static str>) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut backend = Self::spawn(&dir.path().join("telemetry.db"), 0);
+        let mut backend = Self::spawn(&dir.path().join("telemetry.db"), 0, read_token);
         backend._dir = Some(dir);
         backend
     }
 
-    fn spawn(db: &Path, port: u16) -> Self {
+    fn spawn(db: &Path, port: u16, read_token: Option<&'static str>) -> Self {
         let bin = std::env::var_os("BACKEND_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| profile_dir().join("backend"));
@@ -79,13 +93,18 @@ impl Backend {
             "no backend binary at {}: run cargo build -p backend",
             bin.display()
         );
-        let mut child = Command::new(&bin)
-            .env_clear()
+        let mut command = Command::new(&bin);
+        command.env_clear();
+        if let Some(token) = read_token {
+            command.env("READ_TOKEN", token);
+        }
+        let mut child = command
             .env("HOST", "127.0.0.1")
             .env("PORT", port.to_string())
             .env("DB_PATH", db)
             .env("API_TOKEN", TOKEN)
             .env("HMAC_SECRET", SECRET)
+            .env("ADMIN_TOKEN", ADMIN_TOKEN)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -111,7 +130,7 @@ impl Backend {
             .ok()
             .flatten()
             .expect("the backend did not say where it listens");
-        Self { child, addr, db: db.to_path_buf(), _dir: None }
+        Self { child, addr, db: db.to_path_buf(), read_token, _dir: None }
     }
 
     pub fn url(&self) -> String {
@@ -127,7 +146,7 @@ impl Backend {
     pub fn restart(&mut self) {
         self.kill();
         let dir = self._dir.take();
-        *self = Self::spawn(&self.db.clone(), self.addr.port());
+        *self = Self::spawn(&self.db.clone(), self.addr.port(), self.read_token);
         self._dir = dir;
     }
 }

@@ -4,6 +4,7 @@
 mod clear;
 mod harness;
 mod live;
+mod login;
 mod paging;
 mod perf;
 mod reconnect;

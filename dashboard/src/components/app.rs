@@ -4,8 +4,12 @@ use super::agent_view::AgentView;
 use super::conn_indicator::ConnIndicator;
 use super::events::Events;
 use super::fleet::Fleet;
+use super::login::Login;
+use crate::auth::{self, Prompt};
+use crate::live::Inbox;
 use crate::state::Live;
 use crate::store::Store;
+use dioxus::core::Task;
 use dioxus::prelude::*;
 
 #[derive(Debug, Clone, PartialEq, Routable)]
@@ -27,8 +31,24 @@ pub fn App() -> Element {
         let offset_min = -(js_sys::Date::new_0().get_timezone_offset() as i32);
         Live::new(Store::default(), js_sys::Date::now(), offset_min)
     });
+    let inbox = use_hook(Inbox::default);
+    let mut feed = use_signal(|| None::<Task>);
+    // The feed runs while no login is asked for, and starts over with the session after one; a
+    // socket opened with a session that has since been refused is dropped with its task.
+    use_effect({
+        let inbox = inbox.clone();
+        move || {
+            let logged_out = auth::PROMPT.read().is_some();
+            if let Some(task) = feed.take() {
+                task.cancel();
+            }
+            if !logged_out {
+                feed.set(Some(spawn(crate::api::live_loop(live, inbox.clone()))));
+            }
+        }
+    });
     use_hook(|| {
-        spawn(crate::api::live_loop(live));
+        spawn(crate::api::flush_loop(live, inbox));
         let mut now = live.now_ms;
         spawn(async move {
             loop {
@@ -40,10 +60,12 @@ pub fn App() -> Element {
     rsx! { Router::<Route> {} }
 }
 
-/// Header with navigation, the connection indicator and the theme switch, then the view.
+/// Header with navigation, the connection indicator, logout and the theme switch, then the view,
+/// or the login form while one is asked for.
 #[component]
 pub fn Shell() -> Element {
     let mut light = use_signal(|| false);
+    let prompt = auth::PROMPT();
     let theme = if light() { "light" } else { "dark" };
     rsx! {
         div { class: "app", "data-theme": theme,
@@ -54,7 +76,12 @@ pub fn Shell() -> Element {
                     Link { to: Route::Fleet {}, active_class: "active", "Fleet" }
                     Link { to: Route::Events {}, active_class: "active", "Events" }
                 }
-                ConnIndicator {}
+                if prompt.is_none() {
+                    ConnIndicator {}
+                }
+                if auth::SESSION.read().is_some() {
+                    button { class: "logout", r#type: "button", onclick: |_| auth::log_out(), "Log out" }
+                }
                 button {
                     class: "theme",
                     r#type: "button",
@@ -63,7 +90,12 @@ pub fn Shell() -> Element {
                     if light() { "Dark theme" } else { "Light theme" }
                 }
             }
-            main { id: "content", Outlet::<Route> {} }
+            main { id: "content",
+                match prompt {
+                    Some(p) => rsx! { Login { ended: p == Prompt::SessionEnded } },
+                    None => rsx! { Outlet::<Route> {} },
+                }
+            }
         }
     }
 }

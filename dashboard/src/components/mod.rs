@@ -8,6 +8,7 @@ pub mod conn_indicator;
 pub mod events;
 pub mod fleet;
 pub mod line_chart;
+pub mod login;
 pub mod processes;
 pub mod sparkline;
 

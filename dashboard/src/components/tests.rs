@@ -4,7 +4,9 @@ use super::agent_view::AgentCharts;
 use super::app::Route;
 use super::clear_dialog::ClearDialog;
 use super::events::EventTable;
+use super::login::Login;
 use super::processes::ProcessTable;
+use crate::auth::{self, Prompt, Session};
 use crate::columns::Range;
 use crate::fixtures::{NOW_MS, live, metric, process, summary};
 use crate::live::ConnState;
@@ -200,7 +202,56 @@ fn clear_dialog_is_a_labelled_modal() {
     }));
     assert!(html.contains(r#"role="dialog""#) && html.contains(r#"aria-modal="true""#));
     assert!(html.contains("This deletes every event of pc-1."));
+    assert!(html.contains("Admin token (ADMIN_TOKEN)") && html.contains(r#"type="password""#));
     insta::assert_snapshot!(pretty(html));
+}
+
+fn admin_session() -> Session {
+    Session {
+        session: "s1.a.1800000000.00ff".into(),
+        role: "admin".into(),
+        expires_at: "2027-01-15T08:00:00Z".into(),
+    }
+}
+
+#[test]
+fn an_admin_login_clears_without_a_token_and_can_log_out() {
+    let html = render_in_runtime(rsx_fn(|| {
+        use_hook(|| *auth::SESSION.write() = Some(admin_session()));
+        rsx! { ClearDialog { agent_id: None, on_close: |_| {} } }
+    }));
+    assert!(html.contains("You are logged in as admin; no token is needed."), "{html}");
+    assert!(!html.contains("<input"), "{html}");
+
+    let page = render_in_runtime(rsx_fn(|| {
+        use_hook(|| *auth::SESSION.write() = Some(admin_session()));
+        rsx! { Page { path: "/", conn: ConnState::Live, store: store() } }
+    }));
+    assert!(page.contains(r#"class="logout""#) && page.contains(">Log out<"), "{page}");
+}
+
+#[test]
+fn login_form_is_labelled_and_says_when_a_session_ended() {
+    let html = render_in_runtime(rsx_fn(|| rsx! { Login { ended: true } }));
+    assert!(html.contains(r#"aria-labelledby="login-title""#), "{html}");
+    assert!(html.contains("Read token (READ_TOKEN)") && html.contains(r#"type="password""#));
+    assert!(html.contains("Your session has ended; log in again."), "{html}");
+    insta::assert_snapshot!(pretty(html));
+    let first = render_in_runtime(rsx_fn(|| rsx! { Login { ended: false } }));
+    assert!(!first.contains("session has ended"), "{first}");
+}
+
+#[test]
+fn a_login_prompt_replaces_the_views_and_the_indicator() {
+    let html = render_in_runtime(rsx_fn(|| {
+        use_hook(|| *auth::PROMPT.write() = Some(Prompt::LogIn));
+        rsx! { Page { path: "/agents/pc-busy", conn: ConnState::Connecting, store: store() } }
+    }));
+    assert!(html.contains(r#"id="login-title""#), "{html}");
+    assert!(!html.contains("pc-busy") && !html.contains("Connecting"), "{html}");
+    assert!(!html.contains("Log out"), "nobody is logged in: {html}");
+    let open = render_page("/", ConnState::Live, store());
+    assert!(!open.contains("login-title") && !open.contains("Log out"), "{open}");
 }
 
 /// A seed client that sends only some figures: what it left out shows as a dash, never a zero.
