@@ -157,14 +157,20 @@ impl Event {
 mod tests {
     use super::*;
 
-    fn parse(name: &str) -> IngestBatch {
-        let path = format!("{}/testdata/payloads/{name}", env!("CARGO_MANIFEST_DIR"));
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    /// Compiled in, so the test binary does not depend on where the sources are.
+    macro_rules! parse {
+        ($name:literal) => {
+            serde_json::from_str::<IngestBatch>(include_str!(concat!(
+                "../testdata/payloads/",
+                $name
+            )))
+            .unwrap()
+        };
     }
 
     #[test]
     fn seed_example_parses() {
-        let batch = parse("seed_example.json");
+        let batch = parse!("seed_example.json");
         assert_eq!(batch.events.len(), 2);
         assert_eq!(batch.events[0].type_name(), "metric");
         assert_eq!(batch.events[1], Event::process(1234, "example.exe", 0.08, 67108864));
@@ -172,19 +178,19 @@ mod tests {
 
     #[test]
     fn the_seeds_partial_and_odd_shapes_parse() {
-        let b = parse("seed_proc_without_rss.json");
+        let b = parse!("seed_proc_without_rss.json");
         assert!(b.events.iter().all(|e| e.is_proc() && e.rss.is_none() && e.name.is_some()));
-        let b = parse("seed_metric_without_mem_free.json");
+        let b = parse!("seed_metric_without_mem_free.json");
         assert!(b.events[0].is_metric() && b.events[0].mem_free.is_none());
         assert!(b.events[0].cpu.is_some());
-        let b = parse("seed_upper_case_type.json");
+        let b = parse!("seed_upper_case_type.json");
         assert_eq!(b.platform, "windows");
         assert!(b.events[0].is_metric() && b.events[1].is_proc());
-        let b = parse("seed_unknown_type.json");
+        let b = parse!("seed_unknown_type.json");
         assert_eq!(b.events[0].kind, EventKind::Other("heartbeat".into()));
         assert_eq!(b.events[1].kind, EventKind::Other("gpu".into()));
         assert_eq!(b.events[1].cpu, Some(0.5));
-        let b = parse("seed_dotnet_timestamp.json");
+        let b = parse!("seed_dotnet_timestamp.json");
         assert_eq!(b.ts, "2025-11-12T12:00:00.1234567Z");
     }
 
@@ -215,7 +221,7 @@ mod tests {
 
     #[test]
     fn serialized_batch_round_trips_and_omits_what_is_absent() {
-        let batch = parse("full_metrics.json");
+        let batch = parse!("full_metrics.json");
         let again: IngestBatch =
             serde_json::from_str(&serde_json::to_string(&batch).unwrap()).unwrap();
         assert_eq!(batch, again);

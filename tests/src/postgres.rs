@@ -10,6 +10,9 @@ const INSTALL_HINT: &str = "these tests need PostgreSQL: set TEST_DATABASE_URL t
      URL of a server where they may create databases, or install Debian's server binaries \
      (apt-get install postgresql) and they start one themselves";
 
+/// Compiled in, so a test binary does not depend on where the sources are.
+const SCRIPT: &str = include_str!("../../ci/postgres.sh");
+
 /// A `postgres://` URL of a server where the caller may create databases.
 pub fn server_url() -> String {
     if let Ok(url) = std::env::var("TEST_DATABASE_URL") {
@@ -23,9 +26,8 @@ pub fn server_url() -> String {
 }
 
 fn start() -> Result<String, String> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../ci/postgres.sh");
     let out = Command::new("bash")
-        .args([script, "start"])
+        .args(["-c", SCRIPT, "postgres.sh", "start"])
         .stderr(Stdio::piped())
         .output()
         .map_err(|e| format!("{INSTALL_HINT} (running ci/postgres.sh: {e})"))?;
@@ -43,11 +45,12 @@ fn start() -> Result<String, String> {
     let (url, dir) = (value("TEST_DATABASE_URL=")?, value("PG_TEST_DIR=")?);
     // Stops the server once this process is gone, however it ends.
     let watchdog = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; PG_TEST_DIR={dir} bash {script} stop",
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
+         PG_TEST_DIR={dir} bash -c \"$0\" postgres.sh stop",
         pid = std::process::id()
     );
     Command::new("sh")
-        .args(["-c", &watchdog])
+        .args(["-c", &watchdog, SCRIPT])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

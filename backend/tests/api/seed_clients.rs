@@ -7,17 +7,23 @@ use insta::assert_json_snapshot;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-const FIXTURES: &[&str] = &[
+macro_rules! fixtures {
+    ($($name:literal),*) => {
+        &[$(($name, include_str!(concat!("../../../protocol/testdata/payloads/", $name, ".json")))),*]
+    };
+}
+
+/// Compiled in, so the test binary does not depend on where the sources are.
+const FIXTURES: &[(&str, &str)] = fixtures!(
     "seed_proc_without_rss",
     "seed_metric_without_mem_free",
     "seed_upper_case_type",
     "seed_unknown_type",
-    "seed_dotnet_timestamp",
-];
+    "seed_dotnet_timestamp"
+);
 
 fn fixture(name: &str) -> String {
-    let path = format!("{}/../protocol/testdata/payloads/{name}.json", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(path).unwrap()
+    FIXTURES.iter().find(|(n, _)| *n == name).expect("a known fixture").1.to_owned()
 }
 
 #[tokio::test]
@@ -25,9 +31,8 @@ async fn every_seed_shape_is_stored_and_read_back_over_rest_and_the_live_feed() 
     let server = TestServer::start();
     let mut ws = connect(&server, "").await;
     wait_for_clients(&server, 1.0).await;
-    for name in FIXTURES {
-        let body = fixture(name);
-        let sent: Value = serde_json::from_str(&body).unwrap();
+    for (name, body) in FIXTURES {
+        let sent: Value = serde_json::from_str(body).unwrap();
         let n = sent["events"].as_array().unwrap().len();
         let (status, answer) = server.ingest_raw(body.as_bytes()).await;
         assert_eq!((status, answer["stored"].as_u64()), (StatusCode::OK, Some(n as u64)), "{name}");
