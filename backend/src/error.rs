@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use protocol::ErrorBody;
+use protocol::{ErrorBody, codes};
 
 /// Why an ingest or clear request was refused as unauthorised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,10 +17,10 @@ pub enum AuthFailure {
 impl AuthFailure {
     pub fn code(self) -> &'static str {
         match self {
-            AuthFailure::BadToken => "bad_token",
-            AuthFailure::BadSignature => "bad_signature",
-            AuthFailure::StaleTimestamp => "stale_timestamp",
-            AuthFailure::Replay => "replay",
+            AuthFailure::BadToken => codes::BAD_TOKEN,
+            AuthFailure::BadSignature => codes::BAD_SIGNATURE,
+            AuthFailure::StaleTimestamp => codes::STALE_TIMESTAMP,
+            AuthFailure::Replay => codes::REPLAY,
         }
     }
 }
@@ -90,16 +90,16 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::Unauthorized { reason, .. } => reason.code(),
-            ApiError::LoginRequired(_) => "login_required",
+            ApiError::LoginRequired(_) => codes::LOGIN_REQUIRED,
             ApiError::Forbidden { code, .. } => code,
-            ApiError::Invalid(_) => "invalid",
-            ApiError::TooLarge(_) => "too_large",
-            ApiError::NotFound(_) => "not_found",
-            ApiError::Busy(_) => "busy",
-            ApiError::Storage(_) => "storage_unavailable",
-            ApiError::MethodNotAllowed(_) => "method_not_allowed",
-            ApiError::Internal => "internal",
-            ApiError::TimedOut(_) => "timeout",
+            ApiError::Invalid(_) => codes::INVALID,
+            ApiError::TooLarge(_) => codes::TOO_LARGE,
+            ApiError::NotFound(_) => codes::NOT_FOUND,
+            ApiError::Busy(_) => codes::BUSY,
+            ApiError::Storage(_) => codes::STORAGE_UNAVAILABLE,
+            ApiError::MethodNotAllowed(_) => codes::METHOD_NOT_ALLOWED,
+            ApiError::Internal => codes::INTERNAL,
+            ApiError::TimedOut(_) => codes::TIMEOUT,
         }
     }
 }

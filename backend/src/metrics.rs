@@ -1,6 +1,7 @@
 //! Counters and histograms rendered in the Prometheus text format at `/metrics`.
 
 use crate::error::{ApiError, AuthFailure};
+use protocol::codes;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -44,8 +45,15 @@ impl Histogram {
     }
 }
 
-const REFUSAL_REASONS: [&str; 7] =
-    ["bad_token", "bad_signature", "stale_timestamp", "replay", "invalid", "too_large", "busy"];
+const REFUSAL_REASONS: [&str; 7] = [
+    codes::BAD_TOKEN,
+    codes::BAD_SIGNATURE,
+    codes::STALE_TIMESTAMP,
+    codes::REPLAY,
+    codes::INVALID,
+    codes::TOO_LARGE,
+    codes::BUSY,
+];
 
 #[derive(Debug)]
 pub struct Metrics {
@@ -106,9 +114,9 @@ impl Refusal {
     fn label(self) -> &'static str {
         match self {
             Refusal::Auth(a) => a.code(),
-            Refusal::Invalid => "invalid",
-            Refusal::TooLarge => "too_large",
-            Refusal::Busy => "busy",
+            Refusal::Invalid => codes::INVALID,
+            Refusal::TooLarge => codes::TOO_LARGE,
+            Refusal::Busy => codes::BUSY,
         }
     }
 }

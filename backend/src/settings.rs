@@ -75,7 +75,7 @@ pub enum Synchronous {
 #[command(
     name = "backend",
     version,
-    about = "Telemetry ingest API on SQLite with a live WebSocket feed"
+    about = "Telemetry ingest API on SQLite or PostgreSQL with a live WebSocket feed"
 )]
 pub struct Args {
     /// Address to listen on; anything but loopback exposes the API to the network.

@@ -78,8 +78,10 @@ pub fn encode(s: &str) -> String {
 /// What a refusal means, from its status and `code`.
 fn refusal(status: u16, body: Option<ErrorBody>) -> ApiError {
     match body {
-        Some(b) if status == 401 && b.code == "login_required" => ApiError::LoginRequired,
-        Some(b) if status == 403 && b.code == "forbidden" => ApiError::Forbidden,
+        Some(b) if status == 401 && b.code == protocol::codes::LOGIN_REQUIRED => {
+            ApiError::LoginRequired
+        }
+        Some(b) if status == 403 && b.code == protocol::codes::FORBIDDEN => ApiError::Forbidden,
         Some(b) => ApiError::Refused(b.detail),
         None => ApiError::Refused(format!("HTTP {status}")),
     }

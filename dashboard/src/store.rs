@@ -12,10 +12,6 @@ use std::collections::BTreeMap;
 pub const POINTS_PER_AGENT: usize = 720;
 /// Recent event rows kept for the live event log.
 pub const RECENT_EVENTS: usize = 1000;
-/// Interval assumed for an agent the backend has not learnt one for yet.
-const DEFAULT_INTERVAL_S: f64 = 5.0;
-/// An agent is offline after this many missed intervals, as the backend decides too.
-const MISSED_INTERVALS: f64 = 3.0;
 
 /// One whole-machine reading.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -66,11 +62,11 @@ impl AgentState {
     }
 
     pub fn interval_s(&self) -> f64 {
-        if self.summary.interval_s > 0.0 { self.summary.interval_s } else { DEFAULT_INTERVAL_S }
+        protocol::liveness::interval_s(Some(self.summary.interval_s))
     }
 
     pub fn online(&self, now_ms: f64) -> bool {
-        now_ms - self.heard_at_ms <= MISSED_INTERVALS * self.interval_s() * 1000.0
+        protocol::liveness::is_online(self.seen_ago_s(now_ms), self.interval_s())
     }
 
     pub fn seen_ago_s(&self, now_ms: f64) -> f64 {

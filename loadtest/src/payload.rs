@@ -61,10 +61,10 @@ impl Hostile {
 
     pub fn expected_code(self) -> &'static str {
         match self {
-            Hostile::Replay => "replay",
-            Hostile::Tampered => "bad_signature",
-            Hostile::Stale => "stale_timestamp",
-            Hostile::WrongToken => "bad_token",
+            Hostile::Replay => protocol::codes::REPLAY,
+            Hostile::Tampered => protocol::codes::BAD_SIGNATURE,
+            Hostile::Stale => protocol::codes::STALE_TIMESTAMP,
+            Hostile::WrongToken => protocol::codes::BAD_TOKEN,
         }
     }
 

@@ -2,6 +2,8 @@
 //!
 //! Nothing here does I/O, so the crate builds for `wasm32-unknown-unknown` as well.
 
+pub mod codes;
+pub mod liveness;
 pub mod rows;
 pub mod secret;
 pub mod signing;

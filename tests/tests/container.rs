@@ -6,7 +6,7 @@ use insta::assert_json_snapshot;
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use testcontainers::core::wait::HttpWaitStrategy;
 use testcontainers::core::{IntoContainerPort, Mount, WaitFor};
 use testcontainers::runners::{AsyncBuilder, AsyncRunner};
@@ -87,18 +87,12 @@ impl Backend {
         secret: &str,
         ts: i64,
     ) -> (StatusCode, Value) {
-        let ts = ts.to_string();
-        let sig = protocol::sign(secret.as_bytes(), &ts, body);
-        let resp = self
-            .http
-            .post(self.url("/api/ingest").await)
-            .header("x-api-token", token)
-            .header("x-signature-ts", &ts)
-            .header("x-signature", sig)
-            .body(body.to_vec())
-            .send()
-            .await
-            .unwrap();
+        let base = self.url("").await;
+        let resp =
+            harness::signed::signed_ingest(&self.http, &base, token, secret, ts, body.to_vec())
+                .send()
+                .await
+                .unwrap();
         (resp.status(), resp.json().await.unwrap())
     }
 
@@ -112,9 +106,7 @@ impl Backend {
     }
 }
 
-fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
-}
+use harness::signed::now_secs as now;
 
 fn seed_example() -> &'static [u8] {
     include_bytes!("../../protocol/testdata/payloads/seed_example.json")

@@ -19,7 +19,7 @@ use crate::error::ApiError;
 use crate::settings::Settings;
 use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
-use protocol::{DEV_API_TOKEN, HEADER_TOKEN, Secret};
+use protocol::{DEV_API_TOKEN, HEADER_TOKEN, Secret, codes};
 use sha2::Sha256;
 use std::net::SocketAddr;
 
@@ -112,7 +112,7 @@ impl Access {
             Ok(())
         } else {
             Err(ApiError::Forbidden {
-                code: "host_not_allowed",
+                code: codes::HOST_NOT_ALLOWED,
                 detail: format!(
                     "Host {host:?} is not this machine's name; add it to ALLOWED_HOSTS if it is \
                      (checked while reads are open or the development credentials are in use)"
@@ -133,7 +133,7 @@ impl Access {
             Ok(())
         } else {
             Err(ApiError::Forbidden {
-                code: "origin_not_allowed",
+                code: codes::ORIGIN_NOT_ALLOWED,
                 detail: format!("origin {origin:?} is not in CORS_ORIGINS"),
             })
         }
@@ -228,7 +228,7 @@ impl Access {
             return Ok(());
         }
         Err(ApiError::Forbidden {
-            code: "forbidden",
+            code: codes::FORBIDDEN,
             detail: if self.admin_tokens.is_empty() {
                 "clearing needs ADMIN_TOKEN: set it on the backend and send it as X-Api-Token \
                  (the API token agents send no longer clears)"

@@ -65,12 +65,32 @@ pub struct Range {
     pub step_ms: i64,
 }
 
-/// How long ago (s) an agent was seen, its interval (s), and whether it counts as online: seen
-/// within three of its own intervals. Until two batches have arrived the seed's 5 s is assumed.
+/// Gaps between an agent's batches (its own clock, ms) outside this range are replays of queued
+/// batches or restarts, not its interval.
+pub(crate) const PLAUSIBLE_GAP_MS: std::ops::RangeInclusive<i64> = 500..=3_600_000;
+/// The weight of the newest gap in the learnt interval, an exponential moving average. Both
+/// stores use these two (PostgreSQL binds them into its upsert).
+pub(crate) const GAP_WEIGHT: f64 = 0.25;
+
+/// The interval learnt so far, after one more gap.
+pub(crate) fn learn_interval(interval_ms: Option<f64>, gap_ms: i64) -> Option<f64> {
+    if !PLAUSIBLE_GAP_MS.contains(&gap_ms) {
+        return interval_ms;
+    }
+    let gap = gap_ms as f64;
+    Some(interval_ms.map_or(gap, |i| i * (1.0 - GAP_WEIGHT) + gap * GAP_WEIGHT))
+}
+
+/// How long ago (s) an agent was seen, its interval (s), and whether it counts as online (see
+/// [`protocol::liveness`]).
 pub fn liveness(now_ms: i64, last_seen_ms: i64, interval_ms: Option<f64>) -> (f64, f64, bool) {
-    let interval_ms = interval_ms.unwrap_or(5000.0).max(1000.0);
-    let ago_ms = (now_ms - last_seen_ms).max(0) as f64;
-    (ago_ms / 1000.0, interval_ms.round() / 1000.0, ago_ms <= 3.0 * interval_ms)
+    let interval_s = protocol::liveness::interval_s(interval_ms.map(|ms| ms / 1000.0));
+    let ago_s = (now_ms - last_seen_ms).max(0) as f64 / 1000.0;
+    (
+        ago_s,
+        (interval_s * 1000.0).round() / 1000.0,
+        protocol::liveness::is_online(ago_s, interval_s),
+    )
 }
 
 impl Range {

@@ -17,7 +17,7 @@ async fn acknowledged_events_survive_sigkill() {
         for t in 0..12 {
             let acked = acked.clone();
             let http = server.http.clone();
-            let url = server.url("/api/ingest");
+            let url = server.url("");
             tasks.push(tokio::spawn(async move {
                 loop {
                     let b = batch(&format!("dur-{round}-{t}"), 4);

@@ -1,5 +1,6 @@
 //! Starts the real `backend` binary on a free port with a temporary database.
 
+use harness::signed::{ingest_request, signed_ingest};
 use protocol::{Event, EventKind, IngestBatch};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -8,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 pub const TOKEN: &str = "test-token-7f3a";
 pub const SECRET: &str = "test-secret-91c2";
@@ -25,9 +26,7 @@ pub struct TestServer {
     _dir: Option<tempfile::TempDir>,
 }
 
-pub fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
-}
+pub use harness::signed::now_secs;
 
 impl TestServer {
     pub fn start() -> Self {
@@ -129,9 +128,9 @@ impl TestServer {
 
     /// Signs `body` with a fresh timestamp and posts it.
     pub async fn ingest_raw(&self, body: &[u8]) -> (StatusCode, Value) {
-        let ts = now_secs().to_string();
-        let sig = protocol::sign(SECRET.as_bytes(), &ts, body);
-        self.post_signed(body, TOKEN, &ts, &sig).await
+        let base = self.url("");
+        let request = signed_ingest(&self.http, &base, TOKEN, SECRET, now_secs(), body.to_vec());
+        split(request.send().await.unwrap()).await
     }
 
     pub async fn post_signed(
@@ -141,18 +140,8 @@ impl TestServer {
         ts: &str,
         sig: &str,
     ) -> (StatusCode, Value) {
-        let resp = self
-            .http
-            .post(self.url("/api/ingest"))
-            .header("content-type", "application/json")
-            .header("x-api-token", token)
-            .header("x-signature-ts", ts)
-            .header("x-signature", sig)
-            .body(body.to_vec())
-            .send()
-            .await
-            .unwrap();
-        split(resp).await
+        let request = ingest_request(&self.http, &self.url(""), token, ts, sig, body.to_vec());
+        split(request.send().await.unwrap()).await
     }
 
     pub async fn ingest(&self, batch: &IngestBatch) -> (StatusCode, Value) {
@@ -194,18 +183,9 @@ impl Drop for TestServer {
 
 /// Signs and posts a batch from a load task, which holds only a client and the URL; true when
 /// the backend acknowledged it.
-pub async fn post_batch(http: &reqwest::Client, ingest_url: &str, batch: &IngestBatch) -> bool {
+pub async fn post_batch(http: &reqwest::Client, base: &str, batch: &IngestBatch) -> bool {
     let body = serde_json::to_vec(batch).unwrap();
-    let ts = now_secs().to_string();
-    let sig = protocol::sign(SECRET.as_bytes(), &ts, &body);
-    let sent = http
-        .post(ingest_url)
-        .header("x-api-token", TOKEN)
-        .header("x-signature-ts", &ts)
-        .header("x-signature", sig)
-        .body(body)
-        .send()
-        .await;
+    let sent = signed_ingest(http, base, TOKEN, SECRET, now_secs(), body).send().await;
     matches!(sent, Ok(r) if r.status().is_success())
 }
 

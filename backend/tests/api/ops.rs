@@ -74,7 +74,7 @@ async fn sigterm_finishes_requests_in_flight_and_exits_cleanly() {
     let server = TestServer::start();
     let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = Vec::new();
-    let url = server.url("/api/ingest");
+    let url = server.url("");
     for t in 0..8 {
         let acked = acked.clone();
         let http = server.http.clone();

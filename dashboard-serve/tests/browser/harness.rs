@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 pub const TOKEN: &str = "e2e-token-51d0";
 pub const SECRET: &str = "e2e-secret-8a4e";
@@ -45,9 +45,7 @@ fn dist() -> PathBuf {
     dist
 }
 
-pub fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
-}
+pub use harness::signed::now_secs;
 
 pub fn rfc3339(unix_s: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix_s)
@@ -316,15 +314,7 @@ pub fn batch(agent: &str, at: i64, cpu: f64) -> IngestBatch {
 /// Signs and posts a batch straight to the backend, as an agent does.
 pub async fn ingest(http: &reqwest::Client, backend: &str, batch: &IngestBatch) -> Value {
     let body = serde_json::to_vec(batch).unwrap();
-    let ts = now_secs().to_string();
-    let signature = protocol::sign(SECRET.as_bytes(), &ts, &body);
-    let response = http
-        .post(format!("{backend}/api/ingest"))
-        .header(protocol::HEADER_TOKEN, TOKEN)
-        .header(protocol::HEADER_SIGNATURE_TS, ts)
-        .header(protocol::HEADER_SIGNATURE, signature)
-        .header("content-type", "application/json")
-        .body(body)
+    let response = harness::signed::signed_ingest(http, backend, TOKEN, SECRET, now_secs(), body)
         .send()
         .await
         .expect("post batch");

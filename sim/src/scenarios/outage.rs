@@ -56,8 +56,9 @@ impl Respond for Scripted {
                         serde_json::json!({"stored": stored, "duplicate": duplicate}),
                     )
                 }
-                Err(why) => ResponseTemplate::new(422)
-                    .set_body_json(serde_json::json!({"detail": why, "code": "invalid"})),
+                Err(why) => ResponseTemplate::new(422).set_body_json(
+                    serde_json::json!({"detail": why, "code": protocol::codes::INVALID}),
+                ),
             },
             SLOW => ResponseTemplate::new(503).set_delay(self.late),
             _ => ResponseTemplate::new(503),

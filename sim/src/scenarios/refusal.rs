@@ -59,17 +59,21 @@ impl Respond for Shared {
         let gate = &self.0;
         let stamp = match Stamp::of(&request.body) {
             Ok(stamp) => stamp,
-            Err(why) => return refuse(422, "invalid", why),
+            Err(why) => return refuse(422, protocol::codes::INVALID, why),
         };
         let mut attempts = gate.attempts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *attempts.entry((stamp.agent_id.clone(), stamp.seq)).or_default() += 1;
         drop(attempts);
         let token = request.headers.get(protocol::HEADER_TOKEN).and_then(|v| v.to_str().ok());
         if token != Some(TOKEN) {
-            return refuse(401, "bad_token", "wrong API token".into());
+            return refuse(401, protocol::codes::BAD_TOKEN, "wrong API token".into());
         }
         if refused_for_content(stamp.seq) {
-            return refuse(422, "invalid", format!("reading {} is not acceptable", stamp.seq));
+            return refuse(
+                422,
+                protocol::codes::INVALID,
+                format!("reading {} is not acceptable", stamp.seq),
+            );
         }
         let duplicate = gate.ledger.receive(stamp);
         ResponseTemplate::new(200).set_body_json(

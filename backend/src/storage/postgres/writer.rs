@@ -33,8 +33,8 @@ const EVENTS_SQL: &str = "INSERT INTO events(agent_id, ts, ts_ms, platform, even
     FROM unnest($5::text[], $6::float8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[],
                 $11::float8[], $12::float8[], $13::int8[], $14::int8[], $15::text[], $16::int8[]) AS u
     RETURNING id";
-/// SQLite's agent rules: the interval is an EWMA of plausible gaps between the agent's own
-/// timestamps.
+/// SQLite's agent rules (`storage::learn_interval`): the interval is an EWMA of plausible gaps
+/// between the agent's own timestamps; $5..$7 are its bounds and weight.
 const AGENT_SQL: &str = "INSERT INTO agents(agent_id, platform, first_seen_ms, last_seen_ms,
         last_ts_ms)
     VALUES ($1, $2, $3, $3, $4)
@@ -42,10 +42,10 @@ const AGENT_SQL: &str = "INSERT INTO agents(agent_id, platform, first_seen_ms, l
         platform = EXCLUDED.platform,
         last_seen_ms = EXCLUDED.last_seen_ms,
         interval_ms = CASE
-            WHEN EXCLUDED.last_ts_ms - agents.last_ts_ms BETWEEN 500 AND 3600000
+            WHEN EXCLUDED.last_ts_ms - agents.last_ts_ms BETWEEN $5 AND $6
             THEN COALESCE(
-                agents.interval_ms * 0.75
-                    + (EXCLUDED.last_ts_ms - agents.last_ts_ms)::float8 * 0.25,
+                agents.interval_ms * (1 - $7::float8)
+                    + (EXCLUDED.last_ts_ms - agents.last_ts_ms)::float8 * $7::float8,
                 (EXCLUDED.last_ts_ms - agents.last_ts_ms)::float8)
             ELSE agents.interval_ms END,
         last_ts_ms = GREATEST(agents.last_ts_ms, EXCLUDED.last_ts_ms)";
@@ -381,7 +381,13 @@ async fn update_agent(
     ts_ms: i64,
     now: i64,
 ) -> Result<(), StorageError> {
-    tx.execute(&st.agent, &[&batch.agent_id, &batch.platform, &now, &ts_ms]).await?;
+    let (min_gap, max_gap) = crate::storage::PLAUSIBLE_GAP_MS.into_inner();
+    let weight = crate::storage::GAP_WEIGHT;
+    tx.execute(
+        &st.agent,
+        &[&batch.agent_id, &batch.platform, &now, &ts_ms, &min_gap, &max_gap, &weight],
+    )
+    .await?;
     let newest = batch.events.iter().rev().find(|e| e.is_metric());
     if let Some(event) = newest {
         let c = Columns::of(event);

@@ -4,14 +4,11 @@
 //! once per request. After a crash, the batches not written yet are replayed into it.
 
 use crate::clock::format_ms;
-use crate::storage::liveness;
+use crate::storage::{learn_interval, liveness};
 use protocol::{AgentSummary, Event, EventKind, IngestBatch};
 use rusqlite::{Connection, Row, params};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
-
-/// Gaps outside this range (in ms) are replays of queued batches or restarts, not the interval.
-const PLAUSIBLE_GAP_MS: std::ops::RangeInclusive<i64> = 500..=3_600_000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentState {
@@ -47,11 +44,7 @@ impl AgentState {
     /// consecutive batches); the latest metric is the newest by the agent's clock, so a replay
     /// of an old queued batch does not hide a newer reading.
     fn observe(&mut self, batch: &IngestBatch, ts_ms: i64, now_ms: i64) {
-        let gap = ts_ms - self.last_ts_ms;
-        if PLAUSIBLE_GAP_MS.contains(&gap) {
-            let gap = gap as f64;
-            self.interval_ms = Some(self.interval_ms.map_or(gap, |i| i * 0.75 + gap * 0.25));
-        }
+        self.interval_ms = learn_interval(self.interval_ms, ts_ms - self.last_ts_ms);
         self.platform.clone_from(&batch.platform);
         self.last_seen_ms = now_ms;
         self.last_ts_ms = self.last_ts_ms.max(ts_ms);
