@@ -41,8 +41,10 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Busy(String),
-    #[error("storage is unavailable: {0}")]
-    Storage(String),
+    /// The cause is logged at the edge; clients learn only that storage is down, never the
+    /// database's own text.
+    #[error("storage is unavailable; retry in a few seconds")]
+    Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("{0}")]
     MethodNotAllowed(String),
     #[error("the request body did not arrive within {0} s")]
@@ -61,7 +63,7 @@ impl From<crate::storage::StorageError> for ApiError {
                 ApiError::unauthorized(AuthFailure::Replay, crate::security::REPLAY)
             }
             crate::storage::StorageError::ReadPanicked => ApiError::Internal,
-            e => ApiError::Storage(e.to_string()),
+            e => ApiError::Storage(Box::new(e)),
         }
     }
 }
@@ -104,8 +106,25 @@ impl ApiError {
     }
 }
 
+/// The error and every cause below it, for the one log line of a server-side failure.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        // Logged once, here, with the cause; a 503 loses nothing (agents keep the batch). A
+        // 500 is logged where the bug was caught, with what only that place knows.
+        if let ApiError::Storage(_) = &self {
+            tracing::warn!(error = %chain(&self), "answered 503");
+        }
         let mut response = (
             self.status(),
             Json(ErrorBody { detail: self.to_string(), code: self.code().to_owned() }),
@@ -116,5 +135,23 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("1"));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::StorageError;
+
+    #[tokio::test]
+    async fn a_storage_failure_tells_the_client_nothing_of_the_database() {
+        let e = ApiError::from(StorageError::Commit("disk I/O error in /srv/secret/t.db".into()));
+        assert!(std::error::Error::source(&e).is_some(), "the cause is kept for the log");
+        assert!(chain(&e).contains("/srv/secret"));
+        let response = e.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(response.into_body(), 4096).await;
+        let text = String::from_utf8(body.unwrap().to_vec()).unwrap();
+        assert!(!text.contains("secret") && text.contains("storage_unavailable"), "{text}");
     }
 }

@@ -93,8 +93,13 @@ async fn read_body_in_time(
 
 /// A bug in a handler answers this request with a 500 and leaves the connection and the
 /// server as they were.
-fn panicked(_: Box<dyn std::any::Any + Send>) -> axum::response::Response {
-    tracing::error!("a request handler panicked");
+fn panicked(panic: Box<dyn std::any::Any + Send>) -> axum::response::Response {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = %what, "a request handler panicked");
     axum::response::IntoResponse::into_response(ApiError::Internal)
 }
 

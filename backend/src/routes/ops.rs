@@ -42,7 +42,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
     let both = async { futures_util::try_join!(state.storage.ping(), state.storage.ping_read()) };
     match tokio::time::timeout(Duration::from_secs(2), both).await {
         Ok(Ok(_)) => Ok(Json(json!({"status": "ready"}))),
-        Ok(Err(e)) => Err(ApiError::Storage(e.to_string())),
+        Ok(Err(e)) => Err(e.into()),
         Err(_) => Err(ApiError::Storage("the database did not answer within 2 s".into())),
     }
 }
