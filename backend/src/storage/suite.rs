@@ -4,7 +4,7 @@
 
 use super::postgres::PgStorage;
 use super::sqlite::SqliteStorage;
-use super::sqlite::tail::FlushPolicy;
+use super::sqlite::backlog::FlushPolicy;
 use super::{EventFilter, PRUNE_CHUNK, Range, StorageError, Store, prune};
 use crate::clock::now_ms;
 use crate::live::{Hub, LiveFrame};

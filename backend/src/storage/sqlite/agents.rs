@@ -1,6 +1,6 @@
 //! Per-agent state (platform, first and last seen, learnt interval, latest metric), kept in the
 //! writer's memory, shared with the readers (so `GET /api/agents` never touches the database),
-//! and written to the agents table with the agent's batches (see [`super::tail`]) rather than
+//! and written to the agents table with the agent's batches (see [`super::backlog`]) rather than
 //! once per request. After a crash, the batches not written yet are replayed into it.
 
 use crate::clock::format_ms;
@@ -152,7 +152,7 @@ impl Agents {
     }
 
     /// Writes one agent's row inside the open transaction (at the flush of its batches, so the
-    /// row always matches the index; see [`super::tail`]).
+    /// row always matches the index; see [`super::backlog`]).
     pub fn write_row(&self, conn: &Connection, agent_id: &str) -> rusqlite::Result<()> {
         let Some(s) = self.committed.read(|m| m.get(agent_id).cloned()) else { return Ok(()) };
         // Validation keeps every integer within i64, so these casts never wrap.

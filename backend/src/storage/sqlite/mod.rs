@@ -1,12 +1,12 @@
 //! SQLite storage, the default. Writes go through one writer thread (see [`writer`]) that
-//! appends each batch to a log and indexes it per agent later (see [`tail`]); reads run on a
+//! appends each batch to a log and indexes it per agent later (see [`backlog`]); reads run on a
 //! small pool of read-only connections on the blocking pool, never on the async runtime's
 //! threads, and take what is not indexed yet from the writer's memory.
 
 mod agents;
+pub(crate) mod backlog;
 pub mod queries;
 pub mod schema;
-pub(crate) mod tail;
 pub mod writer;
 
 use super::jobs::Job;
@@ -32,7 +32,7 @@ impl StorageError {
 /// Runs `f` in a write transaction on the writer's connection. rusqlite's `Transaction` parses
 /// `BEGIN` and `COMMIT` anew each time; here they are prepared once, which is a few percent of
 /// the writer's time at thousands of commits a second.
-pub(crate) fn immediate<T>(
+pub(crate) fn write_transaction<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<T> {
@@ -81,7 +81,7 @@ pub struct SqliteStorage {
     readers: Arc<Mutex<Vec<Connection>>>,
     reader_permits: Arc<Semaphore>,
     agents: agents::SharedAgents,
-    tail: tail::SharedTail,
+    backlog: backlog::SharedBacklog,
 }
 
 /// What start-up learns from an existing database.
@@ -98,7 +98,7 @@ impl SqliteStorage {
         hub: Hub,
         metrics: Arc<Metrics>,
     ) -> Result<Opened, StorageError> {
-        Self::open_with(path, sync, hub, metrics, tail::FlushPolicy::default())
+        Self::open_with(path, sync, hub, metrics, backlog::FlushPolicy::default())
     }
 
     pub(crate) fn open_with(
@@ -106,7 +106,7 @@ impl SqliteStorage {
         sync: Synchronous,
         hub: Hub,
         metrics: Arc<Metrics>,
-        policy: tail::FlushPolicy,
+        policy: backlog::FlushPolicy,
     ) -> Result<Opened, StorageError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
@@ -116,8 +116,8 @@ impl SqliteStorage {
         let conn = schema::open_writer(path, sync).map_err(open_err)?;
         let replay_entries = writer::load_replay_guard(&conn, now_ms())?;
         let mut agents = agents::Agents::load(&conn)?;
-        let tail = tail::Tail::load(&conn, &mut agents, policy)?;
-        let (shared_agents, shared_tail) = (agents.shared(), tail.shared());
+        let backlog = backlog::IndexBacklog::load(&conn, &mut agents, policy)?;
+        let (shared_agents, shared_backlog) = (agents.shared(), backlog.shared());
         let readers = (0..READERS)
             .map(|_| schema::open_reader(path))
             .collect::<Result<Vec<_>, _>>()
@@ -125,7 +125,7 @@ impl SqliteStorage {
         let (jobs, rx) = mpsc::channel(WRITE_QUEUE);
         let handle = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer::run(writer::Writer { conn, agents, tail, hub, metrics }, rx))
+            .spawn(move || writer::run(writer::Writer { conn, agents, backlog, hub, metrics }, rx))
             .map_err(|e| StorageError::Commit(format!("cannot start the writer thread: {e}")))?;
         Ok(Opened {
             storage: SqliteStorage {
@@ -134,7 +134,7 @@ impl SqliteStorage {
                 readers: Arc::new(Mutex::new(readers)),
                 reader_permits: Arc::new(Semaphore::new(READERS)),
                 agents: shared_agents,
-                tail: shared_tail,
+                backlog: shared_backlog,
             },
             replay_entries,
         })
@@ -183,8 +183,8 @@ impl Store for SqliteStorage {
     }
 
     fn events(&self, filter: EventFilter) -> StoreFuture<'_, Vec<EventRow>> {
-        let tail = filter.agent_id.as_deref().map(|a| self.tail.view(a)).unwrap_or_default();
-        Box::pin(self.read(move |conn| queries::events(conn, &filter, &tail)))
+        let backlog = filter.agent_id.as_deref().map(|a| self.backlog.view(a)).unwrap_or_default();
+        Box::pin(self.read(move |conn| queries::events(conn, &filter, &backlog)))
     }
 
     fn agents(&self, now_ms: i64) -> StoreFuture<'_, Vec<AgentSummary>> {
@@ -198,13 +198,13 @@ impl Store for SqliteStorage {
     }
 
     fn series(&self, agent_id: String, range: Range) -> StoreFuture<'_, Series> {
-        let tail = self.tail.view(&agent_id);
-        Box::pin(self.read(move |conn| queries::series(conn, &agent_id, &tail, range)))
+        let backlog = self.backlog.view(&agent_id);
+        Box::pin(self.read(move |conn| queries::series(conn, &agent_id, &backlog, range)))
     }
 
     fn latest_processes(&self, agent_id: String) -> StoreFuture<'_, ProcessesResponse> {
-        let tail = self.tail.view(&agent_id);
-        Box::pin(self.read(move |conn| queries::latest_processes(conn, &agent_id, &tail)))
+        let backlog = self.backlog.view(&agent_id);
+        Box::pin(self.read(move |conn| queries::latest_processes(conn, &agent_id, &backlog)))
     }
 
     fn process_history(
@@ -213,9 +213,11 @@ impl Store for SqliteStorage {
         name: String,
         range: Range,
     ) -> StoreFuture<'_, ProcessHistory> {
-        let tail = self.tail.view(&agent_id);
+        let backlog = self.backlog.view(&agent_id);
         Box::pin(
-            self.read(move |conn| queries::process_history(conn, &agent_id, &tail, &name, range)),
+            self.read(move |conn| {
+                queries::process_history(conn, &agent_id, &backlog, &name, range)
+            }),
         )
     }
 
@@ -317,7 +319,8 @@ mod tests {
     async fn after_a_crash_the_batches_not_indexed_yet_are_replayed_from_the_log() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        let policy = tail::FlushPolicy { batches: 3, after: std::time::Duration::from_secs(3600) };
+        let policy =
+            backlog::FlushPolicy { batches: 3, after: std::time::Duration::from_secs(3600) };
         let open = |path: &Path| {
             SqliteStorage::open_with(path, Synchronous::Full, Hub::new(4), Arc::default(), policy)
                 .unwrap()

@@ -1,8 +1,8 @@
 //! Read queries. Each takes a plain connection so it runs on the reader pool, and the view of the
 //! agent's batches that are not indexed yet (taken before the query, so that what the index
-//! gained since is found below [`TailView::boundary`] and not counted twice).
+//! gained since is found below [`BacklogView::boundary`] and not counted twice).
 
-use super::tail::{KIND_METRIC, KIND_OTHER, KIND_PROC, TailView, decode};
+use super::backlog::{BacklogView, KIND_METRIC, KIND_OTHER, KIND_PROC, decode};
 use crate::clock::format_ms;
 use crate::storage::jobs::Columns;
 use crate::storage::{EventFilter, Range, empty_history, empty_series, push_history, push_series};
@@ -76,13 +76,13 @@ impl Logged {
 /// The agent's waiting batches that pass `keep`, newest first, read from the log.
 fn waiting(
     conn: &Connection,
-    tail: &TailView,
+    backlog: &BacklogView,
     keep: impl Fn(i64, i64, i64) -> bool,
 ) -> rusqlite::Result<Vec<Logged>> {
     let mut by_id =
         conn.prepare_cached(&format!("SELECT {LOGGED} FROM batch_log l WHERE first_id = ?1"))?;
     let mut out = Vec::new();
-    for e in tail.entries.iter().rev().filter(|e| keep(e.first_id, e.ts_ms, e.kinds)) {
+    for e in backlog.entries.iter().rev().filter(|e| keep(e.first_id, e.ts_ms, e.kinds)) {
         // Missing when a clear took it after the view was taken.
         if let Some(b) = by_id.query_row([e.first_id], logged).optional()? {
             out.push(b);
@@ -104,7 +104,7 @@ fn kind_mask(event_type: Option<&str>) -> i64 {
 pub fn events(
     conn: &Connection,
     f: &EventFilter,
-    tail: &TailView,
+    backlog: &BacklogView,
 ) -> rusqlite::Result<Vec<EventRow>> {
     let before = f.before_id.unwrap_or(i64::MAX);
     let mask = kind_mask(f.event_type.as_deref());
@@ -128,7 +128,7 @@ pub fn events(
     }
     let (mut stmt, args) = match &f.agent_id {
         Some(agent) => {
-            for b in waiting(conn, tail, |id, _, kinds| id < before && kinds & mask != 0)? {
+            for b in waiting(conn, backlog, |id, _, kinds| id < before && kinds & mask != 0)? {
                 if take(&b, &mut out)? {
                     return Ok(out);
                 }
@@ -138,7 +138,7 @@ pub fn events(
                  WHERE a.agent_id = ?1 AND a.first_id < ?2 AND a.kinds & ?3 != 0
                  ORDER BY a.first_id DESC"
             ))?;
-            (stmt, vec![agent.clone().into(), before.min(tail.boundary()).into(), mask.into()])
+            (stmt, vec![agent.clone().into(), before.min(backlog.boundary()).into(), mask.into()])
         }
         None => {
             let stmt = conn.prepare_cached(&format!(
@@ -213,7 +213,7 @@ fn bucket_of(range: Range, ts_ms: i64) -> Option<i64> {
 pub fn series(
     conn: &Connection,
     agent_id: &str,
-    tail: &TailView,
+    backlog: &BacklogView,
     range: Range,
 ) -> rusqlite::Result<Series> {
     let mut buckets: BTreeMap<i64, MetricAcc> = BTreeMap::new();
@@ -229,8 +229,13 @@ pub fn series(
          WHERE agent_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 AND id < ?5
          GROUP BY bucket",
     )?;
-    let mut rows =
-        stmt.query(params![agent_id, range.from_ms, range.to_ms, range.step_ms, tail.boundary()])?;
+    let mut rows = stmt.query(params![
+        agent_id,
+        range.from_ms,
+        range.to_ms,
+        range.step_ms,
+        backlog.boundary()
+    ])?;
     while let Some(r) = rows.next()? {
         let acc = buckets.entry(r.get(0)?).or_default();
         acc[0].merge(r.get(1)?, r.get(2)?, r.get(3)?);
@@ -238,7 +243,7 @@ pub fn series(
             a.merge(r.get(2 + 2 * i)?, r.get(3 + 2 * i)?, None);
         }
     }
-    for e in &tail.entries {
+    for e in &backlog.entries {
         let Some(bucket) = bucket_of(range, e.ts_ms) else { continue };
         for (_, m) in &e.metrics {
             let acc = buckets.entry(bucket).or_default();
@@ -265,19 +270,19 @@ pub fn series(
 fn proc_batches(
     conn: &Connection,
     agent_id: &str,
-    tail: &TailView,
+    backlog: &BacklogView,
     from_ms: i64,
     to_ms: i64,
 ) -> rusqlite::Result<Vec<Logged>> {
     let in_range = |ts: i64| (from_ms..to_ms).contains(&ts);
-    let mut out = waiting(conn, tail, |_, ts, kinds| kinds & KIND_PROC != 0 && in_range(ts))?;
+    let mut out = waiting(conn, backlog, |_, ts, kinds| kinds & KIND_PROC != 0 && in_range(ts))?;
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {LOGGED} FROM agent_batches a JOIN batch_log l ON l.first_id = a.first_id
          WHERE a.agent_id = ?1 AND a.ts_ms >= ?2 AND a.ts_ms < ?3 AND a.kinds & ?4 != 0
            AND +a.first_id < ?5"
     ))?;
     let rows =
-        stmt.query_map(params![agent_id, from_ms, to_ms, KIND_PROC, tail.boundary()], logged)?;
+        stmt.query_map(params![agent_id, from_ms, to_ms, KIND_PROC, backlog.boundary()], logged)?;
     for b in rows {
         out.push(b?);
     }
@@ -287,20 +292,21 @@ fn proc_batches(
 pub fn latest_processes(
     conn: &Connection,
     agent_id: &str,
-    tail: &TailView,
+    backlog: &BacklogView,
 ) -> rusqlite::Result<ProcessesResponse> {
     let mut out = ProcessesResponse { agent_id: agent_id.to_owned(), ts: None, processes: vec![] };
-    let waiting = tail.entries.iter().filter(|e| e.kinds & KIND_PROC != 0).map(|e| e.ts_ms).max();
+    let waiting =
+        backlog.entries.iter().filter(|e| e.kinds & KIND_PROC != 0).map(|e| e.ts_ms).max();
     let indexed: Option<i64> = conn
         .prepare_cached(
             "SELECT ts_ms FROM agent_batches
              WHERE agent_id = ?1 AND kinds & ?2 != 0 AND +first_id < ?3
              ORDER BY ts_ms DESC LIMIT 1",
         )?
-        .query_row(params![agent_id, KIND_PROC, tail.boundary()], |r| r.get(0))
+        .query_row(params![agent_id, KIND_PROC, backlog.boundary()], |r| r.get(0))
         .optional()?;
     let Some(ts_ms) = waiting.max(indexed) else { return Ok(out) };
-    for b in proc_batches(conn, agent_id, tail, ts_ms, ts_ms + 1)? {
+    for b in proc_batches(conn, agent_id, backlog, ts_ms, ts_ms + 1)? {
         out.processes.extend(b.rows()?.into_iter().filter(|r| r.event_type == "proc"));
     }
     out.processes.sort_by(|a, b| {
@@ -314,12 +320,12 @@ pub fn latest_processes(
 pub fn process_history(
     conn: &Connection,
     agent_id: &str,
-    tail: &TailView,
+    backlog: &BacklogView,
     name: &str,
     range: Range,
 ) -> rusqlite::Result<ProcessHistory> {
     let mut buckets: BTreeMap<i64, [Acc; 2]> = BTreeMap::new();
-    for b in proc_batches(conn, agent_id, tail, range.from_ms, range.to_ms)? {
+    for b in proc_batches(conn, agent_id, backlog, range.from_ms, range.to_ms)? {
         let Some(bucket) = bucket_of(range, b.ts_ms) else { continue };
         for p in decode::<Vec<ProcReading<'_>>>(&b.events)? {
             if p.kind == "proc" && p.name.as_deref() == Some(name) {

@@ -98,7 +98,7 @@ const MIGRATIONS: &[&str] = &[
     // 3: one row per stored batch, its events as JSON, appended in id order: a request writes
     // one row at the end of the log instead of a row per event and a page of its agent in each
     // per-agent index. Those indexes and the agent's row are written behind the log, an agent at
-    // a time once it has gathered enough batches (see `tail.rs`), so one page write carries many
+    // a time once it has gathered enough batches (see `backlog.rs`), so one page write carries many
     // batches. A batch at or above `floor` that is not in `agent_batches` is not indexed yet,
     // and is replayed at start-up. Event ids stay what they were: a batch's
     // events are `first_id .. first_id + count`. The view `events` shows the seed's table.

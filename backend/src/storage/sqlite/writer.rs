@@ -1,11 +1,11 @@
 //! The one SQLite writer thread. It commits the jobs of all concurrent requests in one
 //! transaction (group commit), answers each request only after that commit, then publishes the
 //! rows live. Between two groups it writes the per-agent index of the agents that are due (see
-//! [`super::tail`]).
+//! [`super::backlog`]).
 
 use super::agents::Agents;
-use super::immediate;
-use super::tail::{Due, Tail};
+use super::backlog::{Due, IndexBacklog};
+use super::write_transaction;
 use crate::clock::{format_ms, now_ms};
 use crate::live::Hub;
 use crate::metrics::Metrics;
@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 pub struct Writer {
     pub conn: Connection,
     pub agents: Agents,
-    pub tail: Tail,
+    pub backlog: IndexBacklog,
     pub hub: Hub,
     pub metrics: Arc<Metrics>,
 }
@@ -69,11 +69,11 @@ pub fn run(mut w: Writer, mut rx: mpsc::Receiver<Job>) {
 /// Returns how many agents were written. A failed flush loses nothing: the batches are in the
 /// log and stay waiting, to be tried again after the next group (or replayed at start-up).
 fn flush(w: &mut Writer, due: Due) -> usize {
-    let n = w.tail.flush(&w.conn, &w.agents, due).unwrap_or_else(|e| {
+    let n = w.backlog.flush(&w.conn, &w.agents, due).unwrap_or_else(|e| {
         tracing::warn!(error = %e, "could not write the per-agent index; will retry");
         0
     });
-    w.metrics.index_waiting.store(w.tail.waiting_count() as u64, Relaxed);
+    w.metrics.index_waiting.store(w.backlog.waiting_count() as u64, Relaxed);
     n
 }
 
@@ -92,12 +92,12 @@ fn commit_group(w: &mut Writer, jobs: Vec<Job>) {
     let count = jobs.len();
     let want_rows = w.hub.has_subscribers();
     let now = now_ms();
-    w.tail.begin();
-    let (agents, tail) = (&mut w.agents, &mut w.tail);
-    let outcome = immediate(&w.conn, |tx| {
+    w.backlog.begin();
+    let (agents, backlog) = (&mut w.agents, &mut w.backlog);
+    let outcome = write_transaction(&w.conn, |tx| {
         let applied = jobs
             .iter()
-            .map(|job| apply(tx, agents, tail, job, now, want_rows))
+            .map(|job| apply(tx, agents, backlog, job, now, want_rows))
             .collect::<rusqlite::Result<Vec<_>>>()?;
         forget_expired_signatures(tx, now)?;
         Ok(applied)
@@ -106,7 +106,7 @@ fn commit_group(w: &mut Writer, jobs: Vec<Job>) {
         Ok(applied) => applied,
         Err(e) => {
             w.agents.rollback();
-            w.tail.rollback();
+            w.backlog.rollback();
             if count == 1 {
                 tracing::warn!(error = %e, "a request could not be stored; it was refused");
                 jobs.into_iter().for_each(|job| job.fail(StorageError::from_commit(&e)));
@@ -120,9 +120,9 @@ fn commit_group(w: &mut Writer, jobs: Vec<Job>) {
         }
     };
     w.agents.commit();
-    w.tail.commit();
+    w.backlog.commit();
     // Before the answers, so that a client reading `/metrics` next sees its batch waiting.
-    w.metrics.index_waiting.store(w.tail.waiting_count() as u64, Relaxed);
+    w.metrics.index_waiting.store(w.backlog.waiting_count() as u64, Relaxed);
     w.metrics.commit_jobs.observe(count as f64);
     w.metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
     for (job, result) in jobs.into_iter().zip(applied) {
@@ -133,32 +133,32 @@ fn commit_group(w: &mut Writer, jobs: Vec<Job>) {
 fn apply(
     conn: &Connection,
     agents: &mut Agents,
-    tail: &mut Tail,
+    backlog: &mut IndexBacklog,
     job: &Job,
     now: i64,
     want_rows: bool,
 ) -> rusqlite::Result<Applied> {
     match job {
         Job::Ingest { batch, ts_ms, verified, .. } => {
-            let (outcome, rows) = ingest(conn, tail, batch, *ts_ms, verified, now, want_rows)?;
+            let (outcome, rows) = ingest(conn, backlog, batch, *ts_ms, verified, now, want_rows)?;
             if !outcome.duplicate {
                 agents.observe(batch, *ts_ms, now);
             }
             Ok(Applied::Ingest(outcome, rows))
         }
         Job::Clear { agent_id, .. } => {
-            let n = clear(conn, tail, agent_id.as_deref())?;
+            let n = clear(conn, backlog, agent_id.as_deref())?;
             agents.clear(agent_id.as_deref());
             Ok(Applied::Count(n))
         }
-        Job::Prune { before_ms, .. } => prune(conn, tail, *before_ms).map(Applied::Pruned),
+        Job::Prune { before_ms, .. } => prune(conn, backlog, *before_ms).map(Applied::Pruned),
         Job::Ping { .. } | Job::Shutdown => Ok(Applied::Unit),
     }
 }
 
 fn ingest(
     conn: &Connection,
-    tail: &mut Tail,
+    backlog: &mut IndexBacklog,
     batch: &IngestBatch,
     ts_ms: i64,
     verified: &Verified,
@@ -178,7 +178,7 @@ fn ingest(
             return Ok((IngestOutcome { stored: 0, duplicate: true }, Vec::new()));
         }
     }
-    let first_id = tail.log(conn, batch, ts_ms, now)?;
+    let first_id = backlog.log(conn, batch, ts_ms, now)?;
     let rows = if want_rows {
         let ingested_at = format_ms(now);
         (first_id..)
@@ -191,8 +191,12 @@ fn ingest(
     Ok((IngestOutcome { stored: batch.events.len(), duplicate: false }, rows))
 }
 
-fn clear(conn: &Connection, tail: &mut Tail, agent_id: Option<&str>) -> rusqlite::Result<usize> {
-    let n = tail.clear(conn, agent_id)?;
+fn clear(
+    conn: &Connection,
+    backlog: &mut IndexBacklog,
+    agent_id: Option<&str>,
+) -> rusqlite::Result<usize> {
+    let n = backlog.clear(conn, agent_id)?;
     match agent_id {
         Some(agent) => conn.execute("DELETE FROM agents WHERE agent_id = ?1", [agent])?,
         None => conn.execute("DELETE FROM agents", [])?,
@@ -215,7 +219,11 @@ fn forget_expired_signatures(conn: &Connection, now: i64) -> rusqlite::Result<()
 
 /// Removes the oldest batches, up to [`PRUNE_CHUNK`] of them, with their index entries; only
 /// below the floor, where every batch is indexed. (Expired signatures go with each commit.)
-fn prune(conn: &Connection, tail: &Tail, before_ms: Option<i64>) -> rusqlite::Result<Pruned> {
+fn prune(
+    conn: &Connection,
+    backlog: &IndexBacklog,
+    before_ms: Option<i64>,
+) -> rusqlite::Result<Pruned> {
     let Some(before) = before_ms else { return Ok(Pruned::default()) };
     // In chunks too: a day's batch ids in one statement would hold the writer for seconds.
     let ids = conn
@@ -235,7 +243,7 @@ fn prune(conn: &Connection, tail: &Tail, before_ms: Option<i64>) -> rusqlite::Re
          RETURNING agent_id, first_id, ts_ms, count",
     )?;
     let gone = gone
-        .query_map(params![before, PRUNE_CHUNK as i64, tail.floor()], |r| {
+        .query_map(params![before, PRUNE_CHUNK as i64, backlog.floor()], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, i64>(1)?,

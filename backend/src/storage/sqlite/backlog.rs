@@ -9,7 +9,7 @@
 //! the oldest waiting batch, so start-up replays only the log from there.
 
 use super::agents::Agents;
-use super::immediate;
+use super::write_transaction;
 use protocol::{Event, EventKind, IngestBatch};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -97,12 +97,12 @@ impl Entry {
 
 /// One agent's waiting batches as a reader saw them.
 #[derive(Debug, Clone, Default)]
-pub struct TailView {
+pub struct BacklogView {
     /// Oldest first.
     pub entries: Vec<Entry>,
 }
 
-impl TailView {
+impl BacklogView {
     /// Index rows from this id up were written after the view was taken, and are in `entries`.
     pub fn boundary(&self) -> i64 {
         self.entries.first().map_or(i64::MAX, |e| e.first_id)
@@ -111,11 +111,11 @@ impl TailView {
 
 /// Every agent's waiting batches, as the readers see them.
 #[derive(Debug, Clone, Default)]
-pub struct SharedTail(Arc<RwLock<HashMap<String, Vec<Entry>>>>);
+pub struct SharedBacklog(Arc<RwLock<HashMap<String, Vec<Entry>>>>);
 
-impl SharedTail {
-    pub fn view(&self, agent_id: &str) -> TailView {
-        TailView { entries: self.read().get(agent_id).cloned().unwrap_or_default() }
+impl SharedBacklog {
+    pub fn view(&self, agent_id: &str) -> BacklogView {
+        BacklogView { entries: self.read().get(agent_id).cloned().unwrap_or_default() }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Vec<Entry>>> {
@@ -128,9 +128,9 @@ impl SharedTail {
 }
 
 #[derive(Debug)]
-pub struct Tail {
+pub struct IndexBacklog {
     policy: FlushPolicy,
-    shared: SharedTail,
+    shared: SharedBacklog,
     next_id: i64,
     /// `next_id` when the open transaction began, for a rollback.
     begun_at: i64,
@@ -151,7 +151,7 @@ enum Staged {
     Clear(Option<String>),
 }
 
-impl Tail {
+impl IndexBacklog {
     /// Reads the log's state and replays the batches not indexed yet into `agents`.
     pub fn load(
         conn: &Connection,
@@ -162,9 +162,9 @@ impl Tail {
             conn.query_row("SELECT floor, next_id FROM log_state", [], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })?;
-        let mut tail = Tail {
+        let mut backlog = IndexBacklog {
             policy,
-            shared: SharedTail::default(),
+            shared: SharedBacklog::default(),
             next_id,
             begun_at: next_id,
             staged: Vec::new(),
@@ -181,7 +181,7 @@ impl Tail {
         let mut rows = stmt.query([floor])?;
         while let Some(r) = rows.next()? {
             let (first_id, agent_id, ts_ms): (i64, String, i64) = (r.get(0)?, r.get(1)?, r.get(3)?);
-            tail.next_id = tail.next_id.max(first_id + r.get::<_, i64>(6)?);
+            backlog.next_id = backlog.next_id.max(first_id + r.get::<_, i64>(6)?);
             if indexed.exists(params![agent_id, first_id])? {
                 continue;
             }
@@ -195,14 +195,14 @@ impl Tail {
             let ingested_ms = r.get(5)?;
             agents.observe(&batch, ts_ms, ingested_ms);
             let entry = Entry::of(first_id, ts_ms, ingested_ms, &batch.events);
-            tail.staged.push(Staged::Batch(batch.agent_id, entry));
+            backlog.staged.push(Staged::Batch(batch.agent_id, entry));
         }
         agents.commit();
-        tail.commit();
-        Ok(tail)
+        backlog.commit();
+        Ok(backlog)
     }
 
-    pub fn shared(&self) -> SharedTail {
+    pub fn shared(&self) -> SharedBacklog {
         self.shared.clone()
     }
 
@@ -372,7 +372,7 @@ impl Tail {
             .find(|id| !batches.iter().any(|(_, e)| e[0].first_id == *id))
             .unwrap_or(self.next_id);
         let next_id = self.next_id;
-        immediate(conn, |tx| {
+        write_transaction(conn, |tx| {
             let mut index = tx.prepare_cached(
                 "INSERT OR IGNORE INTO agent_batches(agent_id, first_id, ts_ms, kinds)
                  VALUES (?1, ?2, ?3, ?4)",
@@ -481,32 +481,32 @@ mod tests {
                 .unwrap();
         let mut agents = Agents::default();
         let policy = FlushPolicy { batches: usize::MAX, after: Duration::ZERO };
-        let mut tail = Tail::load(&conn, &mut agents, policy).unwrap();
+        let mut backlog = IndexBacklog::load(&conn, &mut agents, policy).unwrap();
         let per_agent = FLUSH_STEP_BATCHES * 3 / 4;
         for agent in ["a", "b", "c"] {
             let b = batch(agent);
             let tx = conn.transaction().unwrap();
             for _ in 0..per_agent {
-                tail.log(&tx, &b, 0, 0).unwrap();
+                backlog.log(&tx, &b, 0, 0).unwrap();
                 agents.observe(&b, 0, 0);
             }
             tx.commit().unwrap();
             agents.commit();
-            tail.commit();
+            backlog.commit();
         }
-        assert_eq!(tail.waiting_count(), 3 * per_agent);
+        assert_eq!(backlog.waiting_count(), 3 * per_agent);
         let floor = |conn: &Connection| -> i64 {
             conn.query_row("SELECT floor FROM log_state", [], |r| r.get(0)).unwrap()
         };
         // One agent per step (two would exceed the step), oldest first; the floor follows.
         for (step, agent) in ["a", "b", "c"].into_iter().enumerate() {
-            assert_eq!(tail.flush(&conn, &agents, Due::Step).unwrap(), 1);
-            assert!(tail.shared().view(agent).entries.is_empty());
+            assert_eq!(backlog.flush(&conn, &agents, Due::Step).unwrap(), 1);
+            assert!(backlog.shared().view(agent).entries.is_empty());
             let next_first = (step as i64 + 1) * per_agent as i64 * 2 + 1;
-            assert_eq!(floor(&conn), next_first.min(tail.next_id));
+            assert_eq!(floor(&conn), next_first.min(backlog.next_id));
         }
-        assert_eq!(tail.flush(&conn, &agents, Due::Step).unwrap(), 0);
-        assert_eq!(tail.waiting_count(), 0);
+        assert_eq!(backlog.flush(&conn, &agents, Due::Step).unwrap(), 0);
+        assert_eq!(backlog.waiting_count(), 0);
         let (indexed, rows): (i64, i64) = conn
             .query_row(
                 "SELECT (SELECT count(*) FROM agent_batches), (SELECT count(*) FROM agents)",
