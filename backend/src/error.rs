@@ -1,29 +1,10 @@
 //! Every failure becomes a JSON body `{"detail": ..., "code": ...}` with a fitting status.
 
+use crate::security::{AuthFailure, Refused};
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use protocol::{ErrorBody, codes};
-
-/// Why an ingest or clear request was refused as unauthorised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthFailure {
-    BadToken,
-    BadSignature,
-    StaleTimestamp,
-    Replay,
-}
-
-impl AuthFailure {
-    pub fn code(self) -> &'static str {
-        match self {
-            AuthFailure::BadToken => codes::BAD_TOKEN,
-            AuthFailure::BadSignature => codes::BAD_SIGNATURE,
-            AuthFailure::StaleTimestamp => codes::STALE_TIMESTAMP,
-            AuthFailure::Replay => codes::REPLAY,
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -64,6 +45,18 @@ impl From<crate::storage::StorageError> for ApiError {
             }
             crate::storage::StorageError::ReadPanicked => ApiError::Internal,
             e => ApiError::Storage(Box::new(e)),
+        }
+    }
+}
+
+/// A refusal of the security checks, as the API answers it.
+impl From<Refused> for ApiError {
+    fn from(r: Refused) -> Self {
+        match r {
+            Refused::Unauthorized { reason, detail } => ApiError::Unauthorized { reason, detail },
+            Refused::LoginRequired(detail) => ApiError::LoginRequired(detail),
+            Refused::Forbidden { code, detail } => ApiError::Forbidden { code, detail },
+            Refused::Busy(detail) => ApiError::Busy(detail),
         }
     }
 }

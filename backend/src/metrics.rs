@@ -1,6 +1,7 @@
 //! Counters and histograms rendered in the Prometheus text format at `/metrics`.
 
-use crate::error::{ApiError, AuthFailure};
+use crate::error::ApiError;
+use crate::security::AuthFailure;
 use protocol::codes;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

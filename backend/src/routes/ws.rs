@@ -36,7 +36,7 @@ pub async fn upgrade(
     ApiQuery(query): ApiQuery<WsQuery>,
 ) -> Response {
     if let Err(e) = state.security.access.check_origin(&headers) {
-        return e.into_response();
+        return ApiError::from(e).into_response();
     }
     let filter = query.agent_id.filter(|a| !a.is_empty());
     let Ok(slot) = state.ws_slots.clone().try_acquire_owned() else {

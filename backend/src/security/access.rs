@@ -14,8 +14,8 @@
 //! Sessions are stateless, `s1.<r|a>.<expiry>.<hmac>` keyed by the token they were made from, so
 //! every replica with the same tokens accepts them, and changing the token ends them.
 
+use super::Refused;
 use super::{constant_time_eq, header, is_local};
-use crate::error::ApiError;
 use crate::settings::Settings;
 use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
@@ -103,7 +103,7 @@ impl Access {
         self.reads_open
     }
 
-    pub fn check_host(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+    pub fn check_host(&self, headers: &HeaderMap) -> Result<(), Refused> {
         if !self.host_check {
             return Ok(());
         }
@@ -111,7 +111,7 @@ impl Access {
         if self.allowed_hosts.contains(&host) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden {
+            Err(Refused::Forbidden {
                 code: codes::HOST_NOT_ALLOWED,
                 detail: format!(
                     "Host {host:?} is not this machine's name; add it to ALLOWED_HOSTS if it is \
@@ -123,7 +123,7 @@ impl Access {
 
     /// A page may open the live feed only from an allowed origin, or from the backend's own
     /// (a dashboard served behind the same proxy); clients that are not browsers send none.
-    pub fn check_origin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+    pub fn check_origin(&self, headers: &HeaderMap) -> Result<(), Refused> {
         let Some(origin) = header(headers, "origin") else { return Ok(()) };
         let same_origin = header(headers, "host").is_some_and(|host| {
             origin.eq_ignore_ascii_case(&format!("http://{host}"))
@@ -132,7 +132,7 @@ impl Access {
         if self.any_origin || same_origin || self.origins.iter().any(|o| o == origin) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden {
+            Err(Refused::Forbidden {
                 code: codes::ORIGIN_NOT_ALLOWED,
                 detail: format!("origin {origin:?} is not in CORS_ORIGINS"),
             })
@@ -197,7 +197,7 @@ impl Access {
         headers: &HeaderMap,
         query_token: Option<&str>,
         now_s: i64,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Refused> {
         if self.reads_open || self.role_of(headers, query_token, now_s).is_some() {
             return Ok(());
         }
@@ -206,7 +206,7 @@ impl Access {
         } else {
             "reads need a credential: send Authorization: Bearer <READ_TOKEN> or log in"
         };
-        Err(ApiError::LoginRequired(hint.into()))
+        Err(Refused::LoginRequired(hint.into()))
     }
 
     /// Clearing: the admin role, or the development rules without `ADMIN_TOKEN`.
@@ -215,7 +215,7 @@ impl Access {
         headers: &HeaderMap,
         peer: SocketAddr,
         now_s: i64,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Refused> {
         if self.role_of(headers, None, now_s) == Some(Role::Admin) {
             return Ok(());
         }
@@ -227,7 +227,7 @@ impl Access {
         if dev_rules {
             return Ok(());
         }
-        Err(ApiError::Forbidden {
+        Err(Refused::Forbidden {
             code: codes::FORBIDDEN,
             detail: if self.admin_tokens.is_empty() {
                 "clearing needs ADMIN_TOKEN: set it on the backend and send it as X-Api-Token \
@@ -240,9 +240,9 @@ impl Access {
     }
 
     /// Exchanges a read or admin token for a session of the same role.
-    pub fn login(&self, given: &str, now_s: i64) -> Result<Session, ApiError> {
+    pub fn login(&self, given: &str, now_s: i64) -> Result<Session, Refused> {
         let Some(role) = self.token_role(given) else {
-            return Err(ApiError::LoginRequired("that is not a read or admin token".into()));
+            return Err(Refused::LoginRequired("that is not a read or admin token".into()));
         };
         let expires_s = now_s.saturating_add(self.session_ttl_s);
         let key = self
@@ -311,7 +311,7 @@ mod tests {
         let none = access(false, &[], &[], false);
         assert!(matches!(
             none.authorize_read(&headers(&[]), None, NOW),
-            Err(ApiError::LoginRequired(hint)) if hint.contains("READ_TOKEN")
+            Err(Refused::LoginRequired(hint)) if hint.contains("READ_TOKEN")
         ));
     }
 

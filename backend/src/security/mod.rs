@@ -4,12 +4,50 @@
 pub mod access;
 pub mod replay;
 
-use crate::error::{ApiError, AuthFailure};
 use crate::settings::{Credential, Settings};
 use axum::http::HeaderMap;
-use protocol::{HEADER_SIGNATURE, HEADER_SIGNATURE_TS, HEADER_TOKEN, SignatureError};
+use protocol::{HEADER_SIGNATURE, HEADER_SIGNATURE_TS, HEADER_TOKEN, SignatureError, codes};
 use replay::{ReplayCheck, ReplayGuard, Signature};
 use std::net::SocketAddr;
+
+/// Why an ingest request was refused as unauthorised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    BadToken,
+    BadSignature,
+    StaleTimestamp,
+    Replay,
+}
+
+impl AuthFailure {
+    pub fn code(self) -> &'static str {
+        match self {
+            AuthFailure::BadToken => codes::BAD_TOKEN,
+            AuthFailure::BadSignature => codes::BAD_SIGNATURE,
+            AuthFailure::StaleTimestamp => codes::STALE_TIMESTAMP,
+            AuthFailure::Replay => codes::REPLAY,
+        }
+    }
+}
+
+/// Why the checks refused a request; the HTTP edge turns it into its answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("{detail}")]
+    Unauthorized { reason: AuthFailure, detail: String },
+    #[error("{0}")]
+    LoginRequired(String),
+    #[error("{detail}")]
+    Forbidden { code: &'static str, detail: String },
+    #[error("{0}")]
+    Busy(String),
+}
+
+impl Refused {
+    fn unauthorized(reason: AuthFailure, detail: impl Into<String>) -> Self {
+        Refused::Unauthorized { reason, detail: detail.into() }
+    }
+}
 
 /// A request that passed every check, with what the writer persists for the replay guard.
 #[derive(Debug, Clone, Copy)]
@@ -70,12 +108,9 @@ impl Security {
     }
 
     /// The token check alone, which is all `POST /api/events/clear` needs.
-    pub fn check_token(&self, headers: &HeaderMap, peer: SocketAddr) -> Result<(), ApiError> {
+    pub fn check_token(&self, headers: &HeaderMap, peer: SocketAddr) -> Result<(), Refused> {
         let Some(given) = header(headers, HEADER_TOKEN) else {
-            return Err(ApiError::unauthorized(
-                AuthFailure::BadToken,
-                "missing X-Api-Token header",
-            ));
+            return Err(Refused::unauthorized(AuthFailure::BadToken, "missing X-Api-Token header"));
         };
         if !self
             .tokens
@@ -83,10 +118,10 @@ impl Security {
             .iter()
             .any(|t| constant_time_eq(t.expose().as_bytes(), given.as_bytes()))
         {
-            return Err(ApiError::unauthorized(AuthFailure::BadToken, "wrong API token"));
+            return Err(Refused::unauthorized(AuthFailure::BadToken, "wrong API token"));
         }
         if self.tokens.is_dev_default && !is_local(peer, headers) {
-            return Err(ApiError::unauthorized(AuthFailure::BadToken, DEV_ONLY_LOOPBACK));
+            return Err(Refused::unauthorized(AuthFailure::BadToken, DEV_ONLY_LOOPBACK));
         }
         Ok(())
     }
@@ -99,23 +134,23 @@ impl Security {
         peer: SocketAddr,
         body: &[u8],
         now_ms: i64,
-    ) -> Result<Verified, ApiError> {
+    ) -> Result<Verified, Refused> {
         self.check_token(headers, peer)?;
         let Some(ts) = header(headers, HEADER_SIGNATURE_TS) else {
-            return Err(ApiError::unauthorized(
+            return Err(Refused::unauthorized(
                 AuthFailure::StaleTimestamp,
                 "missing X-Signature-Ts header",
             ));
         };
         let Ok(ts_secs) = ts.parse::<i64>() else {
-            return Err(ApiError::unauthorized(
+            return Err(Refused::unauthorized(
                 AuthFailure::StaleTimestamp,
                 "X-Signature-Ts must be unix seconds",
             ));
         };
         let skew = ts_secs.saturating_mul(1000).saturating_sub(now_ms);
         if skew.saturating_abs() > self.drift_ms {
-            return Err(ApiError::unauthorized(
+            return Err(Refused::unauthorized(
                 AuthFailure::StaleTimestamp,
                 format!(
                     "X-Signature-Ts is {}s from the server's clock (allowed: {}s); check the clock",
@@ -125,7 +160,7 @@ impl Security {
             ));
         }
         let Some(given) = header(headers, HEADER_SIGNATURE) else {
-            return Err(ApiError::unauthorized(
+            return Err(Refused::unauthorized(
                 AuthFailure::BadSignature,
                 "missing X-Signature header",
             ));
@@ -137,16 +172,16 @@ impl Security {
                 SignatureError::Malformed => "X-Signature must be 64 lowercase hex characters",
                 SignatureError::Mismatch => "X-Signature does not match the body and timestamp",
             };
-            ApiError::unauthorized(AuthFailure::BadSignature, detail)
+            Refused::unauthorized(AuthFailure::BadSignature, detail)
         })?;
         if self.secrets.is_dev_default && !is_local(peer, headers) {
-            return Err(ApiError::unauthorized(AuthFailure::BadSignature, DEV_ONLY_LOOPBACK));
+            return Err(Refused::unauthorized(AuthFailure::BadSignature, DEV_ONLY_LOOPBACK));
         }
         match self.replay.check_and_insert(signature, now_ms) {
             (ReplayCheck::Fresh, expires_ms) => Ok(Verified { signature, expires_ms }),
-            (ReplayCheck::Replay, _) => Err(ApiError::unauthorized(AuthFailure::Replay, REPLAY)),
+            (ReplayCheck::Replay, _) => Err(Refused::unauthorized(AuthFailure::Replay, REPLAY)),
             (ReplayCheck::Full, _) => {
-                Err(ApiError::Busy("replay guard is full; retry in a few seconds".into()))
+                Err(Refused::Busy("replay guard is full; retry in a few seconds".into()))
             }
         }
     }
@@ -189,10 +224,10 @@ mod tests {
     const LOCAL: &str = "127.0.0.1:5000";
     const REMOTE: &str = "192.0.2.7:5000";
 
-    fn code(r: Result<Verified, ApiError>) -> &'static str {
+    fn code(r: Result<Verified, Refused>) -> &'static str {
         match r {
             Ok(_) => "ok",
-            Err(e) => e.code(),
+            Err(e) => crate::error::ApiError::from(e).code(),
         }
     }
 
