@@ -8,20 +8,15 @@ use protocol::{ErrorBody, codes};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("{detail}")]
-    Unauthorized { reason: AuthFailure, detail: String },
-    #[error("{0}")]
-    LoginRequired(String),
-    #[error("{detail}")]
-    Forbidden { code: &'static str, detail: String },
+    /// The security checks' own refusals: 401, 403, or 429 for a full replay guard.
+    #[error(transparent)]
+    Refused(#[from] Refused),
     #[error("{0}")]
     Invalid(String),
     #[error("request body is larger than {0} bytes")]
     TooLarge(usize),
     #[error("{0}")]
     NotFound(String),
-    #[error("{0}")]
-    Busy(String),
     /// The cause is logged at the edge; clients learn only that storage is down, never the
     /// database's own text.
     #[error("storage is unavailable; retry in a few seconds")]
@@ -40,41 +35,27 @@ pub enum ApiError {
 impl From<crate::storage::StorageError> for ApiError {
     fn from(e: crate::storage::StorageError) -> Self {
         match e {
-            crate::storage::StorageError::Replay => {
-                ApiError::unauthorized(AuthFailure::Replay, crate::security::REPLAY)
-            }
+            crate::storage::StorageError::Replay => ApiError::Refused(Refused::Unauthorized {
+                reason: AuthFailure::Replay,
+                detail: crate::security::REPLAY.into(),
+            }),
             crate::storage::StorageError::ReadPanicked => ApiError::Internal,
             e => ApiError::Storage(Box::new(e)),
         }
     }
 }
 
-/// A refusal of the security checks, as the API answers it.
-impl From<Refused> for ApiError {
-    fn from(r: Refused) -> Self {
-        match r {
-            Refused::Unauthorized { reason, detail } => ApiError::Unauthorized { reason, detail },
-            Refused::LoginRequired(detail) => ApiError::LoginRequired(detail),
-            Refused::Forbidden { code, detail } => ApiError::Forbidden { code, detail },
-            Refused::Busy(detail) => ApiError::Busy(detail),
-        }
-    }
-}
-
 impl ApiError {
-    pub fn unauthorized(reason: AuthFailure, detail: impl Into<String>) -> Self {
-        ApiError::Unauthorized { reason, detail: detail.into() }
-    }
-
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::LoginRequired(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::Refused(Refused::Unauthorized { .. } | Refused::LoginRequired(_)) => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::Refused(Refused::Forbidden { .. }) => StatusCode::FORBIDDEN,
+            ApiError::Refused(Refused::Busy(_)) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -84,13 +65,13 @@ impl ApiError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            ApiError::Unauthorized { reason, .. } => reason.code(),
-            ApiError::LoginRequired(_) => codes::LOGIN_REQUIRED,
-            ApiError::Forbidden { code, .. } => code,
+            ApiError::Refused(Refused::Unauthorized { reason, .. }) => reason.code(),
+            ApiError::Refused(Refused::LoginRequired(_)) => codes::LOGIN_REQUIRED,
+            ApiError::Refused(Refused::Forbidden { code, .. }) => code,
+            ApiError::Refused(Refused::Busy(_)) => codes::BUSY,
             ApiError::Invalid(_) => codes::INVALID,
             ApiError::TooLarge(_) => codes::TOO_LARGE,
             ApiError::NotFound(_) => codes::NOT_FOUND,
-            ApiError::Busy(_) => codes::BUSY,
             ApiError::Storage(_) => codes::STORAGE_UNAVAILABLE,
             ApiError::MethodNotAllowed(_) => codes::METHOD_NOT_ALLOWED,
             ApiError::Internal => codes::INTERNAL,
@@ -123,7 +104,7 @@ impl IntoResponse for ApiError {
             Json(ErrorBody { detail: self.to_string(), code: self.code().to_owned() }),
         )
             .into_response();
-        if matches!(self, ApiError::Busy(_) | ApiError::Storage(_)) {
+        if matches!(self, ApiError::Refused(Refused::Busy(_)) | ApiError::Storage(_)) {
             // Agents back off on these; tell them roughly when to come back.
             response.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("1"));
         }

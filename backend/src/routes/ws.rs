@@ -3,6 +3,7 @@
 use super::{ApiQuery, AppState};
 use crate::error::ApiError;
 use crate::live::LiveFrame;
+use crate::security::Refused;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
@@ -40,8 +41,8 @@ pub async fn upgrade(
     }
     let filter = query.agent_id.filter(|a| !a.is_empty());
     let Ok(slot) = state.ws_slots.clone().try_acquire_owned() else {
-        return ApiError::Busy("too many live clients (WS_MAX_CLIENTS); retry later".into())
-            .into_response();
+        let busy = Refused::Busy("too many live clients (WS_MAX_CLIENTS); retry later".into());
+        return ApiError::from(busy).into_response();
     };
     ws.max_message_size(state.ws_max_message_bytes)
         .max_frame_size(state.ws_max_message_bytes)
