@@ -82,7 +82,7 @@ part_docker() {
         ./ci/nginx-check.sh
 }
 
-# The load tester's end-to-end tests against the backend binary of the same build.
+# The load tester's end-to-end tests, against the backend in their own process.
 part_loadtest() { tests -E 'package(loadtest)'; }
 
 # The dashboard in a real browser: the WebAssembly build, then the browser tests one at a time

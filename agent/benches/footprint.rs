@@ -5,9 +5,7 @@
 //! length of the steady-state run (default 60).
 
 use agent::collect::{Collector, SystemCollector};
-use backend::settings::{Args, Settings};
-use backend::startup::Application;
-use clap::Parser;
+use harness::{SECRET, TOKEN, TestBackend};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -80,32 +78,23 @@ fn tick_cost() {
     );
 }
 
-async fn steady_state(seconds: u64) {
+fn steady_state(seconds: u64) {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("t.db");
-    let args = Args::try_parse_from(["backend", "--port", "0", "--db-path", db.to_str().unwrap()])
-        .unwrap();
-    let settings = Settings::resolve(args, |k| {
-        (k == "API_TOKEN" || k == "HMAC_SECRET").then(|| "bench".into())
-    })
-    .unwrap();
-    let app = Application::build(settings).await.unwrap();
-    let addr = app.local_addr().unwrap();
-    tokio::spawn(app.run_until(std::future::pending()));
+    let backend = TestBackend::start_with(&[("RUST_LOG", "warn")]);
     let mut agent = Command::new(env!("CARGO_BIN_EXE_agent"))
         .env_clear()
-        .env("API_URL", format!("http://{addr}"))
-        .env("API_TOKEN", "bench")
-        .env("HMAC_SECRET", "bench")
+        .env("API_URL", backend.url(""))
+        .env("API_TOKEN", TOKEN)
+        .env("HMAC_SECRET", SECRET)
         .env("QUEUE_PATH", dir.path().join("queue"))
         .env("RUST_LOG", "warn")
         .spawn()
         .unwrap();
     let pid = agent.id();
     // The first tick and start-up are not the steady state.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    std::thread::sleep(Duration::from_secs(6));
     let (cpu0, t0) = (cpu_seconds(pid), Instant::now());
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    std::thread::sleep(Duration::from_secs(seconds));
     let share = (cpu_seconds(pid) - cpu0) / t0.elapsed().as_secs_f64() * 100.0;
     println!(
         "agent binary at a 5 s interval over {seconds} s: {share:.3}% of one core, resident \
@@ -121,5 +110,5 @@ fn main() {
     let seconds =
         std::env::var("FOOTPRINT_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
     tick_cost();
-    tokio::runtime::Runtime::new().unwrap().block_on(steady_state(seconds));
+    steady_state(seconds);
 }

@@ -79,7 +79,7 @@ fn run_console(settings: &Settings, once: bool) -> ExitCode {
                 startup::log_summary(&summary);
                 Ok(summary.queued == 0)
             } else {
-                startup::run(settings, startup::shutdown_signal()).await.map(|_| true)
+                startup::run(settings, signals::shutdown()).await.map(|_| true)
             }
         })
     });

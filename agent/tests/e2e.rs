@@ -1,53 +1,12 @@
 //! The real agent binary against the real backend (in this process, on real HTTP and a real
 //! SQLite file), through a backend outage: every tick arrives exactly once.
 
-use backend::settings::{Args, Settings};
-use backend::startup::Application;
-use clap::Parser;
+use harness::{SECRET, TOKEN, TestBackend};
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
-
-const TOKEN: &str = "e2e-token";
-const SECRET: &str = "e2e-secret";
-
-/// A backend on `addr` (port 0: any) and `db`, stopped gracefully through the returned sender.
-async fn start_backend(
-    addr: &str,
-    db: &Path,
-) -> (SocketAddr, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-    let args = Args::try_parse_from([
-        "backend",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        addr,
-        "--db-path",
-        db.to_str().unwrap(),
-    ])
-    .unwrap();
-    let settings = Settings::resolve(args, |key| match key {
-        "API_TOKEN" => Some(TOKEN.into()),
-        "HMAC_SECRET" => Some(SECRET.into()),
-        _ => None,
-    })
-    .unwrap();
-    let app = Application::build(settings).await.unwrap();
-    let bound = app.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        app.run_until(async move {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
-    (bound, stop, task)
-}
 
 fn queued_files(dir: &Path) -> usize {
     std::fs::read_dir(dir)
@@ -69,13 +28,12 @@ fn field(line: &str, key: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_tick_arrives_exactly_once_through_a_backend_outage() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("telemetry.db");
     let queue = dir.path().join("queue");
-    let (addr, stop, task) = start_backend("0", &db).await;
+    let mut backend = TestBackend::start();
 
     let mut agent = Command::new(env!("CARGO_BIN_EXE_agent"))
         .env_clear()
-        .env("API_URL", format!("http://{addr}"))
+        .env("API_URL", backend.url(""))
         .env("API_TOKEN", TOKEN)
         .env("HMAC_SECRET", SECRET)
         .env("AGENT_ID", "e2e-agent")
@@ -98,13 +56,12 @@ async fn every_tick_arrives_exactly_once_through_a_backend_outage() {
     };
 
     tokio::time::sleep(Duration::from_millis(3500)).await;
-    stop.send(()).unwrap();
-    task.await.unwrap();
+    backend.stop();
     // Down for several ticks: the agent queues them on disk.
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(queued_files(&queue) >= 3, "ticks during the outage were not queued");
 
-    let (_, stop, task) = start_backend(&addr.port().to_string(), &db).await;
+    backend.restart();
     let deadline = Instant::now() + Duration::from_secs(30);
     while queued_files(&queue) > 0 {
         assert!(Instant::now() < deadline, "the queue never drained after the backend came back");
@@ -114,8 +71,7 @@ async fn every_tick_arrives_exactly_once_through_a_backend_outage() {
     Command::new("kill").args(["-TERM", &agent.id().to_string()]).status().unwrap();
     let status = agent.wait().unwrap();
     reader.join().unwrap();
-    stop.send(()).unwrap();
-    task.await.unwrap();
+    backend.stop();
     let logs = logs.lock().unwrap().join("\n");
     assert!(status.success(), "{status:?}\n{logs}");
     assert!(!logs.contains(SECRET) && !logs.contains(TOKEN), "a secret reached the log:\n{logs}");
@@ -124,7 +80,7 @@ async fn every_tick_arrives_exactly_once_through_a_backend_outage() {
     assert!(field(summary, "retries") >= 1, "{summary}");
     assert_eq!(queued as usize, queued_files(&queue));
 
-    let conn = rusqlite::Connection::open(&db).unwrap();
+    let conn = rusqlite::Connection::open(&backend.db_path).unwrap();
     let (metrics, distinct_ts, bad_values): (i64, i64, i64) = conn
         .query_row(
             "SELECT count(*), count(DISTINCT ts),

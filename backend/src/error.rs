@@ -1,5 +1,6 @@
 //! Every failure becomes a JSON body `{"detail": ..., "code": ...}` with a fitting status.
 
+use crate::metrics::Refusal;
 use crate::security::{AuthFailure, Refused};
 use axum::Json;
 use axum::http::StatusCode;
@@ -46,6 +47,17 @@ impl From<crate::storage::StorageError> for ApiError {
 }
 
 impl ApiError {
+    /// What `/metrics` counts this as, if it is a refusal of ingest (storage failures are not).
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self {
+            ApiError::Refused(Refused::Unauthorized { reason, .. }) => Some(Refusal::Auth(*reason)),
+            ApiError::Refused(Refused::Busy(_)) => Some(Refusal::Busy),
+            ApiError::Invalid(_) => Some(Refusal::Invalid),
+            ApiError::TooLarge(_) => Some(Refusal::TooLarge),
+            _ => None,
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Refused(Refused::Unauthorized { .. } | Refused::LoginRequired(_)) => {
@@ -65,10 +77,7 @@ impl ApiError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            ApiError::Refused(Refused::Unauthorized { reason, .. }) => reason.code(),
-            ApiError::Refused(Refused::LoginRequired(_)) => codes::LOGIN_REQUIRED,
-            ApiError::Refused(Refused::Forbidden { code, .. }) => code,
-            ApiError::Refused(Refused::Busy(_)) => codes::BUSY,
+            ApiError::Refused(refused) => refused.code(),
             ApiError::Invalid(_) => codes::INVALID,
             ApiError::TooLarge(_) => codes::TOO_LARGE,
             ApiError::NotFound(_) => codes::NOT_FOUND,
@@ -80,24 +89,12 @@ impl ApiError {
     }
 }
 
-/// The error and every cause below it, for the one log line of a server-side failure.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         // Logged once, here, with the cause; a 503 loses nothing (agents keep the batch). A
         // 500 is logged where the bug was caught, with what only that place knows.
         if let ApiError::Storage(_) = &self {
-            tracing::warn!(error = %chain(&self), "answered 503");
+            tracing::warn!(error = %crate::telemetry::chain(&self), "answered 503");
         }
         let mut response = (
             self.status(),
@@ -119,9 +116,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_storage_failure_tells_the_client_nothing_of_the_database() {
-        let e = ApiError::from(StorageError::Commit("disk I/O error in /srv/secret/t.db".into()));
+        let e = ApiError::from(StorageError::Commit(rusqlite::Error::InvalidPath(
+            "/srv/secret/t.db".into(),
+        )));
         assert!(std::error::Error::source(&e).is_some(), "the cause is kept for the log");
-        assert!(chain(&e).contains("/srv/secret"));
+        assert!(crate::telemetry::chain(&e).contains("/srv/secret"));
         let response = e.into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         let body = axum::body::to_bytes(response.into_body(), 4096).await;

@@ -15,6 +15,8 @@ pub mod telemetry;
 // musl's allocator made the static build (the Docker image) a third slower than the glibc one
 // under ingest load; mimalloc brings it close and speeds up the glibc build too. Set here so that
 // every binary built on this crate (the backend, its bench and tests) runs with what production
-// runs.
+// runs. Not in this crate's own unit tests: they also link the test harness, which brings this
+// library's normal build and its allocator with it.
+#[cfg(not(test))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

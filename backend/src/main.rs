@@ -1,5 +1,5 @@
 use backend::settings::{Args, Settings};
-use backend::startup::{Application, healthcheck, shutdown_signal};
+use backend::startup::{Application, healthcheck};
 use clap::Parser;
 use std::process::ExitCode;
 
@@ -18,7 +18,7 @@ async fn main() -> ExitCode {
         }
     };
     backend::telemetry::init(settings.log_format);
-    let result = async { Application::build(settings).await?.run_until(shutdown_signal()).await };
+    let result = async { Application::build(settings).await?.run_until(signals::shutdown()).await };
     match result.await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,7 +1,6 @@
 //! Counters and histograms rendered in the Prometheus text format at `/metrics`.
 
-use crate::error::ApiError;
-use crate::security::{AuthFailure, Refused};
+use crate::security::AuthFailure;
 use protocol::codes;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -101,17 +100,6 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// The refusal an API error counts as, if it is one (storage failures are not refusals).
-    pub fn of(e: &ApiError) -> Option<Self> {
-        match e {
-            ApiError::Refused(Refused::Unauthorized { reason, .. }) => Some(Refusal::Auth(*reason)),
-            ApiError::Refused(Refused::Busy(_)) => Some(Refusal::Busy),
-            ApiError::Invalid(_) => Some(Refusal::Invalid),
-            ApiError::TooLarge(_) => Some(Refusal::TooLarge),
-            _ => None,
-        }
-    }
-
     fn label(self) -> &'static str {
         match self {
             Refusal::Auth(a) => a.code(),

@@ -38,6 +38,10 @@ impl Credential {
     }
 }
 
+/// Read from the environment only, never from flags.
+const SECRET_VARIABLES: [&str; 5] =
+    ["API_TOKEN", "HMAC_SECRET", "READ_TOKEN", "ADMIN_TOKEN", "DATABASE_URL"];
+
 /// Comma-separated tokens; unset or empty is none.
 fn optional_tokens(value: Option<String>) -> Vec<Secret> {
     value
@@ -53,6 +57,9 @@ fn optional_tokens(value: Option<String>) -> Vec<Secret> {
 pub enum SettingsError {
     #[error("{key} {reason}")]
     Invalid { key: String, reason: String },
+    /// A variable that clap cannot read as its flag's type.
+    #[error(transparent)]
+    Unreadable(#[from] clap::Error),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -124,7 +131,7 @@ pub struct Args {
     /// Batches a WebSocket client may fall behind before it is closed with code 1013.
     #[arg(long, env = "WS_CLIENT_BUFFER", default_value_t = 256)]
     pub ws_client_buffer: usize,
-    /// Most WebSocket clients at once; past that an upgrade answers 503.
+    /// Most WebSocket clients at once; past that an upgrade answers 429.
     #[arg(long, env = "WS_MAX_CLIENTS", default_value_t = 256)]
     pub ws_max_clients: usize,
     /// Largest WebSocket message (and frame) a client may send; clients send only pings.
@@ -182,6 +189,32 @@ impl Settings {
     /// Flags and non-secret variables from `args`; secrets from the process environment.
     pub fn from_args(args: Args) -> Result<Self, SettingsError> {
         Self::resolve(args, |key| std::env::var(key).ok())
+    }
+
+    /// Every environment variable the backend reads: the flags' names, then the secrets.
+    pub fn variables() -> Vec<String> {
+        use clap::CommandFactory;
+        let command = Args::command();
+        let flags =
+            command.get_arguments().filter_map(|a| a.get_env()?.to_str().map(str::to_owned));
+        flags.chain(SECRET_VARIABLES.map(str::to_owned)).collect()
+    }
+
+    /// What the binary would take from an environment holding exactly the variables that `env`
+    /// knows, and no flags: nothing comes from this process's own environment, so tests, benches
+    /// and the simulator that run the backend in their process configure it by the seed's names.
+    pub fn from_lookup(env: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        use clap::{CommandFactory, FromArgMatches};
+        let mut argv = vec!["backend".to_owned()];
+        let command = Args::command().mut_args(|arg| {
+            let value = arg.get_env().and_then(|key| key.to_str()).and_then(&env);
+            if let (Some(value), Some(long)) = (value, arg.get_long()) {
+                argv.push(format!("--{long}={value}"));
+            }
+            arg.env(None)
+        });
+        let args = Args::from_arg_matches(&command.try_get_matches_from(argv)?)?;
+        Self::resolve(args, env)
     }
 
     /// Like [`Settings::from_args`], with secrets looked up by `env` (tests pass a map).
@@ -299,6 +332,30 @@ mod tests {
         let args = Args::try_parse_from(["backend"]).unwrap();
         let ttl = usize::try_from(args.hmac_replay_ttl).unwrap();
         assert!(args.replay_cache_max >= 2 * MEASURED_PEAK_PER_S * ttl);
+    }
+
+    #[test]
+    fn a_lookup_names_variables_as_the_binary_reads_them_and_nothing_else() {
+        let s = Settings::from_lookup(|key| match key {
+            "PORT" => Some("0".into()),
+            "CORS_ORIGINS" => Some("http://a:1337,http://b:1337".into()),
+            "API_TOKEN" => Some("fleet-token".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(s.addr.port(), 0);
+        assert_eq!(s.cors_origins.len(), 2);
+        assert!(!s.api_token.is_dev_default && s.hmac_secret.is_dev_default);
+        let err = Settings::from_lookup(|key| (key == "PORT").then(|| "eighty".into()));
+        assert!(err.unwrap_err().to_string().contains("--port"));
+    }
+
+    #[test]
+    fn every_variable_is_in_the_readme_table() {
+        let readme = include_str!("../../README.md");
+        for name in Settings::variables() {
+            assert!(readme.contains(&format!("| `{name}` |")), "{name} is not in the README table");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::settings::Settings;
 use crate::storage::postgres::PgStorage;
 use crate::storage::sqlite::SqliteStorage;
 use crate::storage::{self, Store};
+use crate::telemetry::chain;
 use anyhow::Context;
 use axum::Router;
 use std::future::Future;
@@ -183,28 +184,9 @@ async fn prune_forever(storage: Arc<dyn Store>, retention: Option<Duration>) {
         match storage::prune(&*storage, before).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "retention removed old events"),
-            Err(e) => tracing::warn!(error = %e, "retention pass failed; will retry"),
+            Err(e) => tracing::warn!(error = %chain(&e), "retention pass failed; will retry"),
         }
     }
-}
-
-/// Resolves on Ctrl+C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { () = ctrl_c => {}, () = term => {} }
 }
 
 /// `GET /healthz` over a plain TCP connection: true on a 200 within two seconds. An unspecified

@@ -33,8 +33,7 @@ async fn main() -> anyhow::Result<()> {
     let addr = listener.local_addr().context("no local address")?;
     let config = Config { dist: args.dist, backend: args.backend };
     tracing::info!(backend = %config.backend, "dashboard listening on http://{addr}");
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    dashboard_serve::serve(listener, &config, shutdown).await.context("dashboard server failed")
+    dashboard_serve::serve(listener, &config, signals::shutdown())
+        .await
+        .context("dashboard server failed")
 }

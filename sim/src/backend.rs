@@ -1,9 +1,8 @@
 //! The real backend, in this process on a real port and a real SQLite file.
 
 use crate::SimError;
-use backend::settings::{Args, Settings};
+use backend::settings::Settings;
 use backend::startup::Application;
-use clap::Parser;
 use std::net::SocketAddr;
 use std::path::Path;
 use tokio::sync::oneshot;
@@ -18,11 +17,10 @@ pub struct Backend {
 impl Backend {
     /// Serves `db` on `port` (0: any free one) with the given credentials.
     pub async fn start(port: u16, db: &Path, token: &str, secret: &str) -> Result<Self, SimError> {
-        let port = port.to_string();
-        let db = db.to_string_lossy();
-        let argv = ["backend", "--host", "127.0.0.1", "--port", &port, "--db-path", &db];
-        let args = Args::try_parse_from(argv).map_err(|e| SimError::setup("backend flags", e))?;
-        let settings = Settings::resolve(args, |key| match key {
+        let settings = Settings::from_lookup(|key| match key {
+            "HOST" => Some("127.0.0.1".into()),
+            "PORT" => Some(port.to_string()),
+            "DB_PATH" => Some(db.to_string_lossy().into_owned()),
             "API_TOKEN" => Some(token.to_owned()),
             "HMAC_SECRET" => Some(secret.to_owned()),
             _ => None,

@@ -24,7 +24,7 @@ use axum::body::Bytes;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::post;
-use backend::settings::{Args, Settings};
+use backend::settings::Settings;
 use backend::startup::Application;
 use clap::Parser;
 use protocol::{Event, EventKind, IngestBatch};

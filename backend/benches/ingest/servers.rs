@@ -29,17 +29,15 @@ pub(crate) fn start_backend(db: &Database) -> anyhow::Result<Server> {
     };
     // A long drift keeps the pre-signed requests valid for the whole run; the replay TTL stays
     // at twice the drift as the backend asks, and the guard is large enough never to say busy.
-    let args = Args::try_parse_from([
-        "backend",
-        "--host=127.0.0.1",
-        "--port=0",
-        &format!("--db-path={db_path}"),
-        "--hmac-drift=3600",
-        "--hmac-replay-ttl=7200",
-        "--replay-cache-max=50000000",
-    ])?;
-    // The pools are signed with these secrets, whatever the caller's environment holds.
-    let settings = Settings::resolve(args, |key| match key {
+    // The pools are signed with these secrets, whatever the caller's environment holds; the
+    // rest of the environment counts as it does for the binary (SQLITE_SYNCHRONOUS, ...).
+    let settings = Settings::from_lookup(|key| match key {
+        "HOST" => Some("127.0.0.1".into()),
+        "PORT" => Some("0".into()),
+        "DB_PATH" => Some(db_path.into()),
+        "HMAC_DRIFT" => Some("3600".into()),
+        "HMAC_REPLAY_TTL" => Some("7200".into()),
+        "REPLAY_CACHE_MAX" => Some("50000000".into()),
         "API_TOKEN" => Some(API_TOKEN.into()),
         "HMAC_SECRET" => Some(HMAC_SECRET.into()),
         "DATABASE_URL" => database_url.clone(),

@@ -3,7 +3,6 @@
 use super::AppState;
 use crate::clock::now_ms;
 use crate::error::ApiError;
-use crate::metrics::Refusal;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -48,7 +47,7 @@ pub async fn ingest(
 ) -> Result<Json<IngestResponse>, ApiError> {
     let result = accept(&state, peer, &headers, body).await;
     if let Err(e) = &result {
-        if let Some(why) = Refusal::of(e) {
+        if let Some(why) = e.refusal() {
             state.metrics.refused(why);
         }
         tracing::debug!(status = %e.status(), code = e.code(), reason = %e, "ingest refused");

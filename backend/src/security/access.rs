@@ -269,16 +269,15 @@ mod tests {
 
     fn access(loopback: bool, read: &[&str], admin: &[&str], dev: bool) -> Access {
         let host = if loopback { "127.0.0.1" } else { "0.0.0.0" };
-        let mut args = vec!["backend", "--host", host];
-        args.extend(["--allowed-hosts", "telemetry.lan"]);
-        let args = <crate::settings::Args as clap::Parser>::try_parse_from(args).unwrap();
         let env = |k: &str| match k {
+            "HOST" => Some(host.into()),
+            "ALLOWED_HOSTS" => Some("telemetry.lan".into()),
             "READ_TOKEN" if !read.is_empty() => Some(read.join(",")),
             "ADMIN_TOKEN" if !admin.is_empty() => Some(admin.join(",")),
             "API_TOKEN" | "HMAC_SECRET" if !dev => Some("prod".into()),
             _ => None,
         };
-        Access::new(&Settings::resolve(args, env).unwrap())
+        Access::new(&Settings::from_lookup(env).unwrap())
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {

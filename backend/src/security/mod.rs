@@ -47,6 +47,16 @@ impl Refused {
     fn unauthorized(reason: AuthFailure, detail: impl Into<String>) -> Self {
         Refused::Unauthorized { reason, detail: detail.into() }
     }
+
+    /// The machine-readable code clients and `/metrics` see.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refused::Unauthorized { reason, .. } => reason.code(),
+            Refused::LoginRequired(_) => protocol::codes::LOGIN_REQUIRED,
+            Refused::Forbidden { code, .. } => code,
+            Refused::Busy(_) => protocol::codes::BUSY,
+        }
+    }
 }
 
 /// A request that passed every check, with what the writer persists for the replay guard.
@@ -203,13 +213,7 @@ mod tests {
             },
             drift_ms: Duration::from_secs(30).as_millis() as i64,
             replay: ReplayGuard::new(120_000, 100),
-            access: access::Access::new(
-                &Settings::resolve(
-                    <crate::settings::Args as clap::Parser>::parse_from(["backend"]),
-                    |_| None,
-                )
-                .unwrap(),
-            ),
+            access: access::Access::new(&Settings::from_lookup(|_| None).unwrap()),
         }
     }
 
@@ -227,7 +231,7 @@ mod tests {
     fn code(r: Result<Verified, Refused>) -> &'static str {
         match r {
             Ok(_) => "ok",
-            Err(e) => crate::error::ApiError::from(e).code(),
+            Err(e) => e.code(),
         }
     }
 

@@ -16,18 +16,34 @@ use tokio::sync::mpsc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    #[error("{0}")]
+    #[error("SQLite failed")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("the commit failed: {0}")]
-    Commit(String),
+    /// Nothing of the transaction is stored.
+    #[error("the commit failed")]
+    Commit(#[source] rusqlite::Error),
     #[error("the storage writer has stopped")]
     Closed,
-    #[error("cannot open the database at {path}: {source}")]
+    #[error("cannot start the storage writer thread")]
+    WriterThread(#[source] std::io::Error),
+    #[error("cannot open the database at {path}")]
     Open { path: std::path::PathBuf, source: rusqlite::Error },
-    #[error("cannot create the database folder {path}: {source}")]
+    #[error("cannot create the database folder {path}")]
     CreateDir { path: std::path::PathBuf, source: std::io::Error },
-    #[error("PostgreSQL: {0}")]
-    Postgres(String),
+    #[error("PostgreSQL failed")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// A setting this build cannot honour, such as `sslmode=require`.
+    #[error("{0}")]
+    Unsupported(&'static str),
+    #[error("{0:?} is not a plain database name")]
+    BadDatabaseName(String),
+    #[error("could not LISTEN for the other replicas within {0:?}")]
+    ListenTimeout(std::time::Duration),
+    /// The COMMIT was sent and no answer came (with the driver's error, if it gave one): the
+    /// batch may be stored or not, and its batch id makes sending it again harmless.
+    #[error("the commit's outcome is unknown; send the batch again")]
+    OutcomeUnknown(#[source] Option<std::sync::Arc<tokio_postgres::Error>>),
+    #[error("cannot encode a notice for the other replicas")]
+    Notice(#[source] serde_json::Error),
     /// Another replica accepted the same signed request first.
     #[error("this signed request was already received")]
     Replay,

@@ -12,7 +12,7 @@ async fn acknowledged_events_survive_sigkill() {
     // batch_id -> events acknowledged
     let acked: Arc<Mutex<HashMap<String, i64>>> = Arc::default();
     for round in 0..4u64 {
-        let server = TestServer::start_on(&db, &[]);
+        let server = backend_process(&db);
         let mut tasks = Vec::new();
         for t in 0..12 {
             let acked = acked.clone();

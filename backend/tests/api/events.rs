@@ -9,7 +9,7 @@ fn ids(rows: &Value) -> Vec<i64> {
 
 #[tokio::test]
 async fn newest_first_with_limits_filters_and_gapless_paging() {
-    let server = TestServer::start();
+    let server = TestBackend::start();
     // 60 batches of 11 events, many within the same second, from two agents.
     for i in 0..60 {
         let agent = if i % 2 == 0 { "even" } else { "odd" };
@@ -68,7 +68,7 @@ async fn newest_first_with_limits_filters_and_gapless_paging() {
 
 #[tokio::test]
 async fn clear_needs_the_admin_token_and_clears_one_agent_or_all() {
-    let server = TestServer::start();
+    let server = TestBackend::start();
     for agent in ["a", "a", "b"] {
         server.ingest(&batch(agent, 1)).await;
     }
@@ -104,7 +104,7 @@ async fn clear_needs_the_admin_token_and_clears_one_agent_or_all() {
 
 #[tokio::test]
 async fn an_agent_id_no_agent_could_send_is_refused_in_reads_and_clears() {
-    let server = TestServer::start();
+    let server = TestBackend::start();
     let long = "x".repeat(129);
     for path in [
         "/api/events?agent_id=%00x".to_owned(),

@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// A normal ingest and read still work, and every batch acknowledged so far is stored.
-async fn still_serves(server: &TestServer, acknowledged: &mut i64) {
+async fn still_serves(server: &TestBackend, acknowledged: &mut i64) {
     let (status, body) = server.ingest(&batch("steady", 2)).await;
     assert_eq!((status, body["stored"].as_i64()), (StatusCode::OK, Some(3)), "{body}");
     *acknowledged += 3;
@@ -22,7 +22,7 @@ async fn still_serves(server: &TestServer, acknowledged: &mut i64) {
 }
 
 /// A request of our own, byte for byte, for the cases reqwest would not send.
-async fn raw(server: &TestServer, request: &str) -> String {
+async fn raw(server: &TestBackend, request: &str) -> String {
     let mut s = TcpStream::connect(server.addr).await.unwrap();
     s.write_all(request.as_bytes()).await.unwrap();
     let mut out = Vec::new();
@@ -32,7 +32,7 @@ async fn raw(server: &TestServer, request: &str) -> String {
 
 #[tokio::test]
 async fn a_step_that_overflowed_is_refused_and_reads_go_on() {
-    let server = TestServer::start();
+    let server = TestBackend::start();
     let mut acknowledged = 0;
     still_serves(&server, &mut acknowledged).await;
     for path in ["processes?name=x&", "series?"] {
@@ -53,7 +53,7 @@ async fn a_step_that_overflowed_is_refused_and_reads_go_on() {
 
 #[tokio::test]
 async fn half_sent_headers_and_idle_sockets_are_closed_while_others_are_served() {
-    let server = TestServer::start_with(&[("HEADER_TIMEOUT", "2"), ("MAX_CONNECTIONS", "600")]);
+    let server = TestBackend::start_with(&[("HEADER_TIMEOUT", "2"), ("MAX_CONNECTIONS", "600")]);
     let mut acknowledged = 0;
     let mut sockets = Vec::new();
     for i in 0..500 {
@@ -77,7 +77,7 @@ async fn half_sent_headers_and_idle_sockets_are_closed_while_others_are_served()
 
 #[tokio::test]
 async fn past_the_connection_cap_new_clients_wait_for_a_slot_not_forever() {
-    let server = TestServer::start_with(&[("HEADER_TIMEOUT", "2"), ("MAX_CONNECTIONS", "20")]);
+    let server = TestBackend::start_with(&[("HEADER_TIMEOUT", "2"), ("MAX_CONNECTIONS", "20")]);
     let mut acknowledged = 0;
     let idle: Vec<TcpStream> = {
         let mut v = Vec::new();
@@ -94,7 +94,7 @@ async fn past_the_connection_cap_new_clients_wait_for_a_slot_not_forever() {
 
 #[tokio::test]
 async fn a_body_sent_a_byte_at_a_time_gets_408_within_the_body_timeout() {
-    let server = TestServer::start_with(&[("BODY_TIMEOUT", "2")]);
+    let server = TestBackend::start_with(&[("BODY_TIMEOUT", "2")]);
     let mut acknowledged = 0;
     let mut s = TcpStream::connect(server.addr).await.unwrap();
     s.write_all(
@@ -125,7 +125,7 @@ async fn a_body_sent_a_byte_at_a_time_gets_408_within_the_body_timeout() {
 
 #[tokio::test]
 async fn websocket_upgrades_from_other_sites_are_refused() {
-    let server = TestServer::start();
+    let server = TestBackend::start();
     let upgrade = |origin: Option<&str>| {
         let mut req = server.ws_url("").into_client_request().unwrap();
         if let Some(o) = origin {
@@ -146,7 +146,7 @@ async fn websocket_upgrades_from_other_sites_are_refused() {
 #[tokio::test]
 async fn with_the_development_credentials_another_host_name_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_on_without_credentials(&dir.path().join("t.db"));
+    let server = TestBackend::start_without_credentials(&dir.path().join("t.db"));
     let dev = protocol::DEV_API_TOKEN;
     let body = seed_example();
     for (path, request) in [
@@ -177,7 +177,7 @@ async fn with_the_development_credentials_another_host_name_is_refused() {
 
 #[tokio::test]
 async fn beyond_loopback_reads_need_a_credential_and_a_login_gives_one() {
-    let server = TestServer::start_with(&[("HOST", "0.0.0.0"), ("READ_TOKEN", "reader-5b9")]);
+    let server = TestBackend::start_with(&[("HOST", "0.0.0.0"), ("READ_TOKEN", "reader-5b9")]);
     server.ingest(&batch("a", 1)).await;
     let (status, err) = server.get("/api/agents").await;
     assert_eq!((status, err["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("login_required")));
@@ -214,7 +214,7 @@ async fn beyond_loopback_reads_need_a_credential_and_a_login_gives_one() {
 
 #[tokio::test]
 async fn oversized_and_garbage_websocket_frames_close_only_that_client() {
-    let server = TestServer::start_with(&[("WS_MAX_MESSAGE_BYTES", "4096")]);
+    let server = TestBackend::start_with(&[("WS_MAX_MESSAGE_BYTES", "4096")]);
     let mut acknowledged = 0;
     let mut good = connect(&server, "").await;
     let mut big = connect(&server, "").await;
@@ -239,7 +239,7 @@ async fn oversized_and_garbage_websocket_frames_close_only_that_client() {
 
 #[tokio::test]
 async fn live_clients_are_capped_and_a_slot_frees_when_one_leaves() {
-    let server = TestServer::start_with(&[("WS_MAX_CLIENTS", "2")]);
+    let server = TestBackend::start_with(&[("WS_MAX_CLIENTS", "2")]);
     let first = connect(&server, "").await;
     let _second = connect(&server, "").await;
     match tokio_tungstenite::connect_async(server.ws_url("")).await {
@@ -258,7 +258,7 @@ async fn live_clients_are_capped_and_a_slot_frees_when_one_leaves() {
 
 #[tokio::test]
 async fn a_live_client_that_never_reads_does_not_slow_ingest_or_lose_rows() {
-    let server = TestServer::start_with(&[("WS_CLIENT_BUFFER", "8")]);
+    let server = TestBackend::start_with(&[("WS_CLIENT_BUFFER", "8")]);
     let mut acknowledged = 0;
     // Subscribed, then never read from again: its socket buffers fill.
     let _stalled = connect(&server, "").await;
@@ -273,7 +273,7 @@ async fn a_live_client_that_never_reads_does_not_slow_ingest_or_lose_rows() {
     assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
     still_serves(&server, &mut acknowledged).await;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while server.metric("telemetry_ws_clients ").await != 0.0 {
+    while server.metric("telemetry_ws_clients ") != 0.0 {
         assert!(Instant::now() < deadline, "the stalled client was never closed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 
 #[tokio::test]
 async fn the_seed_example_is_stored_and_read_back() {
-    let server = TestServer::start();
+    let server = TestBackend::start();
     let (status, body) = server.ingest_raw(seed_example().as_bytes()).await;
     assert_eq!(status, StatusCode::OK);
     assert_json_snapshot!("ingest_stored", body);
@@ -20,7 +20,7 @@ async fn the_seed_example_is_stored_and_read_back() {
 
 #[tokio::test]
 async fn a_retried_batch_id_is_stored_once() {
-    let server = TestServer::start();
+    let server = TestBackend::start();
     let b = batch("host-dup", 3);
     let (status, first) = server.ingest(&b).await;
     assert_eq!((status, first["stored"].as_u64()), (StatusCode::OK, Some(4)));
@@ -38,7 +38,7 @@ async fn a_retried_batch_id_is_stored_once() {
 
 #[tokio::test]
 async fn bad_bodies_get_422_with_a_reason_and_store_nothing() {
-    let server = TestServer::start();
+    let server = TestBackend::start();
     let valid = seed_example();
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("not json", b"{not json".to_vec()),
@@ -82,12 +82,12 @@ async fn bad_bodies_get_422_with_a_reason_and_store_nothing() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_json_snapshot!("ingest_too_many_events", err);
     assert_eq!(server.count_rows("SELECT count(*) FROM events"), 0);
-    assert_eq!(server.metric("telemetry_requests_refused_total{reason=\"invalid\"}").await, 19.0);
+    assert_eq!(server.metric("telemetry_requests_refused_total{reason=\"invalid\"}"), 19.0);
 }
 
 #[tokio::test]
 async fn a_thousand_events_are_accepted_and_a_larger_body_gets_413() {
-    let server = TestServer::start_with(&[("MAX_BODY_BYTES", "200000")]);
+    let server = TestBackend::start_with(&[("MAX_BODY_BYTES", "200000")]);
     let mut b = batch("host-big", 0);
     b.events = vec![b.events[0].clone(); 1000];
     let (status, body) = server.ingest(&b).await;
@@ -101,7 +101,7 @@ async fn a_thousand_events_are_accepted_and_a_larger_body_gets_413() {
 /// Arbitrary signed bodies, some of them near-valid: never a 5xx, never a crash.
 #[tokio::test]
 async fn no_signed_body_causes_a_server_error() {
-    let server = TestServer::start();
+    let server = TestBackend::start();
     let mut runner = TestRunner::deterministic();
     let fields = proptest::sample::select(vec![
         "\"cpu\":",

@@ -9,14 +9,14 @@ use tokio_tungstenite::tungstenite::Message;
 pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-pub async fn connect(server: &TestServer, query: &str) -> Ws {
+pub async fn connect(server: &TestBackend, query: &str) -> Ws {
     tokio_tungstenite::connect_async(server.ws_url(query)).await.unwrap().0
 }
 
 /// Waits until the server counts `n` clients: from then on each of them is subscribed.
-pub async fn wait_for_clients(server: &TestServer, n: f64) {
+pub async fn wait_for_clients(server: &TestBackend, n: f64) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while server.metric("telemetry_ws_clients ").await != n {
+    while server.metric("telemetry_ws_clients ") != n {
         assert!(Instant::now() < deadline, "clients never reached {n}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -37,7 +37,7 @@ pub async fn next_json(ws: &mut Ws) -> Value {
 
 #[tokio::test]
 async fn rows_and_clears_are_pushed_with_the_agent_filter() {
-    let server = TestServer::start();
+    let server = TestBackend::start();
     let mut all = connect(&server, "").await;
     let mut only_a = connect(&server, "?agent_id=a").await;
     wait_for_clients(&server, 2.0).await;
@@ -67,7 +67,7 @@ async fn rows_and_clears_are_pushed_with_the_agent_filter() {
 }
 
 /// A client that completes the handshake and then never reads, with a tiny receive buffer.
-async fn never_reading_client(server: &TestServer) -> tokio::net::TcpStream {
+async fn never_reading_client(server: &TestBackend) -> tokio::net::TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let mut stream = socket.connect(server.addr).await.unwrap();
@@ -92,7 +92,7 @@ async fn a_slow_client_is_closed_and_the_others_get_every_row() {
     const READERS: usize = 50;
     const BATCHES: usize = 40;
     const EVENTS: usize = 1000;
-    let server = TestServer::start_with(&[("WS_CLIENT_BUFFER", "16")]);
+    let server = TestBackend::start_with(&[("WS_CLIENT_BUFFER", "16")]);
     let _slow = never_reading_client(&server).await;
     let mut readers = Vec::new();
     for _ in 0..READERS {
@@ -135,7 +135,7 @@ async fn a_slow_client_is_closed_and_the_others_get_every_row() {
     }
     // The stuck client is dropped once it lags the whole buffer or its send times out.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while server.metric("telemetry_ws_slow_closed_total").await < 1.0 {
+    while server.metric("telemetry_ws_slow_closed_total") < 1.0 {
         assert!(Instant::now() < deadline, "the slow client was never closed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -1,5 +1,6 @@
-//! Integration tests: the real `backend` binary on a real SQLite file (and, for the replica
-//! test, two of them on one PostgreSQL), HTTP and WebSocket clients.
+//! Integration tests over HTTP and WebSocket: the real application on a free port and a real
+//! SQLite file (two replicas on one PostgreSQL for `replicas`), in this process through the
+//! shared harness; the binary itself where the process is what is tested (SIGKILL, SIGTERM).
 
 mod helpers;
 

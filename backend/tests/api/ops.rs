@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 
 #[tokio::test]
 async fn health_readiness_metrics_and_openapi() {
-    let server = TestServer::start();
+    let server = TestBackend::start();
     let (status, body) = server.get("/healthz").await;
     assert_eq!(status, StatusCode::OK);
     assert_json_snapshot!("healthz", body);
@@ -27,8 +27,8 @@ async fn health_readiness_metrics_and_openapi() {
         assert!(text.contains(needle), "{needle} missing in\n{text}");
     }
     // The readiness probe commits too, so at least two groups were committed.
-    assert!(server.metric("telemetry_commit_requests_count").await >= 2.0);
-    assert!(server.metric("telemetry_commit_seconds_bucket{le=\"+Inf\"}").await >= 2.0);
+    assert!(server.metric("telemetry_commit_requests_count") >= 2.0);
+    assert!(server.metric("telemetry_commit_seconds_bucket{le=\"+Inf\"}") >= 2.0);
 
     let (status, doc) = server.get("/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
@@ -45,7 +45,7 @@ async fn health_readiness_metrics_and_openapi() {
 
 #[tokio::test]
 async fn the_healthcheck_flag_reports_a_running_backend() {
-    let server = TestServer::start();
+    let server = TestBackend::start();
     let probe = |port: u16| {
         std::process::Command::new(env!("CARGO_BIN_EXE_backend"))
             .args(["--healthcheck", "--host", "0.0.0.0", "--port", &port.to_string()])
@@ -59,7 +59,7 @@ async fn the_healthcheck_flag_reports_a_running_backend() {
 
 #[tokio::test]
 async fn unknown_routes_and_methods_answer_json() {
-    let server = TestServer::start();
+    let server = TestBackend::start();
     let (status, body) = server.get("/api/nothing").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_json_snapshot!("not_found", body);
@@ -71,7 +71,8 @@ async fn unknown_routes_and_methods_answer_json() {
 
 #[tokio::test]
 async fn sigterm_finishes_requests_in_flight_and_exits_cleanly() {
-    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let server = backend_process(&dir.path().join("t.db"));
     let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = Vec::new();
     let url = server.url("");
@@ -90,13 +91,12 @@ async fn sigterm_finishes_requests_in_flight_and_exits_cleanly() {
     }
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     let db = server.db_path.clone();
-    let (status, _dir) = server.terminate();
+    let status = server.terminate();
     for t in tasks {
         t.await.unwrap();
     }
     assert!(status.success(), "{status:?}");
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let stored: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).unwrap();
+    let stored = harness::backend::count_rows(&db, "SELECT count(*) FROM events");
     let acked = acked.load(std::sync::atomic::Ordering::SeqCst) as i64;
     assert!(acked > 0);
     assert!(stored >= acked, "stored {stored} < acknowledged {acked}");

@@ -18,7 +18,7 @@ fn at(agent: &str, unix: i64, cpu: f64, procs: &[(&str, f64)]) -> protocol::Inge
 
 #[tokio::test]
 async fn agents_list_their_latest_figures_and_interval() {
-    let server = TestServer::start();
+    let server = TestBackend::start();
     let now = now_secs();
     for (i, cpu) in [0.1, 0.2, 0.3].iter().enumerate() {
         server.ingest(&at("pc-1", now - 10 + 5 * i as i64, *cpu, &[])).await;
@@ -38,7 +38,7 @@ async fn agents_list_their_latest_figures_and_interval() {
 
 #[tokio::test]
 async fn series_are_bucketed_and_bounded() {
-    let server = TestServer::start();
+    let server = TestBackend::start();
     let base = 1_762_948_800; // 2025-11-12T12:00:00Z
     for i in 0..120 {
         server.ingest(&at("pc-s", base + i * 5, (i % 10) as f64 / 10.0, &[])).await;
@@ -61,7 +61,7 @@ async fn series_are_bucketed_and_bounded() {
 
 #[tokio::test]
 async fn processes_latest_and_history() {
-    let server = TestServer::start();
+    let server = TestBackend::start();
     let base = 1_762_948_800;
     server.ingest(&at("pc-p", base, 0.5, &[("old.exe", 0.4)])).await;
     server.ingest(&at("pc-p", base + 5, 0.5, &[("chrome.exe", 0.2), ("code.exe", 0.3)])).await;

@@ -19,8 +19,8 @@ fn sign(ts: &str, body: &[u8]) -> String {
 #[tokio::test]
 async fn two_replicas_share_rows_the_live_feed_replays_and_batch_ids() {
     let url = fresh_database().await;
-    let a = TestServer::start_with(&[("DATABASE_URL", &url)]);
-    let b = TestServer::start_with(&[("DATABASE_URL", &url)]);
+    let a = TestBackend::start_with(&[("DATABASE_URL", &url)]);
+    let b = TestBackend::start_with(&[("DATABASE_URL", &url)]);
     let mut live_b = connect(&b, "?agent_id=host-a").await;
     wait_for_clients(&b, 1.0).await;
 

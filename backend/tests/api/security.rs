@@ -4,7 +4,7 @@ use reqwest::StatusCode;
 
 #[tokio::test]
 async fn every_refusal_is_a_401_naming_its_reason_and_stores_nothing() {
-    let server = TestServer::start();
+    let server = TestBackend::start();
     let body = seed_example().as_bytes();
     let ts = now_secs().to_string();
     let sig = protocol::sign(SECRET.as_bytes(), &ts, body);
@@ -46,12 +46,12 @@ async fn every_refusal_is_a_401_naming_its_reason_and_stores_nothing() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_json_snapshot!("refused_replay", err);
     assert_eq!(server.count_rows("SELECT count(*) FROM events"), 2);
-    assert_eq!(server.metric("telemetry_requests_refused_total{reason=\"replay\"}").await, 1.0);
+    assert_eq!(server.metric("telemetry_requests_refused_total{reason=\"replay\"}"), 1.0);
 }
 
 #[tokio::test]
 async fn missing_headers_are_401s() {
-    let server = TestServer::start();
+    let server = TestBackend::start();
     for missing in ["x-api-token", "x-signature-ts", "x-signature"] {
         let ts = now_secs().to_string();
         let body = seed_example();
@@ -74,13 +74,13 @@ async fn missing_headers_are_401s() {
 async fn a_replay_is_refused_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db");
-    let server = TestServer::start_on(&db, &[]);
+    let server = backend_process(&db);
     let body = seed_example().as_bytes();
     let ts = now_secs().to_string();
     let sig = protocol::sign(SECRET.as_bytes(), &ts, body);
     assert_eq!(server.post_signed(body, TOKEN, &ts, &sig).await.0, StatusCode::OK);
     server.kill();
-    let server = TestServer::start_on(&db, &[]);
+    let server = TestBackend::start_on(&db, &[]);
     let (status, err) = server.post_signed(body, TOKEN, &ts, &sig).await;
     assert_eq!((status, err["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("replay")));
     assert_eq!(server.count_rows("SELECT count(*) FROM events"), 2);
@@ -88,7 +88,7 @@ async fn a_replay_is_refused_after_a_restart() {
 
 #[tokio::test]
 async fn rotated_tokens_and_secrets_are_all_accepted() {
-    let server = TestServer::start_with(&[
+    let server = TestBackend::start_with(&[
         ("API_TOKEN", "old-token,new-token"),
         ("HMAC_SECRET", "old-s, new-s"),
     ]);
@@ -110,7 +110,7 @@ async fn rotated_tokens_and_secrets_are_all_accepted() {
 async fn development_defaults_work_over_loopback_and_warn() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db");
-    let server = TestServer::start_on_without_credentials(&db);
+    let server = TestBackend::start_without_credentials(&db);
     let body = seed_example().as_bytes();
     let ts = now_secs().to_string();
     let sig = protocol::sign(b"hmac-secret", &ts, body);
@@ -120,7 +120,7 @@ async fn development_defaults_work_over_loopback_and_warn() {
 
 #[tokio::test]
 async fn secrets_never_reach_the_logs() {
-    let server = TestServer::start_with(&[("RUST_LOG", "trace")]);
+    let server = TestBackend::start_with(&[("RUST_LOG", "trace")]);
     server.ingest_raw(seed_example().as_bytes()).await;
     server.post_signed(b"{}", "wrong-token", "1", "00").await;
     server.clear(Some(ADMIN), "{}").await;
@@ -131,7 +131,7 @@ async fn secrets_never_reach_the_logs() {
 
 #[tokio::test]
 async fn cors_allows_the_dashboard_origin_only() {
-    let server = TestServer::start();
+    let server = TestBackend::start();
     let preflight = |origin: &'static str| {
         server
             .http

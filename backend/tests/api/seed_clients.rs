@@ -28,7 +28,7 @@ fn fixture(name: &str) -> String {
 
 #[tokio::test]
 async fn every_seed_shape_is_stored_and_read_back_over_rest_and_the_live_feed() {
-    let server = TestServer::start();
+    let server = TestBackend::start();
     let mut ws = connect(&server, "").await;
     wait_for_clients(&server, 1.0).await;
     for (name, body) in FIXTURES {
@@ -65,7 +65,7 @@ async fn every_seed_shape_is_stored_and_read_back_over_rest_and_the_live_feed() 
 
 #[tokio::test]
 async fn partial_figures_show_as_gaps_in_agents_series_and_processes() {
-    let server = TestServer::start();
+    let server = TestBackend::start();
     for name in ["seed_proc_without_rss", "seed_metric_without_mem_free", "seed_upper_case_type"] {
         assert_eq!(server.ingest_raw(fixture(name).as_bytes()).await.0, StatusCode::OK);
     }

@@ -1,13 +1,13 @@
-use crate::harness::{ADMIN_TOKEN, Backend, Browser, batch, dashboard, ingest, now_secs};
+use crate::harness::{ADMIN, Browser, TestBackend, batch, dashboard, ingest, now_secs};
 use fantoccini::Locator;
 use fantoccini::key::Key;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn clearing_asks_for_the_admin_token_and_refuses_a_wrong_one() {
-    let backend = Backend::start();
+    let backend = TestBackend::start();
     let site = dashboard(&backend).await;
     let http = reqwest::Client::new();
-    ingest(&http, &backend.url(), &batch("pc-01", now_secs(), 0.3)).await;
+    ingest(&http, &backend.url(""), &batch("pc-01", now_secs(), 0.3)).await;
     let browser = Browser::start().await;
     let c = &browser.client;
     c.goto(&format!("{site}/events")).await.unwrap();
@@ -34,7 +34,7 @@ async fn clearing_asks_for_the_admin_token_and_refuses_a_wrong_one() {
         })
         .await;
     let rows: serde_json::Value = http
-        .get(format!("{}/api/events", backend.url()))
+        .get(format!("{}/api/events", backend.url("")))
         .send()
         .await
         .unwrap()
@@ -47,10 +47,10 @@ async fn clearing_asks_for_the_admin_token_and_refuses_a_wrong_one() {
     // app's state kept the old token and its next render put it back into the field.
     let backspace = char::from(Key::Backspace).to_string();
     token.send_keys(&backspace.repeat("not-the-token".len())).await.unwrap();
-    token.send_keys(ADMIN_TOKEN).await.unwrap();
+    token.send_keys(ADMIN).await.unwrap();
     browser
         .until("the token in the field", || async {
-            (token.prop("value").await.ok().flatten().as_deref() == Some(ADMIN_TOKEN)).then_some(())
+            (token.prop("value").await.ok().flatten().as_deref() == Some(ADMIN)).then_some(())
         })
         .await;
     confirm.click().await.unwrap();

@@ -1,5 +1,5 @@
-//! The real parts of a browser test: the backend binary on a free port, the dashboard server
-//! in-process in front of it, chromedriver with headless Chromium, and signed ingest.
+//! The real parts of a browser test: the backend and the dashboard server in this process on
+//! free ports, chromedriver with headless Chromium, and signed ingest.
 //!
 //! Every missing piece fails the test with what to install or build; nothing is skipped.
 
@@ -7,17 +7,14 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use protocol::{Event, EventKind, IngestBatch};
 use serde_json::{Value, json};
 use std::future::Future;
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-pub const TOKEN: &str = "e2e-token-51d0";
-pub const SECRET: &str = "e2e-secret-8a4e";
-pub const ADMIN_TOKEN: &str = "e2e-admin-3c7f";
-pub const READ_TOKEN: &str = "e2e-read-94b2";
+pub use harness::{ADMIN, READER, TestBackend};
+use harness::{SECRET, TOKEN};
+
 pub const WAIT: Duration = Duration::from_secs(15);
 
 /// `target/<profile>`, found from this test binary in `target/<profile>/deps`.
@@ -54,112 +51,11 @@ pub fn rfc3339(unix_s: i64) -> String {
         .unwrap()
 }
 
-/// The backend binary, restartable on the same port and database.
-pub struct Backend {
-    child: Child,
-    pub addr: SocketAddr,
-    pub db: PathBuf,
-    /// `READ_TOKEN`: without one, reads are open (loopback).
-    read_token: Option<&'static str>,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl Backend {
-    /// Reads open; clearing with [`ADMIN_TOKEN`].
-    pub fn start() -> Self {
-        Self::start_with(None)
-    }
-
-    /// Reads need [`READ_TOKEN`] or a login made with it.
-    pub fn start_with_read_token() -> Self {
-        Self::start_with(Some(READ_TOKEN))
-    }
-
-    fn start_with(read_token: Option<&'static str>) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut backend = Self::spawn(&dir.path().join("telemetry.db"), 0, read_token);
-        backend._dir = Some(dir);
-        backend
-    }
-
-    fn spawn(db: &Path, port: u16, read_token: Option<&'static str>) -> Self {
-        let bin = std::env::var_os("BACKEND_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| profile_dir().join("backend"));
-        assert!(
-            bin.is_file(),
-            "no backend binary at {}: run cargo build -p backend",
-            bin.display()
-        );
-        let mut command = Command::new(&bin);
-        command.env_clear();
-        if let Some(token) = read_token {
-            command.env("READ_TOKEN", token);
-        }
-        let mut child = command
-            .env("HOST", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .env("DB_PATH", db)
-            .env("API_TOKEN", TOKEN)
-            .env("HMAC_SECRET", SECRET)
-            .env("ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn backend");
-        let (tx, rx) = mpsc::channel();
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    if let Some(rest) = line.split("listening on http://").nth(1) {
-                        let addr = rest.split_whitespace().next().unwrap_or_default();
-                        let _ = tx.send(addr.parse::<SocketAddr>().ok());
-                    }
-                }
-            });
-        }
-        let addr = rx
-            .recv_timeout(Duration::from_secs(20))
-            .ok()
-            .flatten()
-            .expect("the backend did not say where it listens");
-        Self { child, addr, db: db.to_path_buf(), read_token, _dir: None }
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Starts again on the same port and database, as after an update or a crash.
-    pub fn restart(&mut self) {
-        self.kill();
-        let dir = self._dir.take();
-        *self = Self::spawn(&self.db.clone(), self.addr.port(), self.read_token);
-        self._dir = dir;
-    }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// The dashboard server in front of `backend`, on a free port; stops with the runtime.
-pub async fn dashboard(backend: &Backend) -> String {
+pub async fn dashboard(backend: &TestBackend) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let config = dashboard_serve::Config { dist: dist(), backend: backend.url() };
+    let config = dashboard_serve::Config { dist: dist(), backend: backend.url("") };
     tokio::spawn(async move {
         dashboard_serve::serve(listener, &config, std::future::pending()).await.unwrap();
     });

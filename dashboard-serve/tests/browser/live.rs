@@ -1,14 +1,14 @@
-use crate::harness::{Backend, Browser, batch, dashboard, ingest, now_secs};
+use crate::harness::{Browser, TestBackend, batch, dashboard, ingest, now_secs};
 use fantoccini::Locator;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn views_update_live_and_charts_follow_the_range() {
-    let backend = Backend::start();
+    let backend = TestBackend::start();
     let site = dashboard(&backend).await;
     let http = reqwest::Client::new();
     let now = now_secs();
     for (i, cpu) in [0.20, 0.35, 0.30].into_iter().enumerate() {
-        ingest(&http, &backend.url(), &batch("pc-01", now - 10 + 5 * i as i64, cpu)).await;
+        ingest(&http, &backend.url(""), &batch("pc-01", now - 10 + 5 * i as i64, cpu)).await;
     }
     let browser = Browser::start().await;
     let c = &browser.client;
@@ -17,7 +17,7 @@ async fn views_update_live_and_charts_follow_the_range() {
     assert_eq!(c.title().await.unwrap(), "Fleet telemetry dashboard");
 
     // A new agent appears without a reload.
-    ingest(&http, &backend.url(), &batch("pc-new", now_secs(), 0.8)).await;
+    ingest(&http, &backend.url(""), &batch("pc-new", now_secs(), 0.8)).await;
     browser.wait_css(r#"article[aria-label="pc-new, online"]"#).await;
     browser
         .until("two online", || async {
@@ -32,7 +32,7 @@ async fn views_update_live_and_charts_follow_the_range() {
     c.find(Locator::Css(r#"a[href="/agents/pc-01"]"#)).await.unwrap().click().await.unwrap();
     let cpu_line = browser.wait_css(r#"path.line.cpu[d*="L"]"#).await;
     let before = cpu_line.attr("d").await.unwrap().unwrap();
-    ingest(&http, &backend.url(), &batch("pc-01", now_secs() + 1, 0.9)).await;
+    ingest(&http, &backend.url(""), &batch("pc-01", now_secs() + 1, 0.9)).await;
     browser
         .until("a live reading in the chart", || async {
             let d = c.find(Locator::Css("path.line.cpu")).await.ok()?.attr("d").await.ok()??;
@@ -75,7 +75,7 @@ async fn views_update_live_and_charts_follow_the_range() {
     // The event log: newest first, and a new row arrives on top.
     c.find(Locator::Css(r#"nav a[href="/events"]"#)).await.unwrap().click().await.unwrap();
     browser.wait_css("table.log tbody tr").await;
-    let answer = ingest(&http, &backend.url(), &batch("pc-02", now_secs(), 0.1)).await;
+    let answer = ingest(&http, &backend.url(""), &batch("pc-02", now_secs(), 0.1)).await;
     assert_eq!(answer["stored"], 3);
     browser
         .until("the new rows on top", || async {

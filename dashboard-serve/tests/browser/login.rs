@@ -1,4 +1,4 @@
-use crate::harness::{Backend, Browser, READ_TOKEN, batch, dashboard, ingest, now_secs};
+use crate::harness::{Browser, READER, TestBackend, batch, dashboard, ingest, now_secs};
 use fantoccini::Locator;
 use fantoccini::key::Key;
 use serde_json::Value;
@@ -7,10 +7,10 @@ const WRONG: &str = "not-the-read-token";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reads_behind_a_token_ask_for_a_login_that_lasts_the_tab_session() {
-    let backend = Backend::start_with_read_token();
+    let backend = TestBackend::start_with(&[("READ_TOKEN", READER)]);
     let site = dashboard(&backend).await;
     let http = reqwest::Client::new();
-    ingest(&http, &backend.url(), &batch("pc-01", now_secs(), 0.3)).await;
+    ingest(&http, &backend.url(""), &batch("pc-01", now_secs(), 0.3)).await;
     let browser = Browser::start().await;
     let c = &browser.client;
     c.goto(&site).await.unwrap();
@@ -33,12 +33,12 @@ async fn reads_behind_a_token_ask_for_a_login_that_lasts_the_tab_session() {
     // Erased key by key (WebDriver's clear() fires no input event), then submitted with Enter.
     let backspace = char::from(Key::Backspace).to_string();
     token.send_keys(&backspace.repeat(WRONG.len())).await.unwrap();
-    token.send_keys(&format!("{READ_TOKEN}{}", char::from(Key::Enter))).await.unwrap();
+    token.send_keys(&format!("{READER}{}", char::from(Key::Enter))).await.unwrap();
     browser.wait_css(r#"article[aria-label="pc-01, online"]"#).await;
     browser.wait_css(".conn.live").await;
 
     // Live: a new agent's batch reaches the page over the WebSocket opened with the session.
-    ingest(&http, &backend.url(), &batch("pc-new", now_secs(), 0.8)).await;
+    ingest(&http, &backend.url(""), &batch("pc-new", now_secs(), 0.8)).await;
     browser.wait_css(r#"article[aria-label="pc-new, online"]"#).await;
     browser.screenshot("login-fleet").await;
 
@@ -56,7 +56,7 @@ async fn reads_behind_a_token_ask_for_a_login_that_lasts_the_tab_session() {
     c.refresh().await.unwrap();
     browser.wait_css(r#"article[aria-label="pc-new, online"]"#).await;
     assert!(c.find(Locator::Css(".login")).await.is_err(), "still logged in after a reload");
-    ingest(&http, &backend.url(), &batch("pc-03", now_secs(), 0.5)).await;
+    ingest(&http, &backend.url(""), &batch("pc-03", now_secs(), 0.5)).await;
     browser.wait_css(r#"article[aria-label="pc-03, online"]"#).await;
 
     // Logging out forgets the session and asks again.

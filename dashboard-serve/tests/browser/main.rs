@@ -1,4 +1,4 @@
-//! Browser end-to-end tests: headless Chromium against the real backend binary fed with signed
+//! Browser end-to-end tests: headless Chromium against the real backend, fed with signed
 //! batches, through the dashboard server. Run by `ci/test.sh dashboard`.
 
 mod clear;

@@ -1,15 +1,15 @@
-use crate::harness::{Backend, Browser, batch, dashboard, ingest, now_secs};
+use crate::harness::{Browser, TestBackend, batch, dashboard, ingest, now_secs};
 use fantoccini::Locator;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn older_pages_neither_skip_nor_repeat_while_rows_arrive() {
-    let backend = Backend::start();
+    let backend = TestBackend::start();
     let site = dashboard(&backend).await;
     let http = reqwest::Client::new();
     let now = now_secs();
     // 20 batches of 3 rows: one page of 50 and then 10 more.
     for i in 0..20 {
-        ingest(&http, &backend.url(), &batch("pc-01", now - 100 + i, 0.2)).await;
+        ingest(&http, &backend.url(""), &batch("pc-01", now - 100 + i, 0.2)).await;
     }
     let browser = Browser::start().await;
     let c = &browser.client;
@@ -23,7 +23,7 @@ async fn older_pages_neither_skip_nor_repeat_while_rows_arrive() {
     browser.until("the first page", || async { (ids().await.len() == 50).then_some(()) }).await;
 
     // New rows arrive on top while the first page is shown; then the older page is fetched.
-    ingest(&http, &backend.url(), &batch("pc-01", now, 0.9)).await;
+    ingest(&http, &backend.url(""), &batch("pc-01", now, 0.9)).await;
     browser.until("the live rows", || async { (ids().await.len() == 53).then_some(()) }).await;
     c.find(Locator::XPath("//button[text()='Older events']")).await.unwrap().click().await.unwrap();
     let all =

@@ -1,7 +1,7 @@
 //! Render times in the browser: a fleet of 200 agents reporting every 5 s, and a 7-day range.
 //! Numbers go to `target/e2e-artifacts/render-times.json` and docs/benchmarks.md.
 
-use crate::harness::{Backend, Browser, artifacts, batch, dashboard, ingest, now_secs};
+use crate::harness::{Browser, TestBackend, artifacts, batch, dashboard, ingest, now_secs};
 use futures_util::StreamExt;
 use serde_json::json;
 
@@ -55,10 +55,10 @@ requestAnimationFrame(tick);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fleet_of_200_and_a_week_of_readings_render_quickly() {
-    let backend = Backend::start();
+    let backend = TestBackend::start();
     let site = dashboard(&backend).await;
     let http = reqwest::Client::new();
-    let url = backend.url();
+    let url = backend.url("");
     let now = now_secs();
     let sends = (0..AGENTS).map(|i| batch(&format!("pc-{i:03}"), now, (i % 100) as f64 / 100.0));
     futures_util::stream::iter(sends)

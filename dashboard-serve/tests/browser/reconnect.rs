@@ -1,21 +1,21 @@
-use crate::harness::{Backend, Browser, batch, dashboard, ingest, now_secs};
+use crate::harness::{Browser, TestBackend, batch, dashboard, ingest, now_secs};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn after_a_backend_restart_the_page_shows_what_arrived_meanwhile() {
-    let mut backend = Backend::start();
+    let mut backend = TestBackend::start();
     let site = dashboard(&backend).await;
     let http = reqwest::Client::new();
-    ingest(&http, &backend.url(), &batch("pc-01", now_secs(), 0.3)).await;
+    ingest(&http, &backend.url(""), &batch("pc-01", now_secs(), 0.3)).await;
     let browser = Browser::start().await;
     browser.client.goto(&format!("{site}/events")).await.unwrap();
     browser.wait_css(".conn.live").await;
     browser.wait_css("table.log tbody tr").await;
 
-    backend.kill();
+    backend.cut_off();
     browser.wait_css(".conn.down").await;
     backend.restart();
     // Stored while the page is still waiting to retry: only the gap fill can bring it.
-    ingest(&http, &backend.url(), &batch("pc-late", now_secs(), 0.6)).await;
+    ingest(&http, &backend.url(""), &batch("pc-late", now_secs(), 0.6)).await;
     assert!(browser.client.find(fantoccini::Locator::Css(".conn.down")).await.is_ok());
     browser.wait_css(".conn.live").await;
     let ids = browser

@@ -1,4 +1,4 @@
-//! End-to-end: the `loadtest` binary against the real backend binary.
+//! End-to-end: the `loadtest` binary against the real backend, in this process.
 
 mod helpers;
 mod runs;

@@ -1,4 +1,5 @@
-use crate::helpers::{Backend, finish, loadtest, num, run};
+use crate::helpers::{finish, loadtest, num, run};
+use harness::TestBackend;
 use std::net::TcpListener;
 use std::process::Command;
 use std::time::Duration;
@@ -11,13 +12,13 @@ fn within_10_percent(value: f64, target: f64) -> bool {
 
 #[test]
 fn the_rate_is_held_and_every_acknowledged_batch_is_stored_once() {
-    let backend = Backend::start();
+    let backend = TestBackend::start();
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.html");
     let args = ["--rate", "200", "--duration", "5", "--agents", "20", "--verify", "--report-file"];
     let mut args = args.to_vec();
     args.push(report.to_str().unwrap());
-    let (code, s) = run(&backend.url(), &args);
+    let (code, s) = run(&backend.url(""), &args);
     assert_eq!(code, 0, "{s}");
     let html = std::fs::read_to_string(&report).expect("goose wrote its report");
     assert!(html.contains("<html") && html.contains("ingest"), "{html}");
@@ -35,9 +36,9 @@ fn the_rate_is_held_and_every_acknowledged_batch_is_stored_once() {
 
 #[test]
 fn hostile_traffic_is_all_refused_with_its_code_and_none_is_stored() {
-    let backend = Backend::start();
+    let backend = TestBackend::start();
     let (code, s) =
-        run(&backend.url(), &["--rate", "150", "--duration", "4", "--attack", "0.4", "--verify"]);
+        run(&backend.url(""), &["--rate", "150", "--duration", "4", "--attack", "0.4", "--verify"]);
     assert_eq!(code, 0, "{s}");
     let attacks = num(&s, "attacks_sent");
     assert!(attacks > 150.0, "{s}");
@@ -59,10 +60,10 @@ fn hostile_traffic_is_all_refused_with_its_code_and_none_is_stored() {
 
 #[test]
 fn bursts_add_their_rate_on_top() {
-    let backend = Backend::start();
+    let backend = TestBackend::start();
     // 50/s throughout plus 400/s in the last second of every two: 1000 requests in 4 s.
     let args = ["--rate", "50", "--burst", "400x1", "--every", "2", "--duration", "4"];
-    let (code, s) = run(&backend.url(), &args);
+    let (code, s) = run(&backend.url(""), &args);
     assert_eq!(code, 0, "{s}");
     assert_eq!(num(&s, "sent"), 1000.0, "{s}");
     assert_eq!(num(&s, "target_rps"), 250.0, "{s}");
@@ -72,11 +73,11 @@ fn bursts_add_their_rate_on_top() {
 
 #[test]
 fn a_backend_killed_mid_run_shows_up_as_errors_and_a_failed_exit() {
-    let mut backend = Backend::start();
+    let mut backend = TestBackend::start();
     let args = ["--rate", "200", "--duration", "5", "--timeout", "2", "--verify"];
-    let child = loadtest(&backend.url(), &args).spawn().unwrap();
+    let child = loadtest(&backend.url(""), &args).spawn().unwrap();
     std::thread::sleep(Duration::from_secs(3));
-    backend.kill();
+    backend.cut_off();
     let (code, s) = finish(child.wait_with_output().unwrap());
     assert_eq!(code, 1, "{s}");
     let (sent, acked, errors) = (num(&s, "sent"), num(&s, "acked"), num(&s, "errors"));

@@ -6,6 +6,7 @@ use super::queries;
 use super::writer::{CHANNEL, Notice};
 use crate::live::Hub;
 use crate::storage::StorageError;
+use crate::telemetry::chain;
 use futures_util::StreamExt;
 use protocol::{EventRow, Secret};
 use std::convert::Infallible;
@@ -35,7 +36,7 @@ pub async fn run(
     loop {
         let Err(e) = follow(&url, &pool, &hub, &origin, &mut ready, &mut wait).await;
         tracing::warn!(
-            error = %e,
+            error = %chain(&e),
             "the feed of other replicas' rows broke; reconnecting (their rows are stored, but \
              live clients here miss them until then)"
         );

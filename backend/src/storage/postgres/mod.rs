@@ -23,24 +23,13 @@ const READERS: usize = 4;
 const WRITE_QUEUE: usize = 4096;
 const LISTEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-impl From<tokio_postgres::Error> for StorageError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        // The database's own words name the problem; the driver's Display alone says "db error".
-        StorageError::Postgres(match (e.as_db_error(), std::error::Error::source(&e)) {
-            (Some(db), _) => format!("{} ({})", db.message(), db.code().code()),
-            (None, Some(cause)) => format!("{e}: {cause}"),
-            (None, None) => e.to_string(),
-        })
-    }
-}
-
 /// Creates an empty database named `name` on the server `admin_url` reaches, and returns the
 /// new database's URL. For tests and benchmarks, which want a database each.
 pub async fn create_database(admin_url: &str, name: &str) -> Result<String, StorageError> {
     let ok = !name.is_empty()
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     if !ok {
-        return Err(StorageError::Postgres(format!("{name:?} is not a plain database name")));
+        return Err(StorageError::BadDatabaseName(name.to_owned()));
     }
     let client = pool::connect(&Secret::new(admin_url)).await?;
     client.batch_execute(&format!("CREATE DATABASE {name}")).await?;
@@ -72,10 +61,7 @@ impl PgStorage {
         let storage = Self { jobs, pool, writer: Mutex::new(Some(writer)), listener };
         if tokio::time::timeout(LISTEN_TIMEOUT, listening).await.is_err() {
             storage.shut_down().await;
-            return Err(StorageError::Postgres(format!(
-                "could not LISTEN for the other replicas within {}s",
-                LISTEN_TIMEOUT.as_secs()
-            )));
+            return Err(StorageError::ListenTimeout(LISTEN_TIMEOUT));
         }
         Ok(storage)
     }

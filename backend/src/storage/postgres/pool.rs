@@ -2,6 +2,7 @@
 //! that broke is dropped and replaced on the next lease.
 
 use crate::storage::StorageError;
+use crate::telemetry::chain;
 use protocol::Secret;
 use std::ops::Deref;
 use std::sync::Mutex;
@@ -17,10 +18,9 @@ pub fn config(url: &Secret) -> Result<Config, StorageError> {
     // Said at start-up rather than found at the first connection: this build speaks to
     // PostgreSQL without TLS, which `prefer` (the default) would otherwise fall back to quietly.
     if config.get_ssl_mode() == SslMode::Require {
-        return Err(StorageError::Postgres(
+        return Err(StorageError::Unsupported(
             "sslmode=require is not supported: connections to PostgreSQL are not encrypted; \
-             reach it over a private network or a tunnel and use sslmode=disable"
-                .into(),
+             reach it over a private network or a tunnel and use sslmode=disable",
         ));
     }
     config
@@ -36,7 +36,7 @@ pub async fn connect(url: &Secret) -> Result<Client, StorageError> {
     let (client, connection) = config(url)?.connect(NoTls).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
-            tracing::warn!(error = %e, "a PostgreSQL connection closed");
+            tracing::warn!(error = %chain(&e), "a PostgreSQL connection closed");
         }
     });
     Ok(client)

@@ -9,6 +9,7 @@ use crate::live::Hub;
 use crate::metrics::Metrics;
 use crate::storage::jobs::{Applied, Columns, Job, take_group};
 use crate::storage::{IngestOutcome, PRUNE_CHUNK, Pruned, StorageError};
+use crate::telemetry::chain;
 use protocol::{IngestBatch, Secret};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -151,7 +152,7 @@ enum GroupError {
     RolledBack(StorageError),
     /// The COMMIT was sent but no answer came (a broken connection, or no answer in time): the
     /// group may or may not be stored, so trying again could store it twice.
-    Unknown(String),
+    Unknown(Option<tokio_postgres::Error>),
 }
 
 impl<E: Into<StorageError>> From<E> for GroupError {
@@ -168,9 +169,7 @@ async fn commit_group(writer: &mut Writer, jobs: Vec<Job>, hub: &Hub, metrics: &
     let count = jobs.len();
     let attempt =
         tokio::time::timeout(GROUP_TIMEOUT, try_group(writer, &jobs, hub.has_subscribers()));
-    let result = attempt.await.unwrap_or_else(|_| {
-        Err(GroupError::Unknown(format!("no answer within {}s", GROUP_TIMEOUT.as_secs())))
-    });
+    let result = attempt.await.unwrap_or(Err(GroupError::Unknown(None)));
     match result {
         Ok(outcomes) => {
             metrics.commit_jobs.observe(count as f64);
@@ -182,27 +181,29 @@ async fn commit_group(writer: &mut Writer, jobs: Vec<Job>, hub: &Hub, metrics: &
                 }
             }
         }
-        Err(GroupError::Unknown(why)) => {
-            // The agents send again (signed anew); their batch ids make a repeat harmless.
+        Err(GroupError::Unknown(cause)) => {
+            // The agents send again (signed anew); their batch ids make a repeat harmless. Each
+            // answer logs the cause, so here only what the answers do not say.
             tracing::warn!(
-                error = %why,
                 requests = count,
-                "a commit's outcome is unknown; its requests were answered with an error"
+                timeout = ?GROUP_TIMEOUT,
+                "a commit's outcome is unknown; its connection is dropped"
             );
             writer.connection = None;
+            let cause = cause.map(std::sync::Arc::new);
             for job in jobs {
-                job.fail(StorageError::Commit(format!(
-                    "the commit's outcome is unknown ({why}); send the batch again"
-                )));
+                job.fail(StorageError::OutcomeUnknown(cause.clone()));
             }
         }
         Err(GroupError::RolledBack(e)) if count == 1 => {
-            tracing::warn!(error = %e, "a request could not be stored; it was refused");
-            jobs.into_iter().for_each(|job| job.fail(StorageError::Commit(e.to_string())));
+            // Logged with its cause where the request is answered.
+            if let Some(job) = jobs.into_iter().next() {
+                job.fail(e);
+            }
         }
         Err(GroupError::RolledBack(e)) => {
             // A deadlock with another replica or one bad request: each job again, alone.
-            tracing::warn!(error = %e, requests = count, "group commit failed; retrying one by one");
+            tracing::warn!(error = %chain(&e), requests = count, "group commit failed; retrying one by one");
             for job in jobs {
                 Box::pin(commit_group(writer, vec![job], hub, metrics)).await;
             }
@@ -276,12 +277,12 @@ async fn try_group(
     )
     .await?;
     announce(&tx, st, &origin, &mut announced).await?;
-    tx.commit().await.map_err(|e| GroupError::Unknown(e.to_string()))?;
+    tx.commit().await.map_err(|e| GroupError::Unknown(Some(e)))?;
     Ok(outcomes)
 }
 
 async fn notify(tx: &Transaction<'_>, st: &Prepared, notice: &Notice) -> Result<(), StorageError> {
-    let payload = serde_json::to_string(notice).map_err(|e| StorageError::Commit(e.to_string()))?;
+    let payload = serde_json::to_string(notice).map_err(StorageError::Notice)?;
     tx.execute(&st.notify, &[&CHANNEL, &payload]).await?;
     Ok(())
 }

@@ -23,12 +23,6 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Semaphore, mpsc};
 
-impl StorageError {
-    fn from_commit(e: &rusqlite::Error) -> Self {
-        StorageError::Commit(e.to_string())
-    }
-}
-
 /// Runs `f` in a write transaction on the writer's connection. rusqlite's `Transaction` parses
 /// `BEGIN` and `COMMIT` anew each time; here they are prepared once, which is a few percent of
 /// the writer's time at thousands of commits a second.
@@ -126,7 +120,7 @@ impl SqliteStorage {
         let handle = std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer::run(writer::Writer { conn, agents, backlog, hub, metrics }, rx))
-            .map_err(|e| StorageError::Commit(format!("cannot start the writer thread: {e}")))?;
+            .map_err(StorageError::WriterThread)?;
         Ok(Opened {
             storage: SqliteStorage {
                 jobs,

@@ -12,6 +12,7 @@ use crate::metrics::Metrics;
 use crate::security::Verified;
 use crate::storage::jobs::{Applied, Columns, Job, take_group};
 use crate::storage::{IngestOutcome, PRUNE_CHUNK, Pruned, StorageError};
+use crate::telemetry::chain;
 use protocol::{EventRow, IngestBatch};
 use rusqlite::{Connection, params};
 use std::sync::Arc;
@@ -38,7 +39,7 @@ pub fn run(mut w: Writer, mut rx: mpsc::Receiver<Job>) {
     let rt = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
         Ok(rt) => rt,
         Err(e) => {
-            tracing::error!(error = %e, "cannot start the storage writer; nothing can be stored");
+            tracing::error!(error = %chain(&e), "cannot start the storage writer; nothing can be stored");
             return;
         }
     };
@@ -70,7 +71,7 @@ pub fn run(mut w: Writer, mut rx: mpsc::Receiver<Job>) {
 /// log and stay waiting, to be tried again after the next group (or replayed at start-up).
 fn flush(w: &mut Writer, due: Due) -> usize {
     let n = w.backlog.flush(&w.conn, &w.agents, due).unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "could not write the per-agent index; will retry");
+        tracing::warn!(error = %chain(&e), "could not write the per-agent index; will retry");
         0
     });
     w.metrics.index_waiting.store(w.backlog.waiting_count() as u64, Relaxed);
@@ -108,10 +109,12 @@ fn commit_group(w: &mut Writer, jobs: Vec<Job>) {
             w.agents.rollback();
             w.backlog.rollback();
             if count == 1 {
-                tracing::warn!(error = %e, "a request could not be stored; it was refused");
-                jobs.into_iter().for_each(|job| job.fail(StorageError::from_commit(&e)));
+                // Logged with its cause where the request is answered.
+                if let Some(job) = jobs.into_iter().next() {
+                    job.fail(StorageError::Commit(e));
+                }
             } else {
-                tracing::warn!(error = %e, requests = count, "group commit failed; retrying one by one");
+                tracing::warn!(error = %chain(&e), requests = count, "group commit failed; retrying one by one");
                 for job in jobs {
                     commit_group(w, vec![job]);
                 }
