@@ -4,27 +4,29 @@
 
 /// Idle and total (kernel + user; kernel time includes idle) 100 ns units since boot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Times {
+pub(crate) struct Times {
     pub idle: u64,
     pub total: u64,
 }
 
 /// Busy share of the machine between two samples, 0..1.
-pub fn busy_fraction(before: Times, after: Times) -> f64 {
+pub(crate) fn busy_fraction(before: Times, after: Times) -> f64 {
     let total = after.total.saturating_sub(before.total);
     let idle = after.idle.saturating_sub(before.idle).min(total);
     if total == 0 { 0.0 } else { 1.0 - idle as f64 / total as f64 }
 }
 
 /// Remembers the previous sample, so each call reports the share since the last one.
+#[cfg(windows)]
 #[derive(Debug, Default)]
-pub struct MachineCpu {
+pub(crate) struct MachineCpu {
     last: Option<Times>,
 }
 
+#[cfg(windows)]
 impl MachineCpu {
     /// The busy share since the previous call; 0 on the first call or if the call fails.
-    pub fn sample(&mut self) -> f64 {
+    pub(crate) fn sample(&mut self) -> f64 {
         let Some(now) = read() else { return 0.0 };
         let share = self.last.map_or(0.0, |before| busy_fraction(before, now));
         self.last = Some(now);
@@ -44,11 +46,6 @@ fn read() -> Option<Times> {
     let ok = unsafe { GetSystemTimes(&mut idle, &mut kernel, &mut user) };
     let value = |t: FILETIME| (u64::from(t.dwHighDateTime) << 32) | u64::from(t.dwLowDateTime);
     (ok != 0).then(|| Times { idle: value(idle), total: value(kernel) + value(user) })
-}
-
-#[cfg(not(windows))]
-fn read() -> Option<Times> {
-    None
 }
 
 #[cfg(test)]

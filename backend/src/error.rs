@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use protocol::{ErrorBody, codes};
 
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// The security checks' own refusals: 401, 403, or 429 for a full replay guard.
     #[error(transparent)]
     Refused(#[from] Refused),
@@ -48,7 +48,7 @@ impl From<crate::storage::StorageError> for ApiError {
 
 impl ApiError {
     /// What `/metrics` counts this as, if it is a refusal of ingest (storage failures are not).
-    pub fn refusal(&self) -> Option<Refusal> {
+    pub(crate) fn refusal(&self) -> Option<Refusal> {
         match self {
             ApiError::Refused(Refused::Unauthorized { reason, .. }) => Some(Refusal::Auth(*reason)),
             ApiError::Refused(Refused::Busy(_)) => Some(Refusal::Busy),
@@ -58,7 +58,7 @@ impl ApiError {
         }
     }
 
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             ApiError::Refused(Refused::Unauthorized { .. } | Refused::LoginRequired(_)) => {
                 StatusCode::UNAUTHORIZED
@@ -75,7 +75,7 @@ impl ApiError {
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             ApiError::Refused(refused) => refused.code(),
             ApiError::Invalid(_) => codes::INVALID,

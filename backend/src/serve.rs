@@ -26,7 +26,7 @@ pub struct Limits {
 
 /// Serves `router` until `signal` resolves, then stops accepting, asks every connection to
 /// close after its current request, and waits at most `shutdown_grace` for them.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,

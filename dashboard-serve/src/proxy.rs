@@ -40,7 +40,7 @@ pub(crate) fn unreachable(why: impl std::fmt::Display) -> Response {
     (StatusCode::BAD_GATEWAY, Json(body)).into_response()
 }
 
-pub async fn forward(
+pub(crate) async fn forward(
     State(up): State<Upstream>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,

@@ -12,7 +12,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
 type Backend = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
-pub async fn upgrade(
+pub(crate) async fn upgrade(
     State(up): State<Upstream>,
     RawQuery(query): RawQuery,
     client: WebSocketUpgrade,

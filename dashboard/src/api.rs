@@ -24,7 +24,7 @@ const GAP_OVERLAP_IDS: i64 = 2_000;
 const FLUSH_MS: u32 = 250;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     #[error("cannot reach the API at {0}")]
     Unreachable(String),
     /// Reads need a login (`401 login_required`); for `POST /api/session`, a wrong token.
@@ -40,7 +40,7 @@ pub enum ApiError {
 }
 
 /// The API's origin: `API_BASE_URL` at build time, else the page's own (the server proxies).
-pub fn base_url() -> String {
+pub(crate) fn base_url() -> String {
     match option_env!("API_BASE_URL") {
         Some(url) if !url.is_empty() => url.trim_end_matches('/').to_owned(),
         _ => web_sys::window().and_then(|w| w.location().origin().ok()).unwrap_or_default(),
@@ -48,7 +48,7 @@ pub fn base_url() -> String {
 }
 
 /// `ws://` or `wss://` for the same origin as `base`, with the login session if any.
-pub fn ws_url(base: &str, access_token: Option<&str>) -> String {
+pub(crate) fn ws_url(base: &str, access_token: Option<&str>) -> String {
     let ws = if let Some(rest) = base.strip_prefix("https://") {
         format!("wss://{rest}")
     } else if let Some(rest) = base.strip_prefix("http://") {
@@ -63,7 +63,7 @@ pub fn ws_url(base: &str, access_token: Option<&str>) -> String {
 }
 
 /// Percent-encodes a path segment or query value.
-pub fn encode(s: &str) -> String {
+pub(crate) fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
@@ -117,19 +117,19 @@ async fn get<T: DeserializeOwned>(path: &str) -> Result<T, ApiError> {
     result
 }
 
-pub async fn agents() -> Result<Vec<AgentSummary>, ApiError> {
+pub(crate) async fn agents() -> Result<Vec<AgentSummary>, ApiError> {
     get("/api/agents").await
 }
 
-pub async fn series(agent: &str, from_s: i64, to_s: i64) -> Result<Series, ApiError> {
+pub(crate) async fn series(agent: &str, from_s: i64, to_s: i64) -> Result<Series, ApiError> {
     get(&format!("/api/agents/{}/series?from={from_s}&to={to_s}", encode(agent))).await
 }
 
-pub async fn processes(agent: &str) -> Result<ProcessesResponse, ApiError> {
+pub(crate) async fn processes(agent: &str) -> Result<ProcessesResponse, ApiError> {
     get(&format!("/api/agents/{}/processes", encode(agent))).await
 }
 
-pub async fn process_history(
+pub(crate) async fn process_history(
     agent: &str,
     name: &str,
     from_s: i64,
@@ -141,7 +141,7 @@ pub async fn process_history(
 
 /// One page of the event log, newest first.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct EventQuery {
+pub(crate) struct EventQuery {
     pub agent_id: Option<String>,
     pub event_type: Option<String>,
     pub before_id: Option<i64>,
@@ -149,7 +149,7 @@ pub struct EventQuery {
 }
 
 impl EventQuery {
-    pub fn path(&self) -> String {
+    pub(crate) fn path(&self) -> String {
         let mut path = format!("/api/events?limit={}", self.limit);
         if let Some(a) = &self.agent_id {
             path.push_str(&format!("&agent_id={}", encode(a)));
@@ -164,7 +164,7 @@ impl EventQuery {
     }
 }
 
-pub async fn events(query: &EventQuery) -> Result<Vec<EventRow>, ApiError> {
+pub(crate) async fn events(query: &EventQuery) -> Result<Vec<EventRow>, ApiError> {
     get(&query.path()).await
 }
 
@@ -178,7 +178,7 @@ async fn post<B: serde::Serialize, T: DeserializeOwned>(
 }
 
 /// Clears with `admin_token` (`ADMIN_TOKEN`), or with no token by the admin login session.
-pub async fn clear(
+pub(crate) async fn clear(
     agent_id: Option<String>,
     admin_token: Option<&str>,
 ) -> Result<ClearResponse, ApiError> {
@@ -190,13 +190,13 @@ pub async fn clear(
 }
 
 /// Exchanges a read or admin token for a session; a wrong one is [`ApiError::LoginRequired`].
-pub async fn login(token: &str) -> Result<Session, ApiError> {
+pub(crate) async fn login(token: &str) -> Result<Session, ApiError> {
     let request = Request::post(&format!("{}/api/session", base_url()));
     post(request, &serde_json::json!({ "token": token })).await
 }
 
 /// Refetches the fleet, recording whether the API answered.
-pub async fn refresh_agents(live: Live) {
+pub(crate) async fn refresh_agents(live: Live) {
     let mut live = live;
     match agents().await {
         Ok(list) => {
@@ -224,7 +224,7 @@ async fn gap_fill(after_id: i64) -> Result<Vec<LiveMessage>, ApiError> {
 }
 
 /// Applies buffered messages every [`FLUSH_MS`], so a burst costs one render.
-pub async fn flush_loop(live: Live, inbox: Inbox) {
+pub(crate) async fn flush_loop(live: Live, inbox: Inbox) {
     let mut live = live;
     loop {
         TimeoutFuture::new(FLUSH_MS).await;
@@ -241,7 +241,7 @@ pub async fn flush_loop(live: Live, inbox: Inbox) {
 
 /// Keeps one WebSocket open, reconnecting with back-off and filling the gap; returns when the
 /// backend wants a login (the app starts it again after one).
-pub async fn live_loop(live: Live, inbox: Inbox) {
+pub(crate) async fn live_loop(live: Live, inbox: Inbox) {
     let mut live = live;
     let url = ws_url(&base_url(), auth::access_token().as_deref());
     let mut backoff = Backoff::default();

@@ -9,7 +9,7 @@ const SESSION_KEY: &str = "session";
 
 /// `POST /api/session`'s answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Session {
+pub(crate) struct Session {
     pub session: String,
     /// `read` or `admin`.
     pub role: String,
@@ -17,26 +17,26 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn is_admin(&self) -> bool {
+    pub(crate) fn is_admin(&self) -> bool {
         self.role == "admin"
     }
 }
 
 /// Why the login form shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Prompt {
+pub(crate) enum Prompt {
     /// Reads need a credential and this tab has none.
     LogIn,
     /// The stored session was refused: expired, or the token it came from was changed.
     SessionEnded,
 }
 
-pub static SESSION: GlobalSignal<Option<Session>> = Signal::global(saved);
+pub(crate) static SESSION: GlobalSignal<Option<Session>> = Signal::global(saved);
 /// Set by the first read answered 401; the views stay hidden until a login clears it.
-pub static PROMPT: GlobalSignal<Option<Prompt>> = Signal::global(|| None);
+pub(crate) static PROMPT: GlobalSignal<Option<Prompt>> = Signal::global(|| None);
 
 /// This tab's `sessionStorage`.
-pub fn tab_storage() -> Option<web_sys::Storage> {
+pub(crate) fn tab_storage() -> Option<web_sys::Storage> {
     // Server-side rendering in tests has no browser to ask.
     if cfg!(target_arch = "wasm32") {
         web_sys::window()?.session_storage().ok().flatten()
@@ -51,16 +51,16 @@ fn saved() -> Option<Session> {
 }
 
 /// The `Authorization` value for REST calls, when logged in.
-pub fn bearer() -> Option<String> {
+pub(crate) fn bearer() -> Option<String> {
     SESSION.peek().as_ref().map(|s| format!("Bearer {}", s.session))
 }
 
 /// The credential for the WebSocket URL, where browsers cannot set headers.
-pub fn access_token() -> Option<String> {
+pub(crate) fn access_token() -> Option<String> {
     SESSION.peek().as_ref().map(|s| s.session.clone())
 }
 
-pub fn log_in(session: Session) {
+pub(crate) fn log_in(session: Session) {
     if let (Some(storage), Ok(json)) = (tab_storage(), serde_json::to_string(&session)) {
         let _ = storage.set_item(SESSION_KEY, &json);
     }
@@ -69,7 +69,7 @@ pub fn log_in(session: Session) {
 }
 
 /// A read was answered 401: forgets the session it carried, if any, and asks for a login.
-pub fn login_required() {
+pub(crate) fn login_required() {
     if PROMPT.peek().is_some() {
         // Reads in flight fail together; the first one decided why.
         return;
@@ -84,7 +84,7 @@ pub fn login_required() {
 
 /// Forgets everything this tab stored (the session and a typed admin token) and reloads, which
 /// also drops the open WebSocket and the fleet held in memory.
-pub fn log_out() {
+pub(crate) fn log_out() {
     if let Some(storage) = tab_storage() {
         let _ = storage.clear();
     }

@@ -1,11 +1,11 @@
 //! Chart geometry: series to SVG path data, computed in Rust so that SSR and the browser agree.
 
 /// One reading: unix milliseconds and a value, `None` where the agent sent nothing.
-pub type Point = (i64, Option<f64>);
+pub(crate) type Point = (i64, Option<f64>);
 
 /// The drawing area and the ranges it maps.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Frame {
+pub(crate) struct Frame {
     pub width: f64,
     pub height: f64,
     pub t0: i64,
@@ -14,18 +14,18 @@ pub struct Frame {
 }
 
 impl Frame {
-    pub fn x(&self, t: i64) -> f64 {
+    pub(crate) fn x(&self, t: i64) -> f64 {
         let span = (self.t1 - self.t0).max(1) as f64;
         (t - self.t0) as f64 / span * self.width
     }
 
-    pub fn y(&self, v: f64) -> f64 {
+    pub(crate) fn y(&self, v: f64) -> f64 {
         let max = if self.y_max > 0.0 { self.y_max } else { 1.0 };
         self.height - (v / max).clamp(0.0, 1.0) * self.height
     }
 
     /// The time under a horizontal pixel position.
-    pub fn t_at(&self, x: f64) -> i64 {
+    pub(crate) fn t_at(&self, x: f64) -> i64 {
         let span = (self.t1 - self.t0) as f64;
         self.t0 + (x / self.width.max(1.0) * span).round() as i64
     }
@@ -33,7 +33,7 @@ impl Frame {
 
 /// SVG path data for a line that breaks wherever a value is missing or readings are more than
 /// `max_gap_ms` apart, so an offline stretch shows as a gap rather than a slanted line.
-pub fn line_path(points: &[Point], frame: &Frame, max_gap_ms: i64) -> String {
+pub(crate) fn line_path(points: &[Point], frame: &Frame, max_gap_ms: i64) -> String {
     let mut d = String::with_capacity(points.len() * 14);
     let mut last_t: Option<i64> = None;
     for &(t, v) in points {
@@ -56,7 +56,7 @@ pub fn line_path(points: &[Point], frame: &Frame, max_gap_ms: i64) -> String {
 
 /// At most `2 * buckets` points that keep each bucket's lowest and highest value in time order,
 /// so spikes survive when thousands of readings are drawn a few hundred pixels wide.
-pub fn downsample(points: &[Point], buckets: usize) -> Vec<Point> {
+pub(crate) fn downsample(points: &[Point], buckets: usize) -> Vec<Point> {
     if buckets == 0 || points.len() <= buckets * 2 {
         return points.to_vec();
     }
@@ -90,7 +90,7 @@ pub fn downsample(points: &[Point], buckets: usize) -> Vec<Point> {
 }
 
 /// A round upper bound for a byte or rate axis: 1, 2 or 5 times a power of 1024 or 10.
-pub fn nice_max(max: f64) -> f64 {
+pub(crate) fn nice_max(max: f64) -> f64 {
     if !max.is_finite() || max <= 0.0 {
         return 1.0;
     }
@@ -104,7 +104,7 @@ pub fn nice_max(max: f64) -> f64 {
 }
 
 /// The reading closest in time to `t`, for the hover read-out.
-pub fn nearest(points: &[Point], t: i64) -> Option<usize> {
+pub(crate) fn nearest(points: &[Point], t: i64) -> Option<usize> {
     if points.is_empty() {
         return None;
     }

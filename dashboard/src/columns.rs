@@ -6,7 +6,7 @@ use protocol::Series;
 
 /// The time ranges the agent view offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Range {
+pub(crate) enum Range {
     Live,
     M15,
     H1,
@@ -16,10 +16,10 @@ pub enum Range {
 }
 
 impl Range {
-    pub const ALL: [Range; 6] =
+    pub(crate) const ALL: [Range; 6] =
         [Range::Live, Range::M15, Range::H1, Range::H6, Range::H24, Range::D7];
 
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Range::Live => "Live",
             Range::M15 => "15 min",
@@ -31,7 +31,7 @@ impl Range {
     }
 
     /// The span shown; live shows the last fifteen minutes and keeps scrolling.
-    pub fn span_ms(self) -> i64 {
+    pub(crate) fn span_ms(self) -> i64 {
         const MIN: i64 = 60_000;
         match self {
             Range::Live | Range::M15 => 15 * MIN,
@@ -44,7 +44,7 @@ impl Range {
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Columns {
+pub(crate) struct Columns {
     pub cpu_avg: Vec<Point>,
     pub cpu_max: Vec<Point>,
     pub mem_used: Vec<Point>,
@@ -59,7 +59,7 @@ pub struct Columns {
 
 impl Columns {
     /// `series` as fetched, then every live reading after its last bucket (`live` in time order).
-    pub fn build(series: Option<&Series>, live: &[MetricPoint]) -> Self {
+    pub(crate) fn build(series: Option<&Series>, live: &[MetricPoint]) -> Self {
         let mut c = Columns::default();
         let (mut mem_total, mut disk_total) = (0f64, 0f64);
         let mut last_ms = i64::MIN;

@@ -3,14 +3,14 @@
 use protocol::{AgentSummary, EventRow, LiveMessage};
 
 /// 2025-11-12T12:00:00Z, the moment every fixture is seen from.
-pub const NOW_MS: f64 = 1_762_948_800_000.0;
+pub(crate) const NOW_MS: f64 = 1_762_948_800_000.0;
 
-pub fn iso(unix_ms: f64) -> String {
+pub(crate) fn iso(unix_ms: f64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(unix_ms as i128 * 1_000_000).unwrap();
     t.format(&time::format_description::well_known::Rfc3339).unwrap()
 }
 
-pub fn metric(id: i64, agent: &str, at_ms: f64, cpu: f64) -> EventRow {
+pub(crate) fn metric(id: i64, agent: &str, at_ms: f64, cpu: f64) -> EventRow {
     EventRow {
         id,
         agent_id: agent.to_owned(),
@@ -32,7 +32,14 @@ pub fn metric(id: i64, agent: &str, at_ms: f64, cpu: f64) -> EventRow {
     }
 }
 
-pub fn process(id: i64, agent: &str, at_ms: f64, pid: u32, name: &str, cpu: f64) -> EventRow {
+pub(crate) fn process(
+    id: i64,
+    agent: &str,
+    at_ms: f64,
+    pid: u32,
+    name: &str,
+    cpu: f64,
+) -> EventRow {
     EventRow {
         event_type: "proc".to_owned(),
         cpu: Some(cpu),
@@ -50,11 +57,11 @@ pub fn process(id: i64, agent: &str, at_ms: f64, pid: u32, name: &str, cpu: f64)
     }
 }
 
-pub fn live(row: EventRow) -> LiveMessage {
+pub(crate) fn live(row: EventRow) -> LiveMessage {
     LiveMessage::Row(Box::new(row))
 }
 
-pub fn summary(agent: &str, ago_s: f64, cpu: f64) -> AgentSummary {
+pub(crate) fn summary(agent: &str, ago_s: f64, cpu: f64) -> AgentSummary {
     AgentSummary {
         agent_id: agent.to_owned(),
         platform: "windows".to_owned(),

@@ -6,7 +6,7 @@
 const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
 
 /// A fraction 0..1 as a percentage with one decimal, or a dash when unknown.
-pub fn percent(fraction: Option<f64>) -> String {
+pub(crate) fn percent(fraction: Option<f64>) -> String {
     match fraction {
         Some(f) if f.is_finite() => format!("{:.1} %", f * 100.0),
         _ => "–".to_owned(),
@@ -14,7 +14,7 @@ pub fn percent(fraction: Option<f64>) -> String {
 }
 
 /// Bytes in binary units with three significant figures: `512 B`, `1.50 KiB`, `12.3 GiB`.
-pub fn bytes(value: f64) -> String {
+pub(crate) fn bytes(value: f64) -> String {
     if !value.is_finite() || value < 0.0 {
         return "–".to_owned();
     }
@@ -36,7 +36,7 @@ pub fn bytes(value: f64) -> String {
 }
 
 /// Bytes per second, as `bytes` with `/s`.
-pub fn rate(bps: Option<f64>) -> String {
+pub(crate) fn rate(bps: Option<f64>) -> String {
     match bps {
         Some(v) if v.is_finite() && v >= 0.0 => format!("{}/s", bytes(v)),
         _ => "–".to_owned(),
@@ -44,7 +44,7 @@ pub fn rate(bps: Option<f64>) -> String {
 }
 
 /// Elapsed seconds as "3 s ago", "5 min ago", "2 h ago", "4 d ago"; "just now" under a second.
-pub fn ago(seconds: f64) -> String {
+pub(crate) fn ago(seconds: f64) -> String {
     if !seconds.is_finite() {
         return "never".to_owned();
     }
@@ -60,7 +60,7 @@ pub fn ago(seconds: f64) -> String {
 }
 
 /// An uptime as "3 d 4 h", "5 h 12 min" or "42 min".
-pub fn duration(seconds: u64) -> String {
+pub(crate) fn duration(seconds: u64) -> String {
     let (d, h, m) = (seconds / 86_400, seconds % 86_400 / 3600, seconds % 3600 / 60);
     if d > 0 {
         format!("{d} d {h} h")
@@ -78,15 +78,8 @@ fn civil(unix_ms: i64, offset_min: i32) -> Option<time::PrimitiveDateTime> {
     Some(time::PrimitiveDateTime::new(t.date(), t.time()))
 }
 
-/// `HH:MM:SS` on the local clock; `offset_min` is minutes east of UTC.
-pub fn clock(unix_ms: i64, offset_min: i32) -> String {
-    civil(unix_ms, offset_min)
-        .map(|t| format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second()))
-        .unwrap_or_else(|| "–".to_owned())
-}
-
 /// `YYYY-MM-DD HH:MM:SS` on the local clock.
-pub fn date_time(unix_ms: i64, offset_min: i32) -> String {
+pub(crate) fn date_time(unix_ms: i64, offset_min: i32) -> String {
     civil(unix_ms, offset_min)
         .map(|t| {
             format!(
@@ -103,7 +96,7 @@ pub fn date_time(unix_ms: i64, offset_min: i32) -> String {
 }
 
 /// A chart's axis label: the clock for short ranges, day and hour for long ones.
-pub fn axis_time(unix_ms: i64, offset_min: i32, span_ms: i64) -> String {
+pub(crate) fn axis_time(unix_ms: i64, offset_min: i32, span_ms: i64) -> String {
     match civil(unix_ms, offset_min) {
         Some(t) if span_ms > 2 * 86_400_000 => {
             format!("{:02}-{:02} {:02}:{:02}", u8::from(t.month()), t.day(), t.hour(), t.minute())
@@ -115,12 +108,12 @@ pub fn axis_time(unix_ms: i64, offset_min: i32, span_ms: i64) -> String {
 }
 
 /// An RFC 3339 time from the API as unix milliseconds.
-pub fn parse_ts(ts: &str) -> Option<i64> {
+pub(crate) fn parse_ts(ts: &str) -> Option<i64> {
     protocol::validate::parse_ts(ts).ok()
 }
 
 /// `name (pid 42) · 1.00 MiB`, leaving out what the agent did not send.
-pub fn process_details(name: Option<&str>, pid: Option<u32>, rss: Option<u64>) -> String {
+pub(crate) fn process_details(name: Option<&str>, pid: Option<u32>, rss: Option<u64>) -> String {
     let mut out = name.unwrap_or("?").to_owned();
     if let Some(pid) = pid {
         out.push_str(&format!(" (pid {pid})"));
@@ -133,7 +126,7 @@ pub fn process_details(name: Option<&str>, pid: Option<u32>, rss: Option<u64>) -
 }
 
 /// Memory used as a fraction of the total, when both are known.
-pub fn used_fraction(free: Option<u64>, total: Option<u64>) -> Option<f64> {
+pub(crate) fn used_fraction(free: Option<u64>, total: Option<u64>) -> Option<f64> {
     match (free, total) {
         (Some(free), Some(total)) if total > 0 => Some(1.0 - free.min(total) as f64 / total as f64),
         _ => None,
@@ -195,9 +188,8 @@ mod tests {
     fn local_times_apply_the_offset() {
         // 2025-11-12T12:00:00Z
         let t = 1_762_948_800_000;
-        assert_eq!(clock(t, 0), "12:00:00");
-        assert_eq!(clock(t, 90), "13:30:00");
-        assert_eq!(clock(t, -300), "07:00:00");
+        assert_eq!(date_time(t, 90), "2025-11-12 13:30:00");
+        assert_eq!(date_time(t, -300), "2025-11-12 07:00:00");
         assert_eq!(date_time(t, 60), "2025-11-12 13:00:00");
         assert_eq!(date_time(t - 13 * 3_600_000, 0), "2025-11-11 23:00:00");
         assert_eq!(axis_time(t, 0, 600_000), "12:00:00");

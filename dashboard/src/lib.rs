@@ -4,15 +4,15 @@
 //! unit tests; components render them and are snapshot-tested with dioxus-ssr; `api` is the only
 //! part that talks to the network, `auth` keeps the login.
 
-pub mod api;
-pub mod auth;
-pub mod chart;
-pub mod columns;
+mod api;
+mod auth;
+mod chart;
+mod columns;
 pub mod components;
-pub mod format;
-pub mod live;
-pub mod state;
-pub mod store;
+mod format;
+mod live;
+mod state;
+mod store;
 
 #[cfg(test)]
 mod fixtures;

@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 /// What the connection indicator shows.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ConnState {
+pub(crate) enum ConnState {
     Connecting,
     Live,
     /// Lost; the next try is at `retry_at_ms` (browser clock).
@@ -19,31 +19,31 @@ pub enum ConnState {
 
 /// Waits 1, 2, 4 … seconds between tries, at most 30, and starts over after a success.
 #[derive(Debug, Default, Clone)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     attempt: u32,
 }
 
 impl Backoff {
-    pub const MAX_MS: u32 = 30_000;
+    pub(crate) const MAX_MS: u32 = 30_000;
 
-    pub fn next_delay_ms(&mut self) -> u32 {
+    pub(crate) fn next_delay_ms(&mut self) -> u32 {
         let delay = 1000u32.saturating_mul(1 << self.attempt.min(5)).min(Self::MAX_MS);
         self.attempt += 1;
         delay
     }
 
-    pub fn attempt(&self) -> u32 {
+    pub(crate) fn attempt(&self) -> u32 {
         self.attempt
     }
 
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.attempt = 0;
     }
 }
 
 /// Walking `/api/events` pages newest first after a reconnect, until reaching rows already seen.
 #[derive(Debug, Clone)]
-pub struct GapFill {
+pub(crate) struct GapFill {
     /// The highest id seen before the connection dropped.
     after_id: i64,
     pages_left: u32,
@@ -55,17 +55,17 @@ pub struct GapFill {
 impl GapFill {
     /// At most `max_pages` pages are fetched: a long outage of a big fleet is fetched in part,
     /// newest first, rather than stalling the page.
-    pub fn new(after_id: i64, max_pages: u32) -> Self {
+    pub(crate) fn new(after_id: i64, max_pages: u32) -> Self {
         Self { after_id, pages_left: max_pages, rows: Vec::new(), next_before: None, done: false }
     }
 
     /// The `before_id` for the next request (`None` for the newest page), or `None` when done.
-    pub fn next_request(&self) -> Option<Option<i64>> {
+    pub(crate) fn next_request(&self) -> Option<Option<i64>> {
         (!self.done && self.pages_left > 0).then_some(self.next_before)
     }
 
     /// Takes one page (newest first) and decides whether another is needed.
-    pub fn take_page(&mut self, page: Vec<EventRow>, limit: usize) {
+    pub(crate) fn take_page(&mut self, page: Vec<EventRow>, limit: usize) {
         self.pages_left = self.pages_left.saturating_sub(1);
         let full = page.len() >= limit;
         let oldest = page.last().map(|r| r.id);
@@ -76,7 +76,7 @@ impl GapFill {
     }
 
     /// The missed rows, oldest first, as live messages.
-    pub fn into_messages(mut self) -> Vec<LiveMessage> {
+    pub(crate) fn into_messages(mut self) -> Vec<LiveMessage> {
         self.rows.sort_by_key(|r| r.id);
         self.rows.dedup_by_key(|r| r.id);
         self.rows.into_iter().map(|r| LiveMessage::Row(Box::new(r))).collect()
@@ -85,18 +85,18 @@ impl GapFill {
 
 /// Messages received since the last render; the flusher takes them all at once.
 #[derive(Debug, Default, Clone)]
-pub struct Inbox(Rc<RefCell<Vec<LiveMessage>>>);
+pub(crate) struct Inbox(Rc<RefCell<Vec<LiveMessage>>>);
 
 impl Inbox {
-    pub fn push(&self, message: LiveMessage) {
+    pub(crate) fn push(&self, message: LiveMessage) {
         self.0.borrow_mut().push(message);
     }
 
-    pub fn extend(&self, messages: impl IntoIterator<Item = LiveMessage>) {
+    pub(crate) fn extend(&self, messages: impl IntoIterator<Item = LiveMessage>) {
         self.0.borrow_mut().extend(messages);
     }
 
-    pub fn take(&self) -> Vec<LiveMessage> {
+    pub(crate) fn take(&self) -> Vec<LiveMessage> {
         std::mem::take(&mut *self.0.borrow_mut())
     }
 }

@@ -5,7 +5,7 @@ use crate::store::Store;
 use dioxus::prelude::*;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Live {
+pub(crate) struct Live {
     pub store: Signal<Store>,
     pub conn: Signal<ConnState>,
     /// Why the last REST call failed, shown until one succeeds.
@@ -18,7 +18,7 @@ pub struct Live {
 
 impl Live {
     /// Creates the signals in the current scope.
-    pub fn new(store: Store, now_ms: f64, offset_min: i32) -> Self {
+    pub(crate) fn new(store: Store, now_ms: f64, offset_min: i32) -> Self {
         Self {
             store: Signal::new(store),
             conn: Signal::new(ConnState::Connecting),

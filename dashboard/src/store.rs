@@ -9,13 +9,13 @@ use protocol::{AgentSummary, EventRow, LiveMessage};
 use std::collections::BTreeMap;
 
 /// Recent readings kept per agent: one hour at the default five-second interval.
-pub const POINTS_PER_AGENT: usize = 720;
+pub(crate) const POINTS_PER_AGENT: usize = 720;
 /// Recent event rows kept for the live event log.
-pub const RECENT_EVENTS: usize = 1000;
+pub(crate) const RECENT_EVENTS: usize = 1000;
 
 /// One whole-machine reading.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct MetricPoint {
+pub(crate) struct MetricPoint {
     pub t_ms: i64,
     pub cpu: Option<f64>,
     pub mem_used: Option<f64>,
@@ -46,7 +46,7 @@ impl MetricPoint {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct AgentState {
+pub(crate) struct AgentState {
     pub summary: AgentSummary,
     /// When we last heard from it, on the browser's clock (milliseconds).
     pub heard_at_ms: f64,
@@ -61,24 +61,24 @@ impl AgentState {
         Self { summary, heard_at_ms, points: BTreeMap::new(), processes: BTreeMap::new() }
     }
 
-    pub fn interval_s(&self) -> f64 {
+    pub(crate) fn interval_s(&self) -> f64 {
         protocol::liveness::interval_s(Some(self.summary.interval_s))
     }
 
-    pub fn online(&self, now_ms: f64) -> bool {
+    pub(crate) fn online(&self, now_ms: f64) -> bool {
         protocol::liveness::is_online(self.seen_ago_s(now_ms), self.interval_s())
     }
 
-    pub fn seen_ago_s(&self, now_ms: f64) -> f64 {
+    pub(crate) fn seen_ago_s(&self, now_ms: f64) -> f64 {
         (now_ms - self.heard_at_ms) / 1000.0
     }
 
-    pub fn mem_fraction(&self) -> Option<f64> {
+    pub(crate) fn mem_fraction(&self) -> Option<f64> {
         used_fraction(self.summary.mem_free, self.summary.mem_total)
     }
 
     /// Readings in time order (row ids follow arrival, which agents may reorder after an outage).
-    pub fn timeline(&self) -> Vec<MetricPoint> {
+    pub(crate) fn timeline(&self) -> Vec<MetricPoint> {
         let mut points: Vec<MetricPoint> = self.points.values().copied().collect();
         points.sort_by_key(|p| p.t_ms);
         points
@@ -123,13 +123,13 @@ impl AgentState {
 
 /// Whether applying changed which agents exist, so the caller refreshes `/api/agents`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Applied {
+pub(crate) struct Applied {
     pub rows: usize,
     pub new_agents: bool,
 }
 
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct Store {
+pub(crate) struct Store {
     pub agents: BTreeMap<String, AgentState>,
     /// Recent rows by id, at most [`RECENT_EVENTS`].
     pub events: BTreeMap<i64, EventRow>,
@@ -145,7 +145,7 @@ pub struct Store {
 
 impl Store {
     /// Takes the backend's view of the fleet; `now_ms` is the browser clock.
-    pub fn set_agents(&mut self, list: Vec<AgentSummary>, now_ms: f64) {
+    pub(crate) fn set_agents(&mut self, list: Vec<AgentSummary>, now_ms: f64) {
         if let Some(a) = list.iter().find(|a| parse_ts(&a.last_seen).is_some()) {
             let server_now =
                 parse_ts(&a.last_seen).unwrap_or_default() as f64 + a.last_seen_ago_s * 1000.0;
@@ -175,7 +175,7 @@ impl Store {
     }
 
     /// Applies a burst of live messages (or a gap-fill page) at once, skipping rows already seen.
-    pub fn apply(&mut self, messages: impl IntoIterator<Item = LiveMessage>) -> Applied {
+    pub(crate) fn apply(&mut self, messages: impl IntoIterator<Item = LiveMessage>) -> Applied {
         let mut applied = Applied::default();
         for message in messages {
             match message {
@@ -229,7 +229,7 @@ impl Store {
         }
     }
 
-    pub fn counts(&self, now_ms: f64) -> (usize, usize) {
+    pub(crate) fn counts(&self, now_ms: f64) -> (usize, usize) {
         let online = self.agents.values().filter(|a| a.online(now_ms)).count();
         (online, self.agents.len() - online)
     }

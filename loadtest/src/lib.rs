@@ -2,12 +2,12 @@
 //! held by the clock, optional bursts and hostile traffic, an honest summary and `--verify`.
 
 pub mod cli;
-pub mod payload;
-pub mod report;
-pub mod scenario;
-pub mod schedule;
-pub mod tally;
-pub mod verify;
+mod payload;
+mod report;
+mod scenario;
+mod schedule;
+mod tally;
+mod verify;
 
 use cli::Plan;
 use goose::GooseAttack;

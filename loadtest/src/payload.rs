@@ -44,7 +44,7 @@ fn unit(h: u64) -> f64 {
 /// The kinds of hostile request and the refusal code each must get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Hostile {
+pub(crate) enum Hostile {
     /// The exact bytes and headers of a request the backend accepted.
     Replay,
     /// A correctly signed body, changed after signing.
@@ -56,10 +56,10 @@ pub enum Hostile {
 }
 
 impl Hostile {
-    pub const ALL: [Hostile; 4] =
+    pub(crate) const ALL: [Hostile; 4] =
         [Hostile::Replay, Hostile::Tampered, Hostile::Stale, Hostile::WrongToken];
 
-    pub fn expected_code(self) -> &'static str {
+    pub(crate) fn expected_code(self) -> &'static str {
         match self {
             Hostile::Replay => protocol::codes::REPLAY,
             Hostile::Tampered => protocol::codes::BAD_SIGNATURE,
@@ -68,7 +68,7 @@ impl Hostile {
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Hostile::Replay => "attack replay",
             Hostile::Tampered => "attack tampered",
@@ -78,7 +78,7 @@ impl Hostile {
     }
 
     /// Whether slot `slot` is hostile when `fraction` of all requests are, and how.
-    pub fn for_slot(slot: u64, fraction: f64) -> Option<Hostile> {
+    pub(crate) fn for_slot(slot: u64, fraction: f64) -> Option<Hostile> {
         let h = mix(slot ^ 0x5EED);
         (unit(h) < fraction).then(|| Hostile::ALL[(h & 3) as usize])
     }
@@ -86,7 +86,7 @@ impl Hostile {
 
 /// Everything one request puts on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Signed {
+pub(crate) struct Signed {
     pub token: String,
     pub ts: String,
     pub signature: String,
@@ -95,36 +95,32 @@ pub struct Signed {
 
 /// The simulated hosts of one run; their names carry a run id so runs never mix.
 #[derive(Debug, Clone)]
-pub struct Fleet {
+pub(crate) struct Fleet {
     run_id: String,
     agents: u32,
     procs: u32,
 }
 
 impl Fleet {
-    pub fn new(run_id: impl Into<String>, agents: u32, procs: u32) -> Self {
+    pub(crate) fn new(run_id: impl Into<String>, agents: u32, procs: u32) -> Self {
         Self { run_id: run_id.into(), agents, procs }
     }
 
-    pub fn agents(&self) -> u32 {
+    pub(crate) fn agents(&self) -> u32 {
         self.agents
     }
 
-    pub fn procs(&self) -> u32 {
-        self.procs
-    }
-
-    pub fn agent_id(&self, index: u32) -> String {
+    pub(crate) fn agent_id(&self, index: u32) -> String {
         format!("load-{}-{index:04}", self.run_id)
     }
 
-    pub fn agent_of(&self, slot: u64) -> u32 {
+    pub(crate) fn agent_of(&self, slot: u64) -> u32 {
         // The remainder is below `agents`, a u32.
         (slot % u64::from(self.agents)) as u32
     }
 
     /// One metric reading and `procs` processes, with a fresh batch id and time.
-    pub fn batch(&self, slot: u64, now: OffsetDateTime) -> IngestBatch {
+    pub(crate) fn batch(&self, slot: u64, now: OffsetDateTime) -> IngestBatch {
         let h = mix(slot);
         let mem_total: u64 = 16 << 30;
         let mut events = Vec::with_capacity(1 + self.procs as usize);
@@ -161,7 +157,7 @@ impl Fleet {
 
 /// Signs with the run's credentials.
 #[derive(Debug, Clone)]
-pub struct Signer {
+pub(crate) struct Signer {
     token: String,
     secret: String,
 }
@@ -171,11 +167,11 @@ fn to_json(batch: &IngestBatch) -> Vec<u8> {
 }
 
 impl Signer {
-    pub fn new(token: impl Into<String>, secret: impl Into<String>) -> Self {
+    pub(crate) fn new(token: impl Into<String>, secret: impl Into<String>) -> Self {
         Self { token: token.into(), secret: secret.into() }
     }
 
-    pub fn sign(&self, batch: &IngestBatch, now_s: i64) -> Signed {
+    pub(crate) fn sign(&self, batch: &IngestBatch, now_s: i64) -> Signed {
         self.sign_bytes(to_json(batch), now_s)
     }
 
@@ -187,7 +183,7 @@ impl Signer {
 
     /// A hostile request built from `batch`, or for `Replay` the accepted request `accepted`;
     /// `None` when there is nothing to replay.
-    pub fn attack(
+    pub(crate) fn attack(
         &self,
         kind: Hostile,
         batch: &IngestBatch,

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 /// The offered rate may fall this far below the schedule before the run counts as failed.
-pub const RATE_TOLERANCE: f64 = 0.10;
+pub(crate) const RATE_TOLERANCE: f64 = 0.10;
 
 /// Latency of normal ingest requests, from goose's histogram.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]

@@ -24,7 +24,7 @@ const REPLAY_MAX_AGE: Duration = Duration::from_secs(10);
 
 /// What every user shares.
 #[derive(Debug)]
-pub struct Shared {
+pub(crate) struct Shared {
     pub fleet: Fleet,
     pub signer: Signer,
     pub schedule: Schedule,
@@ -37,7 +37,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(fleet: Fleet, signer: Signer, schedule: Schedule, attack: f64) -> Self {
+    pub(crate) fn new(fleet: Fleet, signer: Signer, schedule: Schedule, attack: f64) -> Self {
         Self {
             fleet,
             signer,
@@ -51,7 +51,7 @@ impl Shared {
     }
 
     /// When the first slot was due, once the run has begun.
-    pub fn start(&self) -> Option<Instant> {
+    pub(crate) fn start(&self) -> Option<Instant> {
         self.start.get().copied()
     }
 }
@@ -62,7 +62,7 @@ struct UserState {
     last_accepted: Option<(Instant, Signed)>,
 }
 
-pub fn scenario(shared: Arc<Shared>) -> Scenario {
+pub(crate) fn scenario(shared: Arc<Shared>) -> Scenario {
     let transaction: TransactionFunction = Arc::new(move |user| {
         let shared = shared.clone();
         Box::pin(async move { next_request(user, &shared).await })

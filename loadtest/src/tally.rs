@@ -8,11 +8,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// A request that left this late after its due time means the load tester fell behind.
-pub const LATE: Duration = Duration::from_millis(100);
+pub(crate) const LATE: Duration = Duration::from_millis(100);
 
 /// The verdict on one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// A normal batch, stored in full.
     Acked,
     /// A hostile request, refused with 401 and the code it deserved.
@@ -23,7 +23,7 @@ pub enum Outcome {
 
 /// What came back: an HTTP status and body, or why none came.
 #[derive(Debug)]
-pub enum Answer {
+pub(crate) enum Answer {
     Http { status: u16, body: Vec<u8> },
     Failed(String),
 }
@@ -37,7 +37,7 @@ fn code_of(body: &[u8]) -> String {
 }
 
 /// Judges an answer. `expected_stored` is the number of events in a normal batch.
-pub fn judge(hostile: Option<Hostile>, expected_stored: usize, answer: &Answer) -> Outcome {
+pub(crate) fn judge(hostile: Option<Hostile>, expected_stored: usize, answer: &Answer) -> Outcome {
     let (status, body) = match answer {
         Answer::Http { status, body } => (*status, body.as_slice()),
         Answer::Failed(why) => return error(why.clone(), hostile.is_none()),
@@ -98,7 +98,7 @@ pub struct Counts {
 
 /// Shared by every goose user; one short lock per request is far below the cost of a request.
 #[derive(Debug, Default)]
-pub struct Tally(Mutex<Counts>);
+pub(crate) struct Tally(Mutex<Counts>);
 
 impl Tally {
     fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
@@ -106,7 +106,7 @@ impl Tally {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn sent(&self, hostile: bool, lag: Duration, at: Instant) {
+    pub(crate) fn sent(&self, hostile: bool, lag: Duration, at: Instant) {
         let mut c = self.lock();
         c.sent += 1;
         c.attacks_sent += u64::from(hostile);
@@ -116,7 +116,14 @@ impl Tally {
         c.last_send = Some(at);
     }
 
-    pub fn done(&self, slot: u64, hostile: bool, outcome: &Outcome, answered: bool, at: Instant) {
+    pub(crate) fn done(
+        &self,
+        slot: u64,
+        hostile: bool,
+        outcome: &Outcome,
+        answered: bool,
+        at: Instant,
+    ) {
         let mut c = self.lock();
         c.answered += u64::from(answered);
         c.last_done = Some(c.last_done.map_or(at, |l| l.max(at)));
@@ -139,7 +146,7 @@ impl Tally {
         }
     }
 
-    pub fn snapshot(&self) -> Counts {
+    pub(crate) fn snapshot(&self) -> Counts {
         self.lock().clone()
     }
 }

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 const PAGE: usize = 500;
 
 #[derive(Debug, thiserror::Error)]
-pub enum VerifyError {
+pub(crate) enum VerifyError {
     #[error("reading {url}: {source}")]
     Http { url: String, source: reqwest::Error },
     #[error("reading {url}: the backend answered {status}: {body}")]
@@ -40,7 +40,7 @@ pub struct Verification {
 
 /// Stored rows of one run: batches by slot, and process rows.
 #[derive(Debug, Default)]
-pub struct Stored {
+pub(crate) struct Stored {
     pub batches: HashMap<u64, u64>,
     pub proc_rows: u64,
 }
@@ -57,7 +57,7 @@ impl Stored {
 }
 
 /// Compares what was stored with what the run saw.
-pub fn compare(stored: &Stored, slots: &Slots, procs: u32) -> Verification {
+pub(crate) fn compare(stored: &Stored, slots: &Slots, procs: u32) -> Verification {
     let count = |slot: &u64| stored.batches.get(slot).copied().unwrap_or(0);
     let mut v = Verification {
         stored_batches: stored.batches.values().sum(),
@@ -106,7 +106,7 @@ async fn page(
 }
 
 /// Pages through every event of every simulated agent.
-pub async fn read_back(
+pub(crate) async fn read_back(
     http: &reqwest::Client,
     base_url: &str,
     fleet: &Fleet,

@@ -8,7 +8,7 @@ use std::path::Path;
 use tokio::sync::oneshot;
 
 #[derive(Debug)]
-pub struct Backend {
+pub(crate) struct Backend {
     pub addr: SocketAddr,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -16,7 +16,12 @@ pub struct Backend {
 
 impl Backend {
     /// Serves `db` on `port` (0: any free one) with the given credentials.
-    pub async fn start(port: u16, db: &Path, token: &str, secret: &str) -> Result<Self, SimError> {
+    pub(crate) async fn start(
+        port: u16,
+        db: &Path,
+        token: &str,
+        secret: &str,
+    ) -> Result<Self, SimError> {
         let settings = Settings::from_lookup(|key| match key {
             "HOST" => Some("127.0.0.1".into()),
             "PORT" => Some(port.to_string()),
@@ -37,12 +42,12 @@ impl Backend {
         Ok(Self { addr, stop, task })
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
     /// A graceful stop: requests in flight finish and what is queued is committed.
-    pub async fn stop(self) -> Result<(), SimError> {
+    pub(crate) async fn stop(self) -> Result<(), SimError> {
         let _ = self.stop.send(());
         match self.task.await {
             Ok(Ok(())) => Ok(()),

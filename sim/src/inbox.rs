@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug)]
-pub struct Inbox {
+pub(crate) struct Inbox {
     pub ledger: Arc<Ledger>,
     /// Shared by the fleet: the one backend is up or down for all.
     pub up: Arc<AtomicBool>,
@@ -19,7 +19,12 @@ pub struct Inbox {
 }
 
 impl Inbox {
-    pub fn new(ledger: Arc<Ledger>, up: Arc<AtomicBool>, flaky_percent: u8, seed: u64) -> Self {
+    pub(crate) fn new(
+        ledger: Arc<Ledger>,
+        up: Arc<AtomicBool>,
+        flaky_percent: u8,
+        seed: u64,
+    ) -> Self {
         Self { ledger, up, flaky_percent, rng: Mutex::new(fastrand::Rng::with_seed(seed)) }
     }
 

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
 #[derive(Debug, Default)]
-pub struct Ledger {
+pub(crate) struct Ledger {
     inner: Mutex<Inner>,
 }
 
@@ -21,7 +21,7 @@ struct Inner {
 impl Ledger {
     /// Stores a batch unless its `batch_id` was stored before; true for such a duplicate, as the
     /// backend answers `{"duplicate":true}`.
-    pub fn receive(&self, stamp: Stamp) -> bool {
+    pub(crate) fn receive(&self, stamp: Stamp) -> bool {
         let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if !inner.seen.insert(stamp.batch_id) {
             inner.duplicates += 1;
@@ -31,27 +31,27 @@ impl Ledger {
         false
     }
 
-    pub fn arrivals(&self, agent_id: &str) -> Vec<u64> {
+    pub(crate) fn arrivals(&self, agent_id: &str) -> Vec<u64> {
         let inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         inner.arrivals.get(agent_id).cloned().unwrap_or_default()
     }
 
     /// (stored, duplicates)
-    pub fn totals(&self) -> (u64, u64) {
+    pub(crate) fn totals(&self) -> (u64, u64) {
         let inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         (inner.seen.len() as u64, inner.duplicates)
     }
 }
 
 /// Each agent's batches must be stored in the order they were produced.
-pub fn check_order(agent_id: &str, arrivals: &[u64], failures: &mut Vec<String>) {
+pub(crate) fn check_order(agent_id: &str, arrivals: &[u64], failures: &mut Vec<String>) {
     if let Some(w) = arrivals.windows(2).find(|w| w[1] <= w[0]) {
         failures.push(format!("{agent_id}: reading {} stored after reading {}", w[1], w[0]));
     }
 }
 
 /// What was stored must be exactly `expected`: nothing missing, nothing extra, nothing twice.
-pub fn check_exactly(
+pub(crate) fn check_exactly(
     agent_id: &str,
     arrivals: &[u64],
     expected: &BTreeSet<u64>,

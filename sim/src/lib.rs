@@ -3,15 +3,15 @@
 //! refusals and a backend restart, each scenario checking "nothing lost, nothing duplicated,
 //! bounded disk" from the receiving side.
 
-pub mod backend;
-pub mod inbox;
-pub mod ledger;
-pub mod memfs;
-pub mod numbered;
-pub mod observed;
-pub mod relay;
-pub mod report;
-pub mod scenarios;
+mod backend;
+mod inbox;
+mod ledger;
+mod memfs;
+mod numbered;
+mod observed;
+mod relay;
+mod report;
+mod scenarios;
 
 pub use report::Report;
 use std::time::Duration;

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 #[derive(Debug, Clone)]
-pub struct MemFs(Arc<Shared>);
+pub(crate) struct MemFs(Arc<Shared>);
 
 #[derive(Debug)]
 struct Shared {
@@ -54,7 +54,7 @@ enum Step {
 }
 
 impl MemFs {
-    pub fn new(root: &Path, seed: u64) -> Self {
+    pub(crate) fn new(root: &Path, seed: u64) -> Self {
         Self(Arc::new(Shared {
             state: Mutex::new(State {
                 root: root.to_owned(),
@@ -74,17 +74,17 @@ impl MemFs {
     }
 
     /// The machine dies during the `writes`-th write from now.
-    pub fn crash_after(&self, writes: u64) {
+    pub(crate) fn crash_after(&self, writes: u64) {
         self.state().crash_in = Some(writes.max(1));
     }
 
     /// Resolves once the armed crash has happened.
-    pub async fn crashed(&self) {
+    pub(crate) async fn crashed(&self) {
         self.0.crashed.notified().await;
     }
 
     /// After the reboot: the disk works again, with whatever the crash left on it.
-    pub fn reboot(&self) {
+    pub(crate) fn reboot(&self) {
         let mut s = self.state();
         s.crashed = false;
         s.crash_in = None;
@@ -92,7 +92,7 @@ impl MemFs {
 
     /// Truncates or flips a byte in one random queued file, as a bad disk would; returns the
     /// reading that file held.
-    pub fn damage_one(&self) -> Option<u64> {
+    pub(crate) fn damage_one(&self) -> Option<u64> {
         let mut s = self.state();
         let root = s.root.clone();
         let batches: Vec<PathBuf> =
@@ -115,16 +115,16 @@ impl MemFs {
     }
 
     /// `*.batch` files in `dir`.
-    pub fn count_batches(&self, dir: &Path) -> usize {
+    pub(crate) fn count_batches(&self, dir: &Path) -> usize {
         let s = self.state();
         s.files.keys().filter(|p| is_batch(dir, p)).count()
     }
 
-    pub fn queued_readings(&self) -> Vec<u64> {
+    pub(crate) fn queued_readings(&self) -> Vec<u64> {
         self.state().queued.clone()
     }
 
-    pub fn max_queue_bytes(&self) -> u64 {
+    pub(crate) fn max_queue_bytes(&self) -> u64 {
         self.state().max_queue_bytes
     }
 

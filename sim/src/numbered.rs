@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 /// Counts from 1; the counter is shared so that an agent restarted after a crash goes on
 /// numbering where the killed one stopped, and the scenario can read how many were produced.
 #[derive(Debug, Clone, Default)]
-pub struct Numbered(pub Arc<AtomicU64>);
+pub(crate) struct Numbered(pub Arc<AtomicU64>);
 
 impl Numbered {
-    pub fn produced(&self) -> u64 {
+    pub(crate) fn produced(&self) -> u64 {
         self.0.load(Relaxed)
     }
 }
@@ -35,14 +35,14 @@ impl Collector for Numbered {
 
 /// Who sent a batch, its number and its id, read back from a request body.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stamp {
+pub(crate) struct Stamp {
     pub agent_id: String,
     pub seq: u64,
     pub batch_id: String,
 }
 
 impl Stamp {
-    pub fn of(body: &[u8]) -> Result<Self, String> {
+    pub(crate) fn of(body: &[u8]) -> Result<Self, String> {
         let batch: IngestBatch =
             serde_json::from_slice(body).map_err(|e| format!("not a batch: {e}"))?;
         let seq = match batch.events.first() {
@@ -55,6 +55,6 @@ impl Stamp {
 }
 
 /// The agent id of fake agent `n` in a scenario.
-pub fn agent_id(scenario: &str, n: usize) -> String {
+pub(crate) fn agent_id(scenario: &str, n: usize) -> String {
     format!("sim-{scenario}-{n:04}")
 }

@@ -6,14 +6,14 @@ use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
 
 #[derive(Debug, Clone, Copy)]
-pub struct Attempt {
+pub(crate) struct Attempt {
     pub start: Instant,
     pub end: Instant,
     pub stored: bool,
 }
 
 #[derive(Debug)]
-pub struct Observed<T> {
+pub(crate) struct Observed<T> {
     pub inner: T,
     pub attempts: Arc<Mutex<Vec<Attempt>>>,
 }

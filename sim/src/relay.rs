@@ -6,20 +6,20 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     Forward,
     Drop,
 }
 
 #[derive(Debug)]
-pub struct Relay {
+pub(crate) struct Relay {
     pub addr: SocketAddr,
     mode: watch::Sender<Mode>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Relay {
-    pub async fn start(upstream: SocketAddr) -> std::io::Result<Self> {
+    pub(crate) async fn start(upstream: SocketAddr) -> std::io::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (mode, watching) = watch::channel(Mode::Forward);
@@ -27,7 +27,7 @@ impl Relay {
         Ok(Self { addr, mode, task })
     }
 
-    pub fn set(&self, mode: Mode) {
+    pub(crate) fn set(&self, mode: Mode) {
         self.mode.send_replace(mode);
     }
 }

@@ -15,7 +15,7 @@ pub(crate) enum Database {
 pub(crate) fn create_database(admin: &str, n: usize) -> anyhow::Result<String> {
     let name = format!("ingest_bench_{}_{n}", std::process::id());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    rt.block_on(backend::storage::postgres::create_database(admin, &name))
+    rt.block_on(backend::storage::create_database(admin, &name))
         .context("creating a PostgreSQL database for the bench")
 }
 

@@ -10,13 +10,13 @@ use protocol::{AgentSummary, ProcessHistory, ProcessesResponse, Series};
 use serde::Deserialize;
 
 /// Any range is cut into at most this many buckets, so a 7-day chart stays light.
-pub const MAX_POINTS: i64 = 2000;
+pub(crate) const MAX_POINTS: i64 = 2000;
 const MAX_RANGE_MS: i64 = 400 * 86_400_000;
 const DEFAULT_RANGE_MS: i64 = 3_600_000;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct RangeQuery {
+pub(crate) struct RangeQuery {
     /// Start: unix seconds or RFC 3339; one hour before `to` when absent.
     from: Option<String>,
     /// End (exclusive): unix seconds or RFC 3339; now when absent.
@@ -79,7 +79,9 @@ async fn require_agent(state: &AppState, agent_id: &str) -> Result<(), ApiError>
     responses((status = 200, description = "Every agent that has reported", body = Vec<AgentSummary>))
 )]
 #[tracing::instrument(skip_all)]
-pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<AgentSummary>>, ApiError> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<AgentSummary>>, ApiError> {
     let now = now_ms();
     let agents = state.storage.agents(now).await?;
     Ok(Json(agents))
@@ -94,7 +96,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<AgentSummary
     )
 )]
 #[tracing::instrument(skip_all, fields(agent_id = %agent_id))]
-pub async fn series(
+pub(crate) async fn series(
     State(state): State<AppState>,
     Path(agent_id): Path<String>,
     ApiQuery(query): ApiQuery<RangeQuery>,
@@ -108,7 +110,7 @@ pub async fn series(
 /// Either the latest top processes or, with `name`, that process's history.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
-pub enum ProcessesAnswer {
+pub(crate) enum ProcessesAnswer {
     Latest(ProcessesResponse),
     History(ProcessHistory),
 }
@@ -121,7 +123,7 @@ pub enum ProcessesAnswer {
     )
 )]
 #[tracing::instrument(skip_all, fields(agent_id = %agent_id))]
-pub async fn processes(
+pub(crate) async fn processes(
     State(state): State<AppState>,
     Path(agent_id): Path<String>,
     ApiQuery(query): ApiQuery<RangeQuery>,

@@ -15,12 +15,12 @@ use protocol::{ClearRequest, ClearResponse, EventKind, EventRow, Limits};
 use serde::Deserialize;
 use std::net::SocketAddr;
 
-pub const DEFAULT_LIMIT: u32 = 50;
-pub const MAX_LIMIT: u32 = 500;
+pub(crate) const DEFAULT_LIMIT: u32 = 50;
+pub(crate) const MAX_LIMIT: u32 = 500;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct EventsQuery {
+pub(crate) struct EventsQuery {
     /// Only this agent's events.
     agent_id: Option<String>,
     /// 1 to 500; 50 when absent.
@@ -60,7 +60,7 @@ impl EventsQuery {
     )
 )]
 #[tracing::instrument(skip_all)]
-pub async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<EventsQuery>,
 ) -> Result<Json<Vec<EventRow>>, ApiError> {
@@ -79,7 +79,7 @@ pub async fn list(
     )
 )]
 #[tracing::instrument(skip_all, fields(peer = %peer))]
-pub async fn clear(
+pub(crate) async fn clear(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,

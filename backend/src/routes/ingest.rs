@@ -12,7 +12,10 @@ use protocol::{IngestBatch, IngestResponse};
 use std::net::SocketAddr;
 
 /// Body limit rejections become 413; anything else about reading the body is a 400-class error.
-pub fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) fn body_bytes(
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge(limit)
@@ -39,7 +42,7 @@ pub fn body_bytes(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<B
     )
 )]
 #[tracing::instrument(skip_all, fields(peer = %peer))]
-pub async fn ingest(
+pub(crate) async fn ingest(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,

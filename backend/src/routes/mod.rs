@@ -1,11 +1,11 @@
 //! The HTTP surface: the seed's API, the dashboard's extra reads, the live feed and operations.
 
-pub mod agents;
-pub mod events;
-pub mod ingest;
-pub mod ops;
-pub mod session;
-pub mod ws;
+pub(crate) mod agents;
+pub(crate) mod events;
+pub(crate) mod ingest;
+pub(crate) mod ops;
+pub(crate) mod session;
+pub(crate) mod ws;
 
 use crate::error::ApiError;
 use crate::live::Hub;
@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     pub security: Arc<Security>,
     pub storage: Arc<dyn Store>,
     pub hub: Hub,
@@ -39,7 +39,7 @@ pub struct AppState {
 /// Query strings parsed by serde, with failures answered as JSON 422s.
 #[derive(Debug, axum::extract::FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
-pub struct ApiQuery<T>(pub T);
+pub(crate) struct ApiQuery<T>(pub T);
 
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
@@ -49,7 +49,7 @@ impl From<QueryRejection> for ApiError {
 
 /// An agent id named in a read or a clear must be one an agent could have sent: anything else
 /// matches nothing, and PostgreSQL refuses some of it (a NUL byte) outright.
-pub fn check_agent_id(agent_id: &str) -> Result<(), ApiError> {
+pub(crate) fn check_agent_id(agent_id: &str) -> Result<(), ApiError> {
     protocol::validate::check_agent_id(agent_id).map_err(|e| ApiError::Invalid(e.to_string()))
 }
 
@@ -140,7 +140,7 @@ async fn require_read(
     Ok(next.run(req).await)
 }
 
-pub fn router(state: AppState, cors_origins: &[String]) -> Router {
+pub(crate) fn router(state: AppState, cors_origins: &[String]) -> Router {
     let reads = Router::new()
         .route("/api/events", get(events::list))
         .route("/api/agents", get(agents::list))

@@ -11,13 +11,13 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct LoginRequest {
+pub(crate) struct LoginRequest {
     /// A `READ_TOKEN` or `ADMIN_TOKEN` value.
     token: String,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct LoginResponse {
+pub(crate) struct LoginResponse {
     /// Send as `Authorization: Bearer <session>`, or `access_token=<session>` on `/ws`.
     session: String,
     /// `read` or `admin`.
@@ -26,7 +26,7 @@ pub struct LoginResponse {
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct SessionStatus {
+pub(crate) struct SessionStatus {
     /// Reads need no credential (loopback without `READ_TOKEN`).
     reads_open: bool,
 }
@@ -39,7 +39,7 @@ pub struct SessionStatus {
     )
 )]
 #[tracing::instrument(skip_all)]
-pub async fn login(
+pub(crate) async fn login(
     State(state): State<AppState>,
     body: Result<Json<LoginRequest>, JsonRejection>,
 ) -> Result<Json<LoginResponse>, ApiError> {
@@ -58,6 +58,6 @@ pub async fn login(
     get, path = "/api/session", tag = "session",
     responses((status = 200, description = "Whether reads need a login", body = SessionStatus))
 )]
-pub async fn status(State(state): State<AppState>) -> Json<SessionStatus> {
+pub(crate) async fn status(State(state): State<AppState>) -> Json<SessionStatus> {
     Json(SessionStatus { reads_open: state.security.access.reads_open() })
 }

@@ -22,7 +22,7 @@ const CLOSE_GOING_AWAY: u16 = 1001;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct WsQuery {
+pub(crate) struct WsQuery {
     agent_id: Option<String>,
     /// A read token or session, for browsers (checked before the upgrade).
     #[serde(rename = "access_token")]
@@ -30,7 +30,7 @@ pub struct WsQuery {
 }
 
 #[tracing::instrument(skip_all)]
-pub async fn upgrade(
+pub(crate) async fn upgrade(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,

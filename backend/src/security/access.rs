@@ -24,7 +24,7 @@ use sha2::Sha256;
 use std::net::SocketAddr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Role {
+pub(crate) enum Role {
     Read,
     Admin,
 }
@@ -37,7 +37,7 @@ impl Role {
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Role::Read => "read",
             Role::Admin => "admin",
@@ -47,14 +47,14 @@ impl Role {
 
 /// A session made by a login.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Session {
+pub(crate) struct Session {
     pub token: String,
     pub role: Role,
     pub expires_s: i64,
 }
 
 #[derive(Debug)]
-pub struct Access {
+pub(crate) struct Access {
     read_tokens: Vec<Secret>,
     admin_tokens: Vec<Secret>,
     reads_open: bool,
@@ -80,7 +80,7 @@ fn host_name(value: &str) -> String {
 }
 
 impl Access {
-    pub fn new(settings: &Settings) -> Self {
+    pub(crate) fn new(settings: &Settings) -> Self {
         let reads_open = settings.read_token.is_empty() && settings.addr.ip().is_loopback();
         let dev = settings.api_token.is_dev_default || settings.hmac_secret.is_dev_default;
         let mut allowed_hosts: Vec<String> = LOCAL_HOSTS.iter().map(|h| (*h).to_owned()).collect();
@@ -99,11 +99,11 @@ impl Access {
     }
 
     /// Whether reads need a credential (the dashboard shows its login form when they do).
-    pub fn reads_open(&self) -> bool {
+    pub(crate) fn reads_open(&self) -> bool {
         self.reads_open
     }
 
-    pub fn check_host(&self, headers: &HeaderMap) -> Result<(), Refused> {
+    pub(crate) fn check_host(&self, headers: &HeaderMap) -> Result<(), Refused> {
         if !self.host_check {
             return Ok(());
         }
@@ -123,7 +123,7 @@ impl Access {
 
     /// A page may open the live feed only from an allowed origin, or from the backend's own
     /// (a dashboard served behind the same proxy); clients that are not browsers send none.
-    pub fn check_origin(&self, headers: &HeaderMap) -> Result<(), Refused> {
+    pub(crate) fn check_origin(&self, headers: &HeaderMap) -> Result<(), Refused> {
         let Some(origin) = header(headers, "origin") else { return Ok(()) };
         let same_origin = header(headers, "host").is_some_and(|host| {
             origin.eq_ignore_ascii_case(&format!("http://{host}"))
@@ -192,7 +192,7 @@ impl Access {
     }
 
     /// Reads: open, or any credential.
-    pub fn authorize_read(
+    pub(crate) fn authorize_read(
         &self,
         headers: &HeaderMap,
         query_token: Option<&str>,
@@ -210,7 +210,7 @@ impl Access {
     }
 
     /// Clearing: the admin role, or the development rules without `ADMIN_TOKEN`.
-    pub fn authorize_admin(
+    pub(crate) fn authorize_admin(
         &self,
         headers: &HeaderMap,
         peer: SocketAddr,
@@ -240,7 +240,7 @@ impl Access {
     }
 
     /// Exchanges a read or admin token for a session of the same role.
-    pub fn login(&self, given: &str, now_s: i64) -> Result<Session, Refused> {
+    pub(crate) fn login(&self, given: &str, now_s: i64) -> Result<Session, Refused> {
         let Some(role) = self.token_role(given) else {
             return Err(Refused::LoginRequired("that is not a read or admin token".into()));
         };

@@ -1,8 +1,8 @@
 //! Who may write: the API token, the HMAC signature, the timestamp window and the replay guard;
 //! and, in [`access`], who may read and clear.
 
-pub mod access;
-pub mod replay;
+pub(crate) mod access;
+pub(crate) mod replay;
 
 use crate::settings::{Credential, Settings};
 use axum::http::HeaderMap;
@@ -32,7 +32,7 @@ impl AuthFailure {
 
 /// Why the checks refused a request; the HTTP edge turns it into its answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refused {
+pub(crate) enum Refused {
     #[error("{detail}")]
     Unauthorized { reason: AuthFailure, detail: String },
     #[error("{0}")]
@@ -49,7 +49,7 @@ impl Refused {
     }
 
     /// The machine-readable code clients and `/metrics` see.
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             Refused::Unauthorized { reason, .. } => reason.code(),
             Refused::LoginRequired(_) => protocol::codes::LOGIN_REQUIRED,
@@ -67,7 +67,7 @@ pub struct Verified {
 }
 
 #[derive(Debug)]
-pub struct Security {
+pub(crate) struct Security {
     tokens: Credential,
     secrets: Credential,
     drift_ms: i64,
@@ -98,13 +98,13 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-pub const REPLAY: &str = "this signed request was already received; sign each request anew";
+pub(crate) const REPLAY: &str = "this signed request was already received; sign each request anew";
 
 const DEV_ONLY_LOOPBACK: &str = "the development credentials are accepted only over loopback; \
      set API_TOKEN and HMAC_SECRET on the backend and the agents";
 
 impl Security {
-    pub fn new(settings: &Settings) -> Self {
+    pub(crate) fn new(settings: &Settings) -> Self {
         Self {
             tokens: settings.api_token.clone(),
             secrets: settings.hmac_secret.clone(),
@@ -118,7 +118,7 @@ impl Security {
     }
 
     /// The token check alone, which is all `POST /api/events/clear` needs.
-    pub fn check_token(&self, headers: &HeaderMap, peer: SocketAddr) -> Result<(), Refused> {
+    pub(crate) fn check_token(&self, headers: &HeaderMap, peer: SocketAddr) -> Result<(), Refused> {
         let Some(given) = header(headers, HEADER_TOKEN) else {
             return Err(Refused::unauthorized(AuthFailure::BadToken, "missing X-Api-Token header"));
         };
@@ -138,7 +138,7 @@ impl Security {
 
     /// Every check for `POST /api/ingest`, cheapest first; the replay guard last, so that
     /// only correctly signed requests ever take a place in it.
-    pub fn verify_ingest(
+    pub(crate) fn verify_ingest(
         &self,
         headers: &HeaderMap,
         peer: SocketAddr,

@@ -15,7 +15,7 @@ use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 
-pub type Signature = [u8; 32];
+pub(crate) type Signature = [u8; 32];
 
 /// The part of a signature that is remembered.
 type Key = [u8; 16];
@@ -46,7 +46,7 @@ impl Hasher for KeyHasher {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplayCheck {
+pub(crate) enum ReplayCheck {
     Fresh,
     Replay,
     Full,
@@ -60,19 +60,19 @@ struct Inner {
 }
 
 #[derive(Debug)]
-pub struct ReplayGuard {
+pub(crate) struct ReplayGuard {
     inner: Mutex<Inner>,
     ttl_ms: i64,
     capacity: usize,
 }
 
 impl ReplayGuard {
-    pub fn new(ttl_ms: i64, capacity: usize) -> Self {
+    pub(crate) fn new(ttl_ms: i64, capacity: usize) -> Self {
         Self { inner: Mutex::new(Inner::default()), ttl_ms, capacity }
     }
 
     /// Loads signatures persisted before a restart; `entries` are `(expires_ms, signature)`.
-    pub fn restore(&self, mut entries: Vec<(i64, Signature)>, now_ms: i64) {
+    pub(crate) fn restore(&self, mut entries: Vec<(i64, Signature)>, now_ms: i64) {
         entries.sort_unstable_by_key(|(expires, _)| *expires);
         let mut inner = self.lock();
         for (expires, sig) in entries.into_iter().filter(|(e, _)| *e > now_ms) {
@@ -83,7 +83,7 @@ impl ReplayGuard {
     }
 
     /// Records `sig` unless it was seen within the TTL. Returns its expiry time when fresh.
-    pub fn check_and_insert(&self, sig: Signature, now_ms: i64) -> (ReplayCheck, i64) {
+    pub(crate) fn check_and_insert(&self, sig: Signature, now_ms: i64) -> (ReplayCheck, i64) {
         let mut inner = self.lock();
         while let Some(&(expires, old)) = inner.expiry.front() {
             if expires > now_ms {
@@ -105,12 +105,8 @@ impl ReplayGuard {
         (ReplayCheck::Fresh, expires)
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lock().seen.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

@@ -2,8 +2,10 @@
 //! the default) and PostgreSQL (several replicas acting as one) implement it.
 
 pub mod jobs;
-pub mod postgres;
-pub mod sqlite;
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
+
+pub use postgres::create_database;
 #[cfg(test)]
 mod suite;
 

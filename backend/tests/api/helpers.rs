@@ -1,24 +1,24 @@
 //! What the API suite adds to the shared harness: its batches and fixtures, and the binary
 //! for the tests about the process itself.
 
-pub use harness::api::{post_batch, split};
-pub use harness::process::BackendProcess;
-pub use harness::signed::now_secs;
-pub use harness::{ADMIN, SECRET, TOKEN, TestBackend};
+pub(crate) use harness::api::{post_batch, split};
+pub(crate) use harness::process::BackendProcess;
+pub(crate) use harness::signed::now_secs;
+pub(crate) use harness::{ADMIN, SECRET, TOKEN, TestBackend};
 use protocol::{Event, EventKind, IngestBatch};
 use std::path::Path;
 
 /// The backend binary of this build on `db`, for SIGKILL and SIGTERM.
-pub fn backend_process(db: &Path) -> BackendProcess {
+pub(crate) fn backend_process(db: &Path) -> BackendProcess {
     BackendProcess::start_on(Path::new(env!("CARGO_BIN_EXE_backend")), db, &[])
 }
 
-pub fn rfc3339_now() -> String {
+pub(crate) fn rfc3339_now() -> String {
     time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap()
 }
 
 /// A realistic batch: one metric reading and `procs` processes, with a fresh batch id.
-pub fn batch(agent_id: &str, procs: u32) -> IngestBatch {
+pub(crate) fn batch(agent_id: &str, procs: u32) -> IngestBatch {
     let mut events = vec![Event {
         cpu: Some(0.42),
         mem_free: Some(4 << 30),
@@ -43,6 +43,6 @@ pub fn batch(agent_id: &str, procs: u32) -> IngestBatch {
     }
 }
 
-pub fn seed_example() -> &'static str {
+pub(crate) fn seed_example() -> &'static str {
     include_str!("../../../protocol/testdata/payloads/seed_example.json")
 }

@@ -6,15 +6,15 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
-pub type Ws =
+pub(crate) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-pub async fn connect(server: &TestBackend, query: &str) -> Ws {
+pub(crate) async fn connect(server: &TestBackend, query: &str) -> Ws {
     tokio_tungstenite::connect_async(server.ws_url(query)).await.unwrap().0
 }
 
 /// Waits until the server counts `n` clients: from then on each of them is subscribed.
-pub async fn wait_for_clients(server: &TestBackend, n: f64) {
+pub(crate) async fn wait_for_clients(server: &TestBackend, n: f64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while server.metric("telemetry_ws_clients ") != n {
         assert!(Instant::now() < deadline, "clients never reached {n}");
@@ -22,7 +22,7 @@ pub async fn wait_for_clients(server: &TestBackend, n: f64) {
     }
 }
 
-pub async fn next_json(ws: &mut Ws) -> Value {
+pub(crate) async fn next_json(ws: &mut Ws) -> Value {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 async fn fresh_database() -> String {
     let admin = harness::postgres::server_url();
     let name = format!("telemetry_replicas_{}", uuid::Uuid::new_v4().simple());
-    backend::storage::postgres::create_database(&admin, &name).await.unwrap()
+    backend::storage::create_database(&admin, &name).await.unwrap()
 }
 
 fn sign(ts: &str, body: &[u8]) -> String {

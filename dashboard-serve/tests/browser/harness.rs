@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub use harness::{ADMIN, READER, TestBackend};
+pub(crate) use harness::{ADMIN, READER, TestBackend};
 use harness::{SECRET, TOKEN};
 
-pub const WAIT: Duration = Duration::from_secs(15);
+pub(crate) const WAIT: Duration = Duration::from_secs(15);
 
 /// `target/<profile>`, found from this test binary in `target/<profile>/deps`.
 fn profile_dir() -> PathBuf {
@@ -24,7 +24,7 @@ fn profile_dir() -> PathBuf {
 }
 
 /// Where screenshots and measurements go: `target/e2e-artifacts`.
-pub fn artifacts() -> PathBuf {
+pub(crate) fn artifacts() -> PathBuf {
     let dir = profile_dir().parent().expect("target dir").join("e2e-artifacts");
     std::fs::create_dir_all(&dir).expect("create artifacts folder");
     dir
@@ -42,9 +42,9 @@ fn dist() -> PathBuf {
     dist
 }
 
-pub use harness::signed::now_secs;
+pub(crate) use harness::signed::now_secs;
 
-pub fn rfc3339(unix_s: i64) -> String {
+pub(crate) fn rfc3339(unix_s: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix_s)
         .unwrap()
         .format(&time::format_description::well_known::Rfc3339)
@@ -52,7 +52,7 @@ pub fn rfc3339(unix_s: i64) -> String {
 }
 
 /// The dashboard server in front of `backend`, on a free port; stops with the runtime.
-pub async fn dashboard(backend: &TestBackend) -> String {
+pub(crate) async fn dashboard(backend: &TestBackend) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let config = dashboard_serve::Config { dist: dist(), backend: backend.url("") };
@@ -63,7 +63,7 @@ pub async fn dashboard(backend: &TestBackend) -> String {
 }
 
 /// chromedriver with headless Chromium, killed on drop.
-pub struct Browser {
+pub(crate) struct Browser {
     pub client: Client,
     driver: Child,
 }
@@ -73,7 +73,7 @@ fn free_port() -> u16 {
 }
 
 impl Browser {
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let port = free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -103,7 +103,7 @@ impl Browser {
         Self { client, driver }
     }
 
-    pub async fn wait_css(&self, css: &str) -> fantoccini::elements::Element {
+    pub(crate) async fn wait_css(&self, css: &str) -> fantoccini::elements::Element {
         self.client
             .wait()
             .at_most(WAIT)
@@ -113,7 +113,7 @@ impl Browser {
     }
 
     /// Polls `check` until it returns `Some`, failing with `what` after [`WAIT`].
-    pub async fn until<T, F, Fut>(&self, what: &str, mut check: F) -> T
+    pub(crate) async fn until<T, F, Fut>(&self, what: &str, mut check: F) -> T
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Option<T>>,
@@ -128,7 +128,7 @@ impl Browser {
         }
     }
 
-    pub async fn texts(&self, css: &str) -> Vec<String> {
+    pub(crate) async fn texts(&self, css: &str) -> Vec<String> {
         let mut out = Vec::new();
         for e in self.client.find_all(Locator::Css(css)).await.unwrap() {
             out.push(e.text().await.unwrap_or_default());
@@ -136,7 +136,7 @@ impl Browser {
         out
     }
 
-    pub async fn screenshot(&self, name: &str) -> PathBuf {
+    pub(crate) async fn screenshot(&self, name: &str) -> PathBuf {
         let png = self.client.screenshot().await.expect("screenshot");
         let path = artifacts().join(format!("{name}.png"));
         std::fs::write(&path, png).unwrap();
@@ -144,7 +144,7 @@ impl Browser {
     }
 
     /// Console messages at error level, except those matching an `expected` pattern.
-    pub async fn console_errors(&self, expected: &[&str]) -> Vec<String> {
+    pub(crate) async fn console_errors(&self, expected: &[&str]) -> Vec<String> {
         let log = self.client.issue_cmd(BrowserLog).await.expect("read the browser log");
         log.as_array()
             .into_iter()
@@ -155,7 +155,7 @@ impl Browser {
             .collect()
     }
 
-    pub async fn close(self) {
+    pub(crate) async fn close(self) {
         let Self { client, mut driver } = self;
         let _ = client.close().await;
         let _ = driver.kill();
@@ -182,7 +182,7 @@ impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
 }
 
 /// A batch with machine figures and two processes, timed `at` (unix seconds).
-pub fn batch(agent: &str, at: i64, cpu: f64) -> IngestBatch {
+pub(crate) fn batch(agent: &str, at: i64, cpu: f64) -> IngestBatch {
     let gib = 1u64 << 30;
     IngestBatch {
         agent_id: agent.to_owned(),
@@ -208,7 +208,7 @@ pub fn batch(agent: &str, at: i64, cpu: f64) -> IngestBatch {
 }
 
 /// Signs and posts a batch straight to the backend, as an agent does.
-pub async fn ingest(http: &reqwest::Client, backend: &str, batch: &IngestBatch) -> Value {
+pub(crate) async fn ingest(http: &reqwest::Client, backend: &str, batch: &IngestBatch) -> Value {
     let body = serde_json::to_vec(batch).unwrap();
     let response = harness::signed::signed_ingest(http, backend, TOKEN, SECRET, now_secs(), body)
         .send()

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 const PAGE: usize = 50;
 
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Filter {
+pub(crate) struct Filter {
     pub agent_id: Option<String>,
     pub event_type: Option<String>,
 }
@@ -27,7 +27,7 @@ impl Filter {
 ///
 /// Paging asks for rows before the oldest id shown, so rows arriving meanwhile never shift a
 /// page: nothing is skipped or repeated.
-pub fn merge<'a>(
+pub(crate) fn merge<'a>(
     pages: &'a BTreeMap<i64, EventRow>,
     live: &'a BTreeMap<i64, EventRow>,
     filter: &Filter,

@@ -7,7 +7,7 @@ use dioxus::prelude::*;
 use std::cmp::Ordering;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SortBy {
+pub(crate) enum SortBy {
     Name,
     Cpu,
     Memory,
@@ -26,7 +26,7 @@ impl SortBy {
 }
 
 /// The agents whose name or platform contains `filter`, in the chosen order.
-pub fn arrange<'a>(
+pub(crate) fn arrange<'a>(
     agents: impl Iterator<Item = &'a AgentState>,
     filter: &str,
     sort: SortBy,

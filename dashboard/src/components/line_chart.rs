@@ -11,14 +11,14 @@ const H: f64 = 180.0;
 const MAX_BUCKETS: usize = 400;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unit {
+pub(crate) enum Unit {
     Percent,
     Bytes,
     Rate,
 }
 
 impl Unit {
-    pub fn show(self, v: Option<f64>) -> String {
+    pub(crate) fn show(self, v: Option<f64>) -> String {
         match self {
             Unit::Percent => format::percent(v),
             Unit::Bytes => v.map(format::bytes).unwrap_or_else(|| "–".to_owned()),
@@ -28,7 +28,7 @@ impl Unit {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Line {
+pub(crate) struct Line {
     pub label: String,
     /// CSS class that colours the line.
     pub class: String,

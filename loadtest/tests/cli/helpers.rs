@@ -5,7 +5,7 @@ use serde_json::Value;
 use std::process::{Command, Output, Stdio};
 
 /// `loadtest` with the test credentials and `args`.
-pub fn loadtest(url: &str, args: &[&str]) -> Command {
+pub(crate) fn loadtest(url: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadtest"));
     cmd.env_remove("API_URL")
         .env("API_TOKEN", TOKEN)
@@ -19,7 +19,7 @@ pub fn loadtest(url: &str, args: &[&str]) -> Command {
 }
 
 /// The exit code and the JSON summary on the last line of stdout.
-pub fn finish(output: Output) -> (i32, Value) {
+pub(crate) fn finish(output: Output) -> (i32, Value) {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let last = stdout.lines().last().unwrap_or_default();
     let summary = serde_json::from_str(last).unwrap_or_else(|_| {
@@ -31,10 +31,10 @@ pub fn finish(output: Output) -> (i32, Value) {
     (output.status.code().unwrap_or(-1), summary)
 }
 
-pub fn run(url: &str, args: &[&str]) -> (i32, Value) {
+pub(crate) fn run(url: &str, args: &[&str]) -> (i32, Value) {
     finish(loadtest(url, args).output().unwrap())
 }
 
-pub fn num(v: &Value, key: &str) -> f64 {
+pub(crate) fn num(v: &Value, key: &str) -> f64 {
     v[key].as_f64().unwrap_or_else(|| panic!("{key} missing in {v}"))
 }

@@ -99,7 +99,7 @@ impl Life {
     }
 }
 
-pub async fn run(config: &Config) -> Report {
+pub(crate) async fn run(config: &Config) -> Report {
     let ledger = Arc::new(Ledger::default());
     let root = Path::new("/queue");
     let mut lives = Vec::new();

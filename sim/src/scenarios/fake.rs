@@ -16,7 +16,7 @@ use std::time::Duration;
 
 /// How the fakes of one scenario behave.
 #[derive(Debug, Clone, Copy)]
-pub struct Tuning {
+pub(crate) struct Tuning {
     pub interval: Duration,
     pub timeout: Duration,
     pub base: Duration,
@@ -24,7 +24,7 @@ pub struct Tuning {
 }
 
 #[derive(Debug)]
-pub struct Fake {
+pub(crate) struct Fake {
     pub id: String,
     pub dir: PathBuf,
     pub collector: Numbered,
@@ -36,7 +36,7 @@ pub struct Fake {
 }
 
 impl Fake {
-    pub fn new(
+    pub(crate) fn new(
         scenario: &str,
         n: usize,
         seed: u64,
@@ -58,7 +58,7 @@ impl Fake {
     }
 
     /// The next life, on the queue the previous one left.
-    pub fn agent<T: Transport>(
+    pub(crate) fn agent<T: Transport>(
         &self,
         transport: T,
     ) -> Result<Agent<Numbered, T, Backoff, StdFs>, SimError> {

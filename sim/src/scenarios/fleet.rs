@@ -11,7 +11,7 @@ use crate::{Config, Report, SimError};
 use std::collections::HashMap;
 use std::time::Duration;
 
-pub async fn run(config: &Config) -> Result<Report, SimError> {
+pub(crate) async fn run(config: &Config) -> Result<Report, SimError> {
     let tmp = tempfile::tempdir().map_err(|e| SimError::setup("temporary folder", e))?;
     let db = tmp.path().join("telemetry.db");
     let backend = Backend::start(0, &db, TOKEN, SECRET).await?;

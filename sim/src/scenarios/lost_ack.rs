@@ -85,7 +85,7 @@ fn plain(status: StatusCode, text: &str) -> Response {
     response
 }
 
-pub async fn run(config: &Config) -> Result<Report, SimError> {
+pub(crate) async fn run(config: &Config) -> Result<Report, SimError> {
     let tmp = tempfile::tempdir().map_err(|e| SimError::setup("temporary folder", e))?;
     let db = tmp.path().join("telemetry.db");
     let backend = Backend::start(0, &db, TOKEN, SECRET).await?;

@@ -1,13 +1,13 @@
 //! The scenarios, and what they share: seeds per agent, progress lines, totals, and the check of
 //! the real backend's database.
 
-pub mod crash;
-pub mod fake;
-pub mod fleet;
-pub mod lost_ack;
-pub mod outage;
-pub mod queue_limit;
-pub mod refusal;
+pub(crate) mod crash;
+pub(crate) mod fake;
+pub(crate) mod fleet;
+pub(crate) mod lost_ack;
+pub(crate) mod outage;
+pub(crate) mod queue_limit;
+pub(crate) mod refusal;
 
 use crate::Report;
 use crate::ledger::check_exactly;

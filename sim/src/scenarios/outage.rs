@@ -66,7 +66,7 @@ impl Respond for Scripted {
     }
 }
 
-pub async fn run(config: &Config) -> Result<Report, SimError> {
+pub(crate) async fn run(config: &Config) -> Result<Report, SimError> {
     let t = tuning(config.agents);
     let phase_length = t.interval * 6;
     let phase = Arc::new(AtomicU8::new(UP));

@@ -21,14 +21,14 @@ use std::time::Duration;
 
 const INTERVAL: Duration = Duration::from_secs(5);
 const BEFORE: Duration = Duration::from_secs(120);
-pub const OUTAGE: Duration = Duration::from_secs(30 * 60);
+pub(crate) const OUTAGE: Duration = Duration::from_secs(30 * 60);
 const AFTER: Duration = Duration::from_secs(5 * 60);
 /// About a hundred batches: a 30-minute outage at one batch per 5 s overflows it threefold.
-pub const QUEUE_MAX_BYTES: u64 = 32 * 1024;
+pub(crate) const QUEUE_MAX_BYTES: u64 = 32 * 1024;
 /// A push may exceed the limit by the one batch it adds before the oldest go.
 const ONE_BATCH_SLACK: u64 = 1024;
 
-pub async fn run(config: &Config) -> Report {
+pub(crate) async fn run(config: &Config) -> Report {
     let ledger = Arc::new(Ledger::default());
     let up = Arc::new(AtomicBool::new(true));
     let root = Path::new("/queue");

@@ -82,7 +82,7 @@ impl Respond for Shared {
     }
 }
 
-pub async fn run(config: &Config) -> Result<Report, SimError> {
+pub(crate) async fn run(config: &Config) -> Result<Report, SimError> {
     let gate = Arc::new(Gate::default());
     let server = MockServer::builder().disable_request_recording().start().await;
     Mock::given(path("/api/ingest"))

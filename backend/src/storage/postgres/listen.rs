@@ -24,7 +24,7 @@ const BACKLOG: usize = 1024;
 /// Follows the other replicas until aborted; `ready` is told once the first LISTEN is in place,
 /// so that a replica serves no live client before it hears the others.
 #[tracing::instrument(skip_all)]
-pub async fn run(
+pub(super) async fn run(
     url: Secret,
     pool: Arc<Pool>,
     hub: Hub,

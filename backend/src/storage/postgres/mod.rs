@@ -3,7 +3,7 @@
 
 mod listen;
 mod pool;
-pub mod queries;
+pub(crate) mod queries;
 mod schema;
 mod writer;
 
@@ -38,7 +38,7 @@ pub async fn create_database(admin_url: &str, name: &str) -> Result<String, Stor
 }
 
 #[derive(Debug)]
-pub struct PgStorage {
+pub(crate) struct PgStorage {
     jobs: mpsc::Sender<Job>,
     pool: Arc<Pool>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -47,7 +47,11 @@ pub struct PgStorage {
 
 impl PgStorage {
     /// Connects, migrates (one replica at a time), and starts the writer and the listener.
-    pub async fn open(url: &Secret, hub: Hub, metrics: Arc<Metrics>) -> Result<Self, StorageError> {
+    pub(crate) async fn open(
+        url: &Secret,
+        hub: Hub,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, StorageError> {
         let mut client = pool::connect(url).await?;
         schema::migrate(&mut client).await?;
         // Tells this replica's own notices apart from the others'.

@@ -13,7 +13,7 @@ use tokio_postgres::{Client, Config, NoTls};
 
 /// The connection settings of `url`, with limits of our own: without them a connection to a
 /// server that vanished (a failover, a cut network) hangs for the kernel's two-hour keepalive.
-pub fn config(url: &Secret) -> Result<Config, StorageError> {
+pub(super) fn config(url: &Secret) -> Result<Config, StorageError> {
     let mut config: Config = url.expose().parse()?;
     // Said at start-up rather than found at the first connection: this build speaks to
     // PostgreSQL without TLS, which `prefer` (the default) would otherwise fall back to quietly.
@@ -32,7 +32,7 @@ pub fn config(url: &Secret) -> Result<Config, StorageError> {
 }
 
 /// Opens one connection and drives it on its own task.
-pub async fn connect(url: &Secret) -> Result<Client, StorageError> {
+pub(super) async fn connect(url: &Secret) -> Result<Client, StorageError> {
     let (client, connection) = config(url)?.connect(NoTls).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
@@ -43,25 +43,25 @@ pub async fn connect(url: &Secret) -> Result<Client, StorageError> {
 }
 
 #[derive(Debug)]
-pub struct Pool {
+pub(super) struct Pool {
     url: Secret,
     idle: Mutex<Vec<Client>>,
     permits: Semaphore,
 }
 
 #[derive(Debug)]
-pub struct Lease<'a> {
+pub(super) struct Lease<'a> {
     pool: &'a Pool,
     client: Option<Client>,
     _permit: SemaphorePermit<'a>,
 }
 
 impl Pool {
-    pub fn new(url: Secret, size: usize) -> Self {
+    pub(super) fn new(url: Secret, size: usize) -> Self {
         Self { url, idle: Mutex::new(Vec::new()), permits: Semaphore::new(size) }
     }
 
-    pub async fn get(&self) -> Result<Lease<'_>, StorageError> {
+    pub(super) async fn get(&self) -> Result<Lease<'_>, StorageError> {
         let permit = self.permits.acquire().await.map_err(|_| StorageError::Closed)?;
         let idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
         let client = match idle {

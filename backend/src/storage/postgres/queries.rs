@@ -35,7 +35,7 @@ fn event_row(r: &Row) -> EventRow {
     }
 }
 
-pub async fn events(client: &Client, f: &EventFilter) -> Result<Vec<EventRow>, Error> {
+pub(crate) async fn events(client: &Client, f: &EventFilter) -> Result<Vec<EventRow>, Error> {
     let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE TRUE");
     let limit = i64::from(f.limit);
     let mut args: Vec<&(dyn ToSql + Sync)> = Vec::new();
@@ -57,12 +57,12 @@ pub async fn events(client: &Client, f: &EventFilter) -> Result<Vec<EventRow>, E
 }
 
 /// The rows of other replicas' commits, for the live feed.
-pub async fn events_by_id(client: &Client, ids: &[i64]) -> Result<Vec<EventRow>, Error> {
+pub(crate) async fn events_by_id(client: &Client, ids: &[i64]) -> Result<Vec<EventRow>, Error> {
     let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ANY($1) ORDER BY id");
     Ok(client.query(&sql, &[&ids]).await?.iter().map(event_row).collect())
 }
 
-pub async fn agents(client: &Client, now_ms: i64) -> Result<Vec<AgentSummary>, Error> {
+pub(crate) async fn agents(client: &Client, now_ms: i64) -> Result<Vec<AgentSummary>, Error> {
     let rows = client
         .query(
             "SELECT agent_id, platform, first_seen_ms, last_seen_ms, interval_ms, metric_ts, cpu,
@@ -99,11 +99,11 @@ pub async fn agents(client: &Client, now_ms: i64) -> Result<Vec<AgentSummary>, E
         .collect())
 }
 
-pub async fn agent_exists(client: &Client, agent_id: &str) -> Result<bool, Error> {
+pub(crate) async fn agent_exists(client: &Client, agent_id: &str) -> Result<bool, Error> {
     Ok(client.query_opt("SELECT 1 FROM agents WHERE agent_id = $1", &[&agent_id]).await?.is_some())
 }
 
-pub async fn series(client: &Client, agent_id: &str, range: Range) -> Result<Series, Error> {
+pub(crate) async fn series(client: &Client, agent_id: &str, range: Range) -> Result<Series, Error> {
     let rows = client
         .query(
             "SELECT (ts_ms - $2) / $4 AS bucket, avg(cpu), max(cpu),
@@ -124,7 +124,10 @@ pub async fn series(client: &Client, agent_id: &str, range: Range) -> Result<Ser
     Ok(s)
 }
 
-pub async fn latest_processes(client: &Client, agent_id: &str) -> Result<ProcessesResponse, Error> {
+pub(crate) async fn latest_processes(
+    client: &Client,
+    agent_id: &str,
+) -> Result<ProcessesResponse, Error> {
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM events
          WHERE agent_id = $1 AND event_type = 'proc' AND ts_ms = (
@@ -137,7 +140,7 @@ pub async fn latest_processes(client: &Client, agent_id: &str) -> Result<Process
     Ok(ProcessesResponse { agent_id: agent_id.to_owned(), ts, processes })
 }
 
-pub async fn process_history(
+pub(crate) async fn process_history(
     client: &Client,
     agent_id: &str,
     name: &str,

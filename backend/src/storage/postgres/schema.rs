@@ -67,7 +67,7 @@ const MIGRATIONS: &[&str] = &[r"
 /// Any constant: replicas starting together take this lock so that one migrates at a time.
 const MIGRATION_LOCK: i64 = 0x7e1e_3e7a;
 
-pub async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {
+pub(super) async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
     tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")

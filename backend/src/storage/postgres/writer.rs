@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, Statement, Transaction};
 
-pub const CHANNEL: &str = "telemetry_live";
+pub(super) const CHANNEL: &str = "telemetry_live";
 
 /// A live entry of another replica makes a request a replay; an expired one is taken over.
 const REPLAY_SQL: &str = "INSERT INTO replay_guard(signature, expires_ms) VALUES ($1, $2)
@@ -61,7 +61,7 @@ const IDS_PER_NOTICE: usize = 300;
 /// What one replica tells the others after a commit.
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Notice {
+pub(super) enum Notice {
     /// Rows stored, for the others' live clients.
     Rows { origin: String, ids: Vec<i64> },
     /// One agent's rows cleared, or everyone's (`agent_id` null).
@@ -69,7 +69,7 @@ pub enum Notice {
 }
 
 impl Notice {
-    pub fn origin(&self) -> &str {
+    pub(super) fn origin(&self) -> &str {
         match self {
             Notice::Rows { origin, .. } | Notice::Clear { origin, .. } => origin,
         }
@@ -103,7 +103,7 @@ impl Prepared {
 }
 
 #[derive(Debug)]
-pub struct Writer {
+pub(super) struct Writer {
     url: Secret,
     connection: Option<(Client, Prepared)>,
     origin: Arc<str>,
@@ -111,7 +111,11 @@ pub struct Writer {
 
 impl Writer {
     /// Starts on `client`, the connection start-up migrated with.
-    pub async fn open(url: Secret, client: Client, origin: Arc<str>) -> Result<Self, StorageError> {
+    pub(super) async fn open(
+        url: Secret,
+        client: Client,
+        origin: Arc<str>,
+    ) -> Result<Self, StorageError> {
         let prepared = Prepared::on(&client).await?;
         Ok(Self { url, connection: Some((client, prepared)), origin })
     }
@@ -127,7 +131,12 @@ impl Writer {
     }
 }
 
-pub async fn run(mut writer: Writer, mut rx: mpsc::Receiver<Job>, hub: Hub, metrics: Arc<Metrics>) {
+pub(super) async fn run(
+    mut writer: Writer,
+    mut rx: mpsc::Receiver<Job>,
+    hub: Hub,
+    metrics: Arc<Metrics>,
+) {
     loop {
         let Some(first) = rx.recv().await else { break };
         let (jobs, stop) = take_group(first, || rx.try_recv().ok());

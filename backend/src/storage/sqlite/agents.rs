@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct AgentState {
+pub(super) struct AgentState {
     platform: String,
     first_seen_ms: i64,
     last_seen_ms: i64,
@@ -83,19 +83,19 @@ impl AgentState {
 
 /// The committed state of every agent, as the readers see it.
 #[derive(Debug, Clone, Default)]
-pub struct SharedAgents(Arc<RwLock<BTreeMap<String, AgentState>>>);
+pub(crate) struct SharedAgents(Arc<RwLock<BTreeMap<String, AgentState>>>);
 
 impl SharedAgents {
     fn read<T>(&self, f: impl FnOnce(&BTreeMap<String, AgentState>) -> T) -> T {
         f(&self.0.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    pub fn exists(&self, agent_id: &str) -> bool {
+    pub(crate) fn exists(&self, agent_id: &str) -> bool {
         self.read(|m| m.contains_key(agent_id))
     }
 
     /// Every agent by id; `online` is judged against its own interval.
-    pub fn summaries(&self, now_ms: i64) -> Vec<AgentSummary> {
+    pub(crate) fn summaries(&self, now_ms: i64) -> Vec<AgentSummary> {
         self.read(|m| m.iter().map(|(id, s)| s.summary(id, now_ms)).collect())
     }
 }
@@ -103,14 +103,14 @@ impl SharedAgents {
 /// The committed state, and the changes of the commit being built (`None`: the agent was
 /// cleared in it).
 #[derive(Debug, Default)]
-pub struct Agents {
+pub(crate) struct Agents {
     committed: SharedAgents,
     pending: HashMap<String, Option<AgentState>>,
     cleared_all: bool,
 }
 
 impl Agents {
-    pub fn load(conn: &Connection) -> rusqlite::Result<Self> {
+    pub(crate) fn load(conn: &Connection) -> rusqlite::Result<Self> {
         let mut stmt = conn.prepare(
             "SELECT agent_id, platform, first_seen_ms, last_seen_ms, last_ts_ms, interval_ms,
                     metric_ts, metric_ts_ms, cpu, mem_free, mem_total, disk_free, disk_total,
@@ -124,12 +124,12 @@ impl Agents {
     }
 
     /// The readers' view, which [`Agents::commit`] keeps current.
-    pub fn shared(&self) -> SharedAgents {
+    pub(crate) fn shared(&self) -> SharedAgents {
         self.committed.clone()
     }
 
     /// Records a stored batch in the pending changes.
-    pub fn observe(&mut self, batch: &IngestBatch, ts_ms: i64, now_ms: i64) {
+    pub(crate) fn observe(&mut self, batch: &IngestBatch, ts_ms: i64, now_ms: i64) {
         let base = match self.pending.get(&batch.agent_id) {
             Some(pending) => pending.clone(),
             None if self.cleared_all => None,
@@ -141,7 +141,7 @@ impl Agents {
     }
 
     /// Records a clear of one agent (or of all) whose rows the transaction deleted.
-    pub fn clear(&mut self, agent_id: Option<&str>) {
+    pub(crate) fn clear(&mut self, agent_id: Option<&str>) {
         match agent_id {
             Some(agent) => drop(self.pending.insert(agent.to_owned(), None)),
             None => {
@@ -153,7 +153,7 @@ impl Agents {
 
     /// Writes one agent's row inside the open transaction (at the flush of its batches, so the
     /// row always matches the index; see [`super::backlog`]).
-    pub fn write_row(&self, conn: &Connection, agent_id: &str) -> rusqlite::Result<()> {
+    pub(crate) fn write_row(&self, conn: &Connection, agent_id: &str) -> rusqlite::Result<()> {
         let Some(s) = self.committed.read(|m| m.get(agent_id).cloned()) else { return Ok(()) };
         // Validation keeps every integer within i64, so these casts never wrap.
         let int = |v: Option<u64>| v.map(|v| v as i64);
@@ -188,7 +188,7 @@ impl Agents {
 
     /// After a successful commit: the pending changes become the committed state. A cleared
     /// agent's row was deleted in that commit; the others are written when their batches are.
-    pub fn commit(&mut self) {
+    pub(crate) fn commit(&mut self) {
         let mut committed = self.committed.0.write().unwrap_or_else(PoisonError::into_inner);
         if std::mem::take(&mut self.cleared_all) {
             committed.clear();
@@ -202,7 +202,7 @@ impl Agents {
     }
 
     /// After a failed commit: the pending changes are forgotten with it.
-    pub fn rollback(&mut self) {
+    pub(crate) fn rollback(&mut self) {
         self.pending.clear();
         self.cleared_all = false;
     }

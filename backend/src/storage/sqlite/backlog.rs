@@ -16,14 +16,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-pub const KIND_METRIC: i64 = 1;
-pub const KIND_PROC: i64 = 2;
+pub(crate) const KIND_METRIC: i64 = 1;
+pub(crate) const KIND_PROC: i64 = 2;
 /// Any type but metric and proc: stored and listed, never charted.
-pub const KIND_OTHER: i64 = 4;
+pub(crate) const KIND_OTHER: i64 = 4;
 
 /// When an agent's waiting batches are written into the index.
 #[derive(Debug, Clone, Copy)]
-pub struct FlushPolicy {
+pub(crate) struct FlushPolicy {
     /// Once it has gathered this many.
     pub batches: usize,
     /// Once the oldest has waited this long.
@@ -44,7 +44,7 @@ const FLUSH_STEP_AGENTS: usize = 32;
 
 /// Which agents a flush writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Due {
+pub(crate) enum Due {
     /// One short step of those that gathered enough or waited long enough.
     Step,
     /// Every agent whose oldest waiting batch was ingested before this time (retention prunes
@@ -55,7 +55,7 @@ pub enum Due {
 }
 
 /// Which kinds of event a batch holds, as a bit set.
-pub fn kinds(events: &[Event]) -> i64 {
+pub(crate) fn kinds(events: &[Event]) -> i64 {
     events.iter().fold(0, |k, e| {
         k | match e.kind {
             EventKind::Metric => KIND_METRIC,
@@ -67,7 +67,7 @@ pub fn kinds(events: &[Event]) -> i64 {
 
 /// A logged batch as the index holds it.
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub first_id: i64,
     pub ts_ms: i64,
     pub kinds: i64,
@@ -97,24 +97,24 @@ impl Entry {
 
 /// One agent's waiting batches as a reader saw them.
 #[derive(Debug, Clone, Default)]
-pub struct BacklogView {
+pub(crate) struct BacklogView {
     /// Oldest first.
     pub entries: Vec<Entry>,
 }
 
 impl BacklogView {
     /// Index rows from this id up were written after the view was taken, and are in `entries`.
-    pub fn boundary(&self) -> i64 {
+    pub(crate) fn boundary(&self) -> i64 {
         self.entries.first().map_or(i64::MAX, |e| e.first_id)
     }
 }
 
 /// Every agent's waiting batches, as the readers see them.
 #[derive(Debug, Clone, Default)]
-pub struct SharedBacklog(Arc<RwLock<HashMap<String, Vec<Entry>>>>);
+pub(crate) struct SharedBacklog(Arc<RwLock<HashMap<String, Vec<Entry>>>>);
 
 impl SharedBacklog {
-    pub fn view(&self, agent_id: &str) -> BacklogView {
+    pub(crate) fn view(&self, agent_id: &str) -> BacklogView {
         BacklogView { entries: self.read().get(agent_id).cloned().unwrap_or_default() }
     }
 
@@ -128,7 +128,7 @@ impl SharedBacklog {
 }
 
 #[derive(Debug)]
-pub struct IndexBacklog {
+pub(crate) struct IndexBacklog {
     policy: FlushPolicy,
     shared: SharedBacklog,
     next_id: i64,
@@ -153,7 +153,7 @@ enum Staged {
 
 impl IndexBacklog {
     /// Reads the log's state and replays the batches not indexed yet into `agents`.
-    pub fn load(
+    pub(crate) fn load(
         conn: &Connection,
         agents: &mut Agents,
         policy: FlushPolicy,
@@ -202,26 +202,26 @@ impl IndexBacklog {
         Ok(backlog)
     }
 
-    pub fn shared(&self) -> SharedBacklog {
+    pub(crate) fn shared(&self) -> SharedBacklog {
         self.shared.clone()
     }
 
     /// How many batches wait for the index.
-    pub fn waiting_count(&self) -> usize {
+    pub(crate) fn waiting_count(&self) -> usize {
         self.count
     }
 
     /// The first id of the oldest batch still waiting (everything below it is indexed).
-    pub fn floor(&self) -> i64 {
+    pub(crate) fn floor(&self) -> i64 {
         self.waiting.keys().next().copied().unwrap_or(self.next_id)
     }
 
-    pub fn begin(&mut self) {
+    pub(crate) fn begin(&mut self) {
         self.begun_at = self.next_id;
     }
 
     /// Appends the batch to the log inside the open transaction; returns its first event id.
-    pub fn log(
+    pub(crate) fn log(
         &mut self,
         conn: &Connection,
         batch: &IngestBatch,
@@ -258,7 +258,11 @@ impl IndexBacklog {
 
     /// Deletes one agent's batches (or all) inside the open transaction, waiting ones included;
     /// returns how many events went.
-    pub fn clear(&mut self, conn: &Connection, agent_id: Option<&str>) -> rusqlite::Result<usize> {
+    pub(crate) fn clear(
+        &mut self,
+        conn: &Connection,
+        agent_id: Option<&str>,
+    ) -> rusqlite::Result<usize> {
         let events = match agent_id {
             Some(agent) => {
                 let mut waiting: Vec<i64> = self
@@ -313,7 +317,7 @@ impl IndexBacklog {
     }
 
     /// After the open transaction committed: its batches wait for the index, readers see them.
-    pub fn commit(&mut self) {
+    pub(crate) fn commit(&mut self) {
         let mut map = self.shared.write();
         for staged in self.staged.drain(..) {
             match staged {
@@ -347,7 +351,7 @@ impl IndexBacklog {
         }
     }
 
-    pub fn rollback(&mut self) {
+    pub(crate) fn rollback(&mut self) {
         self.staged.clear();
         self.next_id = self.begun_at;
     }
@@ -355,7 +359,7 @@ impl IndexBacklog {
     /// Writes the waiting batches of the agents that are `due` into the index, with their agent
     /// rows, in one transaction of its own. Returns how many agents. Nothing changes in memory
     /// unless it commits, so a failed flush is simply tried again.
-    pub fn flush(
+    pub(crate) fn flush(
         &mut self,
         conn: &Connection,
         agents: &Agents,
@@ -461,7 +465,7 @@ impl IndexBacklog {
 }
 
 /// A batch's events from the log's JSON, whole (`Vec<Event>`) or in part.
-pub fn decode<'a, T: serde::Deserialize<'a>>(events: &'a str) -> rusqlite::Result<T> {
+pub(crate) fn decode<'a, T: serde::Deserialize<'a>>(events: &'a str) -> rusqlite::Result<T> {
     serde_json::from_str(events).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })

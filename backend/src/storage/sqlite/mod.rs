@@ -5,9 +5,9 @@
 
 mod agents;
 pub(crate) mod backlog;
-pub mod queries;
-pub mod schema;
-pub mod writer;
+pub(crate) mod queries;
+pub(crate) mod schema;
+pub(crate) mod writer;
 
 use super::jobs::Job;
 use super::{EventFilter, Range, StorageError, Store, StoreFuture};
@@ -69,7 +69,7 @@ impl Drop for Pooled {
 const WRITE_QUEUE: usize = 4096;
 
 #[derive(Debug)]
-pub struct SqliteStorage {
+pub(crate) struct SqliteStorage {
     jobs: mpsc::Sender<Job>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Arc<Mutex<Vec<Connection>>>,
@@ -80,13 +80,13 @@ pub struct SqliteStorage {
 
 /// What start-up learns from an existing database.
 #[derive(Debug)]
-pub struct Opened {
+pub(crate) struct Opened {
     pub storage: SqliteStorage,
     pub replay_entries: Vec<(i64, [u8; 32])>,
 }
 
 impl SqliteStorage {
-    pub fn open(
+    pub(crate) fn open(
         path: &Path,
         sync: Synchronous,
         hub: Hub,

@@ -101,7 +101,7 @@ fn kind_mask(event_type: Option<&str>) -> i64 {
 }
 
 /// Newest first by id, which is insertion order, so rows of the same second keep their order.
-pub fn events(
+pub(crate) fn events(
     conn: &Connection,
     f: &EventFilter,
     backlog: &BacklogView,
@@ -210,7 +210,7 @@ fn bucket_of(range: Range, ts_ms: i64) -> Option<i64> {
     (range.from_ms..range.to_ms).contains(&ts_ms).then(|| (ts_ms - range.from_ms) / range.step_ms)
 }
 
-pub fn series(
+pub(crate) fn series(
     conn: &Connection,
     agent_id: &str,
     backlog: &BacklogView,
@@ -289,7 +289,7 @@ fn proc_batches(
     Ok(out)
 }
 
-pub fn latest_processes(
+pub(crate) fn latest_processes(
     conn: &Connection,
     agent_id: &str,
     backlog: &BacklogView,
@@ -317,7 +317,7 @@ pub fn latest_processes(
     Ok(out)
 }
 
-pub fn process_history(
+pub(crate) fn process_history(
     conn: &Connection,
     agent_id: &str,
     backlog: &BacklogView,

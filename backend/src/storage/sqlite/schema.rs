@@ -206,12 +206,8 @@ const MIGRATIONS: &[&str] = &[
 const WRITER_CACHE_KIB: i64 = 16 * 1024;
 const READER_CACHE_KIB: i64 = 16 * 1024;
 
-pub fn latest_version() -> usize {
-    MIGRATIONS.len()
-}
-
 /// The single writing connection: WAL so readers never block it.
-pub fn open_writer(path: &Path, sync: Synchronous) -> rusqlite::Result<Connection> {
+pub(crate) fn open_writer(path: &Path, sync: Synchronous) -> rusqlite::Result<Connection> {
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -232,7 +228,7 @@ pub fn open_writer(path: &Path, sync: Synchronous) -> rusqlite::Result<Connectio
     Ok(conn)
 }
 
-pub fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+pub(crate) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -267,7 +263,7 @@ mod tests {
         drop(open_writer(&path, Synchronous::Full).unwrap());
         let conn = open_writer(&path, Synchronous::Full).unwrap();
         let v: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-        assert_eq!(v, latest_version());
+        assert_eq!(v, MIGRATIONS.len());
         let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
     }

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 
 /// What the writer thread owns besides its queue.
 #[derive(Debug)]
-pub struct Writer {
+pub(crate) struct Writer {
     pub conn: Connection,
     pub agents: Agents,
     pub backlog: IndexBacklog,
@@ -34,7 +34,7 @@ pub struct Writer {
 /// for it rather than leaving every agent due when traffic comes back.
 const IDLE_FLUSH_EVERY: Duration = Duration::from_secs(1);
 
-pub fn run(mut w: Writer, mut rx: mpsc::Receiver<Job>) {
+pub(crate) fn run(mut w: Writer, mut rx: mpsc::Receiver<Job>) {
     // A runtime of this thread's own, only to wait for the next job with a timeout.
     let rt = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
         Ok(rt) => rt,
@@ -270,7 +270,10 @@ fn prune(
 }
 
 /// The signatures the replay guard must still refuse after a restart.
-pub fn load_replay_guard(conn: &Connection, now: i64) -> rusqlite::Result<Vec<(i64, [u8; 32])>> {
+pub(crate) fn load_replay_guard(
+    conn: &Connection,
+    now: i64,
+) -> rusqlite::Result<Vec<(i64, [u8; 32])>> {
     let mut stmt =
         conn.prepare("SELECT expires_ms, signature FROM replay_log WHERE expires_ms > ?1")?;
     let rows = stmt.query_map([now], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
