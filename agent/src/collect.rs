@@ -17,12 +17,14 @@ pub struct Reading {
     pub procs: Vec<Event>,
 }
 
+/// Where a tick's readings come from: the system in production, fakes in tests and the simulator.
 pub trait Collector: Send + 'static {
+    /// One tick's readings; the figures that are rates cover the time since the previous call.
     fn collect(&mut self) -> Reading;
 }
 
 /// The platform name the backend stores.
-pub fn platform() -> &'static str {
+pub(crate) fn platform() -> &'static str {
     match std::env::consts::OS {
         "windows" => "windows",
         "macos" => "macos",
@@ -31,7 +33,7 @@ pub fn platform() -> &'static str {
 }
 
 /// One batch with a fresh id, stamped now.
-pub fn build_batch(agent_id: &str, reading: Reading) -> IngestBatch {
+pub(crate) fn build_batch(agent_id: &str, reading: Reading) -> IngestBatch {
     let ts = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
     let mut events = Vec::with_capacity(1 + reading.procs.len());
     events.push(reading.metric);
@@ -48,7 +50,7 @@ pub fn build_batch(agent_id: &str, reading: Reading) -> IngestBatch {
 
 /// The `n` busiest processes. `usage` is sysinfo's percent of one core; dividing by all cores
 /// gives the fraction of the whole machine, so a busy process on 8 cores is not 800%.
-pub fn top_processes(
+pub(crate) fn top_processes(
     mut procs: Vec<(u32, String, f32, u64)>,
     n: usize,
     cores: usize,
@@ -86,6 +88,8 @@ pub struct SystemCollector {
 }
 
 impl SystemCollector {
+    /// Takes the first CPU and process samples now, so that the first tick's deltas mean
+    /// something; each reading lists the `top` busiest processes.
     pub fn new(top: usize) -> Result<Self, sysinfo::Error> {
         let mut sys = System::new()?;
         // The first CPU figures need a previous sample; taking it now makes the first tick's

@@ -1,6 +1,8 @@
 //! The telemetry agent as a library: the simulator builds agents from these parts with a fake
 //! collector and scripted servers; `main.rs` wires the real ones.
 
+#![warn(missing_docs)]
+
 pub mod collect;
 // Windows only; its arithmetic is unit-tested everywhere.
 #[cfg(any(windows, test))]

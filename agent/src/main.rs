@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 /// Collects CPU, memory, disk, network and top processes and sends signed batches to the
 /// backend. Configuration comes from the environment (API_URL, API_TOKEN, HMAC_SECRET, AGENT_ID,
-/// INTERVAL_SECONDS, QUEUE_PATH, TOP_PROCESSES, QUEUE_MAX_MB, REQUEST_TIMEOUT_SECONDS), which
-/// wins over the optional config file.
+/// INTERVAL_SECONDS, QUEUE_PATH, TOP_PROCESSES, QUEUE_MAX_MB, SET_ASIDE_MAX_MB,
+/// REQUEST_TIMEOUT_SECONDS), which wins over the optional config file.
 #[derive(Debug, Parser)]
 #[command(name = "agent", version)]
 struct Cli {

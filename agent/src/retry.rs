@@ -2,9 +2,11 @@
 
 use std::time::Duration;
 
+/// How long to wait after failed deliveries; [`Backoff`] in production.
 pub trait RetryPolicy: Send + 'static {
     /// The wait before the next attempt, after one more failure.
     fn on_failure(&mut self) -> Duration;
+    /// A delivery went through: the next failure waits as little as the first.
     fn on_success(&mut self);
 }
 
@@ -19,6 +21,7 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// Waits from `base`, doubling up to `cap`; the same `seed` gives the same jitter.
     pub fn new(base: Duration, cap: Duration, seed: u64) -> Self {
         Self { base, cap, failures: 0, rng: fastrand::Rng::with_seed(seed) }
     }

@@ -16,37 +16,57 @@ use tokio::time::{Instant, MissedTickBehavior};
 /// Running totals, readable while the agent runs (the simulator watches them).
 #[derive(Debug, Default)]
 pub struct Stats {
+    /// Ticks so far, one reading each.
     pub ticks: AtomicU64,
+    /// Batches the backend stored.
     pub delivered: AtomicU64,
+    /// Batches the backend had stored already, from an attempt whose answer was lost.
     pub duplicates: AtomicU64,
+    /// Failed delivery attempts.
     pub retries: AtomicU64,
-    pub probes: AtomicU64,
 }
 
 /// What a run did, for the final log line and for tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Summary {
+    /// Ticks run, one reading each.
     pub ticks: u64,
+    /// Batches the backend stored.
     pub delivered: u64,
+    /// Batches the backend had stored already, from an attempt whose answer was lost.
     pub duplicates: u64,
+    /// Failed delivery attempts.
     pub retries: u64,
+    /// Batches the backend refused for their content, moved to `rejected/`.
     pub rejected: u64,
+    /// Oldest batches dropped to stay within the queue limit.
     pub dropped: u64,
+    /// Damaged queue files moved to `corrupt/`.
     pub corrupt: u64,
+    /// Files removed from `rejected/` and `corrupt/` to stay within their limit.
     pub set_aside_dropped: u64,
+    /// Batches dropped from the memory fallback: neither on disk nor delivered.
     pub lost: u64,
+    /// Batches still queued at the end, on disk or in memory.
     pub queued: u64,
 }
 
 /// Everything a running agent is made of; the simulator builds these with fakes.
 #[derive(Debug)]
 pub struct Agent<C, T, P, F: Fs> {
+    /// Takes each tick's readings.
     pub collector: C,
+    /// Delivers the batches.
     pub transport: T,
+    /// The wait after each failed delivery.
     pub policy: P,
+    /// Where batches wait for delivery.
     pub outbox: Outbox<F>,
+    /// Stamped on every batch.
     pub agent_id: String,
+    /// Time from one tick to the next.
     pub interval: Duration,
+    /// Running totals, shared with whoever watches the agent.
     pub stats: Arc<Stats>,
 }
 
@@ -132,11 +152,10 @@ impl<'a, F: Fs> Shared<'a, F> {
                     () = self.wake.notified() => {
                         // A tick while backing off: ask cheaply whether the backend is back,
                         // and if so resume at once instead of waiting out the back-off.
-                        if retry_at.is_some_and(|at| Instant::now() < at) {
-                            self.stats.probes.fetch_add(1, Relaxed);
-                            if !transport.probe().await {
-                                continue;
-                            }
+                        if retry_at.is_some_and(|at| Instant::now() < at)
+                            && !transport.probe().await
+                        {
+                            continue;
                         }
                     }
                     () = backoff => {}

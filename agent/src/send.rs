@@ -10,7 +10,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
     /// Stored now, or already stored by an earlier attempt whose answer was lost.
-    Stored { duplicate: bool },
+    Stored {
+        /// An earlier attempt had stored it already.
+        duplicate: bool,
+    },
     /// Not stored (or not known to be), worth retrying later; the reason says what to check.
     Retry(String),
     /// Refused for this body's own content: retrying it would never help.
@@ -19,6 +22,7 @@ pub enum Delivery {
 
 /// How batches leave the machine.
 pub trait Transport: Send + Sync + 'static {
+    /// One attempt to deliver `body`, a batch's exact JSON.
     fn send(&self, body: &[u8]) -> impl Future<Output = Delivery> + Send;
     /// A cheap question whether the backend answers at all, used while backing off.
     fn probe(&self) -> impl Future<Output = bool> + Send;
@@ -27,6 +31,7 @@ pub trait Transport: Send + Sync + 'static {
 /// A signature's timestamp and the digest of the body it signed.
 type Signed = (u64, [u8; 32]);
 
+/// The real transport: a signed `POST /api/ingest` per attempt, `GET /healthz` as the probe.
 #[derive(Clone)]
 pub struct HttpTransport {
     client: reqwest::Client,
@@ -47,6 +52,7 @@ impl std::fmt::Debug for HttpTransport {
 }
 
 impl HttpTransport {
+    /// A client for the backend at `api_url`; `timeout` bounds each request, connecting included.
     pub fn new(
         api_url: &str,
         token: &str,
@@ -118,7 +124,11 @@ fn excerpt(text: &str) -> String {
 /// - 2xx without `{"stored": n}`: not our backend (a captive portal, a rewriting proxy), so
 ///   nothing says the batch was stored;
 /// - 408, 429 and 5xx: the backend is busy or down.
-pub fn classify(status: reqwest::StatusCode, location: Option<&str>, text: &str) -> Delivery {
+pub(crate) fn classify(
+    status: reqwest::StatusCode,
+    location: Option<&str>,
+    text: &str,
+) -> Delivery {
     if status.is_success() {
         return match serde_json::from_str::<IngestResponse>(text) {
             Ok(r) => Delivery::Stored { duplicate: r.duplicate },

@@ -21,6 +21,8 @@ const DISPLAY_NAME: &str = "Telemetry agent";
 /// The service entry point is a plain function, so the settings reach it through this.
 static SETTINGS: OnceLock<Settings> = OnceLock::new();
 
+/// Registers this executable as a service that starts with the machine, and starts it; `config`
+/// is passed on to the service as an absolute path.
 pub fn install(config: Option<&Path>) -> anyhow::Result<()> {
     let manager = ServiceManager::local_computer(
         None::<&str>,
@@ -59,6 +61,7 @@ pub fn install(config: Option<&Path>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Stops and removes the service; the queue folder stays.
 pub fn uninstall() -> anyhow::Result<()> {
     let manager = ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT)
         .context("opening the service manager (run this from an elevated prompt)")?;

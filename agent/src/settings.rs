@@ -7,12 +7,26 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// A configuration the agent cannot start with; the message begins with the key or names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
+    /// A value of the wrong form or out of its range, from the environment or the file.
     #[error("{key} {reason}")]
-    Invalid { key: &'static str, reason: String },
+    Invalid {
+        /// The key as the environment spells it, e.g. `INTERVAL_SECONDS`, also for a value from
+        /// the file.
+        key: &'static str,
+        /// What the value must be, and what it was.
+        reason: String,
+    },
+    /// The config file could not be read, or is not valid TOML with known keys.
     #[error("cannot read the config file {path}: {reason}")]
-    File { path: PathBuf, reason: String },
+    File {
+        /// The file given with `--config`.
+        path: PathBuf,
+        /// The I/O or TOML error.
+        reason: String,
+    },
 }
 
 /// The config file: the same keys as the environment, in lower case.
@@ -32,24 +46,25 @@ pub struct FileConfig {
 }
 
 impl FileConfig {
-    pub fn load(path: &Path) -> Result<Self, SettingsError> {
+    pub(crate) fn load(path: &Path) -> Result<Self, SettingsError> {
         let file_err = |reason: String| SettingsError::File { path: path.to_owned(), reason };
         let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
         toml::from_str(&text).map_err(|e| file_err(e.message().to_owned()))
     }
 }
 
+/// The agent's configuration, checked (README.md lists each key with its default).
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub api_url: String,
-    pub api_token: Secret,
-    pub hmac_secret: Secret,
-    pub agent_id: String,
-    pub interval: Duration,
-    pub queue_path: PathBuf,
-    pub top_processes: usize,
-    pub queue_limits: Limits,
-    pub request_timeout: Duration,
+    pub(crate) api_url: String,
+    pub(crate) api_token: Secret,
+    pub(crate) hmac_secret: Secret,
+    pub(crate) agent_id: String,
+    pub(crate) interval: Duration,
+    pub(crate) queue_path: PathBuf,
+    pub(crate) top_processes: usize,
+    pub(crate) queue_limits: Limits,
+    pub(crate) request_timeout: Duration,
 }
 
 fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
@@ -164,6 +179,7 @@ impl Settings {
         })
     }
 
+    /// From the process environment, over the TOML file `config` when one is given.
     pub fn from_process_env(config: Option<&Path>) -> Result<Self, SettingsError> {
         let file = config.map(FileConfig::load).transpose()?.unwrap_or_default();
         Self::resolve(file, |key| std::env::var(key).ok())

@@ -11,8 +11,9 @@ use crate::settings::Settings;
 use anyhow::Context;
 use std::future::Future;
 
-pub type RealAgent = Agent<SystemCollector, HttpTransport, Backoff, StdFs>;
+pub(crate) type RealAgent = Agent<SystemCollector, HttpTransport, Backoff, StdFs>;
 
+/// The agent on the real collector, sender and disk queue, ready to run.
 pub fn build(settings: &Settings) -> anyhow::Result<RealAgent> {
     let queue = DiskQueue::open(StdFs, &settings.queue_path, settings.queue_limits)
         .context("opening the queue (set QUEUE_PATH to a writable folder)")?;
@@ -37,6 +38,7 @@ pub fn build(settings: &Settings) -> anyhow::Result<RealAgent> {
     })
 }
 
+/// The final `agent stopped` log line, with every count of the summary.
 pub fn log_summary(summary: &Summary) {
     tracing::info!(
         ticks = summary.ticks,

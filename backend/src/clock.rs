@@ -3,6 +3,7 @@
 use time::OffsetDateTime;
 use time::macros::format_description;
 
+/// Now, in unix milliseconds, by the system clock (which may step back or forward).
 pub fn now_ms() -> i64 {
     i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }

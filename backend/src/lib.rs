@@ -1,5 +1,7 @@
 //! The telemetry backend as a library; `main.rs` only parses settings and calls [`startup`].
 
+#![warn(missing_docs)]
+
 pub mod clock;
 mod error;
 pub mod live;

@@ -13,17 +13,17 @@ use tokio::sync::broadcast;
 /// Messages ready to send (one per row, or one clear notice), with the agent they concern
 /// (`None`: every agent).
 #[derive(Debug, Clone)]
-pub struct LiveFrame {
-    pub agent_id: Option<Arc<str>>,
-    pub messages: Arc<[Utf8Bytes]>,
+pub(crate) struct LiveFrame {
+    pub(crate) agent_id: Option<Arc<str>>,
+    pub(crate) messages: Arc<[Utf8Bytes]>,
     /// Rows were stored that this feed could not carry (another replica's, while the feed from
     /// it was down): clients must refetch.
-    pub gap: bool,
+    pub(crate) gap: bool,
 }
 
 impl LiveFrame {
     /// Whether a client following `filter` (or everything) should get this frame.
-    pub fn concerns(&self, filter: Option<&str>) -> bool {
+    pub(crate) fn concerns(&self, filter: Option<&str>) -> bool {
         match (filter, &self.agent_id) {
             (None, _) | (_, None) => true,
             (Some(want), Some(agent)) => want == &**agent,
@@ -31,27 +31,30 @@ impl LiveFrame {
     }
 }
 
+/// The sending side of the live feed; clones share one ring buffer.
 #[derive(Debug, Clone)]
 pub struct Hub {
     tx: broadcast::Sender<LiveFrame>,
 }
 
 impl Hub {
+    /// A hub whose clients may each fall `per_client_buffer` batches behind (at least 1) before
+    /// they are told they lagged.
     pub fn new(per_client_buffer: usize) -> Self {
         Self { tx: broadcast::channel(per_client_buffer).0 }
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<LiveFrame> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<LiveFrame> {
         self.tx.subscribe()
     }
 
     /// Lets the writer skip building rows when nobody listens.
-    pub fn has_subscribers(&self) -> bool {
+    pub(crate) fn has_subscribers(&self) -> bool {
         self.tx.receiver_count() > 0
     }
 
     /// Publishes the rows of one batch, which all belong to one agent.
-    pub fn publish_rows(&self, rows: &[EventRow]) {
+    pub(crate) fn publish_rows(&self, rows: &[EventRow]) {
         let Some(first) = rows.first() else { return };
         let messages: Arc<[Utf8Bytes]> = rows
             .iter()
@@ -66,7 +69,7 @@ impl Hub {
         });
     }
 
-    pub fn publish_clear(&self, agent_id: Option<&str>) {
+    pub(crate) fn publish_clear(&self, agent_id: Option<&str>) {
         let msg = ClearMessage::new(agent_id.map(str::to_owned));
         if let Ok(json) = serde_json::to_string(&msg) {
             let _ = self.tx.send(LiveFrame {
@@ -78,7 +81,7 @@ impl Hub {
     }
 
     /// Tells every client that rows went by unseen, so that each closes and refetches.
-    pub fn publish_gap(&self) {
+    pub(crate) fn publish_gap(&self) {
         let _ = self.tx.send(LiveFrame { agent_id: None, messages: Arc::new([]), gap: true });
     }
 }

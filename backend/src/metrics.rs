@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// A fixed-bucket histogram: cumulative counts are computed when rendered.
 #[derive(Debug)]
-pub struct Histogram {
+pub(crate) struct Histogram {
     bounds: &'static [f64],
     counts: Vec<AtomicU64>,
     sum_micros: AtomicU64,
@@ -24,7 +24,7 @@ impl Histogram {
         }
     }
 
-    pub fn observe(&self, value: f64) {
+    pub(crate) fn observe(&self, value: f64) {
         let slot = self.bounds.iter().position(|b| value <= *b).unwrap_or(self.bounds.len());
         self.counts[slot].fetch_add(1, Relaxed);
         self.sum_micros.fetch_add((value * 1e6) as u64, Relaxed);
@@ -55,19 +55,20 @@ const REFUSAL_REASONS: [&str; 7] = [
     codes::BUSY,
 ];
 
+/// The figures `/metrics` shows, shared by the routes and the store that counts into them.
 #[derive(Debug)]
 pub struct Metrics {
-    pub events_stored: AtomicU64,
-    pub batches_stored: AtomicU64,
-    pub batches_duplicate: AtomicU64,
+    pub(crate) events_stored: AtomicU64,
+    pub(crate) batches_stored: AtomicU64,
+    pub(crate) batches_duplicate: AtomicU64,
     refused: [AtomicU64; REFUSAL_REASONS.len()],
-    pub ws_clients: AtomicU64,
-    pub ws_slow_closed: AtomicU64,
-    pub events_pruned: AtomicU64,
-    pub replay_entries: AtomicU64,
-    pub index_waiting: AtomicU64,
-    pub commit_jobs: Histogram,
-    pub commit_seconds: Histogram,
+    pub(crate) ws_clients: AtomicU64,
+    pub(crate) ws_slow_closed: AtomicU64,
+    pub(crate) events_pruned: AtomicU64,
+    pub(crate) replay_entries: AtomicU64,
+    pub(crate) index_waiting: AtomicU64,
+    pub(crate) commit_jobs: Histogram,
+    pub(crate) commit_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -92,7 +93,7 @@ impl Default for Metrics {
 
 /// What a refused request is counted as.
 #[derive(Debug, Clone, Copy)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     Auth(AuthFailure),
     Invalid,
     TooLarge,
@@ -111,21 +112,22 @@ impl Refusal {
 }
 
 impl Metrics {
-    pub fn refused(&self, why: Refusal) {
+    pub(crate) fn refused(&self, why: Refusal) {
         let label = why.label();
         if let Some(i) = REFUSAL_REASONS.iter().position(|r| *r == label) {
             self.refused[i].fetch_add(1, Relaxed);
         }
     }
 
-    pub fn refused_count(&self, label: &str) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn refused_count(&self, label: &str) -> u64 {
         REFUSAL_REASONS
             .iter()
             .position(|r| *r == label)
             .map_or(0, |i| self.refused[i].load(Relaxed))
     }
 
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
         let mut counter = |name: &str, help: &str, kind: &str, value: u64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");

@@ -15,13 +15,13 @@ use tower::ServiceExt;
 
 /// Connection limits; every one has a default in the settings.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// From a connection's start, or the end of its last response, to the end of the next
     /// request's header.
-    pub header_timeout: Duration,
-    pub max_connections: usize,
+    pub(crate) header_timeout: Duration,
+    pub(crate) max_connections: usize,
     /// How long requests in flight may take to finish once shutdown begins.
-    pub shutdown_grace: Duration,
+    pub(crate) shutdown_grace: Duration,
 }
 
 /// Serves `router` until `signal` resolves, then stops accepting, asks every connection to

@@ -9,10 +9,10 @@ use std::time::Duration;
 
 /// Several comma-separated values during a rotation; all are accepted.
 #[derive(Debug, Clone)]
-pub struct Credential {
-    pub values: Vec<Secret>,
+pub(crate) struct Credential {
+    pub(crate) values: Vec<Secret>,
     /// True when the variable was unset and the seed's development value is in use.
-    pub is_dev_default: bool,
+    pub(crate) is_dev_default: bool,
 }
 
 impl Credential {
@@ -53,23 +53,33 @@ fn optional_tokens(value: Option<String>) -> Vec<Secret> {
         .collect()
 }
 
+/// Why the settings were refused; the message names the variable or flag at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
+    /// A value the backend does not accept.
     #[error("{key} {reason}")]
-    Invalid { key: String, reason: String },
+    Invalid {
+        /// The environment variable, such as `WS_CLIENT_BUFFER`.
+        key: String,
+        /// What is wrong with its value, such as `must be at least 1`.
+        reason: String,
+    },
     /// A variable that clap cannot read as its flag's type.
     #[error(transparent)]
     Unreadable(#[from] clap::Error),
 }
 
+/// How log lines are written (`LOG_FORMAT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
+    /// Human-readable lines, coloured on a terminal.
     Text,
+    /// One JSON object per line, for log collectors.
     Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Synchronous {
+pub(crate) enum Synchronous {
     /// Every acknowledged batch survives a power cut.
     Full,
     /// Survives a crash of the process, not of the machine; faster on slow disks.
@@ -88,34 +98,36 @@ pub struct Args {
     /// Address to listen on; anything but loopback exposes the API to the network.
     #[arg(long, env = "HOST", default_value = "127.0.0.1")]
     pub host: IpAddr,
+    /// Port to listen on; 0 takes any free one.
     #[arg(long, env = "PORT", default_value_t = 8000)]
     pub port: u16,
     /// SQLite database file; its folder is created on first start.
     #[arg(long, env = "DB_PATH", default_value = "data/telemetry.db")]
-    pub db_path: PathBuf,
+    pub(crate) db_path: PathBuf,
     /// Seconds a signed request's timestamp may differ from the server's clock.
     #[arg(long, env = "HMAC_DRIFT", default_value_t = 30)]
-    pub hmac_drift: u64,
+    pub(crate) hmac_drift: u64,
     /// Seconds a signature is remembered, so that a replay within them is refused.
     #[arg(long, env = "HMAC_REPLAY_TTL", default_value_t = 120)]
-    pub hmac_replay_ttl: u64,
+    pub(crate) hmac_replay_ttl: u64,
     /// Most signatures remembered at once; past that, ingest answers 429 until some expire.
     /// The default covers 66,000 requests/s at the default TTL, twice the highest rate
     /// measured; each costs 40-80 bytes, only while remembered.
     #[arg(long, env = "REPLAY_CACHE_MAX", default_value_t = 8_000_000)]
-    pub replay_cache_max: usize,
+    pub(crate) replay_cache_max: usize,
+    /// Largest request body in bytes; a larger one is refused with 413.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
-    pub max_body_bytes: usize,
+    pub(crate) max_body_bytes: usize,
     /// Days of events kept; 0 keeps everything.
     #[arg(long, env = "RETENTION_DAYS", default_value_t = 30)]
-    pub retention_days: u64,
+    pub(crate) retention_days: u64,
     /// Comma-separated host names (besides localhost, 127.0.0.1 and [::1]) that requests may
     /// name in `Host` while reads are open or the development credentials are in use.
     #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',')]
-    pub allowed_hosts: Vec<String>,
+    pub(crate) allowed_hosts: Vec<String>,
     /// Seconds a dashboard login lasts.
     #[arg(long, env = "SESSION_TTL", default_value_t = 12 * 3600)]
-    pub session_ttl: u64,
+    pub(crate) session_ttl: u64,
     /// Comma-separated browser origins allowed to call the API, or `*`.
     #[arg(
         long,
@@ -123,66 +135,73 @@ pub struct Args {
         default_value = "http://localhost:1337,http://127.0.0.1:1337",
         value_delimiter = ','
     )]
-    pub cors_origins: Vec<String>,
+    pub(crate) cors_origins: Vec<String>,
+    /// Log lines as plain text or as JSON objects.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
-    pub log_format: LogFormat,
+    pub(crate) log_format: LogFormat,
+    /// How SQLite syncs a commit to disk.
     #[arg(long, env = "SQLITE_SYNCHRONOUS", value_enum, default_value = "full")]
-    pub sqlite_synchronous: Synchronous,
+    pub(crate) sqlite_synchronous: Synchronous,
     /// Batches a WebSocket client may fall behind before it is closed with code 1013.
     #[arg(long, env = "WS_CLIENT_BUFFER", default_value_t = 256)]
-    pub ws_client_buffer: usize,
+    pub(crate) ws_client_buffer: usize,
     /// Most WebSocket clients at once; past that an upgrade answers 429.
     #[arg(long, env = "WS_MAX_CLIENTS", default_value_t = 256)]
-    pub ws_max_clients: usize,
+    pub(crate) ws_max_clients: usize,
     /// Largest WebSocket message (and frame) a client may send; clients send only pings.
     #[arg(long, env = "WS_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024)]
-    pub ws_max_message_bytes: usize,
+    pub(crate) ws_max_message_bytes: usize,
     /// Seconds to receive a request's header, counted from the connection's start or the end
     /// of its previous response: also how long an idle keep-alive connection stays open.
     #[arg(long, env = "HEADER_TIMEOUT", default_value_t = 15)]
-    pub header_timeout: u64,
+    pub(crate) header_timeout: u64,
     /// Seconds to receive a whole request body.
     #[arg(long, env = "BODY_TIMEOUT", default_value_t = 30)]
-    pub body_timeout: u64,
+    pub(crate) body_timeout: u64,
     /// Most open HTTP connections; past that new ones wait to be accepted.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024)]
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// Seconds that requests in flight may take to finish once shutdown begins.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value_t = 10)]
-    pub shutdown_grace: u64,
+    pub(crate) shutdown_grace: u64,
     /// Ask the backend at HOST:PORT for /healthz and exit 0 if it answers (for container
     /// health checks, where no curl exists).
     #[arg(long)]
     pub healthcheck: bool,
 }
 
+/// Everything the backend runs with, checked: [`Settings::from_args`] for the binary,
+/// [`Settings::from_lookup`] for a backend run inside another program.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub addr: SocketAddr,
-    pub db_path: PathBuf,
+    pub(crate) addr: SocketAddr,
+    pub(crate) db_path: PathBuf,
     /// PostgreSQL instead of SQLite, for several replicas; it may hold a password.
-    pub database_url: Option<Secret>,
-    pub api_token: Credential,
-    pub hmac_secret: Credential,
+    pub(crate) database_url: Option<Secret>,
+    pub(crate) api_token: Credential,
+    pub(crate) hmac_secret: Credential,
     /// Tokens that allow reads; none: reads are open on loopback and refused beyond it.
-    pub read_token: Vec<Secret>,
+    pub(crate) read_token: Vec<Secret>,
     /// Tokens that allow clearing (and reads); none: only the development rules clear.
-    pub admin_token: Vec<Secret>,
-    pub allowed_hosts: Vec<String>,
-    pub session_ttl: Duration,
-    pub hmac_drift: Duration,
-    pub replay_ttl: Duration,
-    pub replay_cache_max: usize,
-    pub max_body_bytes: usize,
-    pub retention: Option<Duration>,
-    pub cors_origins: Vec<String>,
+    pub(crate) admin_token: Vec<Secret>,
+    pub(crate) allowed_hosts: Vec<String>,
+    pub(crate) session_ttl: Duration,
+    pub(crate) hmac_drift: Duration,
+    pub(crate) replay_ttl: Duration,
+    pub(crate) replay_cache_max: usize,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) retention: Option<Duration>,
+    pub(crate) cors_origins: Vec<String>,
+    /// Plain text or JSON lines (`LOG_FORMAT`), as [`crate::telemetry::init`] takes it.
     pub log_format: LogFormat,
-    pub synchronous: Synchronous,
+    pub(crate) synchronous: Synchronous,
+    /// Batches a WebSocket client may fall behind before it is closed with code 1013; at
+    /// least 1, as [`crate::live::Hub::new`] takes it.
     pub ws_client_buffer: usize,
-    pub ws_max_clients: usize,
-    pub ws_max_message_bytes: usize,
-    pub body_timeout: Duration,
-    pub server: crate::serve::Limits,
+    pub(crate) ws_max_clients: usize,
+    pub(crate) ws_max_message_bytes: usize,
+    pub(crate) body_timeout: Duration,
+    pub(crate) server: crate::serve::Limits,
 }
 
 impl Settings {
@@ -218,7 +237,7 @@ impl Settings {
     }
 
     /// Like [`Settings::from_args`], with secrets looked up by `env` (tests pass a map).
-    pub fn resolve(
+    pub(crate) fn resolve(
         args: Args,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, SettingsError> {

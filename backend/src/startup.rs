@@ -22,6 +22,8 @@ use tokio::sync::watch;
 
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
+/// The backend with its store open and its address bound, ready for
+/// [`Application::run_until`].
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
@@ -33,6 +35,8 @@ pub struct Application {
 }
 
 impl Application {
+    /// Opens the store the settings name and binds their address; fails if either cannot be
+    /// done, such as when the port is taken.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         warn_about_unsafe_settings(&settings);
         let metrics = Arc::new(Metrics::default());
@@ -92,6 +96,7 @@ impl Application {
         })
     }
 
+    /// The address bound: with `PORT=0`, this holds the port that was picked.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }

@@ -3,6 +3,8 @@
 use crate::settings::LogFormat;
 use tracing_subscriber::EnvFilter;
 
+/// Installs the process-wide log subscriber in `format`, filtered by `RUST_LOG` (default `info`,
+/// `warn` for tower_http). Panics if one is installed already.
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));

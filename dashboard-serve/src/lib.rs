@@ -1,6 +1,8 @@
 //! Serves the built dashboard and proxies `/api` and `/ws` to the backend, so the page talks to
 //! its own origin (no CORS, one port to open). Unknown paths answer `index.html` for deep links.
 
+#![warn(missing_docs)]
+
 mod proxy;
 mod ws_proxy;
 
@@ -11,6 +13,7 @@ use std::path::PathBuf;
 use tokio::net::TcpListener;
 use tower_http::services::{ServeDir, ServeFile};
 
+/// What to serve and where to proxy to.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Folder made by `dashboard/build-web.sh`.
@@ -19,12 +22,16 @@ pub struct Config {
     pub backend: String,
 }
 
+/// Why the dashboard could not be served.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// The dist folder (named here) has no `index.html`: the dashboard was not built.
     #[error("{0} has no index.html; build it with dashboard/build-web.sh")]
     NoDist(PathBuf),
+    /// The backend URL (given here, without a trailing `/`) is not `http://` or `https://`.
     #[error("the backend URL must start with http:// or https://, not {0:?}")]
     BadBackend(String),
+    /// The proxy's HTTP client could not be built, or serving the listener failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -35,7 +42,7 @@ struct Upstream {
     base: String,
 }
 
-pub fn router(config: &Config) -> Result<Router, ServeError> {
+fn router(config: &Config) -> Result<Router, ServeError> {
     let index = config.dist.join("index.html");
     if !index.is_file() {
         return Err(ServeError::NoDist(config.dist.clone()));

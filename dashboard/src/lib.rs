@@ -4,6 +4,8 @@
 //! unit tests; components render them and are snapshot-tested with dioxus-ssr; `api` is the only
 //! part that talks to the network, `auth` keeps the login.
 
+#![warn(missing_docs)]
+
 mod api;
 mod auth;
 mod chart;

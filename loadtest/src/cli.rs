@@ -64,20 +64,22 @@ const USERS_PER_RPS: f64 = 0.25;
 /// What a run does, checked.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    pub base_url: String,
-    pub token: String,
-    pub secret: String,
-    pub agents: u32,
-    pub procs: u32,
-    pub users: u32,
-    pub schedule: Schedule,
-    pub attack: f64,
-    pub timeout: Duration,
-    pub report_file: Option<PathBuf>,
+    pub(crate) base_url: String,
+    pub(crate) token: String,
+    pub(crate) secret: String,
+    pub(crate) agents: u32,
+    pub(crate) procs: u32,
+    pub(crate) users: u32,
+    pub(crate) schedule: Schedule,
+    pub(crate) attack: f64,
+    pub(crate) timeout: Duration,
+    pub(crate) report_file: Option<PathBuf>,
+    /// Print the summary as one JSON object on the last line, after the table.
     pub json: bool,
-    pub verify: bool,
+    pub(crate) verify: bool,
 }
 
+/// Flags that cannot make a run; the message names the flag and why.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct PlanError(String);
@@ -108,6 +110,8 @@ fn first_of_list(value: &str) -> &str {
 }
 
 impl Cli {
+    /// Checks the flags against each other; the plan keeps the first token and secret of a list
+    /// and, without `--users`, derives the user count from the peak rate.
     pub fn into_plan(self) -> Result<Plan, PlanError> {
         let base_url = self.url.trim_end_matches('/').to_owned();
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {

@@ -1,6 +1,8 @@
 //! Load tester for `POST /api/ingest`, on goose: signed batches from simulated hosts at a rate
 //! held by the clock, optional bursts and hostile traffic, an honest summary and `--verify`.
 
+#![warn(missing_docs)]
+
 pub mod cli;
 mod payload;
 mod report;
@@ -19,10 +21,13 @@ use scenario::Shared;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Why a run could not start or finish.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    /// goose refused the configuration or the client, or the attack failed.
     #[error("goose: {0}")]
     Goose(#[from] goose::GooseError),
+    /// The HTTP client of the `--verify` read-back could not be built.
     #[error("building the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
 }

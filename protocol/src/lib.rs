@@ -2,12 +2,14 @@
 //!
 //! Nothing here does I/O, so the crate builds for `wasm32-unknown-unknown` as well.
 
+#![warn(missing_docs)]
+
 pub mod codes;
 pub mod liveness;
 pub mod rows;
 pub mod secret;
 pub mod signing;
-pub mod timestamp;
+mod timestamp;
 pub mod validate;
 pub mod wire;
 
@@ -30,4 +32,6 @@ pub const HEADER_SIGNATURE: &str = "x-signature";
 /// The seed's development credentials, shared by the backend and the agent so that both work
 /// together out of the box. The backend accepts them only over loopback.
 pub const DEV_API_TOKEN: &str = "token";
+/// The development signing secret that goes with [`DEV_API_TOKEN`], accepted over loopback only
+/// as well.
 pub const DEV_HMAC_SECRET: &str = "hmac-secret";

@@ -2,9 +2,9 @@
 //! judge it by the same rule.
 
 /// Assumed until an agent's interval is learnt (the seed's default tick).
-pub const DEFAULT_INTERVAL_S: f64 = 5.0;
+pub(crate) const DEFAULT_INTERVAL_S: f64 = 5.0;
 /// An agent is offline after this many of its own intervals without a batch.
-pub const MISSED_INTERVALS: f64 = 3.0;
+pub(crate) const MISSED_INTERVALS: f64 = 3.0;
 
 /// The interval to judge by: the learnt one, else the default; never under a second.
 pub fn interval_s(learnt_s: Option<f64>) -> f64 {

@@ -8,10 +8,12 @@ use std::fmt;
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a credential; from here on it prints as `Secret(***)`.
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }
 
+    /// The real value, where it must be compared or sent.
     pub fn expose(&self) -> &str {
         &self.0
     }

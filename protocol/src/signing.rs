@@ -5,10 +5,13 @@ use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// Why [`verify`] refused a signature.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
+    /// Not 64 lowercase hex characters, so no MAC at all.
     #[error("signature is not 64 lowercase hex characters")]
     Malformed,
+    /// Well-formed, but no secret gives it for this timestamp and body.
     #[error("signature does not match the body")]
     Mismatch,
 }

@@ -8,7 +8,7 @@ use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 /// Unix milliseconds of `YYYY-MM-DD[T| ]HH:MM[:SS[.fraction]][Z|±HH[:MM]|±HHMM]`, or `None`.
 /// Fraction digits past the ninth are dropped.
-pub fn parse_iso8601_ms(text: &str) -> Option<i64> {
+pub(crate) fn parse_iso8601_ms(text: &str) -> Option<i64> {
     let b = text.as_bytes();
     let mut at = Cursor { b, i: 0 };
     let year = at.digits(4)?;

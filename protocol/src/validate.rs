@@ -8,30 +8,48 @@ use crate::wire::{EventKind, IngestBatch};
 pub struct Limits;
 
 impl Limits {
-    pub const MAX_EVENTS: usize = 1000;
+    pub(crate) const MAX_EVENTS: usize = 1000;
+    /// Longest `agent_id`, in characters.
     pub const MAX_AGENT_ID_CHARS: usize = 128;
-    pub const MAX_PROC_NAME_CHARS: usize = 260;
-    pub const MAX_PLATFORM_CHARS: usize = 32;
-    pub const MAX_BATCH_ID_CHARS: usize = 64;
+    pub(crate) const MAX_PROC_NAME_CHARS: usize = 260;
+    pub(crate) const MAX_PLATFORM_CHARS: usize = 32;
+    pub(crate) const MAX_BATCH_ID_CHARS: usize = 64;
+    /// Longest event type, in characters.
     pub const MAX_EVENT_TYPE_CHARS: usize = 32;
 }
 
+/// The first limit a batch (or an agent id or time in a query) breaks; its text becomes the
+/// `detail` of the 422 answer.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ValidationError {
+    /// `agent_id` is empty, too long, padded or holds control characters.
     #[error("agent_id must be 1-128 printable characters")]
     AgentId,
+    /// `platform` is empty, too long, padded or holds control characters.
     #[error("platform must be 1-32 printable characters")]
     Platform,
+    /// `batch_id` is empty, too long or holds other characters than letters, digits, `-`, `_`.
     #[error("batch_id must be 1-64 characters of letters, digits, '-' or '_'")]
     BatchId,
+    /// `ts` is not an ISO 8601 time.
     #[error("ts must be an ISO 8601 time such as 2025-11-12T12:00:00+00:00")]
     Timestamp,
+    /// `events` is empty.
     #[error("events must not be empty")]
     NoEvents,
+    /// More events than the limit; holds how many came.
     #[error("at most {max} events per batch, got {0}", max = Limits::MAX_EVENTS)]
     TooManyEvents(usize),
+    /// One event's field is out of bounds.
     #[error("events[{index}].{field}: {reason}")]
-    Field { index: usize, field: &'static str, reason: &'static str },
+    Field {
+        /// Position of the event in `events`, from 0.
+        index: usize,
+        /// The field's name on the wire, such as `cpu` or `type`.
+        field: &'static str,
+        /// Why, such as `must be a fraction from 0 to 1`.
+        reason: &'static str,
+    },
 }
 
 /// A printable identifier: no control characters, no leading or trailing blanks.

@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct IngestBatch {
+    /// 1-128 printable characters, no leading or trailing blanks.
     pub agent_id: String,
     /// An ISO 8601 time such as `2025-11-12T12:00:00+00:00` or `2025-11-12T12:00:00.1234567Z`;
     /// without an offset it is taken as UTC. Stored and returned as sent.
@@ -22,6 +23,7 @@ pub struct IngestBatch {
     /// Chosen by the agent (a UUID) so that a retried batch is stored once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_id: Option<String>,
+    /// 1-1000 readings.
     pub events: Vec<Event>,
 }
 
@@ -33,7 +35,9 @@ fn lower_case<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 /// figures, series and process lists; any other type is stored and returned as it came.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum EventKind {
+    /// The whole machine's figures.
     Metric,
+    /// One process: `pid`, `name`, `cpu`, `rss`.
     Proc,
     /// Lower-cased, never `metric` or `proc`.
     Other(String),
@@ -50,6 +54,7 @@ impl EventKind {
         }
     }
 
+    /// The lower-case name, as stored and returned.
     pub fn as_str(&self) -> &str {
         match self {
             EventKind::Metric => "metric",
@@ -86,26 +91,39 @@ pub struct Event {
     #[serde(rename = "type")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "metric", min_length = 1, max_length = 32))]
     pub kind: EventKind,
+    /// Share of the machine's CPU, 0..1: all of it for a `metric`, the process's for a `proc`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<f64>,
+    /// Available memory, bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mem_free: Option<u64>,
+    /// Total memory, bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mem_total: Option<u64>,
+    /// Free space on the system disk, bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_free: Option<u64>,
+    /// Size of the system disk, bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_total: Option<u64>,
+    /// Received over every network interface since the previous reading, bytes per second;
+    /// finite, zero or more.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net_rx_bps: Option<f64>,
+    /// Sent over every network interface since the previous reading, bytes per second;
+    /// finite, zero or more.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net_tx_bps: Option<f64>,
+    /// Seconds since the machine booted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uptime_s: Option<u64>,
+    /// Process id, for a `proc`: 0 to 2^32-1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
+    /// Process name, for a `proc`: 1-260 printable characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The process's resident memory, for a `proc`, bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rss: Option<u64>,
 }
@@ -140,14 +158,17 @@ impl Event {
         }
     }
 
+    /// The type as stored: `metric`, `proc` or the other name, lower-cased.
     pub fn type_name(&self) -> &str {
         self.kind.as_str()
     }
 
+    /// A reading of the whole machine.
     pub fn is_metric(&self) -> bool {
         self.kind == EventKind::Metric
     }
 
+    /// A reading of one process.
     pub fn is_proc(&self) -> bool {
         self.kind == EventKind::Proc
     }

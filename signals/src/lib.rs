@@ -1,6 +1,8 @@
 //! When a long-running binary should stop. Its own crate because the backend, the agent and the
 //! dashboard server all need it, and `protocol`, their other shared crate, stays free of tokio.
 
+#![warn(missing_docs)]
+
 /// Resolves on Ctrl+C, or SIGTERM on Unix (what `docker stop` and systemd send).
 pub async fn shutdown() {
     let ctrl_c = async {

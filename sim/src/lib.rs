@@ -3,6 +3,8 @@
 //! refusals and a backend restart, each scenario checking "nothing lost, nothing duplicated,
 //! bounded disk" from the receiving side.
 
+#![warn(missing_docs)]
+
 mod backend;
 mod inbox;
 mod ledger;
@@ -16,29 +18,45 @@ mod scenarios;
 pub use report::Report;
 use std::time::Duration;
 
+/// A scenario that could not be set up, so it tested nothing (a broken invariant is a
+/// [`Report`] failure instead).
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
+    /// A runtime, folder, socket or client the scenario needs could not be made.
     #[error("{what}: {detail}")]
-    Setup { what: &'static str, detail: String },
+    Setup {
+        /// What was being set up, e.g. `"binding the proxy"`.
+        what: &'static str,
+        /// The cause, as text.
+        detail: String,
+    },
 }
 
 impl SimError {
-    pub fn setup(what: &'static str, detail: impl std::fmt::Display) -> Self {
+    pub(crate) fn setup(what: &'static str, detail: impl std::fmt::Display) -> Self {
         Self::Setup { what, detail: detail.to_string() }
     }
 }
 
+/// One scripted run of fake agents, with the invariants it checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scenario {
+    /// The server answers 503, then too late, then drops connections, then recovers.
     Outage,
+    /// The real backend stores batches whose answers never reach the agent.
     LostAck,
+    /// The backend is gone for 30 simulated minutes, past every queue's limit.
     QueueLimit,
+    /// Agents are killed mid-write and queued files damaged between their lives.
     Crash,
+    /// Some readings are refused for their content (422), some agents have a wrong token (401).
     Refusal,
+    /// Many agents against the real backend, which is restarted in the middle.
     Fleet,
 }
 
 impl Scenario {
+    /// Every scenario, in the order `--scenario all` runs them.
     pub const ALL: [Scenario; 6] = [
         Scenario::Outage,
         Scenario::LostAck,
@@ -48,6 +66,7 @@ impl Scenario {
         Scenario::Fleet,
     ];
 
+    /// The name `--scenario` takes and the table prints, e.g. `lost-ack`.
     pub fn name(self) -> &'static str {
         match self {
             Scenario::Outage => "outage",
@@ -59,6 +78,7 @@ impl Scenario {
         }
     }
 
+    /// The scenario of that [`name`](Self::name); `None` for an unknown one.
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.name() == name)
     }
@@ -67,7 +87,9 @@ impl Scenario {
 /// The size of a run; every other figure of a scenario derives from these.
 #[derive(Debug, Clone, Copy)]
 pub struct Config {
+    /// Fake agents per scenario.
     pub agents: usize,
+    /// Seed of every random choice; the same seed repeats the run.
     pub seed: u64,
     /// How long the fleet scenario's agents produce (real time).
     pub fleet_duration: Duration,

@@ -3,10 +3,13 @@
 use std::fmt;
 use std::time::Duration;
 
+/// What one scenario counted, printed as a row under [`Report::HEADER`].
 #[derive(Debug, Clone, Default)]
 pub struct Report {
+    /// The scenario's [`name`](crate::Scenario::name).
     pub scenario: &'static str,
-    pub agents: usize,
+    pub(crate) agents: usize,
+    /// The seed the run used, printed so that a failed run can be repeated.
     pub seed: u64,
     /// Readings the fake collectors produced.
     pub produced: u64,
@@ -30,25 +33,28 @@ pub struct Report {
     pub elapsed: Duration,
     /// Time the agents lived through (longer than `elapsed` on the paused clock).
     pub simulated: Duration,
+    /// Every broken invariant, one line each; empty when the scenario passed.
     pub failures: Vec<String>,
 }
 
 impl Report {
+    /// No invariant was broken.
     pub fn passed(&self) -> bool {
         self.failures.is_empty()
     }
 
-    pub fn fail(&mut self, why: impl Into<String>) {
+    pub(crate) fn fail(&mut self, why: impl Into<String>) {
         self.failures.push(why.into());
     }
 
     /// Fails with `what` unless `left == right`.
-    pub fn expect_eq(&mut self, what: &str, left: u64, right: u64) {
+    pub(crate) fn expect_eq(&mut self, what: &str, left: u64, right: u64) {
         if left != right {
             self.fail(format!("{what}: {left} != {right}"));
         }
     }
 
+    /// The table's column names, aligned with the rows that `Display` prints.
     pub const HEADER: &'static str = "scenario      agents  produced delivered duplicates  dropped  corrupt rejected   queued  max queue  retries  simulated   wall  verdict";
 }
 

@@ -150,9 +150,7 @@ impl Deref for TestBackend {
 impl Drop for TestBackend {
     fn drop(&mut self) {
         self.cut_off();
-        if std::thread::panicking() {
-            eprintln!("--- backend logs ---\n{}", self.logs());
-        }
+        self.logs.show_if_failing();
     }
 }
 

@@ -2,6 +2,8 @@
 //! binary ([`process`], for the tests about the process itself), a client of its API ([`api`]),
 //! signed requests ([`signed`]), log capture ([`logs`]) and a PostgreSQL server ([`postgres`]).
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod backend;
 pub mod logs;

@@ -18,6 +18,14 @@ impl Logs {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
+    /// Prints everything logged when the test is failing (called as its backend is dropped),
+    /// where the test runner shows it beside the failure.
+    pub(crate) fn show_if_failing(&self) {
+        if std::thread::panicking() {
+            eprintln!("--- backend logs ---\n{}", self.text());
+        }
+    }
+
     /// A dispatcher writing the events that `filter` (a `RUST_LOG` value) lets through here.
     pub(crate) fn dispatch(&self, filter: &str) -> tracing::Dispatch {
         let filter =

@@ -100,8 +100,6 @@ impl Drop for BackendProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- backend logs ---\n{}", self.logs());
-        }
+        self.logs.show_if_failing();
     }
 }

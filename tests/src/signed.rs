@@ -2,6 +2,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Unix seconds by this machine's clock, as an agent stamps `X-Signature-Ts`.
 pub fn now_secs() -> i64 {
     let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).expect("a clock after 1970");
     i64::try_from(since_epoch.as_secs()).expect("seconds fit in i64")

@@ -4,16 +4,22 @@
 use std::io;
 use std::path::Path;
 
+/// The filesystem under the queue: [`StdFs`] in production, one with injected faults in tests
+/// and the simulator.
 pub trait Fs: Send + 'static {
+    /// Creates `dir` and its parents; existing ones are fine.
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// File names (not paths) in `dir`.
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// The whole file.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
     /// Writes and flushes to stable storage (the data, not yet the name).
     fn write_synced(&self, path: &Path, data: &[u8]) -> io::Result<()>;
     /// Atomic replace: after a crash either the old name or the new one exists, whole.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file; one that is already gone is not an error.
     fn remove(&self, path: &Path) -> io::Result<()>;
+    /// The file's length in bytes.
     fn size(&self, path: &Path) -> io::Result<u64>;
 }
 

@@ -19,15 +19,30 @@ const MAGIC: &str = "TQ1";
 const BATCH_EXT: &str = ".batch";
 const TMP_EXT: &str = ".tmp";
 const REASON_EXT: &str = ".reason.txt";
+/// Subfolder of the queue folder for damaged batch files.
 pub const CORRUPT_DIR: &str = "corrupt";
+/// Subfolder of the queue folder for batches the backend refused, each with its reason beside it.
 pub const REJECTED_DIR: &str = "rejected";
 
+/// Why the queue folder could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
+    /// The folder or its subfolders could not be created or listed.
     #[error("cannot prepare the queue folder {path}: {source}")]
-    Open { path: PathBuf, source: io::Error },
+    Open {
+        /// The queue folder.
+        path: PathBuf,
+        /// What the filesystem answered.
+        source: io::Error,
+    },
+    /// A batch could not be stored: the disk is full or the folder read-only.
     #[error("cannot write to the queue folder {path} (disk full or read-only?): {source}")]
-    Write { path: PathBuf, source: io::Error },
+    Write {
+        /// The queue folder.
+        path: PathBuf,
+        /// What the filesystem answered.
+        source: io::Error,
+    },
 }
 
 /// How much the queue folder may hold.
@@ -40,6 +55,7 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// No limit on either: nothing is ever dropped or removed for its size.
     pub const NONE: Limits = Limits { queued: u64::MAX, set_aside: u64::MAX };
 }
 
@@ -59,10 +75,13 @@ pub struct QueueStats {
 /// A queued batch: its place in the queue and the exact JSON body to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Queued {
+    /// Its place in the queue: a later batch has a higher number.
     pub seq: u64,
-    pub body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
+/// The queue of one folder, on the filesystem `F`: batch files oldest first, beside the
+/// subfolders for damaged and refused ones.
 #[derive(Debug)]
 pub struct DiskQueue<F: Fs> {
     fs: F,
@@ -228,18 +247,17 @@ impl<F: Fs> DiskQueue<F> {
         }
     }
 
+    /// Batches queued, not counting those set aside.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// No batch queued; those set aside do not count.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
-    pub fn bytes(&self) -> u64 {
-        self.total_bytes
-    }
-
+    /// What was dropped, found damaged or refused since the queue was opened.
     pub fn stats(&self) -> QueueStats {
         self.stats
     }

@@ -6,36 +6,39 @@ use super::{DiskQueue, QueueStats};
 use std::collections::VecDeque;
 
 /// Batches kept in memory at most while the disk refuses writes.
-pub const MEMORY_FALLBACK: usize = 256;
+pub(crate) const MEMORY_FALLBACK: usize = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Key {
+pub(crate) enum Key {
     Disk(u64),
     Memory(u64),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Item {
-    pub key: Key,
-    pub body: Vec<u8>,
+pub(crate) struct Item {
+    pub(crate) key: Key,
+    pub(crate) body: Vec<u8>,
 }
 
+/// What the agent delivers from: the disk queue, and the memory fallback while the disk refuses
+/// writes.
 #[derive(Debug)]
 pub struct Outbox<F: Fs> {
     disk: DiskQueue<F>,
     memory: VecDeque<(u64, Vec<u8>)>,
     next_memory: u64,
     /// Batches dropped from the memory fallback: neither on disk nor delivered.
-    pub lost: u64,
+    pub(crate) lost: u64,
     disk_failing: bool,
 }
 
 impl<F: Fs> Outbox<F> {
+    /// An outbox on `disk`, with an empty memory fallback.
     pub fn new(disk: DiskQueue<F>) -> Self {
         Self { disk, memory: VecDeque::new(), next_memory: 0, lost: 0, disk_failing: false }
     }
 
-    pub fn push(&mut self, body: Vec<u8>) {
+    pub(crate) fn push(&mut self, body: Vec<u8>) {
         match self.disk.push(&body) {
             Ok(_) => {
                 if self.disk_failing {
@@ -60,21 +63,21 @@ impl<F: Fs> Outbox<F> {
     }
 
     /// Disk batches first: they are older than anything held in memory since the disk failed.
-    pub fn oldest(&mut self) -> Option<Item> {
+    pub(crate) fn oldest(&mut self) -> Option<Item> {
         if let Some(q) = self.disk.oldest() {
             return Some(Item { key: Key::Disk(q.seq), body: q.body });
         }
         self.memory.front().map(|(id, body)| Item { key: Key::Memory(*id), body: body.clone() })
     }
 
-    pub fn ack(&mut self, key: Key) {
+    pub(crate) fn ack(&mut self, key: Key) {
         match key {
             Key::Disk(seq) => self.disk.ack(seq),
             Key::Memory(id) => self.memory.retain(|(m, _)| *m != id),
         }
     }
 
-    pub fn reject(&mut self, key: Key, reason: &str) {
+    pub(crate) fn reject(&mut self, key: Key, reason: &str) {
         match key {
             Key::Disk(seq) => self.disk.reject(seq, reason),
             Key::Memory(id) => {
@@ -84,19 +87,11 @@ impl<F: Fs> Outbox<F> {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.disk.len() + self.memory.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn disk_bytes(&self) -> u64 {
-        self.disk.bytes()
-    }
-
-    pub fn stats(&self) -> QueueStats {
+    pub(crate) fn stats(&self) -> QueueStats {
         self.disk.stats()
     }
 }

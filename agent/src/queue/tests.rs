@@ -123,7 +123,7 @@ fn the_oldest_are_dropped_to_stay_within_the_limit() {
         q.push(&[b'0' + i; 10]).unwrap();
     }
     assert_eq!(q.len(), 3);
-    assert!(q.bytes() <= per_file * 3);
+    assert!(q.total_bytes <= per_file * 3);
     assert_eq!(q.stats().dropped, 2);
     assert_eq!(q.oldest().unwrap().body, [b'2'; 10]);
 }
@@ -247,7 +247,7 @@ fn a_vanished_file_gives_back_its_bytes() {
     let seq = q.push(b"removed behind the queue's back").unwrap();
     fs.remove(&q.path(seq)).unwrap();
     assert_eq!(q.oldest(), None);
-    assert_eq!(q.bytes(), 0);
+    assert_eq!(q.total_bytes, 0);
 }
 
 #[test]

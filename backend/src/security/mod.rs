@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 
 /// Why an ingest request was refused as unauthorised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthFailure {
+pub(crate) enum AuthFailure {
     BadToken,
     BadSignature,
     StaleTimestamp,
@@ -20,7 +20,7 @@ pub enum AuthFailure {
 }
 
 impl AuthFailure {
-    pub fn code(self) -> &'static str {
+    pub(crate) fn code(self) -> &'static str {
         match self {
             AuthFailure::BadToken => codes::BAD_TOKEN,
             AuthFailure::BadSignature => codes::BAD_SIGNATURE,

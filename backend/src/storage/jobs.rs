@@ -10,29 +10,43 @@ use protocol::{Event, EventRow, IngestBatch};
 use tokio::sync::{mpsc, oneshot};
 
 /// At most this many requests share one transaction, so one commit never grows unbounded.
-pub const MAX_GROUP: usize = 256;
+pub(crate) const MAX_GROUP: usize = 256;
 
-pub type Reply<T> = oneshot::Sender<Result<T, StorageError>>;
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, StorageError>>;
 
+/// One request to a store's writer; each but `Shutdown` carries where its answer goes.
 #[derive(Debug)]
 pub enum Job {
+    /// Stores a batch, unless its `batch_id` is stored already.
     Ingest {
+        /// The batch, already validated.
         batch: IngestBatch,
+        /// The batch's `ts` in unix milliseconds, by the agent's clock.
         ts_ms: i64,
+        /// The request's signature, stored with the batch so that a replay is refused until it
+        /// expires, after a restart too.
         verified: Verified,
+        /// Answered once the commit is decided.
         reply: Reply<IngestOutcome>,
     },
+    /// Deletes the events of one agent, or of all.
     Clear {
+        /// The agent whose events go; `None`: every agent's.
         agent_id: Option<String>,
+        /// Answered with the number of events deleted.
         reply: Reply<usize>,
     },
     /// Takes the write lock and commits nothing: proves the database is writable.
     Ping {
+        /// Answered once the empty transaction commits.
         reply: Reply<()>,
     },
     /// One retention step (see [`super::Store::prune_step`]).
     Prune {
+        /// Events and batch ids received before this (unix ms) go; `None` (retention off) keeps
+        /// them.
         before_ms: Option<i64>,
+        /// Answered with what the step removed.
         reply: Reply<Pruned>,
     },
     /// Ends the writer once the jobs queued before it are committed.
@@ -42,14 +56,19 @@ pub enum Job {
 /// What a job produced inside the transaction, released only if the commit succeeds.
 #[derive(Debug)]
 pub enum Applied {
+    /// The batch's outcome and its rows as stored, for the live feed (empty when nobody
+    /// listens).
     Ingest(IngestOutcome, Vec<EventRow>),
+    /// The number of events a clear deleted.
     Count(usize),
+    /// What a retention step removed.
     Pruned(Pruned),
+    /// Nothing to hand back, as for a ping.
     Unit,
 }
 
 /// Queues a job and waits for its commit.
-pub async fn submit<T>(
+pub(crate) async fn submit<T>(
     jobs: &mpsc::Sender<Job>,
     make: impl FnOnce(Reply<T>) -> Job,
 ) -> Result<T, StorageError> {
@@ -78,7 +97,7 @@ pub fn take_group(first: Job, mut next: impl FnMut() -> Option<Job>) -> (Vec<Job
 }
 
 impl Job {
-    pub fn fail(self, err: StorageError) {
+    pub(crate) fn fail(self, err: StorageError) {
         match self {
             Job::Ingest { reply, .. } => drop(reply.send(Err(err))),
             Job::Clear { reply, .. } => drop(reply.send(Err(err))),
@@ -118,23 +137,23 @@ impl Job {
 
 /// One event's columns, borrowed from its batch. Validation keeps every integer within i64.
 #[derive(Debug, Clone, Copy)]
-pub struct Columns<'a> {
-    pub event_type: &'a str,
-    pub cpu: Option<f64>,
-    pub mem_free: Option<i64>,
-    pub mem_total: Option<i64>,
-    pub disk_free: Option<i64>,
-    pub disk_total: Option<i64>,
-    pub net_rx_bps: Option<f64>,
-    pub net_tx_bps: Option<f64>,
-    pub uptime_s: Option<i64>,
-    pub pid: Option<i64>,
-    pub proc_name: Option<&'a str>,
-    pub rss: Option<i64>,
+pub(crate) struct Columns<'a> {
+    pub(crate) event_type: &'a str,
+    pub(crate) cpu: Option<f64>,
+    pub(crate) mem_free: Option<i64>,
+    pub(crate) mem_total: Option<i64>,
+    pub(crate) disk_free: Option<i64>,
+    pub(crate) disk_total: Option<i64>,
+    pub(crate) net_rx_bps: Option<f64>,
+    pub(crate) net_tx_bps: Option<f64>,
+    pub(crate) uptime_s: Option<i64>,
+    pub(crate) pid: Option<i64>,
+    pub(crate) proc_name: Option<&'a str>,
+    pub(crate) rss: Option<i64>,
 }
 
 impl<'a> Columns<'a> {
-    pub fn of(e: &'a Event) -> Self {
+    pub(crate) fn of(e: &'a Event) -> Self {
         let int = |v: Option<u64>| v.map(|v| v as i64);
         Columns {
             event_type: e.type_name(),
@@ -153,7 +172,7 @@ impl<'a> Columns<'a> {
     }
 
     /// The row as `GET /api/events` and the live feed show it.
-    pub fn to_row(self, batch: &IngestBatch, id: i64, ingested_at: &str) -> EventRow {
+    pub(crate) fn to_row(self, batch: &IngestBatch, id: i64, ingested_at: &str) -> EventRow {
         let uint = |v: Option<i64>| v.map(|v| v as u64);
         EventRow {
             id,

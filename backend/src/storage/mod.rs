@@ -16,34 +16,55 @@ use std::future::Future;
 use std::pin::Pin;
 use tokio::sync::mpsc;
 
+/// Why a store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
+    /// SQLite failed, in a read or while opening the database.
     #[error("SQLite failed")]
     Sqlite(#[from] rusqlite::Error),
     /// Nothing of the transaction is stored.
     #[error("the commit failed")]
     Commit(#[source] rusqlite::Error),
+    /// The store is closing or its writer has stopped: the request cannot be served.
     #[error("the storage writer has stopped")]
     Closed,
+    /// The operating system would not start SQLite's writer thread.
     #[error("cannot start the storage writer thread")]
     WriterThread(#[source] std::io::Error),
+    /// The SQLite file could not be opened, or its schema not be set up.
     #[error("cannot open the database at {path}")]
-    Open { path: std::path::PathBuf, source: rusqlite::Error },
+    Open {
+        /// The file, as `DB_PATH` names it.
+        path: std::path::PathBuf,
+        /// SQLite's reason.
+        source: rusqlite::Error,
+    },
+    /// The folder of the SQLite file did not exist and could not be created.
     #[error("cannot create the database folder {path}")]
-    CreateDir { path: std::path::PathBuf, source: std::io::Error },
+    CreateDir {
+        /// The folder `DB_PATH` lies in.
+        path: std::path::PathBuf,
+        /// The file system's reason.
+        source: std::io::Error,
+    },
+    /// A PostgreSQL statement failed, or the connection to the server did.
     #[error("PostgreSQL failed")]
     Postgres(#[from] tokio_postgres::Error),
     /// A setting this build cannot honour, such as `sslmode=require`.
     #[error("{0}")]
     Unsupported(&'static str),
+    /// [`create_database`] takes only lower-case ASCII letters, digits and `_`.
     #[error("{0:?} is not a plain database name")]
     BadDatabaseName(String),
+    /// PostgreSQL did not confirm within this time that this replica listens for the others'
+    /// notices.
     #[error("could not LISTEN for the other replicas within {0:?}")]
     ListenTimeout(std::time::Duration),
     /// The COMMIT was sent and no answer came (with the driver's error, if it gave one): the
     /// batch may be stored or not, and its batch id makes sending it again harmless.
     #[error("the commit's outcome is unknown; send the batch again")]
     OutcomeUnknown(#[source] Option<std::sync::Arc<tokio_postgres::Error>>),
+    /// A notice for the other replicas could not be encoded as JSON.
     #[error("cannot encode a notice for the other replicas")]
     Notice(#[source] serde_json::Error),
     /// Another replica accepted the same signed request first.
@@ -55,9 +76,12 @@ pub enum StorageError {
     ReadPanicked,
 }
 
+/// What became of an ingested batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IngestOutcome {
+    /// Events stored; 0 for a duplicate.
     pub stored: usize,
+    /// The batch's `batch_id` was stored already, so nothing was stored again.
     pub duplicate: bool,
 }
 
@@ -69,18 +93,18 @@ pub(crate) const EVENT_COLUMNS: &str = "id, agent_id, ts, platform, event_type, 
 /// Filters of `GET /api/events`.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
-    pub agent_id: Option<String>,
-    pub event_type: Option<String>,
-    pub before_id: Option<i64>,
-    pub limit: u32,
+    pub(crate) agent_id: Option<String>,
+    pub(crate) event_type: Option<String>,
+    pub(crate) before_id: Option<i64>,
+    pub(crate) limit: u32,
 }
 
 /// A time range cut into buckets of `step_ms`.
 #[derive(Debug, Clone, Copy)]
 pub struct Range {
-    pub from_ms: i64,
-    pub to_ms: i64,
-    pub step_ms: i64,
+    pub(crate) from_ms: i64,
+    pub(crate) to_ms: i64,
+    pub(crate) step_ms: i64,
 }
 
 /// Gaps between an agent's batches (its own clock, ms) outside this range are replays of queued
@@ -101,7 +125,11 @@ pub(crate) fn learn_interval(interval_ms: Option<f64>, gap_ms: i64) -> Option<f6
 
 /// How long ago (s) an agent was seen, its interval (s), and whether it counts as online (see
 /// [`protocol::liveness`]).
-pub fn liveness(now_ms: i64, last_seen_ms: i64, interval_ms: Option<f64>) -> (f64, f64, bool) {
+pub(crate) fn liveness(
+    now_ms: i64,
+    last_seen_ms: i64,
+    interval_ms: Option<f64>,
+) -> (f64, f64, bool) {
     let interval_s = protocol::liveness::interval_s(interval_ms.map(|ms| ms / 1000.0));
     let ago_s = (now_ms - last_seen_ms).max(0) as f64 / 1000.0;
     (
@@ -118,7 +146,7 @@ impl Range {
     }
 }
 
-pub fn empty_series(agent_id: &str, range: Range) -> Series {
+pub(crate) fn empty_series(agent_id: &str, range: Range) -> Series {
     Series {
         agent_id: agent_id.to_owned(),
         from: range.from_ms / 1000,
@@ -138,7 +166,7 @@ pub fn empty_series(agent_id: &str, range: Range) -> Series {
 
 /// Appends one bucket: cpu avg and max, memory used and total, disk used and total, network
 /// in and out. With a total unknown, "used" is unknown too.
-pub fn push_series(s: &mut Series, range: Range, bucket: i64, v: [Option<f64>; 8]) {
+pub(crate) fn push_series(s: &mut Series, range: Range, bucket: i64, v: [Option<f64>; 8]) {
     s.t.push(range.bucket_start(bucket));
     let [cpu_avg, cpu_max, mem_used, mem_total, disk_used, disk_total, rx, tx] = v;
     s.cpu_avg.push(cpu_avg);
@@ -151,7 +179,7 @@ pub fn push_series(s: &mut Series, range: Range, bucket: i64, v: [Option<f64>; 8
     s.net_tx_bps.push(tx);
 }
 
-pub fn empty_history(agent_id: &str, name: &str, range: Range) -> ProcessHistory {
+pub(crate) fn empty_history(agent_id: &str, name: &str, range: Range) -> ProcessHistory {
     ProcessHistory {
         agent_id: agent_id.to_owned(),
         name: name.to_owned(),
@@ -166,7 +194,7 @@ pub fn empty_history(agent_id: &str, name: &str, range: Range) -> ProcessHistory
 }
 
 /// Appends one bucket: cpu avg and max, rss avg.
-pub fn push_history(h: &mut ProcessHistory, range: Range, bucket: i64, v: [Option<f64>; 3]) {
+pub(crate) fn push_history(h: &mut ProcessHistory, range: Range, bucket: i64, v: [Option<f64>; 3]) {
     h.t.push(range.bucket_start(bucket));
     let [cpu_avg, cpu_max, rss_avg] = v;
     h.cpu_avg.push(cpu_avg);
@@ -175,24 +203,25 @@ pub fn push_history(h: &mut ProcessHistory, range: Range, bucket: i64, v: [Optio
 }
 
 /// Rows deleted per retention step, so pruning never holds the write lock for long.
-pub const PRUNE_CHUNK: usize = 5000;
+pub(crate) const PRUNE_CHUNK: usize = 5000;
 
 /// What one retention step removed, and whether it stopped at a limit with more left: old
 /// events, old batch ids or expired signatures. Any of them can outgrow a step on its own (batch
 /// ids outlive their events after a clear; signatures expire whether or not events are old).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pruned {
-    pub events: usize,
-    pub more: bool,
+    pub(crate) events: usize,
+    pub(crate) more: bool,
 }
 
 impl Pruned {
     /// `deleted` holds each step's count of rows per kind, each limited to [`PRUNE_CHUNK`].
-    pub fn of(events: usize, deleted: &[u64]) -> Self {
+    pub(crate) fn of(events: usize, deleted: &[u64]) -> Self {
         Self { events, more: deleted.iter().any(|&n| n >= PRUNE_CHUNK as u64) }
     }
 }
 
+/// What a [`Store`] answers with: a boxed future, so that the trait can be used as `dyn Store`.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StorageError>> + Send + 'a>>;
 
 /// Both stores write through a writer of their own that takes [`Job`]s from a queue, so the
@@ -210,6 +239,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> StoreFuture<'_, IngestOutcome> {
         Box::pin(submit(self.jobs(), move |reply| Job::Ingest { batch, ts_ms, verified, reply }))
     }
+    /// Deletes the events of `agent_id` (`None`: of every agent) and forgets the agent, then tells
+    /// the live clients; resolves to the number of events deleted.
     fn clear(&self, agent_id: Option<String>) -> StoreFuture<'_, usize> {
         Box::pin(submit(self.jobs(), move |reply| Job::Clear { agent_id, reply }))
     }
@@ -228,9 +259,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn events(&self, filter: EventFilter) -> StoreFuture<'_, Vec<EventRow>>;
     /// Every agent with its latest figures; `online` is judged against its own interval.
     fn agents(&self, now_ms: i64) -> StoreFuture<'_, Vec<AgentSummary>>;
+    /// Whether `agent_id` has sent a batch since it was last cleared.
     fn agent_exists(&self, agent_id: String) -> StoreFuture<'_, bool>;
+    /// `agent_id`'s metrics in `range`, bucketed by the agent's own timestamps; buckets without
+    /// any are left out.
     fn series(&self, agent_id: String, range: Range) -> StoreFuture<'_, Series>;
+    /// The `proc` events of `agent_id`'s latest batch (by its own time) that held any, busiest
+    /// first; none if it never sent one.
     fn latest_processes(&self, agent_id: String) -> StoreFuture<'_, ProcessesResponse>;
+    /// The cpu and rss of `agent_id`'s processes called `name` in `range`, bucketed by the agent's
+    /// own timestamps; buckets without any are left out.
     fn process_history(
         &self,
         agent_id: String,

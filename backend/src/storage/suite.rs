@@ -244,17 +244,18 @@ async fn figures_left_out_stay_gaps_and_other_types_are_kept(s: Subject) {
     b.events = vec![
         Event { cpu: Some(0.3), ..Event::empty(EventKind::Metric) },
         Event { pid: Some(7), name: Some("x.exe".into()), ..Event::empty(EventKind::Proc) },
+        Event::process(8, "busy.exe", 0.2, 1 << 20),
         Event {
             cpu: Some(0.9),
             name: Some("gpu0".into()),
             ..Event::empty(EventKind::parse("GPU"))
         },
     ];
-    assert_eq!(put(&s, b).await, 3);
+    assert_eq!(put(&s, b).await, 4);
     let rows = s.store.events(filter(None, None, None, 50)).await.unwrap();
     let types: Vec<&str> = rows.iter().map(|r| r.event_type.as_str()).collect();
-    assert_eq!(types, ["gpu", "proc", "metric"]);
-    assert_eq!((rows[1].cpu, rows[1].rss, rows[2].mem_free), (None, None, None));
+    assert_eq!(types, ["gpu", "proc", "proc", "metric"]);
+    assert_eq!((rows[2].cpu, rows[2].rss, rows[3].mem_free), (None, None, None));
     let gpu = s.store.events(filter(Some("a"), Some("gpu"), None, 50)).await.unwrap();
     assert_eq!((gpu.len(), gpu[0].cpu, gpu[0].proc_name.as_deref()), (1, Some(0.9), Some("gpu0")));
 
@@ -264,7 +265,8 @@ async fn figures_left_out_stay_gaps_and_other_types_are_kept(s: Subject) {
     let series = s.store.series("a".into(), range).await.unwrap();
     assert_eq!((series.cpu_avg.clone(), series.mem_used.clone()), (vec![Some(0.3)], vec![None]));
     let latest = s.store.latest_processes("a".into()).await.unwrap();
-    assert_eq!(latest.processes.len(), 1, "only the proc event is a process");
+    let names: Vec<_> = latest.processes.iter().map(|p| p.proc_name.as_deref()).collect();
+    assert_eq!(names, [Some("busy.exe"), Some("x.exe")], "busiest first, no cpu last");
     let history = s.store.process_history("a".into(), "x.exe".into(), range).await.unwrap();
     assert_eq!((history.cpu_avg.clone(), history.rss_avg.clone()), (vec![None], vec![None]));
     s.store.close().await;

@@ -14,7 +14,7 @@ use dioxus::prelude::*;
 
 #[derive(Debug, Clone, PartialEq, Routable)]
 #[rustfmt::skip]
-pub enum Route {
+pub(crate) enum Route {
     #[layout(Shell)]
         #[route("/")]
         Fleet {},

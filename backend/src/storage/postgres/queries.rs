@@ -132,7 +132,7 @@ pub(crate) async fn latest_processes(
         "SELECT {EVENT_COLUMNS} FROM events
          WHERE agent_id = $1 AND event_type = 'proc' AND ts_ms = (
              SELECT max(ts_ms) FROM events WHERE agent_id = $1 AND event_type = 'proc')
-         ORDER BY cpu DESC, id"
+         ORDER BY cpu DESC NULLS LAST, id"
     );
     let processes: Vec<EventRow> =
         client.query(&sql, &[&agent_id]).await?.iter().map(event_row).collect();
