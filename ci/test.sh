@@ -46,7 +46,7 @@ setup() {
 # Every cargo call selects the whole workspace with the same features: cargo resolves features
 # per selection, so `-p x` here and `--workspace` there would compile shared dependencies twice.
 # The parts then pick their tests with nextest filters from the one build.
-ws=(--workspace --locked --features dashboard-serve/e2e)
+ws=(--workspace --locked --features dashboard-serve/e2e,tests/docker)
 tests() { cargo nextest run "${ws[@]}" --no-fail-fast "$@"; }
 
 part_fmt() { cargo fmt --all -- --check; }
