@@ -1,5 +1,6 @@
 //! Configuration: the seed's environment names first, flags for the non-secret ones.
 
+use crate::storage::Cutoffs;
 use clap::Parser;
 pub use protocol::Secret;
 use protocol::{DEV_API_TOKEN, DEV_HMAC_SECRET};
@@ -36,6 +37,30 @@ impl Credential {
             None => Ok(Self { values: vec![Secret::new(dev_default)], is_dev_default: true }),
         }
     }
+}
+
+/// How long each kind of row is kept; `None` keeps it for ever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Retention {
+    /// Raw events and batch ids, from when they were received.
+    pub(crate) raw: Option<Duration>,
+    /// Each tier's buckets (per minute, per hour), from their start on the agent's clock.
+    pub(crate) tiers: [Option<Duration>; 2],
+}
+
+impl Retention {
+    /// What a retention pass at `now_ms` removes.
+    pub(crate) fn cutoffs(self, now_ms: i64) -> Cutoffs {
+        let before = |keep: Option<Duration>| {
+            keep.map(|k| now_ms.saturating_sub(i64::try_from(k.as_millis()).unwrap_or(i64::MAX)))
+        };
+        Cutoffs { raw: before(self.raw), tiers: self.tiers.map(before) }
+    }
+}
+
+/// A number of days as a duration; 0 is none (kept for ever).
+fn days(n: u64) -> Option<Duration> {
+    (n > 0).then(|| Duration::from_secs(n.saturating_mul(86_400)))
 }
 
 /// Read from the environment only, never from flags.
@@ -118,9 +143,16 @@ pub struct Args {
     /// Largest request body in bytes; a larger one is refused with 413.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub(crate) max_body_bytes: usize,
-    /// Days of events kept; 0 keeps everything.
-    #[arg(long, env = "RETENTION_DAYS", default_value_t = 30)]
+    /// Days raw events are kept (every reading: `GET /api/events`, charts finer than a
+    /// minute); 0 keeps them all. Longer charts read the tiers.
+    #[arg(long, env = "RETENTION_DAYS", default_value_t = 7)]
     pub(crate) retention_days: u64,
+    /// Days the per-minute sums of metrics and processes are kept; 0 keeps them all.
+    #[arg(long, env = "RETENTION_1M_DAYS", default_value_t = 90)]
+    pub(crate) retention_1m_days: u64,
+    /// Days the per-hour sums are kept; 0 keeps them all.
+    #[arg(long, env = "RETENTION_1H_DAYS", default_value_t = 730)]
+    pub(crate) retention_1h_days: u64,
     /// Comma-separated host names (besides localhost, 127.0.0.1 and [::1]) that requests may
     /// name in `Host` while reads are open or the development credentials are in use.
     #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',')]
@@ -190,7 +222,7 @@ pub struct Settings {
     pub(crate) replay_ttl: Duration,
     pub(crate) replay_cache_max: usize,
     pub(crate) max_body_bytes: usize,
-    pub(crate) retention: Option<Duration>,
+    pub(crate) retention: Retention,
     pub(crate) cors_origins: Vec<String>,
     /// Plain text or JSON lines (`LOG_FORMAT`), as [`crate::telemetry::init`] takes it.
     pub log_format: LogFormat,
@@ -295,8 +327,10 @@ impl Settings {
             replay_ttl: Duration::from_secs(args.hmac_replay_ttl),
             replay_cache_max: args.replay_cache_max,
             max_body_bytes: args.max_body_bytes,
-            retention: (args.retention_days > 0)
-                .then(|| Duration::from_secs(args.retention_days * 86_400)),
+            retention: Retention {
+                raw: days(args.retention_days),
+                tiers: [days(args.retention_1m_days), days(args.retention_1h_days)],
+            },
             cors_origins: args.cors_origins,
             log_format: args.log_format,
             synchronous: args.sqlite_synchronous,

@@ -6,7 +6,7 @@ use crate::live::Hub;
 use crate::metrics::Metrics;
 use crate::routes::{self, AppState};
 use crate::security::Security;
-use crate::settings::Settings;
+use crate::settings::{Retention, Settings};
 use crate::storage::postgres::PgStorage;
 use crate::storage::sqlite::SqliteStorage;
 use crate::storage::{self, Store};
@@ -30,7 +30,7 @@ pub struct Application {
     router: Router,
     storage: Arc<dyn Store>,
     shutdown: watch::Sender<bool>,
-    retention: Option<Duration>,
+    retention: Retention,
     limits: crate::serve::Limits,
 }
 
@@ -181,12 +181,11 @@ fn warn_about_unsafe_settings(settings: &Settings) {
 }
 
 #[tracing::instrument(skip_all)]
-async fn prune_forever(storage: Arc<dyn Store>, retention: Option<Duration>) {
+async fn prune_forever(storage: Arc<dyn Store>, retention: Retention) {
     let mut every = tokio::time::interval(PRUNE_EVERY);
     loop {
         every.tick().await;
-        let before = retention.map(|r| now_ms() - i64::try_from(r.as_millis()).unwrap_or(i64::MAX));
-        match storage::prune(&*storage, before).await {
+        match storage::prune(&*storage, retention.cutoffs(now_ms())).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "retention removed old events"),
             Err(e) => tracing::warn!(error = %chain(&e), "retention pass failed; will retry"),

@@ -2,7 +2,7 @@
 //! writers (SQLite's thread, PostgreSQL's task) group the queued jobs into one transaction and
 //! answer each only after that transaction commits.
 
-use super::{IngestOutcome, Pruned, StorageError};
+use super::{Cutoffs, IngestOutcome, Pruned, StorageError};
 use crate::live::Hub;
 use crate::metrics::Metrics;
 use crate::security::Verified;
@@ -43,9 +43,8 @@ pub enum Job {
     },
     /// One retention step (see [`super::Store::prune_step`]).
     Prune {
-        /// Events and batch ids received before this (unix ms) go; `None` (retention off) keeps
-        /// them.
-        before_ms: Option<i64>,
+        /// What goes: raw events and batch ids, and each tier's old buckets.
+        cutoffs: Cutoffs,
         /// Answered with what the step removed.
         reply: Reply<Pruned>,
     },

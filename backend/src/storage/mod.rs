@@ -3,6 +3,7 @@
 
 pub mod jobs;
 pub(crate) mod postgres;
+pub(crate) mod rollup;
 pub(crate) mod sqlite;
 
 pub use postgres::create_database;
@@ -202,6 +203,24 @@ pub(crate) fn push_history(h: &mut ProcessHistory, range: Range, bucket: i64, v:
     h.rss_avg.push(rss_avg);
 }
 
+/// What one retention pass removes: each kind of row from before its time (unix ms); `None`
+/// keeps that kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cutoffs {
+    /// Raw events and batch ids, by when they were received.
+    pub raw: Option<i64>,
+    /// Each tier's buckets, in [`rollup::TIERS`] order, by where they start on the agent's clock.
+    pub tiers: [Option<i64>; 2],
+}
+
+impl Cutoffs {
+    /// Raw events and batch ids only.
+    #[cfg(test)]
+    pub(crate) fn raw(before_ms: Option<i64>) -> Self {
+        Self { raw: before_ms, tiers: [None; 2] }
+    }
+}
+
 /// Rows deleted per retention step, so pruning never holds the write lock for long.
 pub(crate) const PRUNE_CHUNK: usize = 5000;
 
@@ -250,10 +269,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     }
     /// Runs a trivial read the way every read runs: proves reads can be served.
     fn ping_read(&self) -> StoreFuture<'_, ()>;
-    /// Deletes up to [`PRUNE_CHUNK`] batches (or events) ingested before `before_ms`, as many
+    /// Deletes up to [`PRUNE_CHUNK`] batches (or events) ingested before `cutoffs.raw`, as many
     /// batch ids received before it, and expired signatures.
-    fn prune_step(&self, before_ms: Option<i64>) -> StoreFuture<'_, Pruned> {
-        Box::pin(submit(self.jobs(), move |reply| Job::Prune { before_ms, reply }))
+    fn prune_step(&self, cutoffs: Cutoffs) -> StoreFuture<'_, Pruned> {
+        Box::pin(submit(self.jobs(), move |reply| Job::Prune { cutoffs, reply }))
     }
     /// Newest first by id, which is insertion order.
     fn events(&self, filter: EventFilter) -> StoreFuture<'_, Vec<EventRow>>;
@@ -279,12 +298,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn close(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
-/// Removes everything older than `before_ms` in short steps, letting ingest commits go between
+/// Removes everything older than its cutoff in short steps, letting ingest commits go between
 /// two of them.
-pub async fn prune(store: &dyn Store, before_ms: Option<i64>) -> Result<usize, StorageError> {
+pub(crate) async fn prune(store: &dyn Store, cutoffs: Cutoffs) -> Result<usize, StorageError> {
     let mut total = 0;
     loop {
-        let step = store.prune_step(before_ms).await?;
+        let step = store.prune_step(cutoffs).await?;
         total += step.events;
         if !step.more {
             return Ok(total);

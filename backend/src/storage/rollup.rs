@@ -128,10 +128,6 @@ impl Rollup {
             }
         }
     }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.metrics.is_empty() && self.procs.is_empty()
-    }
 }
 
 #[cfg(test)]

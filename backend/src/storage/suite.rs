@@ -5,7 +5,7 @@
 use super::postgres::PgStorage;
 use super::sqlite::SqliteStorage;
 use super::sqlite::backlog::FlushPolicy;
-use super::{EventFilter, PRUNE_CHUNK, Range, StorageError, Store, prune};
+use super::{Cutoffs, EventFilter, PRUNE_CHUNK, Range, StorageError, Store, prune};
 use crate::clock::now_ms;
 use crate::live::{Hub, LiveFrame};
 use crate::security::Verified;
@@ -92,6 +92,7 @@ every_store!(
     a_batch_id_is_stored_once,
     agents_keep_their_latest_metric_and_learn_their_interval,
     series_and_processes_come_from_the_agents_own_clock,
+    long_charts_read_the_tiers_and_late_batches_join_their_bucket,
     figures_left_out_stay_gaps_and_other_types_are_kept,
     clearing_one_agent_leaves_the_others,
     a_clear_right_after_a_batch_leaves_no_agent_behind,
@@ -238,6 +239,44 @@ async fn series_and_processes_come_from_the_agents_own_clock(s: Subject) {
     s.store.close().await;
 }
 
+/// Charts with a step of a minute or more read the tiers: the averages and maxima the readings
+/// give, a late batch in the bucket of its own time, old buckets pruned tier by tier, and
+/// nothing left after a clear.
+async fn long_charts_read_the_tiers_and_late_batches_join_their_bucket(s: Subject) {
+    const HOUR: i64 = 3_600_000;
+    // Two hours of readings every 10 minutes; the sixth arrives last, from a queue.
+    for i in (0..12).filter(|i| *i != 5).chain([5]) {
+        let cpu = 0.05 * i as f64;
+        put(&s, batch("a", T0 + i * 600_000, cpu, &[("x.exe", cpu / 5.0)])).await;
+    }
+    let close = |got: &[Option<f64>], want: &[f64]| {
+        got.len() == want.len()
+            && got.iter().zip(want).all(|(g, w)| g.is_some_and(|g| (g - w).abs() < 1e-9))
+    };
+    let hourly = Range { from_ms: T0, to_ms: T0 + 2 * HOUR, step_ms: HOUR };
+    let series = s.store.series("a".into(), hourly).await.unwrap();
+    assert!(close(&series.cpu_avg, &[0.125, 0.425]), "{series:?}");
+    assert!(close(&series.cpu_max, &[0.25, 0.55]) && close(&series.mem_used, &[3000.0; 2]));
+    let history = s.store.process_history("a".into(), "x.exe".into(), hourly).await.unwrap();
+    assert!(close(&history.cpu_avg, &[0.025, 0.085]) && close(&history.rss_avg, &[4096.0; 2]));
+    let twenty_min = Range { step_ms: 1_200_000, ..hourly };
+    let series = s.store.series("a".into(), twenty_min).await.unwrap();
+    assert!(close(&series.cpu_avg, &[0.025, 0.125, 0.225, 0.325, 0.425, 0.525]), "{series:?}");
+
+    // The per-minute tier keeps the second hour, the hourly one both.
+    let cutoffs = Cutoffs { raw: Some(now_ms() + 1_000), tiers: [Some(T0 + HOUR), None] };
+    prune(&*s.store, cutoffs).await.unwrap();
+    let series = s.store.series("a".into(), twenty_min).await.unwrap();
+    assert_eq!(series.t, [3, 4, 5].map(|k| (T0 + k * 1_200_000) / 1000));
+    assert_eq!(s.store.series("a".into(), hourly).await.unwrap().t.len(), 2);
+
+    s.store.clear(Some("a".into())).await.unwrap();
+    assert!(s.store.series("a".into(), hourly).await.unwrap().t.is_empty());
+    let history = s.store.process_history("a".into(), "x.exe".into(), hourly).await.unwrap();
+    assert!(history.t.is_empty());
+    s.store.close().await;
+}
+
 /// The seed's clients may leave any figure out and send types of their own.
 async fn figures_left_out_stay_gaps_and_other_types_are_kept(s: Subject) {
     let mut b = batch("a", T0, 0.0, &[]);
@@ -307,9 +346,9 @@ async fn retention_removes_old_events_in_steps(s: Subject) {
     for i in 0..6 {
         put(&s, batch("a", T0 + i * 5_000, 0.1, &procs)).await;
     }
-    assert_eq!(prune(&*s.store, Some(now_ms() - 3_600_000)).await.unwrap(), 0);
+    assert_eq!(prune(&*s.store, Cutoffs::raw(Some(now_ms() - 3_600_000))).await.unwrap(), 0);
     // Everything ingested before a moment from now: all of it, more than one step's worth.
-    let removed = prune(&*s.store, Some(now_ms() + 1_000)).await.unwrap();
+    let removed = prune(&*s.store, Cutoffs::raw(Some(now_ms() + 1_000))).await.unwrap();
     assert_eq!(removed, 6_000);
     assert!(removed > PRUNE_CHUNK);
     assert!(s.store.events(filter(None, None, None, 10)).await.unwrap().is_empty());
@@ -329,7 +368,7 @@ async fn batch_ids_that_outlive_their_events_are_pruned_in_steps(s: Subject) {
     let ts_ms = first.validate().unwrap();
     let again = s.store.ingest(first.clone(), ts_ms, verified()).await.unwrap();
     assert!(again.duplicate, "a clear keeps the batch ids, so a late retry stays harmless");
-    assert_eq!(prune(&*s.store, Some(now_ms() + 1_000)).await.unwrap(), 0);
+    assert_eq!(prune(&*s.store, Cutoffs::raw(Some(now_ms() + 1_000))).await.unwrap(), 0);
     // All forgotten, the last one too: the same batches are new again.
     assert_eq!(put(&s, first.clone()).await, 1);
     assert_eq!(put(&s, last.clone()).await, 1);
@@ -357,10 +396,10 @@ async fn on_postgres_expired_signatures_are_pruned_in_steps() {
     let count = || async {
         client.query_one("SELECT count(*) FROM replay_guard", &[]).await.unwrap().get::<_, i64>(0)
     };
-    let step = s.store.prune_step(None).await.unwrap();
+    let step = s.store.prune_step(Cutoffs::default()).await.unwrap();
     assert_eq!((step.events, step.more), (0, true));
     assert_eq!(count().await, (backlog - PRUNE_CHUNK + 1) as i64, "one chunk a step");
-    assert_eq!(prune(&*s.store, None).await.unwrap(), 0);
+    assert_eq!(prune(&*s.store, Cutoffs::default()).await.unwrap(), 0);
     assert_eq!(count().await, 1, "every expired one went, the live one stayed");
     s.store.close().await;
 }

@@ -4,6 +4,7 @@
 mod listen;
 mod pool;
 pub(crate) mod queries;
+mod rollups;
 mod schema;
 mod writer;
 

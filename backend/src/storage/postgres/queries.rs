@@ -1,6 +1,7 @@
 //! Read queries, the SQLite ones in PostgreSQL's dialect.
 
 use crate::clock::format_ms;
+use crate::storage::rollup::tier_for;
 use crate::storage::{
     EVENT_COLUMNS, EventFilter, Range, empty_history, empty_series, liveness, push_history,
     push_series,
@@ -103,7 +104,11 @@ pub(crate) async fn agent_exists(client: &Client, agent_id: &str) -> Result<bool
     Ok(client.query_opt("SELECT 1 FROM agents WHERE agent_id = $1", &[&agent_id]).await?.is_some())
 }
 
+/// From a tier when the step allows one, otherwise from every reading.
 pub(crate) async fn series(client: &Client, agent_id: &str, range: Range) -> Result<Series, Error> {
+    if let Some(tier) = tier_for(range.step_ms) {
+        return super::rollups::series(client, agent_id, range, tier).await;
+    }
     let rows = client
         .query(
             "SELECT (ts_ms - $2) / $4 AS bucket, avg(cpu), max(cpu),
@@ -140,12 +145,16 @@ pub(crate) async fn latest_processes(
     Ok(ProcessesResponse { agent_id: agent_id.to_owned(), ts, processes })
 }
 
+/// From a tier when the step allows one, otherwise from every reading.
 pub(crate) async fn process_history(
     client: &Client,
     agent_id: &str,
     name: &str,
     range: Range,
 ) -> Result<ProcessHistory, Error> {
+    if let Some(tier) = tier_for(range.step_ms) {
+        return super::rollups::process_history(client, agent_id, name, range, tier).await;
+    }
     let rows = client
         .query(
             "SELECT (ts_ms - $3) / $5 AS bucket, avg(cpu), max(cpu), avg(rss)::float8

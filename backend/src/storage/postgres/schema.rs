@@ -4,7 +4,8 @@
 use tokio_postgres::Client;
 
 /// Each entry runs once, in order, inside one transaction with the version bump.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
     CREATE TABLE events (
         id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
         agent_id    TEXT    NOT NULL,
@@ -62,7 +63,64 @@ const MIGRATIONS: &[&str] = &[r"
         expires_ms BIGINT NOT NULL
     );
     CREATE INDEX replay_guard_by_expiry ON replay_guard(expires_ms);
-    "];
+    ",
+    // 2: the tiers (see `storage/rollup.rs`), filled from the events already stored.
+    r"
+    CREATE TABLE metric_rollups (
+        agent_id       TEXT   NOT NULL,
+        tier_ms        BIGINT NOT NULL,
+        bucket_ms      BIGINT NOT NULL,
+        cpu_sum        DOUBLE PRECISION NOT NULL,
+        cpu_n          BIGINT NOT NULL,
+        cpu_max        DOUBLE PRECISION,
+        mem_used_sum   DOUBLE PRECISION NOT NULL,
+        mem_used_n     BIGINT NOT NULL,
+        mem_total_sum  DOUBLE PRECISION NOT NULL,
+        mem_total_n    BIGINT NOT NULL,
+        disk_used_sum  DOUBLE PRECISION NOT NULL,
+        disk_used_n    BIGINT NOT NULL,
+        disk_total_sum DOUBLE PRECISION NOT NULL,
+        disk_total_n   BIGINT NOT NULL,
+        rx_sum         DOUBLE PRECISION NOT NULL,
+        rx_n           BIGINT NOT NULL,
+        tx_sum         DOUBLE PRECISION NOT NULL,
+        tx_n           BIGINT NOT NULL,
+        PRIMARY KEY (agent_id, tier_ms, bucket_ms)
+    );
+    CREATE INDEX metric_rollups_by_time ON metric_rollups(tier_ms, bucket_ms);
+    CREATE TABLE proc_rollups (
+        agent_id  TEXT   NOT NULL,
+        tier_ms   BIGINT NOT NULL,
+        name      TEXT   NOT NULL,
+        bucket_ms BIGINT NOT NULL,
+        cpu_sum   DOUBLE PRECISION NOT NULL,
+        cpu_n     BIGINT NOT NULL,
+        cpu_max   DOUBLE PRECISION,
+        rss_sum   DOUBLE PRECISION NOT NULL,
+        rss_n     BIGINT NOT NULL,
+        PRIMARY KEY (agent_id, tier_ms, name, bucket_ms)
+    );
+    CREATE INDEX proc_rollups_by_time ON proc_rollups(tier_ms, bucket_ms);
+
+    INSERT INTO metric_rollups
+        SELECT agent_id, t.ms, ts_ms - ts_ms % t.ms, coalesce(sum(cpu), 0), count(cpu), max(cpu),
+               coalesce(sum(mem_total - mem_free), 0), count(mem_total - mem_free),
+               coalesce(sum(mem_total), 0), count(mem_total),
+               coalesce(sum(disk_total - disk_free), 0), count(disk_total - disk_free),
+               coalesce(sum(disk_total), 0), count(disk_total),
+               coalesce(sum(net_rx_bps), 0), count(net_rx_bps),
+               coalesce(sum(net_tx_bps), 0), count(net_tx_bps)
+        FROM events, (VALUES (60000::bigint), (3600000::bigint)) t(ms)
+        WHERE event_type = 'metric'
+        GROUP BY agent_id, t.ms, ts_ms - ts_ms % t.ms;
+    INSERT INTO proc_rollups
+        SELECT agent_id, t.ms, proc_name, ts_ms - ts_ms % t.ms, coalesce(sum(cpu), 0),
+               count(cpu), max(cpu), coalesce(sum(rss), 0), count(rss)
+        FROM events, (VALUES (60000::bigint), (3600000::bigint)) t(ms)
+        WHERE event_type = 'proc' AND proc_name IS NOT NULL
+        GROUP BY agent_id, t.ms, proc_name, ts_ms - ts_ms % t.ms;
+    ",
+];
 
 /// Any constant: replicas starting together take this lock so that one migrates at a time.
 const MIGRATION_LOCK: i64 = 0x7e1e_3e7a;

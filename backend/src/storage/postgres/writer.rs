@@ -8,7 +8,7 @@ use crate::clock::{format_ms, now_ms};
 use crate::live::Hub;
 use crate::metrics::Metrics;
 use crate::storage::jobs::{Applied, Columns, Job, take_group};
-use crate::storage::{IngestOutcome, PRUNE_CHUNK, Pruned, StorageError};
+use crate::storage::{Cutoffs, IngestOutcome, PRUNE_CHUNK, Pruned, StorageError};
 use crate::telemetry::chain;
 use protocol::{IngestBatch, Secret};
 use serde::{Deserialize, Serialize};
@@ -271,7 +271,7 @@ async fn try_group(
                 notify(&tx, st, &cleared).await?;
                 Ok(Applied::Count(n))
             }
-            Job::Prune { before_ms, .. } => Ok(Applied::Pruned(prune(&tx, *before_ms, now).await?)),
+            Job::Prune { cutoffs, .. } => Ok(Applied::Pruned(prune(&tx, *cutoffs, now).await?)),
             Job::Ingest { .. } | Job::Ping { .. } | Job::Shutdown => Ok(Applied::Unit),
         };
         outcomes.push(outcome);
@@ -285,6 +285,7 @@ async fn try_group(
         stored.iter().map(|(batch, ts_ms)| update_agent(&tx, st, batch, *ts_ms, now)),
     )
     .await?;
+    super::rollups::write(&tx, &stored).await?;
     announce(&tx, st, &origin, &mut announced).await?;
     tx.commit().await.map_err(|e| GroupError::Unknown(Some(e)))?;
     Ok(outcomes)
@@ -435,6 +436,7 @@ async fn clear(tx: &Transaction<'_>, agent_id: Option<&str>) -> Result<usize, St
             n
         }
     };
+    super::rollups::clear(tx, agent_id).await?;
     Ok(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
@@ -442,11 +444,7 @@ async fn clear(tx: &Transaction<'_>, agent_id: Option<&str>) -> Result<usize, St
 /// never wait on a large delete (a minute's expired signatures in one statement were 180,000
 /// rows at 3,000 requests/s). Rows another replica is deleting at the same time are skipped,
 /// not waited for.
-async fn prune(
-    tx: &Transaction<'_>,
-    before_ms: Option<i64>,
-    now: i64,
-) -> Result<Pruned, StorageError> {
+async fn prune(tx: &Transaction<'_>, cutoffs: Cutoffs, now: i64) -> Result<Pruned, StorageError> {
     let chunk = PRUNE_CHUNK as i64;
     let signatures = tx
         .execute(
@@ -456,7 +454,9 @@ async fn prune(
             &[&now, &chunk],
         )
         .await?;
-    let Some(before) = before_ms else { return Ok(Pruned::of(0, &[signatures])) };
+    let mut deleted = super::rollups::prune(tx, cutoffs.tiers).await?;
+    deleted.push(signatures);
+    let Some(before) = cutoffs.raw else { return Ok(Pruned::of(0, &deleted)) };
     let ids = tx
         .execute(
             "DELETE FROM batches WHERE (batch_id, agent_id) IN
@@ -476,7 +476,8 @@ async fn prune(
         )
         .await?;
     let n = usize::try_from(events).unwrap_or(usize::MAX);
-    Ok(Pruned::of(n, &[signatures, ids, events]))
+    deleted.extend([ids, events]);
+    Ok(Pruned::of(n, &deleted))
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 
 use super::agents::Agents;
 use super::write_transaction;
+use crate::storage::rollup::{ProcReading, Rollup};
 use protocol::{Event, EventKind, IngestBatch};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -73,6 +74,8 @@ pub(crate) struct Entry {
     pub kinds: i64,
     /// The batch's metric events with their ids, for the series.
     pub metrics: Vec<(i64, Event)>,
+    /// Its process readings, for the tiers and the histories read from them.
+    pub procs: Vec<ProcReading>,
     ingested_ms: i64,
     logged: Instant,
 }
@@ -89,6 +92,7 @@ impl Entry {
             ts_ms,
             kinds: kinds(events),
             metrics,
+            procs: events.iter().filter_map(ProcReading::of).collect(),
             ingested_ms,
             logged: Instant::now(),
         }
@@ -294,6 +298,7 @@ impl IndexBacklog {
                 )?;
                 conn.execute("DELETE FROM agent_batches WHERE agent_id = ?1", [agent])?;
                 conn.execute("DELETE FROM agent_metrics WHERE agent_id = ?1", [agent])?;
+                super::rollups::clear(conn, Some(agent))?;
                 n
             }
             None => {
@@ -304,6 +309,7 @@ impl IndexBacklog {
                 conn.execute_batch(
                     "DELETE FROM batch_log; DELETE FROM agent_batches; DELETE FROM agent_metrics;",
                 )?;
+                super::rollups::clear(conn, None)?;
                 n
             }
         };
@@ -411,6 +417,12 @@ impl IndexBacklog {
                         m.net_tx_bps
                     ])?;
                 }
+                let mut rollup = Rollup::default();
+                for e in entries {
+                    e.metrics.iter().for_each(|(_, m)| rollup.add_metric(e.ts_ms, m));
+                    e.procs.iter().for_each(|p| rollup.add_proc(e.ts_ms, p));
+                }
+                super::rollups::write(tx, agent, &rollup)?;
                 agents.write_row(tx, agent)?;
             }
             tx.prepare_cached("UPDATE log_state SET floor = ?1, next_id = ?2")?

@@ -6,6 +6,7 @@
 mod agents;
 pub(crate) mod backlog;
 pub(crate) mod queries;
+mod rollups;
 pub(crate) mod schema;
 pub(crate) mod writer;
 
@@ -285,7 +286,10 @@ mod tests {
         let storage = SqliteStorage::open(&path, Synchronous::Normal, Hub::new(4), metrics.clone())
             .unwrap()
             .storage;
-        let removed = crate::storage::prune(&storage, Some(now - 86_400_000)).await.unwrap();
+        let removed =
+            crate::storage::prune(&storage, crate::storage::Cutoffs::raw(Some(now - 86_400_000)))
+                .await
+                .unwrap();
         assert_eq!(removed, 400);
         let index: i64 = conn
             .query_row("SELECT count(*) FROM agent_batches WHERE agent_id = 'old'", [], |r| {

@@ -3,10 +3,12 @@
 //! gained since is found below [`BacklogView::boundary`] and not counted twice).
 
 use super::backlog::{BacklogView, KIND_METRIC, KIND_OTHER, KIND_PROC, decode};
+use super::rollups;
 use crate::clock::format_ms;
 use crate::storage::jobs::Columns;
+use crate::storage::rollup::{MetricSums, ProcSums, Sum, metric_values, tier_for};
 use crate::storage::{EventFilter, Range, empty_history, empty_series, push_history, push_series};
-use protocol::{Event, EventRow, IngestBatch, ProcessHistory, ProcessesResponse, Series};
+use protocol::{EventRow, IngestBatch, ProcessHistory, ProcessesResponse, Series};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -157,66 +159,26 @@ pub(crate) fn events(
     Ok(out)
 }
 
-/// Sums, counts and maxima of one bucket, so that the index's part (summed in SQL) and the
-/// waiting batches' part add up before the averages are taken.
-#[derive(Debug, Default, Clone, Copy)]
-struct Acc {
-    sum: f64,
-    n: f64,
-    max: Option<f64>,
-}
-
-impl Acc {
-    fn add(&mut self, v: Option<f64>) {
-        if let Some(v) = v {
-            self.sum += v;
-            self.n += 1.0;
-            self.max = Some(self.max.map_or(v, |m| m.max(v)));
-        }
-    }
-
-    fn merge(&mut self, sum: Option<f64>, n: f64, max: Option<f64>) {
-        self.sum += sum.unwrap_or(0.0);
-        self.n += n;
-        self.max = match (self.max, max) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
-    }
-
-    fn avg(self) -> Option<f64> {
-        (self.n > 0.0).then(|| self.sum / self.n)
-    }
-}
-
-/// cpu, memory used and total, disk used and total, network in and out.
-type MetricAcc = [Acc; 7];
-
-fn metric_values(m: &Event) -> [Option<f64>; 7] {
-    let f = |v: Option<u64>| v.map(|v| v as f64);
-    let used = |total: Option<u64>, free: Option<u64>| Some(total? as f64 - free? as f64);
-    [
-        m.cpu,
-        used(m.mem_total, m.mem_free),
-        f(m.mem_total),
-        used(m.disk_total, m.disk_free),
-        f(m.disk_total),
-        m.net_rx_bps,
-        m.net_tx_bps,
-    ]
-}
-
 fn bucket_of(range: Range, ts_ms: i64) -> Option<i64> {
     (range.from_ms..range.to_ms).contains(&ts_ms).then(|| (ts_ms - range.from_ms) / range.step_ms)
 }
 
+/// A sum from SQL: `sum()` is NULL over no rows.
+fn summed(r: &Row<'_>, at: usize, max: Option<f64>) -> rusqlite::Result<Sum> {
+    Ok(Sum { sum: r.get::<_, Option<f64>>(at)?.unwrap_or(0.0), n: r.get(at + 1)?, max })
+}
+
+/// From a tier when the step allows one, otherwise from every reading.
 pub(crate) fn series(
     conn: &Connection,
     agent_id: &str,
     backlog: &BacklogView,
     range: Range,
 ) -> rusqlite::Result<Series> {
-    let mut buckets: BTreeMap<i64, MetricAcc> = BTreeMap::new();
+    if let Some(tier) = tier_for(range.step_ms) {
+        return rollups::series(conn, agent_id, backlog, range, tier);
+    }
+    let mut buckets: BTreeMap<i64, MetricSums> = BTreeMap::new();
     let mut stmt = conn.prepare_cached(
         "SELECT (ts_ms - ?2) / ?4 AS bucket,
                 sum(cpu), count(cpu), max(cpu),
@@ -237,24 +199,24 @@ pub(crate) fn series(
         backlog.boundary()
     ])?;
     while let Some(r) = rows.next()? {
-        let acc = buckets.entry(r.get(0)?).or_default();
-        acc[0].merge(r.get(1)?, r.get(2)?, r.get(3)?);
-        for (i, a) in acc.iter_mut().enumerate().skip(1) {
-            a.merge(r.get(2 + 2 * i)?, r.get(3 + 2 * i)?, None);
+        let sums = buckets.entry(r.get(0)?).or_default();
+        sums[0].merge(summed(r, 1, r.get(3)?)?);
+        for (i, s) in sums.iter_mut().enumerate().skip(1) {
+            s.merge(summed(r, 2 + 2 * i, None)?);
         }
     }
     for e in &backlog.entries {
         let Some(bucket) = bucket_of(range, e.ts_ms) else { continue };
         for (_, m) in &e.metrics {
-            let acc = buckets.entry(bucket).or_default();
-            for (a, v) in acc.iter_mut().zip(metric_values(m)) {
-                a.add(v);
+            let sums = buckets.entry(bucket).or_default();
+            for (s, v) in sums.iter_mut().zip(metric_values(m)) {
+                s.add(v);
             }
         }
     }
     let mut s = empty_series(agent_id, range);
     for (bucket, [cpu, rest @ ..]) in buckets {
-        let [mem_used, mem_total, disk_used, disk_total, rx, tx] = rest.map(Acc::avg);
+        let [mem_used, mem_total, disk_used, disk_total, rx, tx] = rest.map(Sum::avg);
         push_series(
             &mut s,
             range,
@@ -317,6 +279,7 @@ pub(crate) fn latest_processes(
     Ok(out)
 }
 
+/// From a tier when the step allows one, otherwise from every reading.
 pub(crate) fn process_history(
     conn: &Connection,
     agent_id: &str,
@@ -324,7 +287,10 @@ pub(crate) fn process_history(
     name: &str,
     range: Range,
 ) -> rusqlite::Result<ProcessHistory> {
-    let mut buckets: BTreeMap<i64, [Acc; 2]> = BTreeMap::new();
+    if let Some(tier) = tier_for(range.step_ms) {
+        return rollups::process_history(conn, agent_id, backlog, name, range, tier);
+    }
+    let mut buckets: BTreeMap<i64, ProcSums> = BTreeMap::new();
     for b in proc_batches(conn, agent_id, backlog, range.from_ms, range.to_ms)? {
         let Some(bucket) = bucket_of(range, b.ts_ms) else { continue };
         for p in decode::<Vec<ProcReading<'_>>>(&b.events)? {

@@ -201,6 +201,62 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE agent_metrics;
     ALTER TABLE agent_metrics_v5 RENAME TO agent_metrics;
     ",
+    // 6: the tiers (see `storage/rollup.rs`): sums per agent and minute, and per hour, of the
+    // metrics and of each process, kept longer than the raw batches. Filled here from what is
+    // indexed; the batches above the floor are summed when the restarted backend indexes them.
+    r"
+    CREATE TABLE metric_rollups (
+        agent_id       TEXT    NOT NULL,
+        tier_ms        INTEGER NOT NULL,
+        bucket_ms      INTEGER NOT NULL,
+        cpu_sum        REAL    NOT NULL,
+        cpu_n          INTEGER NOT NULL,
+        cpu_max        REAL,
+        mem_used_sum   REAL    NOT NULL,
+        mem_used_n     INTEGER NOT NULL,
+        mem_total_sum  REAL    NOT NULL,
+        mem_total_n    INTEGER NOT NULL,
+        disk_used_sum  REAL    NOT NULL,
+        disk_used_n    INTEGER NOT NULL,
+        disk_total_sum REAL    NOT NULL,
+        disk_total_n   INTEGER NOT NULL,
+        rx_sum         REAL    NOT NULL,
+        rx_n           INTEGER NOT NULL,
+        tx_sum         REAL    NOT NULL,
+        tx_n           INTEGER NOT NULL,
+        PRIMARY KEY (agent_id, tier_ms, bucket_ms)
+    ) WITHOUT ROWID;
+    CREATE TABLE proc_rollups (
+        agent_id  TEXT    NOT NULL,
+        tier_ms   INTEGER NOT NULL,
+        name      TEXT    NOT NULL,
+        bucket_ms INTEGER NOT NULL,
+        cpu_sum   REAL    NOT NULL,
+        cpu_n     INTEGER NOT NULL,
+        cpu_max   REAL,
+        rss_sum   REAL    NOT NULL,
+        rss_n     INTEGER NOT NULL,
+        PRIMARY KEY (agent_id, tier_ms, name, bucket_ms)
+    ) WITHOUT ROWID;
+
+    INSERT INTO metric_rollups
+        SELECT agent_id, t.ms, ts_ms - ts_ms % t.ms, total(cpu), count(cpu), max(cpu),
+               total(mem_total - mem_free), count(mem_total - mem_free),
+               total(mem_total), count(mem_total),
+               total(disk_total - disk_free), count(disk_total - disk_free),
+               total(disk_total), count(disk_total),
+               total(net_rx_bps), count(net_rx_bps), total(net_tx_bps), count(net_tx_bps)
+        FROM agent_metrics, (SELECT 60000 AS ms UNION ALL SELECT 3600000) t
+        GROUP BY agent_id, t.ms, ts_ms - ts_ms % t.ms;
+    INSERT INTO proc_rollups
+        SELECT b.agent_id, t.ms, e.value ->> 'name', b.ts_ms - b.ts_ms % t.ms,
+               total(e.value ->> 'cpu'), count(e.value ->> 'cpu'), max(e.value ->> 'cpu'),
+               total(e.value ->> 'rss'), count(e.value ->> 'rss')
+        FROM batch_log b, json_each(b.events) e, (SELECT 60000 AS ms UNION ALL SELECT 3600000) t
+        WHERE b.first_id < (SELECT floor FROM log_state) AND b.kinds & 2 != 0
+          AND e.value ->> 'type' = 'proc' AND e.value ->> 'name' IS NOT NULL
+        GROUP BY 1, 2, 3, 4;
+    ",
 ];
 
 const WRITER_CACHE_KIB: i64 = 16 * 1024;
@@ -281,7 +337,7 @@ mod tests {
     }
 
     #[test]
-    fn a_version_2_database_keeps_its_events_and_their_ids_in_the_log() {
+    fn a_version_2_database_keeps_its_events_and_their_ids_in_the_log_and_fills_the_tiers() {
         let (_dir, path, conn) = database_at(2);
         conn.execute_batch(
             "INSERT INTO events(id, agent_id, ts, ts_ms, platform, event_type, cpu, mem_free,
@@ -320,6 +376,17 @@ mod tests {
             .unwrap();
         let parsed: Vec<protocol::Event> = serde_json::from_str(&events).unwrap();
         assert!(matches!(&parsed[..], [p] if p.is_proc() && p.name.as_deref() == Some("x.exe")));
+        // Both tiers are filled from what was there.
+        let tiers = |sql: &str| -> Vec<(i64, i64, f64)> {
+            let mut stmt = conn.prepare(sql).unwrap();
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
+            rows.collect::<Result<_, _>>().unwrap()
+        };
+        let metric = "SELECT tier_ms, bucket_ms, cpu_sum FROM metric_rollups ORDER BY tier_ms";
+        assert_eq!(tiers(metric), [(60_000, 0, 0.25), (3_600_000, 0, 0.25)]);
+        let proc = "SELECT tier_ms, rss_n, cpu_max FROM proc_rollups WHERE name = 'x.exe'
+                    ORDER BY tier_ms";
+        assert_eq!(tiers(proc), [(60_000, 1, 0.5), (3_600_000, 1, 0.5)]);
     }
 
     #[test]

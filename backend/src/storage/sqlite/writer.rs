@@ -11,7 +11,7 @@ use crate::live::Hub;
 use crate::metrics::Metrics;
 use crate::security::Verified;
 use crate::storage::jobs::{Applied, Columns, Job, take_group};
-use crate::storage::{IngestOutcome, PRUNE_CHUNK, Pruned, StorageError};
+use crate::storage::{Cutoffs, IngestOutcome, PRUNE_CHUNK, Pruned, StorageError};
 use crate::telemetry::chain;
 use protocol::{EventRow, IngestBatch};
 use rusqlite::{Connection, params};
@@ -85,7 +85,7 @@ fn commit_group(w: &mut Writer, jobs: Vec<Job>) {
     // Retention prunes only indexed batches, so what it would prune goes into the index first
     // (with a cutoff days back, nothing waits that long).
     for job in &jobs {
-        if let Job::Prune { before_ms: Some(before), .. } = job {
+        if let Job::Prune { cutoffs: Cutoffs { raw: Some(before), .. }, .. } = job {
             flush(w, Due::IngestedBefore(*before));
         }
     }
@@ -154,7 +154,7 @@ fn apply(
             agents.clear(agent_id.as_deref());
             Ok(Applied::Count(n))
         }
-        Job::Prune { before_ms, .. } => prune(conn, backlog, *before_ms).map(Applied::Pruned),
+        Job::Prune { cutoffs, .. } => prune(conn, backlog, *cutoffs).map(Applied::Pruned),
         Job::Ping { .. } | Job::Shutdown => Ok(Applied::Unit),
     }
 }
@@ -221,13 +221,13 @@ fn forget_expired_signatures(conn: &Connection, now: i64) -> rusqlite::Result<()
 }
 
 /// Removes the oldest batches, up to [`PRUNE_CHUNK`] of them, with their index entries; only
-/// below the floor, where every batch is indexed. (Expired signatures go with each commit.)
-fn prune(
-    conn: &Connection,
-    backlog: &IndexBacklog,
-    before_ms: Option<i64>,
-) -> rusqlite::Result<Pruned> {
-    let Some(before) = before_ms else { return Ok(Pruned::default()) };
+/// below the floor, where every batch is indexed. Then old buckets of the tiers, a few agents'
+/// at a time. (Expired signatures go with each commit.)
+fn prune(conn: &Connection, backlog: &IndexBacklog, cutoffs: Cutoffs) -> rusqlite::Result<Pruned> {
+    let (_, tiers_left) = super::rollups::prune(conn, cutoffs.tiers)?;
+    let Some(before) = cutoffs.raw else {
+        return Ok(Pruned { more: tiers_left, ..Pruned::default() });
+    };
     // In chunks too: a day's batch ids in one statement would hold the writer for seconds.
     let ids = conn
         .prepare_cached(
@@ -266,7 +266,8 @@ fn prune(
         metrics.execute(params![agent, ts_ms, first_id, first_id + count])?;
         events += *count as usize;
     }
-    Ok(Pruned::of(events, &[ids as u64, gone.len() as u64]))
+    let raw = Pruned::of(events, &[ids as u64, gone.len() as u64]);
+    Ok(Pruned { more: raw.more || tiers_left, ..raw })
 }
 
 /// The signatures the replay guard must still refuse after a restart.
