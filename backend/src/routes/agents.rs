@@ -58,9 +58,21 @@ impl RangeQuery {
         }
         let min_step_s = (span + MAX_POINTS * 1000 - 1) / (MAX_POINTS * 1000);
         // Both bounds keep `step * 1000` far from overflow (it wrapped to 0 in release).
-        let step_s = self.step.unwrap_or(0).max(min_step_s).max(1);
+        let step_s = match self.step {
+            Some(step) => step.max(min_step_s),
+            None => snap_to_tier(min_step_s),
+        }
+        .max(1);
         Ok(Range { from_ms, to_ms, step_ms: step_s * 1000 })
     }
+}
+
+/// Without a step asked for, a tier's width when it gives at least half the buckets of the
+/// finest step allowed: a day's chart then reads 1,440 minute buckets instead of 17,280
+/// readings.
+fn snap_to_tier(min_step_s: i64) -> i64 {
+    let widths = crate::storage::rollup::TIERS.map(|tier_ms| tier_ms / 1000);
+    widths.into_iter().find(|w| (min_step_s..=2 * min_step_s).contains(w)).unwrap_or(min_step_s)
 }
 
 async fn require_agent(state: &AppState, agent_id: &str) -> Result<(), ApiError> {
@@ -158,6 +170,9 @@ mod tests {
         assert_eq!((hour.from_ms, hour.to_ms, hour.step_ms), (3_600_000, 7_200_000, 2000));
         let fine = q(Some("0"), Some("60"), Some(5)).range(0).unwrap();
         assert_eq!(fine.step_ms, 5000);
+        // A day without a step: minutes, which the per-minute tier answers.
+        assert_eq!(q(Some("0"), Some("86400"), None).range(0).unwrap().step_ms, 60_000);
+        assert_eq!(q(Some("0"), Some("86400"), Some(44)).range(0).unwrap().step_ms, 44_000);
     }
 
     #[test]

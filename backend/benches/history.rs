@@ -1,0 +1,259 @@
+//! History at fleet scale: back-fills agents through the signed API, then reports what each
+//! storage tier costs per agent-day, the fill rate of old and current batches, and how long the
+//! dashboard's charts take over 15 min, 24 h, 7 d, 30 d and 1 y.
+//!
+//! Each agent gets a year at one reading an hour, the 30 days before the last day at one a
+//! minute (the per-minute tier fills as at any finer interval), and its last day at 5 s with
+//! five processes: every tier holds as many rows per agent as at 5 s throughout, for a
+//! fraction of the batches. Then `--current` batches stamped now, as live agents send them.
+//!
+//! `cargo bench -p backend --bench history [-- --agents 4 --minute-days 30 --concurrency 32]`
+
+use anyhow::{Context, ensure};
+use clap::Parser;
+use harness::TestBackend;
+use protocol::{Event, EventKind, IngestBatch};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+const DAY_MS: i64 = 86_400_000;
+const NAMES: [&str; 8] = [
+    "sqlservr.exe",
+    "chrome.exe",
+    "msedge.exe",
+    "svchost.exe",
+    "explorer.exe",
+    "teams.exe",
+    "outlook.exe",
+    "MsMpEng.exe",
+];
+
+#[derive(Debug, Parser)]
+struct Args {
+    /// Agents back-filled.
+    #[arg(long, default_value_t = 4)]
+    agents: usize,
+    /// Days at one reading an hour, counted back from now.
+    #[arg(long, default_value_t = 365)]
+    hour_days: i64,
+    /// Days at one reading a minute, before the last day.
+    #[arg(long, default_value_t = 30)]
+    minute_days: i64,
+    /// Days at the 5 s interval, up to now.
+    #[arg(long, default_value_t = 1)]
+    raw_days: i64,
+    /// Batches stamped now, per agent, for the rate of live ingest.
+    #[arg(long, default_value_t = 3000)]
+    current: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Timed repeats of each read; the median is reported.
+    #[arg(long, default_value_t = 15)]
+    repeats: usize,
+}
+
+fn now_ms() -> i64 {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn rfc3339(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000);
+    t.ok().and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()).unwrap()
+}
+
+/// One agent's batch at `ts_ms`: a metric reading and five of the eight processes, the set
+/// drifting slowly as real top lists do.
+fn batch(agent: usize, ts_ms: i64) -> Vec<u8> {
+    let phase = (ts_ms / 600_000) as usize;
+    let wave = ((ts_ms / 60_000) % 100) as f64 / 100.0;
+    let mut events = vec![Event {
+        cpu: Some(0.2 + 0.6 * wave),
+        mem_free: Some(5 << 30),
+        mem_total: Some(16 << 30),
+        disk_free: Some(120 << 30),
+        disk_total: Some(475 << 30),
+        net_rx_bps: Some(250_000.0 * wave),
+        net_tx_bps: Some(40_000.0),
+        uptime_s: Some(86_400),
+        ..Event::empty(EventKind::Metric)
+    }];
+    for i in 0..5 {
+        let name = NAMES[(phase + i) % NAMES.len()];
+        events.push(Event::process(4000 + i as u32, name, wave / (i + 2) as f64, 300 << 20));
+    }
+    let b = IngestBatch {
+        agent_id: format!("pc-{agent:04}"),
+        ts: rfc3339(ts_ms),
+        platform: "windows".into(),
+        batch_id: Some(uuid::Uuid::now_v7().to_string()),
+        events,
+    };
+    serde_json::to_vec(&b).unwrap()
+}
+
+/// Posts every body, `concurrency` at a time; the batches per second.
+async fn fill(
+    backend: &TestBackend,
+    bodies: Vec<Vec<u8>>,
+    concurrency: usize,
+) -> anyhow::Result<f64> {
+    let (n, bodies) = (bodies.len(), Arc::new(bodies));
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (api, bodies, next) = ((**backend).clone(), bodies.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(body) = bodies.get(i) else { return Ok::<_, anyhow::Error>(()) };
+                let (status, answer) = api.ingest_raw(body).await;
+                ensure!(status.is_success(), "batch {i} refused: {status} {answer}");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The median time of `repeats` reads of `path`, and the step the answer used.
+async fn timed(backend: &TestBackend, path: &str, repeats: usize) -> anyhow::Result<(f64, i64)> {
+    let (mut ms, mut step) = (Vec::new(), 0);
+    for _ in 0..repeats {
+        let started = Instant::now();
+        let (status, body) = backend.get(path).await;
+        ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        ensure!(status.is_success(), "{path}: {status} {body}");
+        ensure!(!body["t"].as_array().is_none_or(Vec::is_empty), "{path}: no buckets");
+        step = body["step"].as_i64().unwrap_or(0);
+    }
+    Ok((median(ms), step))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Bytes of each table with its indexes, from SQLite's page statistics.
+fn table_bytes(db: &std::path::Path) -> anyhow::Result<BTreeMap<String, f64>> {
+    let conn = rusqlite::Connection::open(db)?;
+    let mut stmt = conn.prepare(
+        "SELECT coalesce(m.tbl_name, s.name), sum(s.pgsize) FROM dbstat s
+         LEFT JOIN sqlite_schema m ON m.name = s.name GROUP BY 1",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn share(db: &std::path::Path, table: &str, tier: i64) -> anyhow::Result<f64> {
+    let conn = rusqlite::Connection::open(db)?;
+    let (part, all): (f64, f64) = conn.query_row(
+        &format!("SELECT (SELECT count(*) FROM {table} WHERE tier_ms = ?1), count(*) FROM {table}"),
+        [tier],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(if all > 0.0 { part / all } else { 0.0 })
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let keep_all =
+        [("RETENTION_DAYS", "0"), ("RETENTION_1M_DAYS", "0"), ("RETENTION_1H_DAYS", "0")];
+    let mut backend =
+        TestBackend::start_with(&[keep_all.as_slice(), &[("RUST_LOG", "warn")]].concat());
+    let now = now_ms() / 60_000 * 60_000;
+    let raw_from = now - args.raw_days * DAY_MS;
+    let minute_from = raw_from - args.minute_days * DAY_MS;
+    let hour_from = now - args.hour_days * DAY_MS;
+    let times = |from: i64, to: i64, every: i64| {
+        (0..).map(move |k| from + k * every).take_while(move |t| *t < to)
+    };
+    let per_agent = |f: &dyn Fn(usize) -> Vec<i64>| -> Vec<Vec<u8>> {
+        // Agents interleaved, each in time order, as a fleet draining its queues does.
+        let lists: Vec<Vec<i64>> = (0..args.agents).map(f).collect();
+        let longest = lists.iter().map(Vec::len).max().unwrap_or(0);
+        (0..longest)
+            .flat_map(|k| {
+                lists.iter().enumerate().filter_map(move |(a, l)| l.get(k).map(|t| (a, *t)))
+            })
+            .map(|(a, t)| batch(a, t))
+            .collect()
+    };
+
+    let old = per_agent(&|_| {
+        times(hour_from, minute_from.max(hour_from), 3_600_000)
+            .chain(times(minute_from.max(hour_from), raw_from, 60_000))
+            .collect()
+    });
+    let n_old = old.len();
+    eprintln!("back-filling {n_old} old batches (hourly, then per minute) ...");
+    let old_rate = fill(&backend, old, args.concurrency).await?;
+    let recent = per_agent(&|_| times(raw_from, now, 5_000).collect());
+    let n_recent = recent.len();
+    eprintln!("back-filling {n_recent} batches of the last {} day(s) at 5 s ...", args.raw_days);
+    let recent_rate = fill(&backend, recent, args.concurrency).await?;
+    let current: Vec<Vec<u8>> = (0..args.current * args.agents)
+        .map(|k| batch(k % args.agents, now_ms() + (k / args.agents) as i64))
+        .collect();
+    eprintln!("sending {} current batches ...", current.len());
+    let current_rate = fill(&backend, current, args.concurrency).await?;
+
+    // Everything indexed and summed, as after the backend has run a while.
+    backend.restart();
+    let db = backend.db_path.clone();
+    let bytes = table_bytes(&db).context("dbstat")?;
+    let of = |t: &str| bytes.get(t).copied().unwrap_or(0.0);
+    let raw_bytes: f64 =
+        ["batch_log", "agent_batches", "agent_metrics", "batches", "replay_log", "agents"]
+            .iter()
+            .map(|t| of(t))
+            .sum();
+    let agent_days = |days: i64| (args.agents as i64 * days) as f64;
+    let tier_bytes = |tier: i64| -> anyhow::Result<f64> {
+        Ok(of("metric_rollups") * share(&db, "metric_rollups", tier)?
+            + of("proc_rollups") * share(&db, "proc_rollups", tier)?)
+    };
+    let raw_per_day = raw_bytes / agent_days(args.raw_days);
+    let minute_per_day = tier_bytes(60_000)? / agent_days(args.minute_days + args.raw_days);
+    let hour_per_day = tier_bytes(3_600_000)? / agent_days(args.hour_days);
+
+    println!("| tier | bytes per agent-day |\n| --- | --- |");
+    println!("| raw (5 s, 5 processes; batches, index, batch ids) | {:.0} |", raw_per_day);
+    println!("| per minute | {:.0} |", minute_per_day);
+    println!("| per hour | {:.0} |", hour_per_day);
+    println!("| all tiers together | {:.0} |", raw_per_day + minute_per_day + hour_per_day);
+    println!();
+    println!("| batches | count | per second |\n| --- | --- | --- |");
+    println!("| old (hourly and per-minute history) | {n_old} | {old_rate:.0} |");
+    println!("| last day at 5 s | {n_recent} | {recent_rate:.0} |");
+    println!("| current (stamped now) | {} | {current_rate:.0} |", args.current * args.agents);
+    println!();
+
+    println!("| range | step (s) | series median ms | process history median ms |");
+    println!("| --- | --- | --- | --- |");
+    let to = now_ms() / 1000;
+    for (label, span_s) in [
+        ("15 min", 900),
+        ("24 h", 86_400),
+        ("7 d", 7 * 86_400),
+        ("30 d", 30 * 86_400),
+        ("1 y", 365 * 86_400),
+    ] {
+        let from = to - span_s;
+        let series = format!("/api/agents/pc-0000/series?from={from}&to={to}");
+        let history = format!("/api/agents/pc-0000/processes?name=chrome.exe&from={from}&to={to}");
+        let (s, step) = timed(&backend, &series, args.repeats).await?;
+        let (h, _) = timed(&backend, &history, args.repeats).await?;
+        println!("| {label} | {step} | {s:.1} | {h:.1} |");
+    }
+    backend.stop();
+    Ok(())
+}
