@@ -53,6 +53,9 @@ struct Args {
     /// Timed repeats of each read; the median is reported.
     #[arg(long, default_value_t = 15)]
     repeats: usize,
+    /// `cargo bench` passes `--bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 fn now_ms() -> i64 {
@@ -221,12 +224,17 @@ async fn main() -> anyhow::Result<()> {
         Ok(of("metric_rollups") * share(&db, "metric_rollups", tier)?
             + of("proc_rollups") * share(&db, "proc_rollups", tier)?)
     };
-    let raw_per_day = raw_bytes / agent_days(args.raw_days);
+    // Every batch sent is raw here (nothing is pruned): its bytes per batch, at 5 s.
+    let batches = (n_old + n_recent + args.current * args.agents) as f64;
+    let raw_per_day = raw_bytes / batches * (DAY_MS / 5_000) as f64;
     let minute_per_day = tier_bytes(60_000)? / agent_days(args.minute_days + args.raw_days);
     let hour_per_day = tier_bytes(3_600_000)? / agent_days(args.hour_days);
 
     println!("| tier | bytes per agent-day |\n| --- | --- |");
-    println!("| raw (5 s, 5 processes; batches, index, batch ids) | {:.0} |", raw_per_day);
+    let per_batch = raw_bytes / batches;
+    println!(
+        "| raw at 5 s ({per_batch:.0} bytes a batch: log, index, batch ids) | {raw_per_day:.0} |"
+    );
     println!("| per minute | {:.0} |", minute_per_day);
     println!("| per hour | {:.0} |", hour_per_day);
     println!("| all tiers together | {:.0} |", raw_per_day + minute_per_day + hour_per_day);
