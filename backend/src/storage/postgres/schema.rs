@@ -145,3 +145,61 @@ pub(super) async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::E
     }
     tx.commit().await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::Secret;
+
+    /// A database as the first release left it, with a metric and a process stored, takes the
+    /// tiers from what it holds.
+    #[tokio::test]
+    async fn a_version_1_database_gets_its_tiers_from_the_events_it_holds() {
+        let admin = harness::postgres::server_url();
+        let name = format!("telemetry_test_{}", uuid::Uuid::new_v4().simple());
+        let url = Secret::new(super::super::create_database(&admin, &name).await.unwrap());
+        let mut client = super::super::pool::connect(&url).await.unwrap();
+        client
+            .batch_execute(&format!(
+                "{}
+                 CREATE TABLE schema_version (version INTEGER NOT NULL);
+                 INSERT INTO schema_version VALUES (1);
+                 INSERT INTO events (agent_id, ts, ts_ms, platform, event_type, cpu, mem_free,
+                     mem_total, ingested_ms)
+                     VALUES ('a', 't', 3600500, 'linux', 'metric', 0.25, 1, 5, 0),
+                            ('a', 't', 3660500, 'linux', 'metric', 0.75, 3, 5, 0);
+                 INSERT INTO events (agent_id, ts, ts_ms, platform, event_type, cpu, proc_name,
+                     rss, ingested_ms)
+                     VALUES ('a', 't', 3600500, 'linux', 'proc', 0.5, 'x.exe', 100, 0);",
+                MIGRATIONS[0]
+            ))
+            .await
+            .unwrap();
+        migrate(&mut client).await.unwrap();
+        let metric = client
+            .query(
+                "SELECT tier_ms, bucket_ms, cpu_sum, cpu_n, cpu_max, mem_used_sum
+                 FROM metric_rollups ORDER BY tier_ms, bucket_ms",
+                &[],
+            )
+            .await
+            .unwrap();
+        let rows: Vec<(i64, i64, f64, i64, Option<f64>, f64)> = metric
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (60_000, 3_600_000, 0.25, 1, Some(0.25), 4.0),
+                (60_000, 3_660_000, 0.75, 1, Some(0.75), 2.0),
+                (3_600_000, 3_600_000, 1.0, 2, Some(0.75), 6.0),
+            ]
+        );
+        let proc = client
+            .query_one("SELECT count(*), sum(rss_sum) FROM proc_rollups WHERE name = 'x.exe'", &[])
+            .await
+            .unwrap();
+        assert_eq!((proc.get::<_, i64>(0), proc.get::<_, f64>(1)), (2, 200.0));
+    }
+}
