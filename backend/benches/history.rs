@@ -7,7 +7,10 @@
 //! five processes: every tier holds as many rows per agent as at 5 s throughout, for a
 //! fraction of the batches. Then `--current` batches stamped now, as live agents send them.
 //!
-//! `cargo bench -p backend --bench history [-- --agents 4 --minute-days 30 --concurrency 32]`
+//! `--fleet` more agents get a few hours each at one reading a minute, so that the charts are
+//! read with a fleet's keys in the tables.
+//!
+//! `cargo bench -p backend --bench history [-- --agents 4 --minute-days 30 --fleet 1000]`
 
 use anyhow::{Context, ensure};
 use clap::Parser;
@@ -44,6 +47,13 @@ struct Args {
     /// Days at the 5 s interval, up to now.
     #[arg(long, default_value_t = 1)]
     raw_days: i64,
+    /// More agents with a few hours each at one reading a minute, so that the charts are read
+    /// with a fleet's keys in the tables.
+    #[arg(long, default_value_t = 1000)]
+    fleet: usize,
+    /// Hours of history of each fleet agent.
+    #[arg(long, default_value_t = 6)]
+    fleet_hours: i64,
     /// Batches stamped now, per agent, for the rate of live ingest.
     #[arg(long, default_value_t = 3000)]
     current: usize,
@@ -203,6 +213,13 @@ async fn main() -> anyhow::Result<()> {
     let n_recent = recent.len();
     eprintln!("back-filling {n_recent} batches of the last {} day(s) at 5 s ...", args.raw_days);
     let recent_rate = fill(&backend, recent, args.concurrency).await?;
+    let fleet: Vec<Vec<u8>> = (0..args.fleet_hours * 60)
+        .flat_map(|k| (0..args.fleet).map(move |a| (args.agents + a, now - k * 60_000)))
+        .map(|(a, t)| batch(a, t))
+        .collect();
+    let n_fleet = fleet.len();
+    eprintln!("back-filling {n_fleet} batches of {} more agents ...", args.fleet);
+    let fleet_rate = fill(&backend, fleet, args.concurrency).await?;
     let current: Vec<Vec<u8>> = (0..args.current * args.agents)
         .map(|k| batch(k % args.agents, now_ms() + (k / args.agents) as i64))
         .collect();
@@ -225,10 +242,13 @@ async fn main() -> anyhow::Result<()> {
             + of("proc_rollups") * share(&db, "proc_rollups", tier)?)
     };
     // Every batch sent is raw here (nothing is pruned): its bytes per batch, at 5 s.
-    let batches = (n_old + n_recent + args.current * args.agents) as f64;
+    let batches = (n_old + n_recent + n_fleet + args.current * args.agents) as f64;
     let raw_per_day = raw_bytes / batches * (DAY_MS / 5_000) as f64;
-    let minute_per_day = tier_bytes(60_000)? / agent_days(args.minute_days + args.raw_days);
-    let hour_per_day = tier_bytes(3_600_000)? / agent_days(args.hour_days);
+    // The fleet's hours count as the fractions of a day they are.
+    let fleet_days = (args.fleet as i64 * args.fleet_hours) as f64 / 24.0;
+    let minute_per_day =
+        tier_bytes(60_000)? / (agent_days(args.minute_days + args.raw_days) + fleet_days);
+    let hour_per_day = tier_bytes(3_600_000)? / (agent_days(args.hour_days) + fleet_days);
 
     println!("| tier | bytes per agent-day |\n| --- | --- |");
     let per_batch = raw_bytes / batches;
@@ -242,6 +262,10 @@ async fn main() -> anyhow::Result<()> {
     println!("| batches | count | per second |\n| --- | --- | --- |");
     println!("| old (hourly and per-minute history) | {n_old} | {old_rate:.0} |");
     println!("| last day at 5 s | {n_recent} | {recent_rate:.0} |");
+    println!(
+        "| {} more agents, {} h each per minute | {n_fleet} | {fleet_rate:.0} |",
+        args.fleet, args.fleet_hours
+    );
     println!("| current (stamped now) | {} | {current_rate:.0} |", args.current * args.agents);
     println!();
 
