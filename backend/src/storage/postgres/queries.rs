@@ -121,12 +121,7 @@ pub(crate) async fn series(client: &Client, agent_id: &str, range: Range) -> Res
             &[&agent_id, &range.from_ms, &range.to_ms, &range.step_ms],
         )
         .await?;
-    let mut s = empty_series(agent_id, range);
-    for r in &rows {
-        let v = [1, 2, 3, 4, 5, 6, 7, 8].map(|i| r.get::<_, Option<f64>>(i));
-        push_series(&mut s, range, r.get(0), v);
-    }
-    Ok(s)
+    Ok(series_of(agent_id, range, &rows))
 }
 
 pub(crate) async fn latest_processes(
@@ -165,9 +160,25 @@ pub(crate) async fn process_history(
             &[&agent_id, &name, &range.from_ms, &range.to_ms, &range.step_ms],
         )
         .await?;
+    Ok(history_of(agent_id, name, range, &rows))
+}
+
+/// Rows of (bucket, cpu avg, cpu max, memory used and total, disk used and total, network in
+/// and out) as a series.
+pub(super) fn series_of(agent_id: &str, range: Range, rows: &[Row]) -> Series {
+    let mut s = empty_series(agent_id, range);
+    for r in rows {
+        let v = [1, 2, 3, 4, 5, 6, 7, 8].map(|i| r.get::<_, Option<f64>>(i));
+        push_series(&mut s, range, r.get(0), v);
+    }
+    s
+}
+
+/// Rows of (bucket, cpu avg, cpu max, rss avg) as a process's history.
+pub(super) fn history_of(agent_id: &str, name: &str, range: Range, rows: &[Row]) -> ProcessHistory {
     let mut h = empty_history(agent_id, name, range);
-    for r in &rows {
+    for r in rows {
         push_history(&mut h, range, r.get(0), [1, 2, 3].map(|i| r.get::<_, Option<f64>>(i)));
     }
-    Ok(h)
+    h
 }

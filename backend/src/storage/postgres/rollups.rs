@@ -4,8 +4,7 @@
 //! commits cannot wait for each other.
 
 use crate::storage::rollup::{Rollup, TIERS};
-use crate::storage::{PRUNE_CHUNK, Range, StorageError, empty_history, empty_series};
-use crate::storage::{push_history, push_series};
+use crate::storage::{PRUNE_CHUNK, Range, StorageError};
 use protocol::{IngestBatch, ProcessHistory, Series};
 use std::collections::BTreeMap;
 use tokio_postgres::{Client, Error, Transaction};
@@ -171,12 +170,7 @@ pub(super) async fn series(
     let rows = client
         .query(&sql, &[&agent_id, &tier, &range.from_ms, &range.to_ms, &range.step_ms])
         .await?;
-    let mut s = empty_series(agent_id, range);
-    for r in &rows {
-        let v = [1, 2, 3, 4, 5, 6, 7, 8].map(|i| r.get::<_, Option<f64>>(i));
-        push_series(&mut s, range, r.get(0), v);
-    }
-    Ok(s)
+    Ok(super::queries::series_of(agent_id, range, &rows))
 }
 
 pub(super) async fn process_history(
@@ -195,9 +189,5 @@ pub(super) async fn process_history(
     let rows = client
         .query(&sql, &[&agent_id, &tier, &range.from_ms, &range.to_ms, &range.step_ms, &name])
         .await?;
-    let mut h = empty_history(agent_id, name, range);
-    for r in &rows {
-        push_history(&mut h, range, r.get(0), [1, 2, 3].map(|i| r.get::<_, Option<f64>>(i)));
-    }
-    Ok(h)
+    Ok(super::queries::history_of(agent_id, name, range, &rows))
 }
