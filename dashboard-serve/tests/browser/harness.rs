@@ -155,11 +155,17 @@ impl Browser {
             .collect()
     }
 
+    /// Ends the browser session; dropping then stops chromedriver.
     pub(crate) async fn close(self) {
-        let Self { client, mut driver } = self;
-        let _ = client.close().await;
-        let _ = driver.kill();
-        let _ = driver.wait();
+        let _ = self.client.clone().close().await;
+    }
+}
+
+/// Also when a test fails before `close`: a chromedriver left running outlives the test run.
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
     }
 }
 
