@@ -13,13 +13,14 @@
 //! `cargo bench -p backend --bench history [-- --agents 4 --minute-days 30 --fleet 1000]`
 
 use anyhow::{Context, ensure};
+use backend::clock::{format_ms, now_ms};
 use clap::Parser;
 use harness::TestBackend;
 use protocol::{Event, EventKind, IngestBatch};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 const DAY_MS: i64 = 86_400_000;
 const NAMES: [&str; 8] = [
@@ -68,16 +69,6 @@ struct Args {
     bench: bool,
 }
 
-fn now_ms() -> i64 {
-    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn rfc3339(ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000);
-    t.ok().and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()).unwrap()
-}
-
 /// One agent's batch at `ts_ms`: a metric reading and five of the eight processes, the set
 /// drifting slowly as real top lists do.
 fn batch(agent: usize, ts_ms: i64) -> Vec<u8> {
@@ -100,7 +91,7 @@ fn batch(agent: usize, ts_ms: i64) -> Vec<u8> {
     }
     let b = IngestBatch {
         agent_id: format!("pc-{agent:04}"),
-        ts: rfc3339(ts_ms),
+        ts: format_ms(ts_ms),
         platform: "windows".into(),
         batch_id: Some(uuid::Uuid::now_v7().to_string()),
         events,

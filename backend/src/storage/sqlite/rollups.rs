@@ -6,7 +6,9 @@
 //! so summed) after the view was taken is then counted once, from the tables.
 
 use super::backlog::BacklogView;
-use crate::storage::rollup::{MetricSums, ProcSums, Rollup, Sum, TIERS};
+use crate::storage::rollup::{
+    MetricSums, ProcSums, Rollup, Sum, TIERS, bucket_start, metric_values,
+};
 use crate::storage::{Range, empty_history, empty_series, push_history, push_series};
 use protocol::{ProcessHistory, Series};
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -62,8 +64,8 @@ pub(crate) fn write(tx: &Connection, agent: &str, rollup: &Rollup) -> rusqlite::
 const PRUNE_AGENTS: usize = 64;
 
 /// Deletes each tier's buckets that start before its cutoff, for [`PRUNE_AGENTS`] agents at
-/// most; returns the rows deleted, and whether agents were left for another step.
-pub(crate) fn prune(conn: &Connection, cutoffs: [Option<i64>; 2]) -> rusqlite::Result<(u64, bool)> {
+/// most; returns whether agents were left for another step.
+pub(crate) fn prune(conn: &Connection, cutoffs: [Option<i64>; 2]) -> rusqlite::Result<bool> {
     let mut oldest = conn.prepare_cached(
         "SELECT min(bucket_ms) FROM metric_rollups WHERE agent_id = ?1 AND tier_ms = ?2",
     )?;
@@ -100,10 +102,10 @@ pub(crate) fn prune(conn: &Connection, cutoffs: [Option<i64>; 2]) -> rusqlite::R
         }
         pruned += usize::from(deleted > before_agent);
         if pruned >= PRUNE_AGENTS {
-            return Ok((deleted, true));
+            return Ok(true);
         }
     }
-    Ok((deleted, false))
+    Ok(false)
 }
 
 /// One agent's rows of both tables (`None`: everyone's).
@@ -123,6 +125,13 @@ pub(crate) fn clear(conn: &Connection, agent: Option<&str>) -> rusqlite::Result<
 /// first for a bucket that began before the range.
 fn chart_bucket(range: Range, bucket_ms: i64) -> i64 {
     (bucket_ms.max(range.from_ms) - range.from_ms) / range.step_ms
+}
+
+/// The chart's bucket for a waiting reading at `ts_ms`, through its `tier` bucket, when that
+/// overlaps the range as [`OVERLAPS`] has it.
+fn waiting_bucket(range: Range, tier: i64, ts_ms: i64) -> Option<i64> {
+    let start = bucket_start(tier, ts_ms);
+    (start + tier > range.from_ms && start < range.to_ms).then(|| chart_bucket(range, start))
 }
 
 /// Tier buckets that overlap the range: those starting in it and the one running into it.
@@ -165,17 +174,12 @@ pub(crate) fn series(
             s.merge(sum(r, 2 + 2 * i, false)?);
         }
     }
-    let mut waiting = Rollup::default();
     for e in backlog.entries.iter().filter(|e| e.first_id > top) {
+        let Some(bucket) = waiting_bucket(range, tier, e.ts_ms) else { continue };
         for (_, m) in &e.metrics {
-            waiting.add_metric(e.ts_ms, m);
-        }
-    }
-    for ((_, bucket), add) in waiting.metrics.range((tier, i64::MIN)..=(tier, i64::MAX)) {
-        if *bucket + tier > range.from_ms && *bucket < range.to_ms {
-            let sums = buckets.entry(chart_bucket(range, *bucket)).or_default();
-            for (s, a) in sums.iter_mut().zip(add) {
-                s.merge(*a);
+            let sums = buckets.entry(bucket).or_default();
+            for (s, v) in sums.iter_mut().zip(metric_values(m)) {
+                s.add(v);
             }
         }
     }
@@ -212,12 +216,9 @@ pub(crate) fn process_history(
         rss.merge(sum(r, 4, false)?);
     }
     for e in backlog.entries.iter().filter(|e| e.first_id > top) {
-        let starts = e.ts_ms - e.ts_ms.rem_euclid(tier);
-        if starts + tier <= range.from_ms || starts >= range.to_ms {
-            continue;
-        }
+        let Some(bucket) = waiting_bucket(range, tier, e.ts_ms) else { continue };
         for p in e.procs.iter().filter(|p| p.name == name) {
-            let [cpu, rss] = buckets.entry(chart_bucket(range, starts)).or_default();
+            let [cpu, rss] = buckets.entry(bucket).or_default();
             cpu.add(p.cpu);
             rss.add(p.rss);
         }

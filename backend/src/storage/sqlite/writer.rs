@@ -224,7 +224,7 @@ fn forget_expired_signatures(conn: &Connection, now: i64) -> rusqlite::Result<()
 /// below the floor, where every batch is indexed. Then old buckets of the tiers, a few agents'
 /// at a time. (Expired signatures go with each commit.)
 fn prune(conn: &Connection, backlog: &IndexBacklog, cutoffs: Cutoffs) -> rusqlite::Result<Pruned> {
-    let (_, tiers_left) = super::rollups::prune(conn, cutoffs.tiers)?;
+    let tiers_left = super::rollups::prune(conn, cutoffs.tiers)?;
     let Some(before) = cutoffs.raw else {
         return Ok(Pruned { more: tiers_left, ..Pruned::default() });
     };
