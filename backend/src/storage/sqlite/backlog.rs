@@ -233,7 +233,7 @@ impl IndexBacklog {
         now_ms: i64,
     ) -> rusqlite::Result<i64> {
         let first_id = self.next_id;
-        let events = serde_json::to_string(&batch.events)
+        let events = super::codec::encode(&batch.events)
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
         let kinds = kinds(&batch.events);
         conn.prepare_cached(
@@ -476,9 +476,9 @@ impl IndexBacklog {
     }
 }
 
-/// A batch's events from the log's JSON, whole (`Vec<Event>`) or in part.
-pub(crate) fn decode<'a, T: serde::Deserialize<'a>>(events: &'a str) -> rusqlite::Result<T> {
-    serde_json::from_str(events).map_err(|e| {
+/// A batch's events from the log's JSON.
+pub(crate) fn decode(events: &str) -> rusqlite::Result<Vec<Event>> {
+    super::codec::decode(events).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })
 }

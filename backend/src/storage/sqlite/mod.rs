@@ -5,6 +5,7 @@
 
 mod agents;
 pub(crate) mod backlog;
+mod codec;
 pub(crate) mod queries;
 mod rollups;
 pub(crate) mod schema;
@@ -421,6 +422,84 @@ mod tests {
             .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
             .unwrap();
         assert_eq!(count, 4);
+        storage.close().await;
+    }
+
+    /// SQL users read the seed's table from the view; it must say what the API says, for rows
+    /// in either of the log's shapes.
+    #[tokio::test]
+    async fn the_events_view_matches_the_api_for_positional_and_keyed_rows() {
+        use protocol::{Event, EventKind};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let storage = SqliteStorage::open(&path, Synchronous::Normal, Hub::new(4), Arc::default())
+            .unwrap()
+            .storage;
+        let mut odd = batch("odd");
+        odd.events.push(Event {
+            pid: Some(9),
+            cpu: Some(0.125),
+            ..Event::empty(EventKind::Metric)
+        });
+        odd.events.push(Event { rss: Some(5), ..Event::empty(EventKind::Other("gpu".into())) });
+        odd.events.push(Event { name: None, ..Event::process(1, "", 0.5, 2) });
+        for (i, b) in [batch("a"), odd, batch("old")].into_iter().enumerate() {
+            storage.ingest(b, 0, verified(i as u8, i64::MAX)).await.unwrap();
+        }
+        let conn = Connection::open(&path).unwrap();
+        // The row an older backend wrote: keyed objects.
+        let keyed = serde_json::to_string(&batch("old").events).unwrap();
+        conn.execute("UPDATE batch_log SET events = ?1 WHERE agent_id = 'old'", [&keyed]).unwrap();
+        let shapes: Vec<String> = conn
+            .prepare("SELECT substr(events, 1, 2) FROM batch_log ORDER BY first_id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(shapes, ["[[", "[[", "[{"]);
+
+        let api = storage.events(EventFilter { limit: 50, ..EventFilter::default() }).await;
+        let mut view = conn
+            .prepare(
+                "SELECT id, agent_id, ts, platform, event_type, cpu, mem_free, mem_total,
+                        disk_free, disk_total, net_rx_bps, net_tx_bps, uptime_s, pid, proc_name,
+                        rss
+                 FROM events ORDER BY id DESC",
+            )
+            .unwrap();
+        let rows: Vec<protocol::EventRow> = view
+            .query_map([], |r| {
+                Ok(protocol::EventRow {
+                    id: r.get(0)?,
+                    agent_id: r.get(1)?,
+                    ts: r.get(2)?,
+                    platform: r.get(3)?,
+                    event_type: r.get(4)?,
+                    cpu: r.get(5)?,
+                    mem_free: r.get(6)?,
+                    mem_total: r.get(7)?,
+                    disk_free: r.get(8)?,
+                    disk_total: r.get(9)?,
+                    net_rx_bps: r.get(10)?,
+                    net_tx_bps: r.get(11)?,
+                    uptime_s: r.get(12)?,
+                    pid: r.get(13)?,
+                    proc_name: r.get(14)?,
+                    rss: r.get(15)?,
+                    ingested_at: String::new(),
+                })
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let api: Vec<_> = api
+            .unwrap()
+            .into_iter()
+            .map(|r| protocol::EventRow { ingested_at: String::new(), ..r })
+            .collect();
+        assert_eq!(rows.len(), 9, "two events each for a and old, five for odd");
+        assert_eq!(rows, api);
         storage.close().await;
     }
 }

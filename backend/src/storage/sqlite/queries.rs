@@ -10,8 +10,6 @@ use crate::storage::rollup::{MetricSums, ProcSums, Sum, metric_values, tier_for}
 use crate::storage::{EventFilter, Range, empty_history, empty_series, push_history, push_series};
 use protocol::{EventRow, IngestBatch, ProcessHistory, ProcessesResponse, Series};
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde::Deserialize;
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// The columns [`logged`] reads, from `batch_log` aliased `l`.
@@ -38,17 +36,6 @@ fn logged(r: &Row<'_>) -> rusqlite::Result<Logged> {
         ingested_ms: r.get(5)?,
         events: r.get(6)?,
     })
-}
-
-/// What a process's history needs of an event, read without building the whole event.
-#[derive(Deserialize)]
-struct ProcReading<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(borrow)]
-    name: Option<Cow<'a, str>>,
-    cpu: Option<f64>,
-    rss: Option<u64>,
 }
 
 impl Logged {
@@ -293,8 +280,8 @@ pub(crate) fn process_history(
     let mut buckets: BTreeMap<i64, ProcSums> = BTreeMap::new();
     for b in proc_batches(conn, agent_id, backlog, range.from_ms, range.to_ms)? {
         let Some(bucket) = bucket_of(range, b.ts_ms) else { continue };
-        for p in decode::<Vec<ProcReading<'_>>>(&b.events)? {
-            if p.kind == "proc" && p.name.as_deref() == Some(name) {
+        for p in decode(&b.events)? {
+            if p.is_proc() && p.name.as_deref() == Some(name) {
                 let [cpu, rss] = buckets.entry(bucket).or_default();
                 cpu.add(p.cpu);
                 rss.add(p.rss.map(|r| r as f64));

@@ -257,6 +257,44 @@ const MIGRATIONS: &[&str] = &[
           AND e.value ->> 'type' = 'proc' AND e.value ->> 'name' IS NOT NULL
         GROUP BY 1, 2, 3, 4;
     ",
+    // 7: new log rows write an event with only its kind's figures positionally (see `codec.rs`);
+    // rows already written keep their objects, and the view reads both.
+    r"
+    DROP VIEW events;
+    CREATE VIEW events AS
+        WITH e AS (
+            SELECT b.first_id + j.key AS id, b.agent_id, b.ts, b.ts_ms, b.platform,
+                   b.ingested_ms, j.value AS v,
+                   CASE WHEN j.type = 'object' THEN 'keyed'
+                        WHEN json_array_length(j.value) = 8 THEN 'metric'
+                        ELSE 'proc' END AS shape
+            FROM batch_log b, json_each(b.events) j
+        )
+        SELECT id, agent_id, ts, ts_ms, platform,
+               iif(shape = 'keyed', v ->> 'type', shape) AS event_type,
+               CASE shape WHEN 'keyed' THEN v ->> 'cpu' WHEN 'metric' THEN v ->> 0
+                          ELSE v ->> 2 END AS cpu,
+               CASE shape WHEN 'keyed' THEN v ->> 'mem_free' WHEN 'metric' THEN v ->> 1
+                          END AS mem_free,
+               CASE shape WHEN 'keyed' THEN v ->> 'mem_total' WHEN 'metric' THEN v ->> 2
+                          END AS mem_total,
+               CASE shape WHEN 'keyed' THEN v ->> 'disk_free' WHEN 'metric' THEN v ->> 3
+                          END AS disk_free,
+               CASE shape WHEN 'keyed' THEN v ->> 'disk_total' WHEN 'metric' THEN v ->> 4
+                          END AS disk_total,
+               CASE shape WHEN 'keyed' THEN v ->> 'net_rx_bps' WHEN 'metric' THEN v ->> 5
+                          END AS net_rx_bps,
+               CASE shape WHEN 'keyed' THEN v ->> 'net_tx_bps' WHEN 'metric' THEN v ->> 6
+                          END AS net_tx_bps,
+               CASE shape WHEN 'keyed' THEN v ->> 'uptime_s' WHEN 'metric' THEN v ->> 7
+                          END AS uptime_s,
+               CASE shape WHEN 'keyed' THEN v ->> 'pid' WHEN 'proc' THEN v ->> 0 END AS pid,
+               CASE shape WHEN 'keyed' THEN v ->> 'name' WHEN 'proc' THEN v ->> 1
+                          END AS proc_name,
+               CASE shape WHEN 'keyed' THEN v ->> 'rss' WHEN 'proc' THEN v ->> 3 END AS rss,
+               ingested_ms
+        FROM e;
+    ",
 ];
 
 const WRITER_CACHE_KIB: i64 = 16 * 1024;
