@@ -67,6 +67,16 @@ async fn postgres() -> Subject {
     postgres_on(&fresh_postgres_database().await).await
 }
 
+/// PostgreSQL merging the tiers' deltas all the time, so that the cases' reads meet sums in
+/// the deltas, in the tiers, and moving between them.
+async fn postgres_merging() -> Subject {
+    let hub = Hub::new(64);
+    let url = fresh_postgres_database().await;
+    let every = Duration::from_millis(5);
+    let store = PgStorage::open_with(&url, hub.clone(), Arc::default(), every).await.unwrap();
+    Subject { store: Box::new(store), hub, _dir: None }
+}
+
 /// Each case as a test on one store.
 macro_rules! cases_on {
     ($module:ident, $subject:ident, $($case:ident),*) => {
@@ -84,6 +94,7 @@ macro_rules! every_store {
         cases_on!(on_sqlite_half_indexed, sqlite_half_indexed, $($case),*);
         cases_on!(on_sqlite_indexed, sqlite_indexed, $($case),*);
         cases_on!(on_postgres, postgres, $($case),*);
+        cases_on!(on_postgres_merging, postgres_merging, $($case),*);
     };
 }
 

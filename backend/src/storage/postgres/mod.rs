@@ -44,14 +44,26 @@ pub(crate) struct PgStorage {
     pool: Arc<Pool>,
     writer: Mutex<Option<JoinHandle<()>>>,
     listener: JoinHandle<()>,
+    merges: JoinHandle<()>,
 }
 
 impl PgStorage {
-    /// Connects, migrates (one replica at a time), and starts the writer and the listener.
+    /// Connects, migrates (one replica at a time), and starts the writer, the listener and the
+    /// tier merges.
     pub(crate) async fn open(
         url: &Secret,
         hub: Hub,
         metrics: Arc<Metrics>,
+    ) -> Result<Self, StorageError> {
+        Self::open_with(url, hub, metrics, rollups::MERGE_EVERY).await
+    }
+
+    /// [`Self::open`], merging the tiers' deltas every `merge_every`.
+    pub(crate) async fn open_with(
+        url: &Secret,
+        hub: Hub,
+        metrics: Arc<Metrics>,
+        merge_every: std::time::Duration,
     ) -> Result<Self, StorageError> {
         let mut client = pool::connect(url).await?;
         schema::migrate(&mut client).await?;
@@ -63,7 +75,8 @@ impl PgStorage {
         let writer = tokio::spawn(writer::run(writer, rx, hub.clone(), metrics));
         let (ready, listening) = oneshot::channel();
         let listener = tokio::spawn(listen::run(url.clone(), pool.clone(), hub, origin, ready));
-        let storage = Self { jobs, pool, writer: Mutex::new(Some(writer)), listener };
+        let merges = tokio::spawn(rollups::run_merges(url.clone(), merge_every));
+        let storage = Self { jobs, pool, writer: Mutex::new(Some(writer)), listener, merges };
         if tokio::time::timeout(LISTEN_TIMEOUT, listening).await.is_err() {
             storage.shut_down().await;
             return Err(StorageError::ListenTimeout(LISTEN_TIMEOUT));
@@ -78,6 +91,7 @@ impl PgStorage {
             let _ = handle.await;
         }
         self.listener.abort();
+        self.merges.abort();
     }
 }
 

@@ -1,16 +1,26 @@
-//! The tiers in PostgreSQL: the same tables as SQLite's, summed in each ingest transaction (one
-//! statement per table for the whole group) and read for any chart whose step is a minute or
-//! more. Replicas add into the same rows; each commit takes its rows in key order, so two
-//! commits cannot wait for each other.
+//! The tiers in PostgreSQL: the same tables as SQLite's, summed behind the ingest commit. Each
+//! group appends its sums to `*_rollup_deltas` in its own transaction (plain inserts, one
+//! statement per table); a merge task moves them into the tiers every second, one replica at a
+//! time. A reader adds what still waits in the deltas to the tiers in one statement, so it sees
+//! each batch once, merged or not. Upserting the tiers inside each ingest transaction cost a
+//! quarter of PostgreSQL's ingest rate, all of it on the writer's one connection.
 
 use crate::storage::rollup::{Rollup, TIERS};
 use crate::storage::{PRUNE_CHUNK, Range, StorageError};
-use protocol::{IngestBatch, ProcessHistory, Series};
+use protocol::{IngestBatch, ProcessHistory, Secret, Series};
 use std::collections::BTreeMap;
+use std::time::Duration;
 use tokio_postgres::{Client, Error, Transaction};
 
-/// Adds the group's stored batches into their buckets.
-pub(super) async fn write(
+/// Held by a merge and by a clear, so that a clear never races a merge of the agent's sums.
+const MERGE_LOCK: i64 = 0x7e1e_3e7b;
+/// How often the deltas are merged.
+pub(crate) const MERGE_EVERY: Duration = Duration::from_secs(1);
+/// Deltas moved per statement: a merge that fell behind catches up in short transactions.
+const MERGE_CHUNK: i64 = 20_000;
+
+/// Appends the sums of the group's stored batches to the deltas.
+pub(super) async fn append(
     tx: &Transaction<'_>,
     stored: &[(&IngestBatch, i64)],
 ) -> Result<(), StorageError> {
@@ -53,29 +63,13 @@ pub(super) async fn write(
         let [c, mu, mt, du, dt, rx, txb] = &sums;
         let [cn, mun, mtn, dun, dtn, rxn, txn] = &counts;
         tx.execute(
-            "INSERT INTO metric_rollups (agent_id, tier_ms, bucket_ms, cpu_sum, cpu_n, cpu_max,
-                mem_used_sum, mem_used_n, mem_total_sum, mem_total_n, disk_used_sum, disk_used_n,
-                disk_total_sum, disk_total_n, rx_sum, rx_n, tx_sum, tx_n)
+            "INSERT INTO metric_rollup_deltas (agent_id, tier_ms, bucket_ms, cpu_sum, cpu_n,
+                cpu_max, mem_used_sum, mem_used_n, mem_total_sum, mem_total_n, disk_used_sum,
+                disk_used_n, disk_total_sum, disk_total_n, rx_sum, rx_n, tx_sum, tx_n)
              SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::float8[],
                 $5::bigint[], $6::float8[], $7::float8[], $8::bigint[], $9::float8[],
                 $10::bigint[], $11::float8[], $12::bigint[], $13::float8[], $14::bigint[],
-                $15::float8[], $16::bigint[], $17::float8[], $18::bigint[])
-             ON CONFLICT (agent_id, tier_ms, bucket_ms) DO UPDATE SET
-                cpu_sum = metric_rollups.cpu_sum + excluded.cpu_sum,
-                cpu_n = metric_rollups.cpu_n + excluded.cpu_n,
-                cpu_max = greatest(metric_rollups.cpu_max, excluded.cpu_max),
-                mem_used_sum = metric_rollups.mem_used_sum + excluded.mem_used_sum,
-                mem_used_n = metric_rollups.mem_used_n + excluded.mem_used_n,
-                mem_total_sum = metric_rollups.mem_total_sum + excluded.mem_total_sum,
-                mem_total_n = metric_rollups.mem_total_n + excluded.mem_total_n,
-                disk_used_sum = metric_rollups.disk_used_sum + excluded.disk_used_sum,
-                disk_used_n = metric_rollups.disk_used_n + excluded.disk_used_n,
-                disk_total_sum = metric_rollups.disk_total_sum + excluded.disk_total_sum,
-                disk_total_n = metric_rollups.disk_total_n + excluded.disk_total_n,
-                rx_sum = metric_rollups.rx_sum + excluded.rx_sum,
-                rx_n = metric_rollups.rx_n + excluded.rx_n,
-                tx_sum = metric_rollups.tx_sum + excluded.tx_sum,
-                tx_n = metric_rollups.tx_n + excluded.tx_n",
+                $15::float8[], $16::bigint[], $17::float8[], $18::bigint[])",
             &[
                 &agents, &tiers, &buckets, c, cn, &cpu_max, mu, mun, mt, mtn, du, dun, dt, dtn, rx,
                 rxn, txb, txn,
@@ -86,16 +80,10 @@ pub(super) async fn write(
     if !p_agents.is_empty() {
         let ([cpu, rss], [cpu_n, rss_n]) = (&p_sums, &p_counts);
         tx.execute(
-            "INSERT INTO proc_rollups (agent_id, tier_ms, name, bucket_ms, cpu_sum, cpu_n, cpu_max,
-                rss_sum, rss_n)
+            "INSERT INTO proc_rollup_deltas (agent_id, tier_ms, name, bucket_ms, cpu_sum, cpu_n,
+                cpu_max, rss_sum, rss_n)
              SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[],
-                $5::float8[], $6::bigint[], $7::float8[], $8::float8[], $9::bigint[])
-             ON CONFLICT (agent_id, tier_ms, name, bucket_ms) DO UPDATE SET
-                cpu_sum = proc_rollups.cpu_sum + excluded.cpu_sum,
-                cpu_n = proc_rollups.cpu_n + excluded.cpu_n,
-                cpu_max = greatest(proc_rollups.cpu_max, excluded.cpu_max),
-                rss_sum = proc_rollups.rss_sum + excluded.rss_sum,
-                rss_n = proc_rollups.rss_n + excluded.rss_n",
+                $5::float8[], $6::bigint[], $7::float8[], $8::float8[], $9::bigint[])",
             &[&p_agents, &p_tiers, &p_names, &p_buckets, cpu, cpu_n, &p_max, rss, rss_n],
         )
         .await?;
@@ -103,9 +91,10 @@ pub(super) async fn write(
     Ok(())
 }
 
-/// One agent's rows of both tables (`None`: everyone's).
+/// One agent's rows of the tiers and the deltas (`None`: everyone's), after any merge in flight.
 pub(super) async fn clear(tx: &Transaction<'_>, agent: Option<&str>) -> Result<(), Error> {
-    for table in ["metric_rollups", "proc_rollups"] {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MERGE_LOCK]).await?;
+    for table in ["metric_rollup_deltas", "proc_rollup_deltas", "metric_rollups", "proc_rollups"] {
         match agent {
             Some(agent) => {
                 tx.execute(&format!("DELETE FROM {table} WHERE agent_id = $1"), &[&agent]).await
@@ -114,6 +103,119 @@ pub(super) async fn clear(tx: &Transaction<'_>, agent: Option<&str>) -> Result<(
         }?;
     }
     Ok(())
+}
+
+/// `metric_rollups` -> `metric_rollup_deltas`.
+fn deltas_of(table: &str) -> String {
+    format!("{}_deltas", table.trim_end_matches('s'))
+}
+
+/// Adds the moved deltas into their tier rows, in key order so that merges cannot deadlock.
+fn merge_sql(table: &str, key: &str, sums: &[&str], maxima: &[&str]) -> String {
+    let aggregates: Vec<String> = sums
+        .iter()
+        .map(|c| format!("sum({c})"))
+        .chain(maxima.iter().map(|c| format!("max({c})")))
+        .collect();
+    let updates: Vec<String> = sums
+        .iter()
+        .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
+        .chain(maxima.iter().map(|c| format!("{c} = greatest({table}.{c}, excluded.{c})")))
+        .collect();
+    let columns: Vec<&str> = sums.iter().chain(maxima).copied().collect();
+    let deltas = deltas_of(table);
+    format!(
+        "WITH moved AS (
+            DELETE FROM {deltas}
+            WHERE ctid = ANY(ARRAY(SELECT ctid FROM {deltas} LIMIT $1))
+            RETURNING *
+         ), merged AS (
+            INSERT INTO {table} ({key}, {columns})
+            SELECT {key}, {aggregates} FROM moved GROUP BY {key} ORDER BY {key}
+            ON CONFLICT ({key}) DO UPDATE SET {updates}
+         )
+         SELECT count(*) FROM moved",
+        columns = columns.join(", "),
+        aggregates = aggregates.join(", "),
+        updates = updates.join(", "),
+    )
+}
+
+/// One merge step of both tables, if no other replica is merging; the deltas moved.
+async fn merge_step(client: &mut Client, statements: &[String; 2]) -> Result<i64, Error> {
+    let tx = client.transaction().await?;
+    let mine: bool =
+        tx.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&MERGE_LOCK]).await?.get(0);
+    if !mine {
+        return Ok(0);
+    }
+    let mut moved = 0;
+    for sql in statements {
+        moved += tx.query_one(sql, &[&MERGE_CHUNK]).await?.get::<_, i64>(0);
+    }
+    tx.commit().await?;
+    Ok(moved)
+}
+
+/// The merge of each tier table.
+fn merge_statements() -> [String; 2] {
+    [
+        merge_sql(
+            "metric_rollups",
+            "agent_id, tier_ms, bucket_ms",
+            &[
+                "cpu_sum",
+                "cpu_n",
+                "mem_used_sum",
+                "mem_used_n",
+                "mem_total_sum",
+                "mem_total_n",
+                "disk_used_sum",
+                "disk_used_n",
+                "disk_total_sum",
+                "disk_total_n",
+                "rx_sum",
+                "rx_n",
+                "tx_sum",
+                "tx_n",
+            ],
+            &["cpu_max"],
+        ),
+        merge_sql(
+            "proc_rollups",
+            "agent_id, tier_ms, name, bucket_ms",
+            &["cpu_sum", "cpu_n", "rss_sum", "rss_n"],
+            &["cpu_max"],
+        ),
+    ]
+}
+
+/// Merges the deltas every `every` ([`MERGE_EVERY`]) until aborted, on a connection of its own;
+/// an aborted merge rolls back whole, and its deltas wait for the next.
+pub(super) async fn run_merges(url: Secret, every: Duration) {
+    let statements = merge_statements();
+    let mut client: Option<Client> = None;
+    loop {
+        tokio::time::sleep(every).await;
+        if client.as_ref().is_none_or(Client::is_closed) {
+            client = super::pool::connect(&url)
+                .await
+                .inspect_err(|e| tracing::warn!(error = %crate::telemetry::chain(e), "tier merge cannot connect; will retry"))
+                .ok();
+        }
+        let Some(c) = client.as_mut() else { continue };
+        loop {
+            match merge_step(c, &statements).await {
+                Ok(moved) if moved >= MERGE_CHUNK => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %crate::telemetry::chain(&e), "tier merge failed; its sums wait for the next");
+                    client = None;
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// Each tier's buckets that start before its cutoff, a chunk per table and tier at most;
@@ -130,6 +232,14 @@ pub(super) async fn prune(
             ("metric_rollups", "agent_id, tier_ms, bucket_ms"),
             ("proc_rollups", "agent_id, tier_ms, name, bucket_ms"),
         ] {
+            // Sums of old buckets not merged yet go first, or a merge would bring them back.
+            let deltas = format!(
+                "DELETE FROM {} WHERE ctid = ANY(ARRAY(
+                    SELECT ctid FROM {0} WHERE tier_ms = $1 AND bucket_ms < $2 LIMIT $3
+                    FOR UPDATE SKIP LOCKED))",
+                deltas_of(table)
+            );
+            deleted.push(tx.execute(&deltas, &[&tier, &before, &chunk]).await?);
             let sql = format!(
                 "DELETE FROM {table} WHERE ({key}) IN
                     (SELECT {key} FROM {table} WHERE tier_ms = $1 AND bucket_ms < $2
@@ -146,6 +256,16 @@ const CHART_BUCKET: &str = "(greatest(bucket_ms, $3) - $3) / $5";
 /// Tier buckets that overlap `[$3, $4)`: those starting in it and the one running into it.
 const OVERLAPS: &str = "agent_id = $1 AND tier_ms = $2 AND bucket_ms > $3 - $2 AND bucket_ms < $4";
 
+/// The rows of `table` that overlap the range, and those still waiting in its deltas: one
+/// statement, one snapshot, so a merge in between cannot count a batch twice or drop it.
+fn with_deltas(table: &str, filter: &str) -> String {
+    let deltas = deltas_of(table);
+    format!(
+        "(SELECT * FROM {table} WHERE {OVERLAPS}{filter}
+          UNION ALL SELECT * FROM {deltas} WHERE {OVERLAPS}{filter}) r"
+    )
+}
+
 fn avg(column: &str) -> String {
     format!("(sum({column}_sum) / nullif(sum({column}_n), 0))::float8")
 }
@@ -158,7 +278,7 @@ pub(super) async fn series(
 ) -> Result<Series, Error> {
     let sql = format!(
         "SELECT {CHART_BUCKET} AS bucket, {}, max(cpu_max), {}, {}, {}, {}, {}, {}
-         FROM metric_rollups WHERE {OVERLAPS} GROUP BY bucket ORDER BY bucket",
+         FROM {} GROUP BY bucket ORDER BY bucket",
         avg("cpu"),
         avg("mem_used"),
         avg("mem_total"),
@@ -166,6 +286,7 @@ pub(super) async fn series(
         avg("disk_total"),
         avg("rx"),
         avg("tx"),
+        with_deltas("metric_rollups", ""),
     );
     let rows = client
         .query(&sql, &[&agent_id, &tier, &range.from_ms, &range.to_ms, &range.step_ms])
@@ -182,12 +303,83 @@ pub(super) async fn process_history(
 ) -> Result<ProcessHistory, Error> {
     let sql = format!(
         "SELECT {CHART_BUCKET} AS bucket, {}, max(cpu_max), {}
-         FROM proc_rollups WHERE {OVERLAPS} AND name = $6 GROUP BY bucket ORDER BY bucket",
+         FROM {} GROUP BY bucket ORDER BY bucket",
         avg("cpu"),
         avg("rss"),
+        with_deltas("proc_rollups", " AND name = $6"),
     );
     let rows = client
         .query(&sql, &[&agent_id, &tier, &range.from_ms, &range.to_ms, &range.step_ms, &name])
         .await?;
     Ok(super::queries::history_of(agent_id, name, range, &rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn database() -> Client {
+        let admin = harness::postgres::server_url();
+        let name = format!("telemetry_test_{}", uuid::Uuid::new_v4().simple());
+        let url = Secret::new(super::super::create_database(&admin, &name).await.unwrap());
+        let mut client = super::super::pool::connect(&url).await.unwrap();
+        super::super::schema::migrate(&mut client).await.unwrap();
+        client
+    }
+
+    async fn delta(client: &Client, bucket: i64, cpu: f64) {
+        client
+            .execute(
+                "INSERT INTO metric_rollup_deltas VALUES
+                    ('a', 60000, $1, $2, 1, $2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)",
+                &[&bucket, &cpu],
+            )
+            .await
+            .unwrap();
+    }
+
+    async fn tiers(client: &Client) -> Vec<(i64, f64, i64, Option<f64>)> {
+        let rows = client
+            .query("SELECT bucket_ms, cpu_sum, cpu_n, cpu_max FROM metric_rollups ORDER BY 1", &[])
+            .await
+            .unwrap();
+        rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect()
+    }
+
+    /// Deltas of one bucket are summed into one row, a later merge adds to it, and each delta
+    /// is moved once.
+    #[tokio::test]
+    async fn a_merge_sums_the_deltas_into_the_tiers_and_empties_them() {
+        let mut client = database().await;
+        for (bucket, cpu) in [(0, 0.25), (0, 0.5), (60_000, 0.75)] {
+            delta(&client, bucket, cpu).await;
+        }
+        assert_eq!(merge_step(&mut client, &merge_statements()).await.unwrap(), 3);
+        assert_eq!(tiers(&client).await, [(0, 0.75, 2, Some(0.5)), (60_000, 0.75, 1, Some(0.75))]);
+        delta(&client, 0, 1.0).await;
+        assert_eq!(merge_step(&mut client, &merge_statements()).await.unwrap(), 1);
+        assert_eq!(merge_step(&mut client, &merge_statements()).await.unwrap(), 0, "nothing twice");
+        assert_eq!(tiers(&client).await[0], (0, 1.75, 3, Some(1.0)));
+    }
+
+    /// While another replica merges (or a clear runs), a merge leaves the deltas alone.
+    #[tokio::test]
+    async fn one_merge_at_a_time() {
+        let mut client = database().await;
+        delta(&client, 0, 0.5).await;
+        let mut other = database_of(&client).await;
+        let held = other.transaction().await.unwrap();
+        held.execute("SELECT pg_advisory_xact_lock($1)", &[&MERGE_LOCK]).await.unwrap();
+        assert_eq!(merge_step(&mut client, &merge_statements()).await.unwrap(), 0);
+        held.rollback().await.unwrap();
+        assert_eq!(merge_step(&mut client, &merge_statements()).await.unwrap(), 1);
+    }
+
+    /// A second connection to the database `client` is connected to.
+    async fn database_of(client: &Client) -> Client {
+        let name: String = client.query_one("SELECT current_database()", &[]).await.unwrap().get(0);
+        let admin = harness::postgres::server_url();
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+        super::super::pool::connect(&Secret::new(format!("{base}/{name}"))).await.unwrap()
+    }
 }

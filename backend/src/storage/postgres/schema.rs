@@ -120,6 +120,13 @@ const MIGRATIONS: &[&str] = &[
         WHERE event_type = 'proc' AND proc_name IS NOT NULL
         GROUP BY agent_id, t.ms, proc_name, ts_ms - ts_ms % t.ms;
     ",
+    // 3: the tiers are summed behind the ingest commit: a group appends its sums here and a
+    // merge moves them into the tiers a second later (see `rollups.rs`). No index: the tables
+    // hold seconds of groups, and a reader scans them whole.
+    r"
+    CREATE TABLE metric_rollup_deltas (LIKE metric_rollups);
+    CREATE TABLE proc_rollup_deltas (LIKE proc_rollups);
+    ",
 ];
 
 /// Any constant: replicas starting together take this lock so that one migrates at a time.

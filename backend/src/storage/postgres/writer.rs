@@ -285,7 +285,7 @@ async fn try_group(
         stored.iter().map(|(batch, ts_ms)| update_agent(&tx, st, batch, *ts_ms, now)),
     )
     .await?;
-    super::rollups::write(&tx, &stored).await?;
+    super::rollups::append(&tx, &stored).await?;
     announce(&tx, st, &origin, &mut announced).await?;
     tx.commit().await.map_err(|e| GroupError::Unknown(Some(e)))?;
     Ok(outcomes)
