@@ -1,9 +1,10 @@
 //! The tiers in PostgreSQL: the same tables as SQLite's, summed behind the ingest commit. Each
-//! group appends its sums to `*_rollup_deltas` in its own transaction (plain inserts, one
-//! statement per table); a merge task moves them into the tiers every second, one replica at a
-//! time. A reader adds what still waits in the deltas to the tiers in one statement, so it sees
-//! each batch once, merged or not. Upserting the tiers inside each ingest transaction cost a
-//! quarter of PostgreSQL's ingest rate, all of it on the writer's one connection.
+//! group appends one row of its sums to `*_rollup_deltas` (an array of tier rows) in its own
+//! transaction; a merge task moves them into the tiers every second, one replica at a time,
+//! and a clear or a tier prune merges everything first. A reader adds what still waits in the
+//! deltas to the tiers in one statement, so it sees each batch once, merged or not. Upserting
+//! the tiers inside each ingest transaction cost a quarter of PostgreSQL's ingest rate, all of
+//! it on the writer's one connection.
 
 use crate::storage::rollup::{Rollup, TIERS};
 use crate::storage::{PRUNE_CHUNK, Range, StorageError};
@@ -16,8 +17,9 @@ use tokio_postgres::{Client, Error, Transaction};
 const MERGE_LOCK: i64 = 0x7e1e_3e7b;
 /// How often the deltas are merged.
 pub(crate) const MERGE_EVERY: Duration = Duration::from_secs(1);
-/// Deltas moved per statement: a merge that fell behind catches up in short transactions.
-const MERGE_CHUNK: i64 = 20_000;
+/// Groups' deltas moved per statement: a merge that fell behind catches up in short
+/// transactions.
+const MERGE_CHUNK: i64 = 500;
 
 /// Appends the sums of the group's stored batches to the deltas.
 pub(super) async fn append(
@@ -63,13 +65,11 @@ pub(super) async fn append(
         let [c, mu, mt, du, dt, rx, txb] = &sums;
         let [cn, mun, mtn, dun, dtn, rxn, txn] = &counts;
         tx.execute(
-            "INSERT INTO metric_rollup_deltas (agent_id, tier_ms, bucket_ms, cpu_sum, cpu_n,
-                cpu_max, mem_used_sum, mem_used_n, mem_total_sum, mem_total_n, disk_used_sum,
-                disk_used_n, disk_total_sum, disk_total_n, rx_sum, rx_n, tx_sum, tx_n)
-             SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::float8[],
+            "INSERT INTO metric_rollup_deltas (sums)
+             SELECT array_agg(ROW(u.*)::metric_rollups) FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::float8[],
                 $5::bigint[], $6::float8[], $7::float8[], $8::bigint[], $9::float8[],
                 $10::bigint[], $11::float8[], $12::bigint[], $13::float8[], $14::bigint[],
-                $15::float8[], $16::bigint[], $17::float8[], $18::bigint[])",
+                $15::float8[], $16::bigint[], $17::float8[], $18::bigint[]) u",
             &[
                 &agents, &tiers, &buckets, c, cn, &cpu_max, mu, mun, mt, mtn, du, dun, dt, dtn, rx,
                 rxn, txb, txn,
@@ -80,10 +80,10 @@ pub(super) async fn append(
     if !p_agents.is_empty() {
         let ([cpu, rss], [cpu_n, rss_n]) = (&p_sums, &p_counts);
         tx.execute(
-            "INSERT INTO proc_rollup_deltas (agent_id, tier_ms, name, bucket_ms, cpu_sum, cpu_n,
-                cpu_max, rss_sum, rss_n)
-             SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[],
-                $5::float8[], $6::bigint[], $7::float8[], $8::float8[], $9::bigint[])",
+            "INSERT INTO proc_rollup_deltas (sums)
+             SELECT array_agg(ROW(u.*)::proc_rollups) FROM unnest($1::text[], $2::bigint[],
+                $3::text[], $4::bigint[], $5::float8[], $6::bigint[], $7::float8[],
+                $8::float8[], $9::bigint[]) u",
             &[&p_agents, &p_tiers, &p_names, &p_buckets, cpu, cpu_n, &p_max, rss, rss_n],
         )
         .await?;
@@ -91,10 +91,11 @@ pub(super) async fn append(
     Ok(())
 }
 
-/// One agent's rows of the tiers and the deltas (`None`: everyone's), after any merge in flight.
+/// One agent's rows of the tiers (`None`: everyone's), once what waits in the deltas is in
+/// them; a merge of another replica finishes first.
 pub(super) async fn clear(tx: &Transaction<'_>, agent: Option<&str>) -> Result<(), Error> {
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MERGE_LOCK]).await?;
-    for table in ["metric_rollup_deltas", "proc_rollup_deltas", "metric_rollups", "proc_rollups"] {
+    merge_all(tx).await?;
+    for table in ["metric_rollups", "proc_rollups"] {
         match agent {
             Some(agent) => {
                 tx.execute(&format!("DELETE FROM {table} WHERE agent_id = $1"), &[&agent]).await
@@ -127,11 +128,12 @@ fn merge_sql(table: &str, key: &str, sums: &[&str], maxima: &[&str]) -> String {
     format!(
         "WITH moved AS (
             DELETE FROM {deltas}
-            WHERE ctid = ANY(ARRAY(SELECT ctid FROM {deltas} LIMIT $1))
-            RETURNING *
+            WHERE id IN (SELECT id FROM {deltas} ORDER BY id LIMIT $1)
+            RETURNING sums
          ), merged AS (
             INSERT INTO {table} ({key}, {columns})
-            SELECT {key}, {aggregates} FROM moved GROUP BY {key} ORDER BY {key}
+            SELECT {key}, {aggregates} FROM moved, unnest(moved.sums)
+            GROUP BY {key} ORDER BY {key}
             ON CONFLICT ({key}) DO UPDATE SET {updates}
          )
          SELECT count(*) FROM moved",
@@ -141,8 +143,22 @@ fn merge_sql(table: &str, key: &str, sums: &[&str], maxima: &[&str]) -> String {
     )
 }
 
-/// One merge step of both tables, if no other replica is merging; the deltas moved.
-async fn merge_step(client: &mut Client, statements: &[String; 2]) -> Result<i64, Error> {
+/// Both tables' merge statements, built once.
+static MERGES: std::sync::LazyLock<[String; 2]> = std::sync::LazyLock::new(merge_statements);
+
+/// Everything that waits in the deltas, inside the caller's transaction, which then holds the
+/// merge lock until it ends: for a clear or a prune, which must see every sum in the tiers.
+async fn merge_all(tx: &Transaction<'_>) -> Result<(), Error> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MERGE_LOCK]).await?;
+    for sql in MERGES.iter() {
+        while tx.query_one(sql, &[&MERGE_CHUNK]).await?.get::<_, i64>(0) >= MERGE_CHUNK {}
+    }
+    Ok(())
+}
+
+/// One merge step of both tables, if no other replica is merging; the most groups' deltas it
+/// moved from one table.
+async fn merge_step(client: &mut Client) -> Result<i64, Error> {
     let tx = client.transaction().await?;
     let mine: bool =
         tx.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&MERGE_LOCK]).await?.get(0);
@@ -150,8 +166,8 @@ async fn merge_step(client: &mut Client, statements: &[String; 2]) -> Result<i64
         return Ok(0);
     }
     let mut moved = 0;
-    for sql in statements {
-        moved += tx.query_one(sql, &[&MERGE_CHUNK]).await?.get::<_, i64>(0);
+    for sql in MERGES.iter() {
+        moved = moved.max(tx.query_one(sql, &[&MERGE_CHUNK]).await?.get::<_, i64>(0));
     }
     tx.commit().await?;
     Ok(moved)
@@ -193,7 +209,6 @@ fn merge_statements() -> [String; 2] {
 /// Merges the deltas every `every` ([`MERGE_EVERY`]) until aborted, on a connection of its own;
 /// an aborted merge rolls back whole, and its deltas wait for the next.
 pub(super) async fn run_merges(url: Secret, every: Duration) {
-    let statements = merge_statements();
     let mut client: Option<Client> = None;
     loop {
         tokio::time::sleep(every).await;
@@ -205,7 +220,7 @@ pub(super) async fn run_merges(url: Secret, every: Duration) {
         }
         let Some(c) = client.as_mut() else { continue };
         loop {
-            match merge_step(c, &statements).await {
+            match merge_step(c).await {
                 Ok(moved) if moved >= MERGE_CHUNK => continue,
                 Ok(_) => break,
                 Err(e) => {
@@ -224,6 +239,10 @@ pub(super) async fn prune(
     tx: &Transaction<'_>,
     cutoffs: [Option<i64>; 2],
 ) -> Result<Vec<u64>, Error> {
+    if cutoffs.iter().any(Option::is_some) {
+        // Or a later merge would bring back buckets pruned here.
+        merge_all(tx).await?;
+    }
     let chunk = PRUNE_CHUNK as i64;
     let mut deleted = Vec::new();
     for (tier, before) in TIERS.into_iter().zip(cutoffs) {
@@ -232,14 +251,6 @@ pub(super) async fn prune(
             ("metric_rollups", "agent_id, tier_ms, bucket_ms"),
             ("proc_rollups", "agent_id, tier_ms, name, bucket_ms"),
         ] {
-            // Sums of old buckets not merged yet go first, or a merge would bring them back.
-            let deltas = format!(
-                "DELETE FROM {} WHERE ctid = ANY(ARRAY(
-                    SELECT ctid FROM {0} WHERE tier_ms = $1 AND bucket_ms < $2 LIMIT $3
-                    FOR UPDATE SKIP LOCKED))",
-                deltas_of(table)
-            );
-            deleted.push(tx.execute(&deltas, &[&tier, &before, &chunk]).await?);
             let sql = format!(
                 "DELETE FROM {table} WHERE ({key}) IN
                     (SELECT {key} FROM {table} WHERE tier_ms = $1 AND bucket_ms < $2
@@ -262,7 +273,7 @@ fn with_deltas(table: &str, filter: &str) -> String {
     let deltas = deltas_of(table);
     format!(
         "(SELECT * FROM {table} WHERE {OVERLAPS}{filter}
-          UNION ALL SELECT * FROM {deltas} WHERE {OVERLAPS}{filter}) r"
+          UNION ALL SELECT s.* FROM {deltas} d, unnest(d.sums) s WHERE {OVERLAPS}{filter}) r"
     )
 }
 
@@ -330,8 +341,8 @@ mod tests {
     async fn delta(client: &Client, bucket: i64, cpu: f64) {
         client
             .execute(
-                "INSERT INTO metric_rollup_deltas VALUES
-                    ('a', 60000, $1, $2, 1, $2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)",
+                "INSERT INTO metric_rollup_deltas (sums) VALUES (ARRAY[ROW('a', 60000, $1, $2, 1,
+                    $2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)::metric_rollups])",
                 &[&bucket, &cpu],
             )
             .await
@@ -354,11 +365,11 @@ mod tests {
         for (bucket, cpu) in [(0, 0.25), (0, 0.5), (60_000, 0.75)] {
             delta(&client, bucket, cpu).await;
         }
-        assert_eq!(merge_step(&mut client, &merge_statements()).await.unwrap(), 3);
+        assert_eq!(merge_step(&mut client).await.unwrap(), 3);
         assert_eq!(tiers(&client).await, [(0, 0.75, 2, Some(0.5)), (60_000, 0.75, 1, Some(0.75))]);
         delta(&client, 0, 1.0).await;
-        assert_eq!(merge_step(&mut client, &merge_statements()).await.unwrap(), 1);
-        assert_eq!(merge_step(&mut client, &merge_statements()).await.unwrap(), 0, "nothing twice");
+        assert_eq!(merge_step(&mut client).await.unwrap(), 1);
+        assert_eq!(merge_step(&mut client).await.unwrap(), 0, "nothing twice");
         assert_eq!(tiers(&client).await[0], (0, 1.75, 3, Some(1.0)));
     }
 
@@ -370,9 +381,9 @@ mod tests {
         let mut other = database_of(&client).await;
         let held = other.transaction().await.unwrap();
         held.execute("SELECT pg_advisory_xact_lock($1)", &[&MERGE_LOCK]).await.unwrap();
-        assert_eq!(merge_step(&mut client, &merge_statements()).await.unwrap(), 0);
+        assert_eq!(merge_step(&mut client).await.unwrap(), 0);
         held.rollback().await.unwrap();
-        assert_eq!(merge_step(&mut client, &merge_statements()).await.unwrap(), 1);
+        assert_eq!(merge_step(&mut client).await.unwrap(), 1);
     }
 
     /// A second connection to the database `client` is connected to.

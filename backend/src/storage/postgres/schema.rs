@@ -120,12 +120,18 @@ const MIGRATIONS: &[&str] = &[
         WHERE event_type = 'proc' AND proc_name IS NOT NULL
         GROUP BY agent_id, t.ms, proc_name, ts_ms - ts_ms % t.ms;
     ",
-    // 3: the tiers are summed behind the ingest commit: a group appends its sums here and a
-    // merge moves them into the tiers a second later (see `rollups.rs`). No index: the tables
-    // hold seconds of groups, and a reader scans them whole.
+    // 3: the tiers are summed behind the ingest commit: a group appends one row of its sums
+    // here (an array of tier rows) and a merge moves them into the tiers a second later (see
+    // `rollups.rs`). The tables hold seconds of groups; a reader scans them whole.
     r"
-    CREATE TABLE metric_rollup_deltas (LIKE metric_rollups);
-    CREATE TABLE proc_rollup_deltas (LIKE proc_rollups);
+    CREATE TABLE metric_rollup_deltas (
+        id   BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        sums metric_rollups[] NOT NULL
+    );
+    CREATE TABLE proc_rollup_deltas (
+        id   BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        sums proc_rollups[] NOT NULL
+    );
     ",
 ];
 
