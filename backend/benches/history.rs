@@ -223,7 +223,7 @@ async fn main() -> anyhow::Result<()> {
     let bytes = table_bytes(&db).context("dbstat")?;
     let of = |t: &str| bytes.get(t).copied().unwrap_or(0.0);
     let raw_bytes: f64 =
-        ["batch_log", "agent_batches", "agent_metrics", "batches", "replay_log", "agents"]
+        ["batch_log", "agent_batches", "agent_metrics", "batch_seen", "replay_log", "agents"]
             .iter()
             .map(|t| of(t))
             .sum();

@@ -11,7 +11,7 @@ use crate::storage::{PRUNE_CHUNK, Range, StorageError};
 use protocol::{IngestBatch, ProcessHistory, Secret, Series};
 use std::collections::BTreeMap;
 use std::time::Duration;
-use tokio_postgres::{Client, Error, Transaction};
+use tokio_postgres::{Client, Error, Statement, Transaction};
 
 /// Held by a merge and by a clear, so that a clear never races a merge of the agent's sums.
 const MERGE_LOCK: i64 = 0x7e1e_3e7b;
@@ -21,9 +21,23 @@ pub(crate) const MERGE_EVERY: Duration = Duration::from_secs(1);
 /// transactions.
 const MERGE_CHUNK: i64 = 500;
 
+/// A group's sums of the metrics, as one row of deltas (`append`).
+pub(super) const METRIC_DELTAS_SQL: &str = "INSERT INTO metric_rollup_deltas (sums)
+    SELECT array_agg(ROW(u.*)::metric_rollups)
+    FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::float8[], $5::bigint[],
+        $6::float8[], $7::float8[], $8::bigint[], $9::float8[], $10::bigint[], $11::float8[],
+        $12::bigint[], $13::float8[], $14::bigint[], $15::float8[], $16::bigint[],
+        $17::float8[], $18::bigint[]) u";
+/// A group's sums of the processes, likewise.
+pub(super) const PROC_DELTAS_SQL: &str = "INSERT INTO proc_rollup_deltas (sums)
+    SELECT array_agg(ROW(u.*)::proc_rollups)
+    FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::float8[],
+        $6::bigint[], $7::float8[], $8::float8[], $9::bigint[]) u";
+
 /// Appends the sums of the group's stored batches to the deltas.
 pub(super) async fn append(
     tx: &Transaction<'_>,
+    [metric_deltas, proc_deltas]: [&Statement; 2],
     stored: &[(&IngestBatch, i64)],
 ) -> Result<(), StorageError> {
     let mut by_agent: BTreeMap<&str, Rollup> = BTreeMap::new();
@@ -61,33 +75,34 @@ pub(super) async fn append(
             p_max.push(s[0].max);
         }
     }
-    if !agents.is_empty() {
-        let [c, mu, mt, du, dt, rx, txb] = &sums;
-        let [cn, mun, mtn, dun, dtn, rxn, txn] = &counts;
+    let [c, mu, mt, du, dt, rx, txb] = &sums;
+    let [cn, mun, mtn, dun, dtn, rxn, txn] = &counts;
+    let metrics = async {
+        if agents.is_empty() {
+            return Ok(0);
+        }
         tx.execute(
-            "INSERT INTO metric_rollup_deltas (sums)
-             SELECT array_agg(ROW(u.*)::metric_rollups) FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::float8[],
-                $5::bigint[], $6::float8[], $7::float8[], $8::bigint[], $9::float8[],
-                $10::bigint[], $11::float8[], $12::bigint[], $13::float8[], $14::bigint[],
-                $15::float8[], $16::bigint[], $17::float8[], $18::bigint[]) u",
+            metric_deltas,
             &[
                 &agents, &tiers, &buckets, c, cn, &cpu_max, mu, mun, mt, mtn, du, dun, dt, dtn, rx,
                 rxn, txb, txn,
             ],
         )
-        .await?;
-    }
-    if !p_agents.is_empty() {
-        let ([cpu, rss], [cpu_n, rss_n]) = (&p_sums, &p_counts);
+        .await
+    };
+    let ([cpu, rss], [cpu_n, rss_n]) = (&p_sums, &p_counts);
+    let procs = async {
+        if p_agents.is_empty() {
+            return Ok(0);
+        }
         tx.execute(
-            "INSERT INTO proc_rollup_deltas (sums)
-             SELECT array_agg(ROW(u.*)::proc_rollups) FROM unnest($1::text[], $2::bigint[],
-                $3::text[], $4::bigint[], $5::float8[], $6::bigint[], $7::float8[],
-                $8::float8[], $9::bigint[]) u",
+            proc_deltas,
             &[&p_agents, &p_tiers, &p_names, &p_buckets, cpu, cpu_n, &p_max, rss, rss_n],
         )
-        .await?;
-    }
+        .await
+    };
+    // Sent together: one round trip for both.
+    futures_util::future::try_join(metrics, procs).await?;
     Ok(())
 }
 

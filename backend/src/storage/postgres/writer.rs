@@ -86,19 +86,23 @@ struct Prepared {
     agent: Statement,
     metric: Statement,
     notify: Statement,
+    metric_deltas: Statement,
+    proc_deltas: Statement,
 }
 
 impl Prepared {
     async fn on(client: &Client) -> Result<Self, tokio_postgres::Error> {
-        let (replay, batch, events, agent, metric, notify) = futures_util::try_join!(
+        let (replay, batch, events, agent, metric, notify, metric_deltas, proc_deltas) = futures_util::try_join!(
             client.prepare(REPLAY_SQL),
             client.prepare(BATCH_SQL),
             client.prepare(EVENTS_SQL),
             client.prepare(AGENT_SQL),
             client.prepare(METRIC_SQL),
             client.prepare("SELECT pg_notify($1, $2)"),
+            client.prepare(super::rollups::METRIC_DELTAS_SQL),
+            client.prepare(super::rollups::PROC_DELTAS_SQL),
         )?;
-        Ok(Self { replay, batch, events, agent, metric, notify })
+        Ok(Self { replay, batch, events, agent, metric, notify, metric_deltas, proc_deltas })
     }
 }
 
@@ -281,11 +285,12 @@ async fn try_group(
     // for each other; a stable sort keeps one agent's batches in arrival order, which is the
     // order they are sent in.
     stored.sort_by(|a, b| a.0.agent_id.cmp(&b.0.agent_id));
-    futures_util::future::try_join_all(
+    // Sent together, like the ingests: the agent rows and the deltas are different tables.
+    let agents = futures_util::future::try_join_all(
         stored.iter().map(|(batch, ts_ms)| update_agent(&tx, st, batch, *ts_ms, now)),
-    )
-    .await?;
-    super::rollups::append(&tx, &stored).await?;
+    );
+    let deltas = super::rollups::append(&tx, [&st.metric_deltas, &st.proc_deltas], &stored);
+    futures_util::future::try_join(agents, deltas).await?;
     announce(&tx, st, &origin, &mut announced).await?;
     tx.commit().await.map_err(|e| GroupError::Unknown(Some(e)))?;
     Ok(outcomes)

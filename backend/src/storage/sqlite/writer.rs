@@ -173,10 +173,9 @@ fn ingest(
     if let Some(batch_id) = &batch.batch_id {
         let fresh = conn
             .prepare_cached(
-                "INSERT INTO batches(agent_id, batch_id, received_ms, stored) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT DO NOTHING",
+                "INSERT INTO batch_seen(received_ms, digest) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
             )?
-            .execute(params![batch.agent_id, batch_id, now, batch.events.len()])?;
+            .execute(params![now, super::schema::batch_digest(&batch.agent_id, batch_id)])?;
         if fresh == 0 {
             return Ok((IngestOutcome { stored: 0, duplicate: true }, Vec::new()));
         }
@@ -231,9 +230,8 @@ fn prune(conn: &Connection, backlog: &IndexBacklog, cutoffs: Cutoffs) -> rusqlit
     // In chunks too: a day's batch ids in one statement would hold the writer for seconds.
     let ids = conn
         .prepare_cached(
-            "DELETE FROM batches WHERE (batch_id, agent_id) IN
-            (SELECT batch_id, agent_id FROM batches WHERE received_ms < ?1
-             ORDER BY received_ms LIMIT ?2)",
+            "DELETE FROM batch_seen WHERE id IN
+            (SELECT id FROM batch_seen WHERE received_ms < ?1 ORDER BY id LIMIT ?2)",
         )?
         .execute(params![before, PRUNE_CHUNK as i64])?;
     // Ids grow with ingest time, so the oldest batches are the lowest ids: look only at the
