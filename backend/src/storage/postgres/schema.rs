@@ -121,7 +121,7 @@ const MIGRATIONS: &[&str] = &[
         GROUP BY agent_id, t.ms, proc_name, ts_ms - ts_ms % t.ms;
     ",
     // 3: the tiers are summed behind the ingest commit: a group appends one row of its sums
-    // here (an array of tier rows) and a merge moves them into the tiers a second later (see
+    // here (an array of tier rows) and a merge moves them into the tiers seconds later (see
     // `rollups.rs`). The tables hold seconds of groups; a reader scans them whole.
     r"
     CREATE TABLE metric_rollup_deltas (

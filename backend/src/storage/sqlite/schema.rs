@@ -295,45 +295,53 @@ const MIGRATIONS: &[&str] = &[
                ingested_ms
         FROM e;
     ",
-    // 8: a batch id is kept as 16 bytes of a digest of the agent and the id (`batch_digest`),
+    // 8: a batch id is kept under a short binary key of the agent and the id (`batch_key`),
     // appended in arrival order so that retention deletes from the front: the two texts (a
     // UUID is 36 characters) and an index by time that repeated them took 130 bytes a batch.
     r"
     CREATE TABLE batch_seen (
         id          INTEGER PRIMARY KEY,
         received_ms INTEGER NOT NULL,
-        digest      BLOB    NOT NULL UNIQUE
+        key         BLOB    NOT NULL UNIQUE
     );
-    INSERT OR IGNORE INTO batch_seen(received_ms, digest)
-        SELECT received_ms, batch_digest(agent_id, batch_id) FROM batches ORDER BY received_ms;
+    INSERT OR IGNORE INTO batch_seen(received_ms, key)
+        SELECT received_ms, batch_key(agent_id, batch_id) FROM batches ORDER BY received_ms;
     DROP TABLE batches;
     ",
 ];
 
-/// The key a batch id is kept under: the first 16 bytes of SHA-256 over the agent's name (its
-/// length first, so no two pairs run together) and the id. Two batches would need 2^64 ids
-/// before a clash became likely.
-pub(crate) fn batch_digest(agent_id: &str, batch_id: &str) -> [u8; 16] {
+/// The key a batch id is kept under. A UUID in its usual spelling (what the agent sends, time
+/// ordered) leads with its 16 bytes, so new keys land at the end of the index as the text did,
+/// then 8 bytes of SHA-256 of the agent; any other id is 16 bytes of SHA-256 of the agent (its
+/// length first, so no two pairs run together) and the id. The lengths differ, so the two
+/// kinds never meet; a clash within one kind would take some 2^64 ids.
+pub(crate) fn batch_key(agent_id: &str, batch_id: &str) -> Vec<u8> {
     use sha2::{Digest, Sha256};
-    let mut hash = Sha256::new();
-    hash.update((agent_id.len() as u64).to_le_bytes());
-    hash.update(agent_id.as_bytes());
-    hash.update(batch_id.as_bytes());
-    let mut key = [0; 16];
-    key.copy_from_slice(&hash.finalize()[..16]);
-    key
+    match uuid::Uuid::try_parse(batch_id) {
+        Ok(id) if id.hyphenated().to_string() == batch_id => {
+            let agent = Sha256::digest(agent_id.as_bytes());
+            [&id.as_bytes()[..], &agent[..8]].concat()
+        }
+        _ => {
+            let mut hash = Sha256::new();
+            hash.update((agent_id.len() as u64).to_le_bytes());
+            hash.update(agent_id.as_bytes());
+            hash.update(batch_id.as_bytes());
+            hash.finalize()[..16].to_vec()
+        }
+    }
 }
 
-/// `batch_digest(agent_id, batch_id)` for the migration that moves the ids already kept.
+/// `batch_key(agent_id, batch_id)` for the migration that moves the ids already kept.
 fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
     use rusqlite::functions::FunctionFlags;
     conn.create_scalar_function(
-        "batch_digest",
+        "batch_key",
         2,
         FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
         |ctx| {
             let (agent_id, batch_id): (String, String) = (ctx.get(0)?, ctx.get(1)?);
-            Ok(batch_digest(&agent_id, &batch_id).to_vec())
+            Ok(batch_key(&agent_id, &batch_id))
         },
     )
 }
@@ -527,11 +535,22 @@ mod tests {
             .unwrap();
         assert_eq!(log, [(10, vec![2, 2]), (20, vec![1, 1])]);
         let batch: (i64, Vec<u8>) = conn
-            .query_row("SELECT received_ms, digest FROM batch_seen", [], |r| {
+            .query_row("SELECT received_ms, key FROM batch_seen", [], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .unwrap();
-        assert_eq!(batch, (5, batch_digest("host-1", "b-1").to_vec()));
-        assert_ne!(batch_digest("host-1", "b-1"), batch_digest("host-1b", "-1"));
+        assert_eq!(batch, (5, batch_key("host-1", "b-1")));
+    }
+
+    #[test]
+    fn batch_keys_tell_agents_and_spellings_apart_and_keep_uuids_in_order() {
+        let (a, b) =
+            ("0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "0190a1b2-c3d5-7e5f-8a9b-0c1d2e3f4a5b");
+        assert_eq!(batch_key("pc", a).len(), 24);
+        assert!(batch_key("pc", a) < batch_key("pc", b), "time-ordered ids append");
+        assert_ne!(batch_key("pc", a), batch_key("pc2", a));
+        assert_ne!(batch_key("pc", a), batch_key("pc", &a.to_uppercase()), "another spelling");
+        assert_eq!(batch_key("pc", &a.to_uppercase()).len(), 16);
+        assert_ne!(batch_key("host-1", "b-1"), batch_key("host-1b", "-1"));
     }
 }

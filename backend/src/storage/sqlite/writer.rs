@@ -173,9 +173,9 @@ fn ingest(
     if let Some(batch_id) = &batch.batch_id {
         let fresh = conn
             .prepare_cached(
-                "INSERT INTO batch_seen(received_ms, digest) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                "INSERT INTO batch_seen(received_ms, key) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
             )?
-            .execute(params![now, super::schema::batch_digest(&batch.agent_id, batch_id)])?;
+            .execute(params![now, super::schema::batch_key(&batch.agent_id, batch_id)])?;
         if fresh == 0 {
             return Ok((IngestOutcome { stored: 0, duplicate: true }, Vec::new()));
         }
