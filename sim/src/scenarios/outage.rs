@@ -132,11 +132,7 @@ pub(crate) async fn run(config: &Config) -> Result<Report, SimError> {
 /// so a disk busy with other work (another test, a build) would stall the whole fleet and fail
 /// the checks for a reason that is not the agent's.
 fn memory_backed_tempdir() -> std::io::Result<tempfile::TempDir> {
-    let shm = std::path::Path::new("/dev/shm");
-    match tempfile::tempdir_in(shm) {
-        Ok(dir) => Ok(dir),
-        Err(_) => tempfile::tempdir(),
-    }
+    tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir())
 }
 
 fn check_agent(

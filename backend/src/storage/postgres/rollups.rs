@@ -8,6 +8,7 @@
 
 use crate::storage::rollup::{Rollup, TIERS};
 use crate::storage::{PRUNE_CHUNK, Range, StorageError};
+use crate::telemetry::chain;
 use protocol::{IngestBatch, ProcessHistory, Secret, Series};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -232,7 +233,9 @@ pub(super) async fn run_merges(url: Secret, every: Duration) {
         if client.as_ref().is_none_or(Client::is_closed) {
             client = super::pool::connect(&url)
                 .await
-                .inspect_err(|e| tracing::warn!(error = %crate::telemetry::chain(e), "tier merge cannot connect; will retry"))
+                .inspect_err(|e| {
+                    tracing::warn!(error = %chain(e), "tier merge cannot connect; will retry");
+                })
                 .ok();
         }
         let Some(c) = client.as_mut() else { continue };
@@ -241,7 +244,7 @@ pub(super) async fn run_merges(url: Secret, every: Duration) {
                 Ok(moved) if moved >= MERGE_CHUNK => continue,
                 Ok(_) => break,
                 Err(e) => {
-                    tracing::warn!(error = %crate::telemetry::chain(&e), "tier merge failed; its sums wait for the next");
+                    tracing::warn!(error = %chain(&e), "tier merge failed; nothing lost, will retry");
                     client = None;
                     break;
                 }

@@ -130,7 +130,7 @@ impl Item {
         match self {
             Item::Null => Ok(None),
             Item::Float(x) => Ok(Some(x)),
-            // An integral figure written by hand (the sqlite3 shell) reads as a number all the same.
+            // An integral figure written by hand (the sqlite3 shell) reads as a number too.
             Item::Whole(n) => Ok(Some(n as f64)),
             Item::Text(_) => Err(E::custom("a text where a number belongs")),
         }

@@ -318,7 +318,8 @@ const MIGRATIONS: &[&str] = &[
 pub(crate) fn batch_key(agent_id: &str, batch_id: &str) -> Vec<u8> {
     use sha2::{Digest, Sha256};
     match uuid::Uuid::try_parse(batch_id) {
-        Ok(id) if id.hyphenated().to_string() == batch_id => {
+        // Compared on the stack: this runs for every batch.
+        Ok(id) if id.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()) == batch_id => {
             let agent = Sha256::digest(agent_id.as_bytes());
             [&id.as_bytes()[..], &agent[..8]].concat()
         }
