@@ -244,7 +244,7 @@ pub(super) async fn run_merges(url: Secret, every: Duration) {
                 Ok(moved) if moved >= MERGE_CHUNK => continue,
                 Ok(_) => break,
                 Err(e) => {
-                    tracing::warn!(error = %chain(&e), "tier merge failed; nothing lost, will retry");
+                    tracing::warn!(error = %chain(&e), "tier merge failed; will retry");
                     client = None;
                     break;
                 }
