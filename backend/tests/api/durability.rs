@@ -58,7 +58,7 @@ async fn acknowledged_events_survive_sigkill() {
     let (events, batches, ids): (i64, i64, i64) = conn
         .query_row(
             "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM batch_log),
-                    (SELECT count(*) FROM batch_seen)",
+                    (SELECT count(batch_key) FROM batch_log)",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )

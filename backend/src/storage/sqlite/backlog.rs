@@ -131,6 +131,11 @@ impl SharedBacklog {
     }
 }
 
+/// Keeps a deleted batch's id key (if it had one) until retention, so that a retry of it is
+/// still known.
+const KEEP_KEY: &str = "INSERT OR IGNORE INTO batch_seen(received_ms, key)
+    SELECT ?1, ?2 WHERE ?2 IS NOT NULL";
+
 #[derive(Debug)]
 pub(crate) struct IndexBacklog {
     policy: FlushPolicy,
@@ -224,40 +229,47 @@ impl IndexBacklog {
         self.begun_at = self.next_id;
     }
 
-    /// Appends the batch to the log inside the open transaction; returns its first event id.
+    /// Appends the batch to the log inside the open transaction, under its id's `key`; returns
+    /// its first event id, or `None` when a batch with that key is in the log already.
     pub(crate) fn log(
         &mut self,
         conn: &Connection,
         batch: &IngestBatch,
+        key: Option<&[u8]>,
         ts_ms: i64,
         now_ms: i64,
-    ) -> rusqlite::Result<i64> {
+    ) -> rusqlite::Result<Option<i64>> {
         let first_id = self.next_id;
         let events = super::codec::encode(&batch.events)
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
         let kinds = kinds(&batch.events);
-        conn.prepare_cached(
-            "INSERT INTO batch_log(first_id, agent_id, ts, ts_ms, platform, ingested_ms, count,
-                kinds, events)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?
-        .execute(params![
-            first_id,
-            batch.agent_id,
-            batch.ts,
-            ts_ms,
-            batch.platform,
-            now_ms,
-            batch.events.len(),
-            kinds,
-            events
-        ])?;
+        let added = conn
+            .prepare_cached(
+                "INSERT INTO batch_log(first_id, agent_id, ts, ts_ms, platform, ingested_ms, count,
+                    kinds, events, batch_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![
+                first_id,
+                batch.agent_id,
+                batch.ts,
+                ts_ms,
+                batch.platform,
+                now_ms,
+                batch.events.len(),
+                kinds,
+                events,
+                key
+            ])?;
+        if added == 0 {
+            return Ok(None);
+        }
         self.next_id += batch.events.len() as i64;
         self.staged.push(Staged::Batch(
             batch.agent_id.clone(),
             Entry::of(first_id, ts_ms, now_ms, &batch.events),
         ));
-        Ok(first_id)
+        Ok(Some(first_id))
     }
 
     /// Deletes one agent's batches (or all) inside the open transaction, waiting ones included;
@@ -279,12 +291,34 @@ impl IndexBacklog {
                     Staged::Batch(a, e) if a == agent => Some(e.first_id),
                     _ => None,
                 }));
-                let mut by_id = conn
-                    .prepare_cached("DELETE FROM batch_log WHERE first_id = ?1 RETURNING count")?;
+                let mut by_id = conn.prepare_cached(
+                    "DELETE FROM batch_log WHERE first_id = ?1
+                     RETURNING count, ingested_ms, batch_key",
+                )?;
+                let mut keep_key = conn.prepare_cached(KEEP_KEY)?;
                 let mut n = 0;
                 for id in waiting {
-                    n += by_id.query_row([id], |r| r.get::<_, i64>(0)).optional()?.unwrap_or(0);
+                    let gone = by_id
+                        .query_row([id], |r| {
+                            Ok((
+                                r.get::<_, i64>(0)?,
+                                r.get::<_, i64>(1)?,
+                                r.get::<_, Option<Vec<u8>>>(2)?,
+                            ))
+                        })
+                        .optional()?;
+                    if let Some((count, ingested_ms, key)) = gone {
+                        n += count;
+                        keep_key.execute(params![ingested_ms, key])?;
+                    }
                 }
+                conn.execute(
+                    "INSERT OR IGNORE INTO batch_seen(received_ms, key)
+                     SELECT l.ingested_ms, l.batch_key FROM agent_batches a
+                     JOIN batch_log l ON l.first_id = a.first_id
+                     WHERE a.agent_id = ?1 AND l.batch_key IS NOT NULL",
+                    [agent],
+                )?;
                 n += conn.query_row(
                     "SELECT coalesce(sum(l.count), 0) FROM agent_batches a
                      JOIN batch_log l ON l.first_id = a.first_id WHERE a.agent_id = ?1",
@@ -307,7 +341,9 @@ impl IndexBacklog {
                         r.get::<_, i64>(0)
                     })?;
                 conn.execute_batch(
-                    "DELETE FROM batch_log; DELETE FROM agent_batches; DELETE FROM agent_metrics;",
+                    "INSERT OR IGNORE INTO batch_seen(received_ms, key)
+                        SELECT ingested_ms, batch_key FROM batch_log WHERE batch_key IS NOT NULL;
+                     DELETE FROM batch_log; DELETE FROM agent_batches; DELETE FROM agent_metrics;",
                 )?;
                 super::rollups::clear(conn, None)?;
                 n
@@ -503,7 +539,7 @@ mod tests {
             let b = batch(agent);
             let tx = conn.transaction().unwrap();
             for _ in 0..per_agent {
-                backlog.log(&tx, &b, 0, 0).unwrap();
+                backlog.log(&tx, &b, None, 0, 0).unwrap();
                 agents.observe(&b, 0, 0);
             }
             tx.commit().unwrap();

@@ -170,17 +170,16 @@ fn ingest(
 ) -> rusqlite::Result<(IngestOutcome, Vec<EventRow>)> {
     conn.prepare_cached("INSERT INTO replay_log(expires_ms, signature) VALUES (?1, ?2)")?
         .execute(params![verified.expires_ms, &verified.signature[..]])?;
-    if let Some(batch_id) = &batch.batch_id {
-        let fresh = conn
-            .prepare_cached(
-                "INSERT INTO batch_seen(received_ms, key) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-            )?
-            .execute(params![now, super::schema::batch_key(&batch.agent_id, batch_id)])?;
-        if fresh == 0 {
-            return Ok((IngestOutcome { stored: 0, duplicate: true }, Vec::new()));
-        }
+    let key = batch.batch_id.as_deref().map(|id| super::schema::batch_key(&batch.agent_id, id));
+    let duplicate = IngestOutcome { stored: 0, duplicate: true };
+    if let Some(key) = &key
+        && seen_before(conn, key)?
+    {
+        return Ok((duplicate, Vec::new()));
     }
-    let first_id = backlog.log(conn, batch, ts_ms, now)?;
+    let Some(first_id) = backlog.log(conn, batch, key.as_deref(), ts_ms, now)? else {
+        return Ok((duplicate, Vec::new()));
+    };
     let rows = if want_rows {
         let ingested_at = format_ms(now);
         (first_id..)
@@ -191,6 +190,13 @@ fn ingest(
         Vec::new()
     };
     Ok((IngestOutcome { stored: batch.events.len(), duplicate: false }, rows))
+}
+
+/// Whether a batch with this key was stored and is gone from the log: cleared (the ids outlive
+/// their events until retention, so that a late retry stays harmless), or logged before the
+/// keys moved into the log. (One in the log is found by its unique key.)
+fn seen_before(conn: &Connection, key: &[u8]) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM batch_seen WHERE key = ?1")?.exists([key])
 }
 
 fn clear(
