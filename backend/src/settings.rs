@@ -1,6 +1,6 @@
 //! Configuration: the seed's environment names first, flags for the non-secret ones.
 
-use crate::storage::Cutoffs;
+use crate::storage::{Compaction, Cutoffs};
 use clap::Parser;
 pub use protocol::Secret;
 use protocol::{DEV_API_TOKEN, DEV_HMAC_SECRET};
@@ -46,6 +46,8 @@ pub(crate) struct Retention {
     pub(crate) raw: Option<Duration>,
     /// Each tier's buckets (per minute, per hour), from their start on the agent's clock.
     pub(crate) tiers: [Option<Duration>; 2],
+    /// Raw batches older than this, from when they were received, are compacted (SQLite).
+    pub(crate) compact_after: Option<Duration>,
 }
 
 impl Retention {
@@ -54,7 +56,11 @@ impl Retention {
         let before = |keep: Option<Duration>| {
             keep.map(|k| now_ms.saturating_sub(i64::try_from(k.as_millis()).unwrap_or(i64::MAX)))
         };
-        Cutoffs { raw: before(self.raw), tiers: self.tiers.map(before) }
+        let compact = before(self.compact_after).map(|before_ms| Compaction {
+            before_ms,
+            due_before_ms: before_ms.saturating_sub(now_ms - before_ms),
+        });
+        Cutoffs { raw: before(self.raw), tiers: self.tiers.map(before), compact }
     }
 }
 
@@ -153,6 +159,11 @@ pub struct Args {
     /// Days the per-hour sums are kept; 0 keeps them all.
     #[arg(long, env = "RETENTION_1H_DAYS", default_value_t = 730)]
     pub(crate) retention_1h_days: u64,
+    /// Minutes after which raw batches are compacted (SQLite): an agent's batches, about this
+    /// long of them at a time, in one compressed row, read back as they were; 0 keeps every
+    /// batch a plain row, readable by the sqlite3 shell.
+    #[arg(long, env = "COMPACT_AFTER_MINUTES", default_value_t = 60)]
+    pub(crate) compact_after_minutes: u64,
     /// Comma-separated host names (besides localhost, 127.0.0.1 and [::1]) that requests may
     /// name in `Host` while reads are open or the development credentials are in use.
     #[arg(long, env = "ALLOWED_HOSTS", value_delimiter = ',')]
@@ -330,6 +341,8 @@ impl Settings {
             retention: Retention {
                 raw: days(args.retention_days),
                 tiers: [days(args.retention_1m_days), days(args.retention_1h_days)],
+                compact_after: (args.compact_after_minutes > 0)
+                    .then(|| Duration::from_secs(args.compact_after_minutes.saturating_mul(60))),
             },
             cors_origins: args.cors_origins,
             log_format: args.log_format,

@@ -1,6 +1,7 @@
 //! Where events live. [`Store`] is what the routes need of a database; SQLite (one process,
 //! the default) and PostgreSQL (several replicas acting as one) implement it.
 
+pub(crate) mod chunk;
 pub mod jobs;
 pub(crate) mod postgres;
 pub(crate) mod rollup;
@@ -211,13 +212,26 @@ pub struct Cutoffs {
     pub raw: Option<i64>,
     /// Each tier's buckets, in [`rollup::TIERS`] order, by where they start on the agent's clock.
     pub tiers: [Option<i64>; 2],
+    /// Which raw batches move into compressed chunks (SQLite; PostgreSQL keeps its rows).
+    pub compact: Option<Compaction>,
+}
+
+/// An agent's raw batches received before `before_ms` move into a chunk once its oldest was
+/// received before `due_before_ms`: a chunk then holds about as long of its batches as they
+/// waited, rather than one batch each time one comes of age.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compaction {
+    /// Batches received before this move.
+    pub before_ms: i64,
+    /// Once the agent's oldest was received before this.
+    pub due_before_ms: i64,
 }
 
 impl Cutoffs {
     /// Raw events and batch ids only.
     #[cfg(test)]
     pub(crate) fn raw(before_ms: Option<i64>) -> Self {
-        Self { raw: before_ms, tiers: [None; 2] }
+        Self { raw: before_ms, tiers: [None; 2], compact: None }
     }
 }
 

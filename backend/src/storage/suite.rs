@@ -5,7 +5,7 @@
 use super::postgres::PgStorage;
 use super::sqlite::SqliteStorage;
 use super::sqlite::backlog::FlushPolicy;
-use super::{Cutoffs, EventFilter, PRUNE_CHUNK, Range, StorageError, Store, prune};
+use super::{Compaction, Cutoffs, EventFilter, PRUNE_CHUNK, Range, StorageError, Store, prune};
 use crate::clock::now_ms;
 use crate::live::{Hub, LiveFrame};
 use crate::security::Verified;
@@ -110,6 +110,7 @@ every_store!(
     retention_removes_old_events_in_steps,
     batch_ids_that_outlive_their_events_are_pruned_in_steps,
     the_live_feed_gets_each_stored_row,
+    compacted_batches_read_back_as_they_were,
 );
 
 static SIGNATURES: AtomicU64 = AtomicU64::new(1);
@@ -275,7 +276,8 @@ async fn long_charts_read_the_tiers_and_late_batches_join_their_bucket(s: Subjec
     assert!(close(&series.cpu_avg, &[0.025, 0.125, 0.225, 0.325, 0.425, 0.525]), "{series:?}");
 
     // The per-minute tier keeps the second hour, the hourly one both.
-    let cutoffs = Cutoffs { raw: Some(now_ms() + 1_000), tiers: [Some(T0 + HOUR), None] };
+    let cutoffs =
+        Cutoffs { raw: Some(now_ms() + 1_000), tiers: [Some(T0 + HOUR), None], compact: None };
     prune(&*s.store, cutoffs).await.unwrap();
     let series = s.store.series("a".into(), twenty_min).await.unwrap();
     assert_eq!(series.t, [3, 4, 5].map(|k| (T0 + k * 1_200_000) / 1000));
@@ -507,4 +509,75 @@ mod replicas {
         a.store.close().await;
         b.store.close().await;
     }
+}
+
+/// Every read gives the same answers after the batches are compacted (on SQLite; PostgreSQL
+/// keeps its rows and must answer the same anyway), a resent batch is still known, a clear and
+/// retention take the compacted batches too.
+async fn compacted_batches_read_back_as_they_were(s: Subject) {
+    let mut sent = Vec::new();
+    for i in 0..40i64 {
+        let agent = if i % 3 == 0 { "b" } else { "a" };
+        let procs = [("x.exe", 0.01 * i as f64), ("y.exe", 0.5)];
+        let mut b = batch(agent, T0 + i * 5_000, 0.1 + 0.001 * i as f64, &procs);
+        if i == 7 {
+            b.events.push(Event { rss: Some(5), ..Event::empty(EventKind::parse("gpu")) });
+            b.ts = "2025-11-12T12:00:35Z".into();
+        }
+        put(&s, b.clone()).await;
+        sent.push(b);
+    }
+    let range = Range { from_ms: T0, to_ms: T0 + 200_000, step_ms: 10_000 };
+    let filters = [
+        filter(None, None, None, 1000),
+        filter(None, None, None, 7),
+        filter(Some("a"), None, None, 1000),
+        filter(Some("b"), Some("proc"), None, 5),
+        filter(None, Some("gpu"), None, 10),
+    ];
+    let mut before = Vec::new();
+    for f in &filters {
+        before.push(s.store.events(f.clone()).await.unwrap());
+    }
+    let reads = || async {
+        (
+            s.store.series("a".into(), range).await.unwrap(),
+            s.store.process_history("a".into(), "x.exe".into(), range).await.unwrap(),
+            s.store.latest_processes("b".into()).await.unwrap(),
+        )
+    };
+    let charts = reads().await;
+    let middle = before[0][before[0].len() / 2].id;
+
+    let soon = now_ms() + 1_000;
+    let all = Compaction { before_ms: soon, due_before_ms: soon };
+    prune(&*s.store, Cutoffs { compact: Some(all), ..Cutoffs::raw(None) }).await.unwrap();
+    for (f, want) in filters.iter().zip(&before) {
+        assert_eq!(&s.store.events(f.clone()).await.unwrap(), want, "{f:?}");
+    }
+    let page = s.store.events(filter(None, None, Some(middle), 5)).await.unwrap();
+    let want: Vec<i64> = before[0].iter().map(|r| r.id).filter(|id| *id < middle).take(5).collect();
+    assert_eq!(page.iter().map(|r| r.id).collect::<Vec<_>>(), want);
+    assert_eq!(reads().await, charts);
+    for b in [&sent[0], &sent[7]] {
+        let again = s.store.ingest(b.clone(), b.validate().unwrap(), verified()).await.unwrap();
+        assert!(again.duplicate, "a compacted batch is still known by its id");
+    }
+
+    // New batches land in the log beside the chunks, and the reads merge both.
+    put(&s, batch("a", T0 + 300_000, 0.9, &[])).await;
+    let newest = s.store.events(filter(Some("a"), None, None, 2)).await.unwrap();
+    assert_eq!(newest[0].cpu, Some(0.9));
+    assert_eq!(newest[1], before[2][0]);
+
+    let a_events = before[2].len() + 1;
+    assert_eq!(s.store.clear(Some("a".into())).await.unwrap(), a_events);
+    let again = s.store.ingest(sent[1].clone(), sent[1].validate().unwrap(), verified());
+    assert!(again.await.unwrap().duplicate, "a clear keeps the ids of compacted batches too");
+    assert!(s.store.events(filter(Some("a"), None, None, 10)).await.unwrap().is_empty());
+    let b_events = before[0].len() + 1 - a_events;
+    let removed = prune(&*s.store, Cutoffs::raw(Some(soon))).await.unwrap();
+    assert_eq!(removed, b_events);
+    assert!(s.store.events(filter(None, None, None, 10)).await.unwrap().is_empty());
+    s.store.close().await;
 }

@@ -133,7 +133,7 @@ impl SharedBacklog {
 
 /// Keeps a deleted batch's id key (if it had one) until retention, so that a retry of it is
 /// still known.
-const KEEP_KEY: &str = "INSERT OR IGNORE INTO batch_seen(received_ms, key)
+pub(crate) const KEEP_KEY: &str = "INSERT OR IGNORE INTO batch_seen(received_ms, key)
     SELECT ?1, ?2 WHERE ?2 IS NOT NULL";
 
 #[derive(Debug)]

@@ -5,6 +5,7 @@
 
 mod agents;
 pub(crate) mod backlog;
+mod chunks;
 mod codec;
 pub(crate) mod queries;
 mod rollups;
@@ -146,7 +147,17 @@ impl SqliteStorage {
         let pool = Arc::clone(&self.readers);
         tokio::task::spawn_blocking(move || {
             let Some(reader) = Pooled::take(pool) else { return Err(StorageError::Closed) };
-            f(reader.conn()).map_err(StorageError::from)
+            let conn = reader.conn();
+            // One snapshot for the whole read: a compaction that commits between two of its
+            // statements would otherwise show a batch in both the log and a chunk, or neither.
+            if !conn.is_autocommit() {
+                // Left open by a read that panicked.
+                conn.prepare_cached("ROLLBACK")?.execute([])?;
+            }
+            conn.prepare_cached("BEGIN")?.execute([])?;
+            let out = f(conn);
+            conn.prepare_cached("COMMIT")?.execute([])?;
+            out.map_err(StorageError::from)
         })
         .await
         .map_err(|e| {
@@ -459,16 +470,18 @@ mod tests {
             .unwrap();
         assert_eq!(shapes, ["[[", "[[", "[{"]);
 
-        let api = storage.events(EventFilter { limit: 50, ..EventFilter::default() }).await;
-        let mut view = conn
-            .prepare(
+        let api = || async {
+            let rows = storage.events(EventFilter { limit: 50, ..EventFilter::default() }).await;
+            let blank = |r| protocol::EventRow { ingested_at: String::new(), ..r };
+            rows.unwrap().into_iter().map(blank).collect::<Vec<_>>()
+        };
+        let view = |conn: &Connection| -> rusqlite::Result<Vec<protocol::EventRow>> {
+            conn.prepare(
                 "SELECT id, agent_id, ts, platform, event_type, cpu, mem_free, mem_total,
                         disk_free, disk_total, net_rx_bps, net_tx_bps, uptime_s, pid, proc_name,
                         rss
                  FROM events ORDER BY id DESC",
-            )
-            .unwrap();
-        let rows: Vec<protocol::EventRow> = view
+            )?
             .query_map([], |r| {
                 Ok(protocol::EventRow {
                     id: r.get(0)?,
@@ -489,17 +502,33 @@ mod tests {
                     rss: r.get(15)?,
                     ingested_at: String::new(),
                 })
-            })
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        let api: Vec<_> = api
-            .unwrap()
-            .into_iter()
-            .map(|r| protocol::EventRow { ingested_at: String::new(), ..r })
-            .collect();
+            })?
+            .collect()
+        };
+        let rows = view(&conn).unwrap();
         assert_eq!(rows.len(), 9, "two events each for a and old, five for odd");
-        assert_eq!(rows, api);
+        assert_eq!(rows, api().await);
+
+        // Compacted, the rows leave the log and the view reads them from the chunks, through
+        // the backend's function; the shell's connection, without it, is told so.
+        let soon = now_ms() + 1_000;
+        let all = super::super::Compaction { before_ms: soon, due_before_ms: soon };
+        let cutoffs =
+            super::super::Cutoffs { compact: Some(all), ..super::super::Cutoffs::raw(None) };
+        super::super::prune(&storage, cutoffs).await.unwrap();
+        let count = |table: &str| -> i64 {
+            conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap()
+        };
+        assert_eq!((count("batch_log"), count("agent_batches"), count("agent_metrics")), (0, 0, 0));
+        assert_eq!(count("batch_chunks"), 3, "one chunk per agent");
+        assert_eq!(view(&schema::open_reader(&path).unwrap()).unwrap(), rows);
+        let shell = view(&Connection::open(&path).unwrap()).unwrap_err().to_string();
+        assert!(shell.contains("chunk_batches"), "{shell}");
+        assert_eq!(api().await, rows);
+
+        // Without chunks the view is plain SQL again.
+        storage.clear(None).await.unwrap();
+        assert_eq!(view(&Connection::open(&path).unwrap()).unwrap(), []);
         storage.close().await;
     }
 }

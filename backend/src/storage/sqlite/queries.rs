@@ -3,8 +3,9 @@
 //! gained since is found below [`BacklogView::boundary`] and not counted twice).
 
 use super::backlog::{BacklogView, KIND_METRIC, KIND_OTHER, KIND_PROC, decode};
-use super::rollups;
+use super::{chunks, rollups};
 use crate::clock::format_ms;
+use crate::storage::chunk::ChunkBatch;
 use crate::storage::jobs::Columns;
 use crate::storage::rollup::{MetricSums, ProcSums, Sum, metric_values, tier_for};
 use crate::storage::{EventFilter, Range, empty_history, empty_series, push_history, push_series};
@@ -15,50 +16,49 @@ use std::collections::BTreeMap;
 /// The columns [`logged`] reads, from `batch_log` aliased `l`.
 const LOGGED: &str = "l.first_id, l.agent_id, l.ts, l.ts_ms, l.platform, l.ingested_ms, l.events";
 
-/// A batch read back from the log; its events are decoded only where they are used.
+/// A batch read back from the log or from a chunk.
 struct Logged {
-    first_id: i64,
-    ts_ms: i64,
-    ingested_ms: i64,
     agent_id: String,
-    ts: String,
-    platform: String,
-    events: String,
+    b: ChunkBatch,
 }
 
 fn logged(r: &Row<'_>) -> rusqlite::Result<Logged> {
     Ok(Logged {
-        first_id: r.get(0)?,
         agent_id: r.get(1)?,
-        ts: r.get(2)?,
-        ts_ms: r.get(3)?,
-        platform: r.get(4)?,
-        ingested_ms: r.get(5)?,
-        events: r.get(6)?,
+        b: ChunkBatch {
+            first_id: r.get(0)?,
+            ts: r.get(2)?,
+            ts_ms: r.get(3)?,
+            platform: r.get(4)?,
+            ingested_ms: r.get(5)?,
+            key: None,
+            events: decode(&r.get::<_, String>(6)?)?,
+        },
     })
 }
 
 impl Logged {
-    fn batch(&self) -> rusqlite::Result<IngestBatch> {
-        Ok(IngestBatch {
-            agent_id: self.agent_id.clone(),
-            ts: self.ts.clone(),
-            platform: self.platform.clone(),
-            batch_id: None,
-            events: decode(&self.events)?,
-        })
+    fn compacted(agent_id: &str, b: ChunkBatch) -> Self {
+        Logged { agent_id: agent_id.to_owned(), b }
     }
 
     /// The batch's events as rows, newest first.
-    fn rows(&self) -> rusqlite::Result<Vec<EventRow>> {
-        let batch = self.batch()?;
-        let ingested_at = format_ms(self.ingested_ms);
-        let mut out: Vec<_> = (self.first_id..)
-            .zip(&batch.events)
+    fn rows(self) -> Vec<EventRow> {
+        let Logged { agent_id, b } = self;
+        let ingested_at = format_ms(b.ingested_ms);
+        let batch = IngestBatch {
+            agent_id,
+            ts: b.ts,
+            platform: b.platform,
+            batch_id: None,
+            events: vec![],
+        };
+        let mut out: Vec<_> = (b.first_id..)
+            .zip(&b.events)
             .map(|(id, e)| Columns::of(e).to_row(&batch, id, &ingested_at))
             .collect();
         out.reverse();
-        Ok(out)
+        out
     }
 }
 
@@ -90,6 +90,9 @@ fn kind_mask(event_type: Option<&str>) -> i64 {
 }
 
 /// Newest first by id, which is insertion order, so rows of the same second keep their order.
+/// The log's rows first; then the chunks, whose ids interleave with the log's (an agent's
+/// chunks are older than its log, not than another agent's), until none can hold an id above
+/// the page's lowest.
 pub(crate) fn events(
     conn: &Connection,
     f: &EventFilter,
@@ -99,27 +102,31 @@ pub(crate) fn events(
     let mask = kind_mask(f.event_type.as_deref());
     let limit = f.limit as usize;
     let mut out = Vec::with_capacity(limit.min(500));
-    // Adds the batch's matching events, newest first; true once the page is full.
-    let take = |b: &Logged, out: &mut Vec<EventRow>| -> rusqlite::Result<bool> {
-        for row in b.rows()? {
-            let wanted = f.event_type.as_deref().is_none_or(|t| t == row.event_type);
-            if row.id < before && wanted {
-                out.push(row);
-                if out.len() >= limit {
-                    return Ok(true);
-                }
-            }
-        }
-        Ok(false)
-    };
     if limit == 0 {
         return Ok(out);
     }
+    let wanted = |row: &EventRow| {
+        row.id < before && f.event_type.as_deref().is_none_or(|t| t == row.event_type)
+    };
+    // Adds the batch's matching events, newest first; true once the page is full.
+    let take = |b: Logged, out: &mut Vec<EventRow>| -> bool {
+        for row in b.rows() {
+            if wanted(&row) {
+                out.push(row);
+                if out.len() >= limit {
+                    return true;
+                }
+            }
+        }
+        false
+    };
     let (mut stmt, args) = match &f.agent_id {
         Some(agent) => {
+            let mut full = false;
             for b in waiting(conn, backlog, |id, _, kinds| id < before && kinds & mask != 0)? {
-                if take(&b, &mut out)? {
-                    return Ok(out);
+                if take(b, &mut out) {
+                    full = true;
+                    break;
                 }
             }
             let stmt = conn.prepare_cached(&format!(
@@ -127,22 +134,37 @@ pub(crate) fn events(
                  WHERE a.agent_id = ?1 AND a.first_id < ?2 AND a.kinds & ?3 != 0
                  ORDER BY a.first_id DESC"
             ))?;
-            (stmt, vec![agent.clone().into(), before.min(backlog.boundary()).into(), mask.into()])
+            let args =
+                vec![agent.clone().into(), before.min(backlog.boundary()).into(), mask.into()];
+            (if full { None } else { Some(stmt) }, args)
         }
         None => {
             let stmt = conn.prepare_cached(&format!(
                 "SELECT {LOGGED} FROM batch_log l WHERE l.first_id < ?1 AND l.kinds & ?2 != 0
                  ORDER BY l.first_id DESC"
             ))?;
-            (stmt, vec![rusqlite::types::Value::from(before), mask.into()])
+            (Some(stmt), vec![rusqlite::types::Value::from(before), mask.into()])
         }
     };
-    let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
-    while let Some(r) = rows.next()? {
-        if take(&logged(r)?, &mut out)? {
-            break;
+    if let Some(stmt) = stmt.as_mut() {
+        let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+        while let Some(r) = rows.next()? {
+            if take(logged(r)?, &mut out) {
+                break;
+            }
         }
     }
+    chunks::newest_first(conn, f.agent_id.as_deref(), before, mask, |last_id, agent, batches| {
+        if out.len() >= limit && out.last().is_some_and(|lowest| lowest.id > last_id) {
+            return false;
+        }
+        for b in batches {
+            out.extend(Logged::compacted(agent, b).rows().into_iter().filter(&wanted));
+        }
+        out.sort_unstable_by_key(|r| std::cmp::Reverse(r.id));
+        out.truncate(limit);
+        true
+    })?;
     Ok(out)
 }
 
@@ -192,13 +214,17 @@ pub(crate) fn series(
             s.merge(summed(r, 2 + 2 * i, None)?);
         }
     }
-    for e in &backlog.entries {
-        let Some(bucket) = bucket_of(range, e.ts_ms) else { continue };
-        for (_, m) in &e.metrics {
-            let sums = buckets.entry(bucket).or_default();
-            for (s, v) in sums.iter_mut().zip(metric_values(m)) {
-                s.add(v);
-            }
+    let compacted = chunks::in_range(conn, agent_id, range.from_ms, range.to_ms, KIND_METRIC)?;
+    let compacted = compacted.iter().filter(|b| b.first_id < backlog.boundary());
+    let readings =
+        backlog.entries.iter().flat_map(|e| e.metrics.iter().map(|(_, m)| (e.ts_ms, m))).chain(
+            compacted.flat_map(|b| b.events.iter().filter(|e| e.is_metric()).map(|m| (b.ts_ms, m))),
+        );
+    for (ts_ms, m) in readings {
+        let Some(bucket) = bucket_of(range, ts_ms) else { continue };
+        let sums = buckets.entry(bucket).or_default();
+        for (s, v) in sums.iter_mut().zip(metric_values(m)) {
+            s.add(v);
         }
     }
     let mut s = empty_series(agent_id, range);
@@ -235,6 +261,13 @@ fn proc_batches(
     for b in rows {
         out.push(b?);
     }
+    let compacted = chunks::in_range(conn, agent_id, from_ms, to_ms, KIND_PROC)?;
+    out.extend(
+        compacted
+            .into_iter()
+            .filter(|b| b.first_id < backlog.boundary())
+            .map(|b| Logged::compacted(agent_id, b)),
+    );
     Ok(out)
 }
 
@@ -254,9 +287,11 @@ pub(crate) fn latest_processes(
         )?
         .query_row(params![agent_id, KIND_PROC, backlog.boundary()], |r| r.get(0))
         .optional()?;
-    let Some(ts_ms) = waiting.max(indexed) else { return Ok(out) };
+    let known = waiting.max(indexed);
+    let compacted = chunks::latest_after(conn, agent_id, KIND_PROC, known.unwrap_or(i64::MIN))?;
+    let Some(ts_ms) = known.max(compacted) else { return Ok(out) };
     for b in proc_batches(conn, agent_id, backlog, ts_ms, ts_ms + 1)? {
-        out.processes.extend(b.rows()?.into_iter().filter(|r| r.event_type == "proc"));
+        out.processes.extend(b.rows().into_iter().filter(|r| r.event_type == "proc"));
     }
     out.processes.sort_by(|a, b| {
         let cpu = |r: &EventRow| r.cpu.unwrap_or(0.0);
@@ -278,9 +313,9 @@ pub(crate) fn process_history(
         return rollups::process_history(conn, agent_id, backlog, name, range, tier);
     }
     let mut buckets: BTreeMap<i64, ProcSums> = BTreeMap::new();
-    for b in proc_batches(conn, agent_id, backlog, range.from_ms, range.to_ms)? {
+    for Logged { b, .. } in proc_batches(conn, agent_id, backlog, range.from_ms, range.to_ms)? {
         let Some(bucket) = bucket_of(range, b.ts_ms) else { continue };
-        for p in decode(&b.events)? {
+        for p in b.events {
             if p.is_proc() && p.name.as_deref() == Some(name) {
                 let [cpu, rss] = buckets.entry(bucket).or_default();
                 cpu.add(p.cpu);

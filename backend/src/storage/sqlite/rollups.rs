@@ -160,10 +160,10 @@ pub(crate) fn series(
     range: Range,
     tier: i64,
 ) -> rusqlite::Result<Series> {
-    let tx = conn.unchecked_transaction()?;
-    let top = frontier(&tx, agent)?;
+    // The read's one snapshot (see `SqliteStorage::read`): the frontier and the buckets agree.
+    let top = frontier(conn, agent)?;
     let mut buckets: BTreeMap<i64, MetricSums> = BTreeMap::new();
-    let mut stmt = tx.prepare_cached(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT bucket_ms, {METRIC_SUMS} FROM metric_rollups WHERE {OVERLAPS}"
     ))?;
     let mut rows = stmt.query(params![agent, tier, range.from_ms, range.to_ms])?;
@@ -202,10 +202,10 @@ pub(crate) fn process_history(
     range: Range,
     tier: i64,
 ) -> rusqlite::Result<ProcessHistory> {
-    let tx = conn.unchecked_transaction()?;
-    let top = frontier(&tx, agent)?;
+    // The read's one snapshot (see `SqliteStorage::read`): the frontier and the buckets agree.
+    let top = frontier(conn, agent)?;
     let mut buckets: BTreeMap<i64, ProcSums> = BTreeMap::new();
-    let mut stmt = tx.prepare_cached(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT bucket_ms, cpu_sum, cpu_n, cpu_max, rss_sum, rss_n FROM proc_rollups
          WHERE {OVERLAPS} AND name = ?5"
     ))?;

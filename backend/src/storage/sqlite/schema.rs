@@ -4,6 +4,66 @@ use crate::settings::Synchronous;
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 
+/// The seed's `events` table as a view over the batches listed by `$batches` (columns
+/// `first_id, agent_id, ts, ts_ms, platform, ingested_ms, events`): the log's events, keyed
+/// objects and positional arrays alike (see `codec.rs`).
+macro_rules! events_view {
+    ($batches:literal) => {
+        concat!(
+            "DROP VIEW IF EXISTS events;
+    CREATE VIEW events AS
+        WITH b AS (",
+            $batches,
+            "), e AS (
+            SELECT b.first_id + j.key AS id, b.agent_id, b.ts, b.ts_ms, b.platform,
+                   b.ingested_ms, j.value AS v,
+                   CASE WHEN j.type = 'object' THEN 'keyed'
+                        WHEN json_array_length(j.value) = 8 THEN 'metric'
+                        ELSE 'proc' END AS shape
+            FROM b, json_each(b.events) j
+        )
+        SELECT id, agent_id, ts, ts_ms, platform,
+               iif(shape = 'keyed', v ->> 'type', shape) AS event_type,
+               CASE shape WHEN 'keyed' THEN v ->> 'cpu' WHEN 'metric' THEN v ->> 0
+                          ELSE v ->> 2 END AS cpu,
+               CASE shape WHEN 'keyed' THEN v ->> 'mem_free' WHEN 'metric' THEN v ->> 1
+                          END AS mem_free,
+               CASE shape WHEN 'keyed' THEN v ->> 'mem_total' WHEN 'metric' THEN v ->> 2
+                          END AS mem_total,
+               CASE shape WHEN 'keyed' THEN v ->> 'disk_free' WHEN 'metric' THEN v ->> 3
+                          END AS disk_free,
+               CASE shape WHEN 'keyed' THEN v ->> 'disk_total' WHEN 'metric' THEN v ->> 4
+                          END AS disk_total,
+               CASE shape WHEN 'keyed' THEN v ->> 'net_rx_bps' WHEN 'metric' THEN v ->> 5
+                          END AS net_rx_bps,
+               CASE shape WHEN 'keyed' THEN v ->> 'net_tx_bps' WHEN 'metric' THEN v ->> 6
+                          END AS net_tx_bps,
+               CASE shape WHEN 'keyed' THEN v ->> 'uptime_s' WHEN 'metric' THEN v ->> 7
+                          END AS uptime_s,
+               CASE shape WHEN 'keyed' THEN v ->> 'pid' WHEN 'proc' THEN v ->> 0 END AS pid,
+               CASE shape WHEN 'keyed' THEN v ->> 'name' WHEN 'proc' THEN v ->> 1
+                          END AS proc_name,
+               CASE shape WHEN 'keyed' THEN v ->> 'rss' WHEN 'proc' THEN v ->> 3 END AS rss,
+               ingested_ms
+        FROM e;"
+        )
+    };
+}
+
+/// Over the log alone: plain SQL.
+pub(crate) const EVENTS_VIEW: &str = events_view!(
+    "SELECT first_id, agent_id, ts, ts_ms, platform, ingested_ms, events FROM batch_log"
+);
+
+/// Over the log and the chunks, which only the backend's `chunk_batches` reads.
+pub(crate) const EVENTS_VIEW_WITH_CHUNKS: &str = events_view!(
+    "SELECT first_id, agent_id, ts, ts_ms, platform, ingested_ms, events FROM batch_log
+        UNION ALL
+        SELECT j.value ->> 0, c.agent_id, j.value ->> 1, j.value ->> 2, j.value ->> 3,
+               j.value ->> 4, j.value -> 5
+        FROM batch_chunks c, json_each(chunk_batches(c.data)) j"
+);
+
 /// Each entry runs once, in order, inside one transaction with the version bump.
 const MIGRATIONS: &[&str] = &[
     // 1: events keep the seed's columns; AUTOINCREMENT so an id is never reused after a clear,
@@ -259,42 +319,7 @@ const MIGRATIONS: &[&str] = &[
     ",
     // 7: new log rows write an event with only its kind's figures positionally (see `codec.rs`);
     // rows already written keep their objects, and the view reads both.
-    r"
-    DROP VIEW events;
-    CREATE VIEW events AS
-        WITH e AS (
-            SELECT b.first_id + j.key AS id, b.agent_id, b.ts, b.ts_ms, b.platform,
-                   b.ingested_ms, j.value AS v,
-                   CASE WHEN j.type = 'object' THEN 'keyed'
-                        WHEN json_array_length(j.value) = 8 THEN 'metric'
-                        ELSE 'proc' END AS shape
-            FROM batch_log b, json_each(b.events) j
-        )
-        SELECT id, agent_id, ts, ts_ms, platform,
-               iif(shape = 'keyed', v ->> 'type', shape) AS event_type,
-               CASE shape WHEN 'keyed' THEN v ->> 'cpu' WHEN 'metric' THEN v ->> 0
-                          ELSE v ->> 2 END AS cpu,
-               CASE shape WHEN 'keyed' THEN v ->> 'mem_free' WHEN 'metric' THEN v ->> 1
-                          END AS mem_free,
-               CASE shape WHEN 'keyed' THEN v ->> 'mem_total' WHEN 'metric' THEN v ->> 2
-                          END AS mem_total,
-               CASE shape WHEN 'keyed' THEN v ->> 'disk_free' WHEN 'metric' THEN v ->> 3
-                          END AS disk_free,
-               CASE shape WHEN 'keyed' THEN v ->> 'disk_total' WHEN 'metric' THEN v ->> 4
-                          END AS disk_total,
-               CASE shape WHEN 'keyed' THEN v ->> 'net_rx_bps' WHEN 'metric' THEN v ->> 5
-                          END AS net_rx_bps,
-               CASE shape WHEN 'keyed' THEN v ->> 'net_tx_bps' WHEN 'metric' THEN v ->> 6
-                          END AS net_tx_bps,
-               CASE shape WHEN 'keyed' THEN v ->> 'uptime_s' WHEN 'metric' THEN v ->> 7
-                          END AS uptime_s,
-               CASE shape WHEN 'keyed' THEN v ->> 'pid' WHEN 'proc' THEN v ->> 0 END AS pid,
-               CASE shape WHEN 'keyed' THEN v ->> 'name' WHEN 'proc' THEN v ->> 1
-                          END AS proc_name,
-               CASE shape WHEN 'keyed' THEN v ->> 'rss' WHEN 'proc' THEN v ->> 3 END AS rss,
-               ingested_ms
-        FROM e;
-    ",
+    EVENTS_VIEW,
     // 8: a batch id is kept under a short binary key of the agent and the id (`batch_key`),
     // appended in arrival order so that retention deletes from the front: the two texts (a
     // UUID is 36 characters) and an index by time that repeated them took 130 bytes a batch.
@@ -356,9 +381,11 @@ pub(crate) fn batch_key(agent_id: &str, batch_id: &str) -> Vec<u8> {
     }
 }
 
-/// `batch_key(agent_id, batch_id)` for the migration that moves the ids already kept.
+/// `batch_key(agent_id, batch_id)` for the migration that moves the ids already kept, and the
+/// reader of chunks for the `events` view.
 fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
     use rusqlite::functions::FunctionFlags;
+    super::chunks::register(conn)?;
     conn.create_scalar_function(
         "batch_key",
         2,
@@ -393,6 +420,7 @@ pub(crate) fn open_writer(path: &Path, sync: Synchronous) -> rusqlite::Result<Co
     conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
     register_functions(&conn)?;
     migrate(&mut conn)?;
+    super::chunks::sync_view(&conn)?;
     Ok(conn)
 }
 
@@ -405,6 +433,7 @@ pub(crate) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
+    register_functions(&conn)?;
     Ok(conn)
 }
 

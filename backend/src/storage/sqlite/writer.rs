@@ -85,8 +85,11 @@ fn commit_group(w: &mut Writer, jobs: Vec<Job>) {
     // Retention prunes only indexed batches, so what it would prune goes into the index first
     // (with a cutoff days back, nothing waits that long).
     for job in &jobs {
-        if let Job::Prune { cutoffs: Cutoffs { raw: Some(before), .. }, .. } = job {
-            flush(w, Due::IngestedBefore(*before));
+        if let Job::Prune { cutoffs, .. } = job {
+            let compact = cutoffs.compact.map(|c| c.before_ms);
+            if let Some(before) = cutoffs.raw.max(compact) {
+                flush(w, Due::IngestedBefore(before));
+            }
         }
     }
     let started = Instant::now();
@@ -173,7 +176,7 @@ fn ingest(
     let key = batch.batch_id.as_deref().map(|id| super::schema::batch_key(&batch.agent_id, id));
     let duplicate = IngestOutcome { stored: 0, duplicate: true };
     if let Some(key) = &key
-        && seen_before(conn, key)?
+        && seen_before(conn, batch, ts_ms, key)?
     {
         return Ok((duplicate, Vec::new()));
     }
@@ -192,11 +195,18 @@ fn ingest(
     Ok((IngestOutcome { stored: batch.events.len(), duplicate: false }, rows))
 }
 
-/// Whether a batch with this key was stored and is gone from the log: cleared (the ids outlive
-/// their events until retention, so that a late retry stays harmless), or logged before the
-/// keys moved into the log. (One in the log is found by its unique key.)
-fn seen_before(conn: &Connection, key: &[u8]) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT 1 FROM batch_seen WHERE key = ?1")?.exists([key])
+/// Whether a batch with this key was stored and is gone from the log: compacted into a chunk,
+/// cleared (the ids outlive their events until retention, so that a late retry stays
+/// harmless), or logged before the keys moved into the log. (One in the log is found by its
+/// unique key.)
+fn seen_before(
+    conn: &Connection,
+    batch: &IngestBatch,
+    ts_ms: i64,
+    key: &[u8],
+) -> rusqlite::Result<bool> {
+    Ok(conn.prepare_cached("SELECT 1 FROM batch_seen WHERE key = ?1")?.exists([key])?
+        || super::chunks::seen(conn, &batch.agent_id, ts_ms, key)?)
 }
 
 fn clear(
@@ -204,7 +214,7 @@ fn clear(
     backlog: &mut IndexBacklog,
     agent_id: Option<&str>,
 ) -> rusqlite::Result<usize> {
-    let n = backlog.clear(conn, agent_id)?;
+    let n = backlog.clear(conn, agent_id)? + super::chunks::clear(conn, agent_id)?;
     match agent_id {
         Some(agent) => conn.execute("DELETE FROM agents WHERE agent_id = ?1", [agent])?,
         None => conn.execute("DELETE FROM agents", [])?,
@@ -230,9 +240,14 @@ fn forget_expired_signatures(conn: &Connection, now: i64) -> rusqlite::Result<()
 /// at a time. (Expired signatures go with each commit.)
 fn prune(conn: &Connection, backlog: &IndexBacklog, cutoffs: Cutoffs) -> rusqlite::Result<Pruned> {
     let tiers_left = super::rollups::prune(conn, cutoffs.tiers)?;
-    let Some(before) = cutoffs.raw else {
-        return Ok(Pruned { more: tiers_left, ..Pruned::default() });
+    let compacting = match cutoffs.compact {
+        Some(c) => super::chunks::compact_step(conn, backlog.floor(), c)?,
+        None => false,
     };
+    let Some(before) = cutoffs.raw else {
+        return Ok(Pruned { more: tiers_left || compacting, ..Pruned::default() });
+    };
+    let (chunk_events, chunks_left) = super::chunks::prune(conn, before)?;
     // In chunks too: a day's batch ids in one statement would hold the writer for seconds.
     let ids = conn
         .prepare_cached(
@@ -270,8 +285,8 @@ fn prune(conn: &Connection, backlog: &IndexBacklog, cutoffs: Cutoffs) -> rusqlit
         metrics.execute(params![agent, ts_ms, first_id, first_id + count])?;
         events += *count as usize;
     }
-    let raw = Pruned::of(events, &[ids as u64, gone.len() as u64]);
-    Ok(Pruned { more: raw.more || tiers_left, ..raw })
+    let raw = Pruned::of(events + chunk_events, &[ids as u64, gone.len() as u64]);
+    Ok(Pruned { more: raw.more || tiers_left || compacting || chunks_left, ..raw })
 }
 
 /// The signatures the replay guard must still refuse after a restart.
