@@ -69,25 +69,44 @@ struct Args {
     bench: bool,
 }
 
-/// One agent's batch at `ts_ms`: a metric reading and five of the eight processes, the set
-/// drifting slowly as real top lists do.
+/// A number in `[0, 1)` from the agent, the time and `salt`, the same on every run.
+fn noise(agent: usize, ts_ms: i64, salt: u64) -> f64 {
+    let mut z = (agent as u64) << 48 ^ (ts_ms as u64) ^ salt.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) as f64 / u64::MAX as f64
+}
+
+/// A share as the agent sends it: to 0.01 % of the machine.
+fn share(x: f64) -> f64 {
+    (x.clamp(0.0, 1.0) * 10_000.0).round() / 10_000.0
+}
+
+/// One agent's batch at `ts_ms`: a metric reading and five of the eight processes (the
+/// charted `chrome.exe` always), the set drifting slowly as real top lists do, every figure moving at each reading as a busy PC's do
+/// (memory by pages, rates by bytes, shares by 0.01 %), to the precision the agent sends.
 fn batch(agent: usize, ts_ms: i64) -> Vec<u8> {
     let phase = (ts_ms / 600_000) as usize;
     let wave = ((ts_ms / 60_000) % 100) as f64 / 100.0;
+    let n = |salt| noise(agent, ts_ms, salt);
+    let pages = |salt, most: f64| 4096 * (n(salt) * most) as u64;
     let mut events = vec![Event {
-        cpu: Some(0.2 + 0.6 * wave),
-        mem_free: Some(5 << 30),
+        cpu: Some(share(0.2 + 0.6 * wave + 0.1 * n(1))),
+        mem_free: Some((5 << 30) + pages(2, 50_000.0)),
         mem_total: Some(16 << 30),
-        disk_free: Some(120 << 30),
+        disk_free: Some((120 << 30) - 4096 * ((ts_ms / 1000) % 86_400) as u64),
         disk_total: Some(475 << 30),
-        net_rx_bps: Some(250_000.0 * wave),
-        net_tx_bps: Some(40_000.0),
-        uptime_s: Some(86_400),
+        net_rx_bps: Some((250_000.0 * wave + 50_000.0 * n(3)).round()),
+        net_tx_bps: Some((40_000.0 * n(4)).round()),
+        uptime_s: Some((ts_ms / 1000 % 10_000_000) as u64),
         ..Event::empty(EventKind::Metric)
     }];
     for i in 0..5 {
-        let name = NAMES[(phase + i) % NAMES.len()];
-        events.push(Event::process(4000 + i as u32, name, wave / (i + 2) as f64, 300 << 20));
+        // The charted one always, four more of the others by turns.
+        let name = if i == 0 { NAMES[1] } else { NAMES[[0, 2, 3, 4, 5, 6, 7][(phase + i) % 7]] };
+        let cpu = share(wave / (i + 2) as f64 * (0.8 + 0.4 * n(10 + i as u64)));
+        let rss = (300 << 20) + pages(20 + i as u64, 10_000.0);
+        events.push(Event::process(4000 + i as u32, name, cpu, rss));
     }
     let b = IngestBatch {
         agent_id: format!("pc-{agent:04}"),
@@ -156,7 +175,20 @@ fn table_bytes(db: &std::path::Path) -> anyhow::Result<BTreeMap<String, f64>> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-fn share(db: &std::path::Path, table: &str, tier: i64) -> anyhow::Result<f64> {
+/// Batches received before `ms` that are still rows of the log.
+fn left_in_log(db: &std::path::Path, ms: i64) -> anyhow::Result<i64> {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    Ok(conn
+        .query_row("SELECT count(*) FROM batch_log WHERE ingested_ms < ?1", [ms], |r| r.get(0))?)
+}
+
+fn count(db: &std::path::Path, sql: &str) -> anyhow::Result<f64> {
+    let conn = rusqlite::Connection::open(db)?;
+    Ok(conn.query_row(sql, [], |r| r.get(0))?)
+}
+
+fn share_of(db: &std::path::Path, table: &str, tier: i64) -> anyhow::Result<f64> {
     let conn = rusqlite::Connection::open(db)?;
     let (part, all): (f64, f64) = conn.query_row(
         &format!("SELECT (SELECT count(*) FROM {table} WHERE tier_ms = ?1), count(*) FROM {table}"),
@@ -169,8 +201,12 @@ fn share(db: &std::path::Path, table: &str, tier: i64) -> anyhow::Result<f64> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let keep_all =
-        [("RETENTION_DAYS", "0"), ("RETENTION_1M_DAYS", "0"), ("RETENTION_1H_DAYS", "0")];
+    let keep_all = [
+        ("RETENTION_DAYS", "0"),
+        ("RETENTION_1M_DAYS", "0"),
+        ("RETENTION_1H_DAYS", "0"),
+        ("COMPACT_AFTER_MINUTES", "1"),
+    ];
     let mut backend =
         TestBackend::start_with(&[keep_all.as_slice(), &[("RUST_LOG", "warn")]].concat());
     let now = now_ms() / 60_000 * 60_000;
@@ -217,24 +253,38 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("sending {} current batches ...", current.len());
     let current_rate = fill(&backend, current, args.concurrency).await?;
 
+    // Compaction moves what was received over a minute ago once the oldest waited two; the
+    // retention pass that does it runs every minute.
+    let filled_ms = now_ms();
+    let started = Instant::now();
+    loop {
+        let left = left_in_log(&backend.db_path, filled_ms)?;
+        if left == 0 {
+            break;
+        }
+        ensure!(started.elapsed().as_secs() < 600, "{left} batches still not compacted");
+        eprintln!("compacting: {left} batches left in the log ...");
+        tokio::time::sleep(std::time::Duration::from_secs(15)).await;
+    }
     // Everything indexed and summed, as after the backend has run a while.
     backend.restart();
     let db = backend.db_path.clone();
     let bytes = table_bytes(&db).context("dbstat")?;
     let of = |t: &str| bytes.get(t).copied().unwrap_or(0.0);
-    let raw_bytes: f64 =
-        ["batch_log", "agent_batches", "agent_metrics", "batch_seen", "replay_log", "agents"]
-            .iter()
-            .map(|t| of(t))
-            .sum();
+    let compacted = count(&db, "SELECT coalesce(sum(batches), 0) FROM batch_chunks")?;
+    let logged = count(&db, "SELECT count(*) FROM batch_log")?;
+    let per_chunked = of("batch_chunks") / compacted.max(1.0);
+    let log_bytes: f64 =
+        ["batch_log", "agent_batches", "agent_metrics", "batch_seen"].iter().map(|t| of(t)).sum();
+    let per_logged = log_bytes / logged.max(1.0);
     let agent_days = |days: i64| (args.agents as i64 * days) as f64;
     let tier_bytes = |tier: i64| -> anyhow::Result<f64> {
-        Ok(of("metric_rollups") * share(&db, "metric_rollups", tier)?
-            + of("proc_rollups") * share(&db, "proc_rollups", tier)?)
+        Ok(of("metric_rollups") * share_of(&db, "metric_rollups", tier)?
+            + of("proc_rollups") * share_of(&db, "proc_rollups", tier)?)
     };
-    // Every batch sent is raw here (nothing is pruned): its bytes per batch, at 5 s.
-    let batches = (n_old + n_recent + n_fleet + args.current * args.agents) as f64;
-    let raw_per_day = raw_bytes / batches * (DAY_MS / 5_000) as f64;
+    // Every batch sent is raw here (nothing is pruned), and all but the last minutes' are
+    // compacted: their bytes per batch, at 5 s.
+    let raw_per_day = per_chunked * (DAY_MS / 5_000) as f64;
     // The fleet's hours count as the fractions of a day they are.
     let fleet_days = (args.fleet as i64 * args.fleet_hours) as f64 / 24.0;
     let minute_per_day =
@@ -242,13 +292,20 @@ async fn main() -> anyhow::Result<()> {
     let hour_per_day = tier_bytes(3_600_000)? / (agent_days(args.hour_days) + fleet_days);
 
     println!("| tier | bytes per agent-day |\n| --- | --- |");
-    let per_batch = raw_bytes / batches;
     println!(
-        "| raw at 5 s ({per_batch:.0} bytes a batch: log, index, batch ids) | {raw_per_day:.0} |"
+        "| raw at 5 s, compacted ({per_chunked:.1} bytes a batch, {compacted} batches) | {raw_per_day:.0} |"
     );
     println!("| per minute | {:.0} |", minute_per_day);
     println!("| per hour | {:.0} |", hour_per_day);
     println!("| all tiers together | {:.0} |", raw_per_day + minute_per_day + hour_per_day);
+    println!();
+    println!(
+        "Not yet compacted: {logged} batches in the log at {per_logged:.0} bytes each (an \
+         agent's last one to two `COMPACT_AFTER_MINUTES`); signatures {:.0} KB, agent rows \
+         {:.0} KB.",
+        of("replay_log") / 1024.0,
+        of("agents") / 1024.0
+    );
     println!();
     println!("| batches | count | per second |\n| --- | --- | --- |");
     println!("| old (hourly and per-minute history) | {n_old} | {old_rate:.0} |");

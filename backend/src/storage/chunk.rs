@@ -33,9 +33,9 @@ pub(crate) enum ChunkError {
 }
 
 const VERSION: u8 = 1;
-const LEVEL: i32 = 9;
+pub(super) const LEVEL: i32 = 9;
 /// A decompressed chunk larger than this is refused rather than allocated.
-const MAX_PLAIN: usize = 64 << 20;
+pub(super) const MAX_PLAIN: usize = 64 << 20;
 
 /// The streams of a chunk, each compressed next to its own kind of bytes.
 #[derive(Debug, Clone, Copy)]
@@ -76,7 +76,7 @@ fn decimals(x: f64) -> Option<u32> {
 
 /// `x`'s digits at `e` decimals, if they give back `x` to the bit (-0.0 does not: no integer
 /// keeps its sign).
-fn digits(x: f64, e: u32) -> Option<i64> {
+pub(super) fn digits(x: f64, e: u32) -> Option<i64> {
     let p = 10f64.powi(e as i32);
     let m = (x * p).round();
     if m.abs() >= 9.0e15 {
@@ -86,7 +86,7 @@ fn digits(x: f64, e: u32) -> Option<i64> {
     ((m as f64 / p).to_bits() == x.to_bits()).then_some(m)
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
         v >>= 7;
@@ -94,11 +94,11 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn put_signed(out: &mut Vec<u8>, v: i64) {
+pub(super) fn put_signed(out: &mut Vec<u8>, v: i64) {
     put_varint(out, ((v << 1) ^ (v >> 63)) as u64);
 }
 
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+pub(super) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     put_varint(out, b.len() as u64);
     out.extend_from_slice(b);
 }
@@ -221,12 +221,12 @@ fn column_fits(batches: &[ChunkBatch], k: usize, e: u32) -> bool {
         .all(|x| digits(x, e).is_some())
 }
 
-struct Reader<'a> {
-    b: &'a [u8],
+pub(super) struct Reader<'a> {
+    pub(super) b: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    fn varint(&mut self) -> Result<u64, ChunkError> {
+    pub(super) fn varint(&mut self) -> Result<u64, ChunkError> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let (&byte, rest) = self.b.split_first().ok_or(ChunkError::Damaged("cut short"))?;
@@ -239,12 +239,12 @@ impl<'a> Reader<'a> {
         Err(ChunkError::Damaged("a number runs on"))
     }
 
-    fn signed(&mut self) -> Result<i64, ChunkError> {
+    pub(super) fn signed(&mut self) -> Result<i64, ChunkError> {
         let v = self.varint()?;
         Ok((v >> 1) as i64 ^ -((v & 1) as i64))
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], ChunkError> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], ChunkError> {
         if n > self.b.len() {
             return Err(ChunkError::Damaged("cut short"));
         }
@@ -253,7 +253,7 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn bytes(&mut self) -> Result<&'a [u8], ChunkError> {
+    pub(super) fn bytes(&mut self) -> Result<&'a [u8], ChunkError> {
         let n = self.varint()?;
         self.take(usize::try_from(n).map_err(|_| ChunkError::Damaged("a length is too long"))?)
     }

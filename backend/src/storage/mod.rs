@@ -6,6 +6,7 @@ pub mod jobs;
 pub(crate) mod postgres;
 pub(crate) mod rollup;
 pub(crate) mod sqlite;
+pub(crate) mod tier_chunk;
 
 pub use postgres::create_database;
 #[cfg(test)]

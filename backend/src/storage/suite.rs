@@ -539,12 +539,16 @@ async fn compacted_batches_read_back_as_they_were(s: Subject) {
     for f in &filters {
         before.push(s.store.events(f.clone()).await.unwrap());
     }
+    let minutes = Range { step_ms: 60_000, ..range };
+    let hours = Range { from_ms: T0, to_ms: T0 + 7_200_000, step_ms: 3_600_000 };
     let reads = || async {
-        (
-            s.store.series("a".into(), range).await.unwrap(),
-            s.store.process_history("a".into(), "x.exe".into(), range).await.unwrap(),
-            s.store.latest_processes("b".into()).await.unwrap(),
-        )
+        let mut charts = Vec::new();
+        for r in [range, minutes, hours] {
+            let series = s.store.series("a".into(), r).await.unwrap();
+            let history = s.store.process_history("a".into(), "x.exe".into(), r).await.unwrap();
+            charts.push((series, history));
+        }
+        (charts, s.store.latest_processes("b".into()).await.unwrap())
     };
     let charts = reads().await;
     let middle = before[0][before[0].len() / 2].id;
@@ -564,18 +568,28 @@ async fn compacted_batches_read_back_as_they_were(s: Subject) {
         assert!(again.duplicate, "a compacted batch is still known by its id");
     }
 
+    // A late batch adds to a compacted minute, as a row beside the chunk, then in a chunk.
+    put(&s, batch("a", T0 + 1_000, 0.99, &[("x.exe", 0.98)])).await;
+    let late = reads().await;
+    let (series, history) = &late.0[1];
+    assert_eq!((series.cpu_max[0], history.cpu_max[0]), (Some(0.99), Some(0.98)));
+    assert_eq!(series.cpu_max[1..], charts.0[1].0.cpu_max[1..]);
+    prune(&*s.store, Cutoffs { compact: Some(all), ..Cutoffs::raw(None) }).await.unwrap();
+    assert_eq!(reads().await, late);
+
     // New batches land in the log beside the chunks, and the reads merge both.
     put(&s, batch("a", T0 + 300_000, 0.9, &[])).await;
-    let newest = s.store.events(filter(Some("a"), None, None, 2)).await.unwrap();
+    let newest = s.store.events(filter(Some("a"), None, None, 4)).await.unwrap();
     assert_eq!(newest[0].cpu, Some(0.9));
-    assert_eq!(newest[1], before[2][0]);
+    assert_eq!((newest[1].cpu, newest[2].cpu), (Some(0.98), Some(0.99)), "the late batch");
+    assert_eq!(newest[3], before[2][0]);
 
-    let a_events = before[2].len() + 1;
+    let a_events = before[2].len() + 3;
     assert_eq!(s.store.clear(Some("a".into())).await.unwrap(), a_events);
     let again = s.store.ingest(sent[1].clone(), sent[1].validate().unwrap(), verified());
     assert!(again.await.unwrap().duplicate, "a clear keeps the ids of compacted batches too");
     assert!(s.store.events(filter(Some("a"), None, None, 10)).await.unwrap().is_empty());
-    let b_events = before[0].len() + 1 - a_events;
+    let b_events = before[0].len() - before[2].len();
     let removed = prune(&*s.store, Cutoffs::raw(Some(soon))).await.unwrap();
     assert_eq!(removed, b_events);
     assert!(s.store.events(filter(None, None, None, 10)).await.unwrap().is_empty());

@@ -10,6 +10,7 @@ mod codec;
 pub(crate) mod queries;
 mod rollups;
 pub(crate) mod schema;
+mod tier_chunks;
 pub(crate) mod writer;
 
 use super::jobs::Job;
@@ -521,6 +522,9 @@ mod tests {
         };
         assert_eq!((count("batch_log"), count("agent_batches"), count("agent_metrics")), (0, 0, 0));
         assert_eq!(count("batch_chunks"), 3, "one chunk per agent");
+        assert_eq!(count("rollup_chunks"), 3, "and one per agent-day of the per-minute tier");
+        assert_eq!(count("metric_rollups WHERE tier_ms = 60000"), 0);
+        assert_eq!(count("proc_rollups WHERE tier_ms = 60000"), 0);
         assert_eq!(view(&schema::open_reader(&path).unwrap()).unwrap(), rows);
         let shell = view(&Connection::open(&path).unwrap()).unwrap_err().to_string();
         assert!(shell.contains("chunk_batches"), "{shell}");

@@ -9,6 +9,7 @@ use super::backlog::BacklogView;
 use crate::storage::rollup::{
     MetricSums, ProcSums, Rollup, Sum, TIERS, bucket_start, metric_values,
 };
+use crate::storage::tier_chunk::TierRow;
 use crate::storage::{Range, empty_history, empty_series, push_history, push_series};
 use protocol::{ProcessHistory, Series};
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -87,6 +88,9 @@ pub(crate) fn prune(conn: &Connection, cutoffs: [Option<i64>; 2]) -> rusqlite::R
         .prepare_cached("SELECT agent_id FROM agents")?
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
+    if let Some(before) = cutoffs[0] {
+        super::tier_chunks::prune(conn, before)?;
+    }
     let (mut deleted, mut pruned) = (0, 0);
     for agent in &agents {
         let before_agent = deleted;
@@ -108,8 +112,9 @@ pub(crate) fn prune(conn: &Connection, cutoffs: [Option<i64>; 2]) -> rusqlite::R
     Ok(false)
 }
 
-/// One agent's rows of both tables (`None`: everyone's).
+/// One agent's rows of both tables and its compacted days (`None`: everyone's).
 pub(crate) fn clear(conn: &Connection, agent: Option<&str>) -> rusqlite::Result<()> {
+    super::tier_chunks::clear(conn, agent)?;
     for table in ["metric_rollups", "proc_rollups"] {
         match agent {
             Some(agent) => {
@@ -136,6 +141,21 @@ fn waiting_bucket(range: Range, tier: i64, ts_ms: i64) -> Option<i64> {
 
 /// Tier buckets that overlap the range: those starting in it and the one running into it.
 const OVERLAPS: &str = "agent_id = ?1 AND tier_ms = ?2 AND bucket_ms > ?3 - ?2 AND bucket_ms < ?4";
+
+/// The per-minute buckets compacted into chunks that overlap the range as [`OVERLAPS`] has it
+/// (the hourly tier is never compacted: a few rows a day).
+fn compacted(
+    conn: &Connection,
+    agent: &str,
+    proc_name: Option<&str>,
+    range: Range,
+    tier: i64,
+) -> rusqlite::Result<Vec<TierRow>> {
+    if tier != TIERS[0] {
+        return Ok(Vec::new());
+    }
+    super::tier_chunks::buckets(conn, agent, proc_name, range.from_ms - tier, range.to_ms)
+}
 
 /// The highest id the index holds for the agent, in the reader's snapshot: waiting batches
 /// above it are not in the tables yet.
@@ -173,6 +193,10 @@ pub(crate) fn series(
         for (i, s) in sums.iter_mut().enumerate().skip(1) {
             s.merge(sum(r, 2 + 2 * i, false)?);
         }
+    }
+    for row in compacted(conn, agent, None, range, tier)? {
+        let sums = buckets.entry(chart_bucket(range, row.bucket_ms)).or_default();
+        sums.iter_mut().zip(row.sums).for_each(|(s, c)| s.merge(c));
     }
     for e in backlog.entries.iter().filter(|e| e.first_id > top) {
         let Some(bucket) = waiting_bucket(range, tier, e.ts_ms) else { continue };
@@ -214,6 +238,10 @@ pub(crate) fn process_history(
         let [cpu, rss] = buckets.entry(chart_bucket(range, r.get(0)?)).or_default();
         cpu.merge(sum(r, 1, true)?);
         rss.merge(sum(r, 4, false)?);
+    }
+    for row in compacted(conn, agent, Some(name), range, tier)? {
+        let sums = buckets.entry(chart_bucket(range, row.bucket_ms)).or_default();
+        sums.iter_mut().zip(row.sums).for_each(|(s, c)| s.merge(c));
     }
     for e in backlog.entries.iter().filter(|e| e.first_id > top) {
         let Some(bucket) = waiting_bucket(range, tier, e.ts_ms) else { continue };

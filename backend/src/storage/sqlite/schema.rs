@@ -356,6 +356,21 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX batch_chunks_by_agent ON batch_chunks(agent_id, ts_max_ms);
     CREATE INDEX batch_chunks_by_age ON batch_chunks(ingested_max_ms);
     ",
+    // 10: an agent's per-minute buckets of a day, once the day is over, in one compressed row
+    // (see `storage/tier_chunk.rs`): its metrics and its processes. Buckets a late batch adds
+    // afterwards are rows again until the next compaction, which makes another chunk of the
+    // same day; readers add them all up, as sums do.
+    r"
+    CREATE TABLE rollup_chunks (
+        id       INTEGER PRIMARY KEY,
+        agent_id TEXT    NOT NULL,
+        day_ms   INTEGER NOT NULL,
+        metrics  BLOB    NOT NULL,
+        procs    BLOB    NOT NULL
+    );
+    CREATE INDEX rollup_chunks_by_agent ON rollup_chunks(agent_id, day_ms);
+    CREATE INDEX rollup_chunks_by_day ON rollup_chunks(day_ms);
+    ",
 ];
 
 /// The key a batch id is kept under. A UUID in its usual spelling (what the agent sends, time

@@ -241,7 +241,10 @@ fn forget_expired_signatures(conn: &Connection, now: i64) -> rusqlite::Result<()
 fn prune(conn: &Connection, backlog: &IndexBacklog, cutoffs: Cutoffs) -> rusqlite::Result<Pruned> {
     let tiers_left = super::rollups::prune(conn, cutoffs.tiers)?;
     let compacting = match cutoffs.compact {
-        Some(c) => super::chunks::compact_step(conn, backlog.floor(), c)?,
+        Some(c) => {
+            super::chunks::compact_step(conn, backlog.floor(), c)?
+                | super::tier_chunks::compact_step(conn, c.before_ms)?
+        }
         None => false,
     };
     let Some(before) = cutoffs.raw else {
