@@ -2,8 +2,8 @@
 //! storage tier costs per agent-day, the fill rate of old and current batches, and how long the
 //! dashboard's charts take over 15 min, 24 h, 7 d, 30 d and 1 y.
 //!
-//! Each agent gets a year at one reading an hour, the 30 days before the last day at one a
-//! minute (the per-minute tier fills as at any finer interval), and its last day at 5 s with
+//! Each agent gets a year at one reading an hour, the 30 days before the last ones at one a
+//! minute (the per-minute tier fills as at any finer interval), and its last four days at 5 s with
 //! five processes: every tier holds as many rows per agent as at 5 s throughout, for a
 //! fraction of the batches. Then `--current` batches stamped now, as live agents send them.
 //!
@@ -42,11 +42,12 @@ struct Args {
     /// Days at one reading an hour, counted back from now.
     #[arg(long, default_value_t = 365)]
     hour_days: i64,
-    /// Days at one reading a minute, before the last day.
+    /// Days at one reading a minute, before the days at 5 s.
     #[arg(long, default_value_t = 30)]
     minute_days: i64,
-    /// Days at the 5 s interval, up to now.
-    #[arg(long, default_value_t = 1)]
+    /// Days at the 5 s interval, up to now: the whole ones before yesterday give the cost of
+    /// the per-minute tier's compacted days.
+    #[arg(long, default_value_t = 4)]
     raw_days: i64,
     /// More agents with a few hours each at one reading a minute, so that the charts are read
     /// with a fleet's keys in the tables.
@@ -272,7 +273,6 @@ async fn main() -> anyhow::Result<()> {
     let bytes = table_bytes(&db).context("dbstat")?;
     let of = |t: &str| bytes.get(t).copied().unwrap_or(0.0);
     let compacted = count(&db, "SELECT coalesce(sum(batches), 0) FROM batch_chunks")?;
-    let logged = count(&db, "SELECT count(*) FROM batch_log")?;
     let per_chunked = of("batch_chunks") / compacted.max(1.0);
     let log_bytes: f64 =
         ["batch_log", "agent_batches", "agent_metrics", "batch_seen"].iter().map(|t| of(t)).sum();
@@ -287,29 +287,49 @@ async fn main() -> anyhow::Result<()> {
     let raw_per_day = per_chunked * (DAY_MS / 5_000) as f64;
     // The fleet's hours count as the fractions of a day they are.
     let fleet_days = (args.fleet as i64 * args.fleet_hours) as f64 / 24.0;
-    let minute_per_day =
-        tier_bytes(60_000)? / (agent_days(args.minute_days + args.raw_days) + fleet_days);
+    // The per-minute tier's finished days are compacted, one row per agent-day; the whole
+    // days at 5 s before yesterday give its cost (a bucket of twelve readings sums to a less
+    // round figure than one of a single reading).
+    let full_from = raw_from - raw_from.rem_euclid(DAY_MS) + DAY_MS;
+    let done_before = now - now.rem_euclid(DAY_MS) - DAY_MS;
+    let (full_len, full_days) = {
+        let conn = rusqlite::Connection::open(&db)?;
+        conn.query_row(
+            "SELECT coalesce(sum(length(metrics) + length(procs)), 0), count(*)
+             FROM rollup_chunks WHERE day_ms >= ?1 AND day_ms < ?2",
+            [full_from, done_before],
+            |r| Ok((r.get::<_, f64>(0)?, r.get::<_, f64>(1)?)),
+        )?
+    };
+    let all_len =
+        count(&db, "SELECT coalesce(sum(length(metrics) + length(procs)), 0) FROM rollup_chunks")?;
+    // Each chunk's share of the table's pages, by its length.
+    let minute_per_day = of("rollup_chunks") * full_len / all_len.max(1.0) / full_days.max(1.0);
+    let minute_rows = tier_bytes(60_000)?;
     let hour_per_day = tier_bytes(3_600_000)? / (agent_days(args.hour_days) + fleet_days);
 
     println!("| tier | bytes per agent-day |\n| --- | --- |");
     println!(
         "| raw at 5 s, compacted ({per_chunked:.1} bytes a batch, {compacted} batches) | {raw_per_day:.0} |"
     );
-    println!("| per minute | {:.0} |", minute_per_day);
+    println!("| per minute, compacted ({full_days} agent-days) | {minute_per_day:.0} |");
     println!("| per hour | {:.0} |", hour_per_day);
     println!("| all tiers together | {:.0} |", raw_per_day + minute_per_day + hour_per_day);
     println!();
     println!(
-        "Not yet compacted: {logged} batches in the log at {per_logged:.0} bytes each (an \
-         agent's last one to two `COMPACT_AFTER_MINUTES`); signatures {:.0} KB, agent rows \
-         {:.0} KB.",
+        "Kept for a while, not per day of history: signatures {:.0} KB (until \
+         `HMAC_REPLAY_TTL`), agent rows {:.0} KB, the per-minute buckets of yesterday and today \
+         as rows {:.0} KB ({:.0} KB an agent); the log's last hour or two of batches (all \
+         compacted here, before the measurement).",
         of("replay_log") / 1024.0,
-        of("agents") / 1024.0
+        of("agents") / 1024.0,
+        minute_rows / 1024.0,
+        minute_rows / 1024.0 / (args.agents + args.fleet) as f64
     );
     println!();
     println!("| batches | count | per second |\n| --- | --- | --- |");
     println!("| old (hourly and per-minute history) | {n_old} | {old_rate:.0} |");
-    println!("| last day at 5 s | {n_recent} | {recent_rate:.0} |");
+    println!("| last {} days at 5 s | {n_recent} | {recent_rate:.0} |", args.raw_days);
     println!(
         "| {} more agents, {} h each per minute | {n_fleet} | {fleet_rate:.0} |",
         args.fleet, args.fleet_hours
