@@ -274,9 +274,6 @@ async fn main() -> anyhow::Result<()> {
     let of = |t: &str| bytes.get(t).copied().unwrap_or(0.0);
     let compacted = count(&db, "SELECT coalesce(sum(batches), 0) FROM batch_chunks")?;
     let per_chunked = of("batch_chunks") / compacted.max(1.0);
-    let log_bytes: f64 =
-        ["batch_log", "agent_batches", "agent_metrics", "batch_seen"].iter().map(|t| of(t)).sum();
-    let per_logged = log_bytes / logged.max(1.0);
     let agent_days = |days: i64| (args.agents as i64 * days) as f64;
     let tier_bytes = |tier: i64| -> anyhow::Result<f64> {
         Ok(of("metric_rollups") * share_of(&db, "metric_rollups", tier)?
