@@ -33,7 +33,7 @@ pub(crate) enum ChunkError {
 }
 
 const VERSION: u8 = 1;
-pub(super) const LEVEL: i32 = 9;
+const LEVEL: i32 = 9;
 /// A decompressed chunk larger than this is refused rather than allocated.
 pub(super) const MAX_PLAIN: usize = 64 << 20;
 
@@ -204,11 +204,31 @@ pub(crate) fn encode(batches: &[ChunkBatch]) -> Result<Vec<u8>, ChunkError> {
             }
         }
     }
-    let mut plain = vec![VERSION];
-    for stream in &s {
+    pack(VERSION, &s)
+}
+
+/// A version byte and the streams, each after its length, compressed.
+pub(super) fn pack(version: u8, streams: &[Vec<u8>]) -> Result<Vec<u8>, ChunkError> {
+    let mut plain = vec![version];
+    for stream in streams {
         put_bytes(&mut plain, stream);
     }
     zstd::bulk::compress(&plain, LEVEL).map_err(ChunkError::Compress)
+}
+
+/// What [`pack`] compressed.
+pub(super) fn unpack(chunk: &[u8]) -> Result<Vec<u8>, ChunkError> {
+    zstd::bulk::decompress(chunk, MAX_PLAIN)
+        .map_err(|_| ChunkError::Damaged("it does not decompress"))
+}
+
+/// The `n` streams of an unpacked value, if it is of `version`.
+pub(super) fn streams(plain: &[u8], version: u8, n: usize) -> Result<Vec<Reader<'_>>, ChunkError> {
+    let mut r = Reader { b: plain };
+    if r.take(1)? != [version] {
+        return Err(ChunkError::Damaged("an unknown version"));
+    }
+    (0..n).map(|_| Ok(Reader { b: r.bytes()? })).collect()
 }
 
 /// Whether every figure of float column `k` is a decimal of `e` places below 2^53: each may
@@ -282,16 +302,8 @@ impl Known {
 
 /// Every batch of the chunk, in the order they were encoded.
 pub(crate) fn decode(chunk: &[u8]) -> Result<Vec<ChunkBatch>, ChunkError> {
-    let plain = zstd::bulk::decompress(chunk, MAX_PLAIN)
-        .map_err(|_| ChunkError::Damaged("it does not decompress"))?;
-    let mut r = Reader { b: &plain };
-    if r.take(1)? != [VERSION] {
-        return Err(ChunkError::Damaged("an unknown version"));
-    }
-    let mut s: Vec<Reader<'_>> = Vec::with_capacity(STREAMS);
-    for _ in 0..STREAMS {
-        s.push(Reader { b: r.bytes()? });
-    }
+    let plain = unpack(chunk)?;
+    let mut s = streams(&plain, VERSION, STREAMS)?;
     let mut scale = [None; FLOATS];
     for e in &mut scale {
         let b = s[S::Floats as usize].take(1)?[0];

@@ -6,7 +6,9 @@
 //! previous row's, and the few units that remain, so that it takes some three bytes instead of
 //! eight and decodes to the same bits.
 
-use super::chunk::{ChunkError, LEVEL, MAX_PLAIN, Reader, put_bytes, put_signed, put_varint};
+use super::chunk::{
+    ChunkError, MAX_PLAIN, Reader, pack, put_bytes, put_signed, put_varint, streams, unpack,
+};
 use super::rollup::Sum;
 use std::collections::HashMap;
 
@@ -130,23 +132,14 @@ pub(crate) fn encode(rows: &[TierRow], width: usize) -> Result<Vec<u8>, ChunkErr
         let maxima: Vec<f64> = rows.iter().filter_map(|r| r.sums[k].max).collect();
         put_floats(&mut figures, &maxima);
     }
-    let mut plain = vec![VERSION];
-    for stream in [&keys, &counts, &figures] {
-        put_bytes(&mut plain, stream);
-    }
-    zstd::bulk::compress(&plain, LEVEL).map_err(ChunkError::Compress)
+    pack(VERSION, &[keys, counts, figures])
 }
 
 /// Every row of the chunk, in the order they were encoded.
 pub(crate) fn decode(chunk: &[u8]) -> Result<Vec<TierRow>, ChunkError> {
-    let plain = zstd::bulk::decompress(chunk, MAX_PLAIN)
-        .map_err(|_| ChunkError::Damaged("it does not decompress"))?;
-    let mut r = Reader { b: &plain };
-    if r.take(1)? != [VERSION] {
-        return Err(ChunkError::Damaged("an unknown version"));
-    }
-    let (mut keys, mut counts, mut figures) =
-        (Reader { b: r.bytes()? }, Reader { b: r.bytes()? }, Reader { b: r.bytes()? });
+    let plain = unpack(chunk)?;
+    let [mut keys, mut counts, mut figures]: [Reader<'_>; 3] =
+        streams(&plain, VERSION, 3)?.try_into().map_err(|_| ChunkError::Damaged("streams"))?;
     let n = usize::try_from(keys.varint()?).map_err(|_| ChunkError::Damaged("a count"))?;
     let width = usize::try_from(keys.varint()?).map_err(|_| ChunkError::Damaged("a width"))?;
     if n.saturating_mul(width) > MAX_PLAIN {

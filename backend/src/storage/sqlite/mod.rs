@@ -437,6 +437,35 @@ mod tests {
         storage.close().await;
     }
 
+    /// Keys kept apart from the log (batches cleared, or stored before the keys moved into the
+    /// log rows) still make a resent batch a duplicate.
+    #[tokio::test]
+    async fn a_batch_id_kept_apart_from_the_log_is_still_known() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let open = || {
+            SqliteStorage::open(&path, Synchronous::Normal, Hub::new(4), Arc::default())
+                .unwrap()
+                .storage
+        };
+        open().close().await;
+        let mut b = batch("host-1");
+        b.batch_id = Some("b-1".into());
+        Connection::open(&path)
+            .unwrap()
+            .execute(
+                "INSERT INTO batch_seen(received_ms, key) VALUES (?1, ?2)",
+                rusqlite::params![now_ms(), schema::batch_key("host-1", "b-1")],
+            )
+            .unwrap();
+        let storage = open();
+        let again = storage.ingest(b.clone(), 0, verified(1, i64::MAX)).await.unwrap();
+        assert!(again.duplicate);
+        b.batch_id = Some("b-2".into());
+        assert!(!storage.ingest(b, 0, verified(2, i64::MAX)).await.unwrap().duplicate);
+        storage.close().await;
+    }
+
     /// SQL users read the seed's table from the view; it must say what the API says, for rows
     /// in either of the log's shapes.
     #[tokio::test]
