@@ -65,6 +65,7 @@ pub struct Metrics {
     pub(crate) ws_clients: AtomicU64,
     pub(crate) ws_slow_closed: AtomicU64,
     pub(crate) events_pruned: AtomicU64,
+    pub(crate) batches_compacted: AtomicU64,
     pub(crate) replay_entries: AtomicU64,
     pub(crate) index_waiting: AtomicU64,
     pub(crate) commit_jobs: Histogram,
@@ -81,6 +82,7 @@ impl Default for Metrics {
             ws_clients: AtomicU64::new(0),
             ws_slow_closed: AtomicU64::new(0),
             events_pruned: AtomicU64::new(0),
+            batches_compacted: AtomicU64::new(0),
             replay_entries: AtomicU64::new(0),
             index_waiting: AtomicU64::new(0),
             commit_jobs: Histogram::new(&[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
@@ -143,6 +145,12 @@ impl Metrics {
             "Events deleted by retention.",
             "counter",
             self.events_pruned.load(Relaxed),
+        );
+        counter(
+            "telemetry_batches_compacted_total",
+            "Raw batches moved into compressed chunks (SQLite).",
+            "counter",
+            self.batches_compacted.load(Relaxed),
         );
         counter(
             "telemetry_ws_clients",

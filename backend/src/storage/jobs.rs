@@ -126,6 +126,7 @@ impl Job {
             }
             (Job::Prune { reply, .. }, Applied::Pruned(p)) => {
                 metrics.events_pruned.fetch_add(p.events as u64, Relaxed);
+                metrics.batches_compacted.fetch_add(p.compacted as u64, Relaxed);
                 let _ = reply.send(Ok(p));
             }
             (Job::Ping { reply }, _) => drop(reply.send(Ok(()))),

@@ -245,13 +245,15 @@ pub(crate) const PRUNE_CHUNK: usize = 5000;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pruned {
     pub(crate) events: usize,
+    /// Raw batches moved into chunks (SQLite).
+    pub(crate) compacted: usize,
     pub(crate) more: bool,
 }
 
 impl Pruned {
     /// `deleted` holds each step's count of rows per kind, each limited to [`PRUNE_CHUNK`].
     pub(crate) fn of(events: usize, deleted: &[u64]) -> Self {
-        Self { events, more: deleted.iter().any(|&n| n >= PRUNE_CHUNK as u64) }
+        Self { events, compacted: 0, more: deleted.iter().any(|&n| n >= PRUNE_CHUNK as u64) }
     }
 }
 
@@ -316,11 +318,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 /// Removes everything older than its cutoff in short steps, letting ingest commits go between
 /// two of them.
 pub(crate) async fn prune(store: &dyn Store, cutoffs: Cutoffs) -> Result<usize, StorageError> {
-    let mut total = 0;
+    let (mut total, mut compacted) = (0, 0);
     loop {
         let step = store.prune_step(cutoffs).await?;
         total += step.events;
+        compacted += step.compacted;
         if !step.more {
+            if compacted > 0 {
+                tracing::info!(batches = compacted, "compaction moved old batches into chunks");
+            }
             return Ok(total);
         }
         tokio::task::yield_now().await;

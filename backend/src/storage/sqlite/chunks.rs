@@ -31,18 +31,22 @@ pub(crate) fn decode(data: &[u8]) -> rusqlite::Result<Vec<ChunkBatch>> {
 }
 
 /// Moves the batches of the agent that owns the log's oldest row into a chunk, if that row is
-/// due (see [`Compaction`]) and indexed (below `floor`). True when it moved some, so that the
-/// next step looks again.
-pub(crate) fn compact_step(conn: &Connection, floor: i64, c: Compaction) -> rusqlite::Result<bool> {
+/// due (see [`Compaction`]) and indexed (below `floor`). Returns how many batches moved: the
+/// next step looks again after some did.
+pub(crate) fn compact_step(
+    conn: &Connection,
+    floor: i64,
+    c: Compaction,
+) -> rusqlite::Result<usize> {
     let oldest: Option<(i64, String, i64)> = conn
         .prepare_cached(
             "SELECT first_id, agent_id, ingested_ms FROM batch_log ORDER BY first_id LIMIT 1",
         )?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    let Some((oldest_id, agent, ingested_ms)) = oldest else { return Ok(false) };
+    let Some((oldest_id, agent, ingested_ms)) = oldest else { return Ok(0) };
     if oldest_id >= floor || ingested_ms >= c.due_before_ms {
-        return Ok(false);
+        return Ok(0);
     }
     let mut stmt = conn.prepare_cached(
         "SELECT l.first_id, l.ts, l.ts_ms, l.platform, l.ingested_ms, l.events, l.batch_key, l.kinds
@@ -75,7 +79,7 @@ pub(crate) fn compact_step(conn: &Connection, floor: i64, c: Compaction) -> rusq
             first_id = oldest_id,
             "the log's oldest row is not indexed; compaction waits"
         );
-        return Ok(false);
+        return Ok(0);
     }
     let data = chunk::encode(&batches).map_err(encode_error)?;
     let events: i64 = batches.iter().map(|b| b.events.len() as i64).sum();
@@ -113,7 +117,7 @@ pub(crate) fn compact_step(conn: &Connection, floor: i64, c: Compaction) -> rusq
         metrics.execute(params![agent, b.ts_ms, b.first_id, end])?;
     }
     sync_view(conn)?;
-    Ok(true)
+    Ok(batches.len())
 }
 
 /// Whether one of the agent's chunks around `ts_ms` holds a batch with this id key.

@@ -473,7 +473,8 @@ mod tests {
         use protocol::{Event, EventKind};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        let storage = SqliteStorage::open(&path, Synchronous::Normal, Hub::new(4), Arc::default())
+        let metrics = Arc::new(Metrics::default());
+        let storage = SqliteStorage::open(&path, Synchronous::Normal, Hub::new(4), metrics.clone())
             .unwrap()
             .storage;
         let mut odd = batch("odd");
@@ -551,6 +552,7 @@ mod tests {
         };
         assert_eq!((count("batch_log"), count("agent_batches"), count("agent_metrics")), (0, 0, 0));
         assert_eq!(count("batch_chunks"), 3, "one chunk per agent");
+        assert_eq!(metrics.batches_compacted.load(std::sync::atomic::Ordering::Relaxed), 3);
         assert_eq!(count("rollup_chunks"), 3, "and one per agent-day of the per-minute tier");
         assert_eq!(count("metric_rollups WHERE tier_ms = 60000"), 0);
         assert_eq!(count("proc_rollups WHERE tier_ms = 60000"), 0);

@@ -240,15 +240,15 @@ fn forget_expired_signatures(conn: &Connection, now: i64) -> rusqlite::Result<()
 /// at a time. (Expired signatures go with each commit.)
 fn prune(conn: &Connection, backlog: &IndexBacklog, cutoffs: Cutoffs) -> rusqlite::Result<Pruned> {
     let tiers_left = super::rollups::prune(conn, cutoffs.tiers)?;
-    let compacting = match cutoffs.compact {
+    let (compacted, compacting) = match cutoffs.compact {
         Some(c) => {
-            super::chunks::compact_step(conn, backlog.floor(), c)?
-                | super::tier_chunks::compact_step(conn, c.before_ms)?
+            let batches = super::chunks::compact_step(conn, backlog.floor(), c)?;
+            (batches, super::tier_chunks::compact_step(conn, c.before_ms)? || batches > 0)
         }
-        None => false,
+        None => (0, false),
     };
     let Some(before) = cutoffs.raw else {
-        return Ok(Pruned { more: tiers_left || compacting, ..Pruned::default() });
+        return Ok(Pruned { compacted, more: tiers_left || compacting, ..Pruned::default() });
     };
     let (chunk_events, chunks_left) = super::chunks::prune(conn, before)?;
     // In chunks too: a day's batch ids in one statement would hold the writer for seconds.
@@ -289,7 +289,7 @@ fn prune(conn: &Connection, backlog: &IndexBacklog, cutoffs: Cutoffs) -> rusqlit
         events += *count as usize;
     }
     let raw = Pruned::of(events + chunk_events, &[ids as u64, gone.len() as u64]);
-    Ok(Pruned { more: raw.more || tiers_left || compacting || chunks_left, ..raw })
+    Ok(Pruned { compacted, more: raw.more || tiers_left || compacting || chunks_left, ..raw })
 }
 
 /// The signatures the replay guard must still refuse after a restart.
