@@ -8,7 +8,8 @@ use crate::wire::{EventKind, IngestBatch};
 pub struct Limits;
 
 impl Limits {
-    pub(crate) const MAX_EVENTS: usize = 1000;
+    /// Most events in one batch.
+    pub const MAX_EVENTS: usize = 1000;
     /// Longest `agent_id`, in characters.
     pub const MAX_AGENT_ID_CHARS: usize = 128;
     pub(crate) const MAX_PROC_NAME_CHARS: usize = 260;

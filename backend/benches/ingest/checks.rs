@@ -45,6 +45,36 @@ impl Database {
         }
     }
 
+    /// Bytes the database takes on disk: the SQLite file and its WAL, or every PostgreSQL
+    /// table with its indexes and TOAST.
+    pub(crate) fn bytes(&self) -> anyhow::Result<u64> {
+        match self {
+            Database::Null => Ok(0),
+            Database::Sqlite(path) => {
+                let wal = path.with_extension("db-wal");
+                let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+                Ok(size(path) + size(&wal))
+            }
+            Database::Postgres(url) => {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                rt.block_on(async {
+                    let (client, connection) =
+                        tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+                    tokio::spawn(connection);
+                    let row = client
+                        .query_one(
+                            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::int8
+                             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                             WHERE c.relkind = 'r' AND n.nspname = 'public'",
+                            &[],
+                        )
+                        .await?;
+                    Ok(row.get::<_, i64>(0) as u64)
+                })
+            }
+        }
+    }
+
     /// Requests still in flight when wrk stopped may commit a moment later: wait until the
     /// count holds still.
     pub(crate) fn settled_count(&self) -> anyhow::Result<u64> {

@@ -264,6 +264,14 @@ fn run(opts: &Options) -> anyhow::Result<bool> {
         }
         // After the backend's own shutdown every queued commit is done, so this count is final.
         let stored = target.db.count_events()?;
+        if target.kind.stores() {
+            let bytes = target.db.bytes()?;
+            println!(
+                "{}: {bytes} bytes on disk, {:.0} per stored event",
+                target.kind.label(),
+                bytes as f64 / stored.max(1) as f64
+            );
+        }
         all_stored &= stored >= *acked || !target.kind.stores();
         stored_totals.push((target.kind, stored));
     }

@@ -2,6 +2,7 @@
 //! the default) and PostgreSQL (several replicas acting as one) implement it.
 
 pub(crate) mod chunk;
+pub(crate) mod codec;
 pub mod jobs;
 pub(crate) mod postgres;
 pub(crate) mod rollup;
@@ -67,6 +68,13 @@ pub enum StorageError {
     /// batch may be stored or not, and its batch id makes sending it again harmless.
     #[error("the commit's outcome is unknown; send the batch again")]
     OutcomeUnknown(#[source] Option<std::sync::Arc<tokio_postgres::Error>>),
+    /// A batch's events could not be written as the log's JSON.
+    #[error("cannot encode the batch's events")]
+    Encode(#[source] serde_json::Error),
+    /// A stored batch's events could not be read back: the row was changed by hand or is
+    /// damaged.
+    #[error("a stored batch cannot be read")]
+    Damaged(#[source] serde_json::Error),
     /// A notice for the other replicas could not be encoded as JSON.
     #[error("cannot encode a notice for the other replicas")]
     Notice(#[source] serde_json::Error),

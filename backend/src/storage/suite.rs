@@ -100,6 +100,7 @@ macro_rules! every_store {
 
 every_store!(
     rows_read_back_newest_first_with_paging_and_filters,
+    pages_walk_every_row_once_under_every_filter,
     a_batch_id_is_stored_once,
     agents_keep_their_latest_metric_and_learn_their_interval,
     series_and_processes_come_from_the_agents_own_clock,
@@ -192,6 +193,56 @@ async fn rows_read_back_newest_first_with_paging_and_filters(s: Subject) {
     assert_eq!(metrics.len(), 2);
     assert!(s.store.agent_exists("a".into()).await.unwrap());
     assert!(!s.store.agent_exists("nobody".into()).await.unwrap());
+    s.store.close().await;
+}
+
+/// More batches than one read round fetches, of uneven sizes and kinds, across agents: every
+/// filter's pages, cut anywhere inside a batch, give its rows once each, in order.
+async fn pages_walk_every_row_once_under_every_filter(s: Subject) {
+    let mut sent: Vec<(String, String)> = Vec::new();
+    for i in 0..90_i64 {
+        let agent = ["a", "b", "c"][(i % 3) as usize];
+        let procs: Vec<(&str, f64)> =
+            (0..i % 4).map(|p| (["x", "y", "z"][p as usize % 3], 0.1)).collect();
+        let mut b = batch(agent, T0 + i * 1_000, 0.5, &procs);
+        match i % 5 {
+            // Only another type: a batch that a metric or process filter skips whole.
+            0 => b.events = vec![Event { cpu: Some(0.7), ..Event::empty(EventKind::parse("gpu")) }],
+            // Processes only.
+            1 if b.events.len() > 1 => {
+                b.events.remove(0);
+            }
+            _ => {}
+        }
+        sent.extend(b.events.iter().map(|e| (agent.to_owned(), e.type_name().to_owned())));
+        put(&s, b).await;
+    }
+    sent.reverse();
+    let all = s.store.events(filter(None, None, None, 10_000)).await.unwrap();
+    let seen: Vec<(String, String)> =
+        all.iter().map(|r| (r.agent_id.clone(), r.event_type.clone())).collect();
+    assert_eq!(seen, sent, "every row once, newest first");
+    for agent in [None, Some("a"), Some("c")] {
+        for kind in [None, Some("metric"), Some("proc"), Some("gpu")] {
+            let expected: Vec<i64> = all
+                .iter()
+                .filter(|r| agent.is_none_or(|a| a == r.agent_id))
+                .filter(|r| kind.is_none_or(|k| k == r.event_type))
+                .map(|r| r.id)
+                .collect();
+            let mut walked: Vec<i64> = Vec::new();
+            let mut before = None;
+            loop {
+                let page = s.store.events(filter(agent, kind, before, 7)).await.unwrap();
+                walked.extend(page.iter().map(|r| r.id));
+                match page.last() {
+                    Some(last) if page.len() == 7 => before = Some(last.id),
+                    _ => break,
+                }
+            }
+            assert_eq!(walked, expected, "agent {agent:?}, type {kind:?}");
+        }
+    }
     s.store.close().await;
 }
 

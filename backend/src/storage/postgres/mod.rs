@@ -107,7 +107,7 @@ impl Store for PgStorage {
     }
 
     fn events(&self, filter: EventFilter) -> StoreFuture<'_, Vec<EventRow>> {
-        Box::pin(async move { Ok(queries::events(&*self.pool.get().await?, &filter).await?) })
+        Box::pin(async move { queries::events(&*self.pool.get().await?, &filter).await })
     }
 
     fn agents(&self, now_ms: i64) -> StoreFuture<'_, Vec<AgentSummary>> {

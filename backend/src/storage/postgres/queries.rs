@@ -1,14 +1,19 @@
 //! Read queries, the SQLite ones in PostgreSQL's dialect.
 
 use crate::clock::format_ms;
+use crate::storage::chunk::ChunkBatch;
+use crate::storage::codec::{self, KIND_PROC, kind_mask};
 use crate::storage::rollup::tier_for;
 use crate::storage::{
-    EVENT_COLUMNS, EventFilter, Range, empty_history, empty_series, liveness, push_history,
-    push_series,
+    EVENT_COLUMNS, EventFilter, Range, StorageError, empty_history, empty_series, liveness,
+    push_history, push_series,
 };
 use protocol::{AgentSummary, EventRow, ProcessHistory, ProcessesResponse, Series};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Error, Row};
+
+/// `batch_log.kinds` of a batch with processes.
+const PROC: i16 = KIND_PROC as i16;
 
 fn uint(r: &Row, i: usize) -> Option<u64> {
     r.get::<_, Option<i64>>(i).map(|v| v.max(0) as u64)
@@ -36,31 +41,88 @@ fn event_row(r: &Row) -> EventRow {
     }
 }
 
-pub(crate) async fn events(client: &Client, f: &EventFilter) -> Result<Vec<EventRow>, Error> {
-    let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE TRUE");
-    let limit = i64::from(f.limit);
-    let mut args: Vec<&(dyn ToSql + Sync)> = Vec::new();
-    if let Some(agent) = &f.agent_id {
-        args.push(agent);
-        sql.push_str(&format!(" AND agent_id = ${}", args.len()));
-    }
-    if let Some(kind) = &f.event_type {
-        args.push(kind);
-        sql.push_str(&format!(" AND event_type = ${}", args.len()));
-    }
-    if let Some(before) = &f.before_id {
-        args.push(before);
-        sql.push_str(&format!(" AND id < ${}", args.len()));
-    }
-    args.push(&limit);
-    sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", args.len()));
-    Ok(client.query(&sql, &args).await?.iter().map(event_row).collect())
+/// The columns [`logged`] reads from `batch_log`.
+const LOGGED: &str = "first_id, agent_id, ts, ts_ms, platform, ingested_ms, events::text";
+
+/// A log row: its agent and its batch.
+fn logged(r: &Row) -> Result<(String, ChunkBatch), StorageError> {
+    let events = codec::decode(r.get::<_, &str>(6)).map_err(StorageError::Damaged)?;
+    let batch = ChunkBatch {
+        first_id: r.get(0),
+        ts: r.get(2),
+        ts_ms: r.get(3),
+        platform: r.get(4),
+        ingested_ms: r.get(5),
+        key: None,
+        events,
+    };
+    Ok((r.get(1), batch))
 }
 
-/// The rows of other replicas' commits, for the live feed.
-pub(crate) async fn events_by_id(client: &Client, ids: &[i64]) -> Result<Vec<EventRow>, Error> {
-    let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ANY($1) ORDER BY id");
-    Ok(client.query(&sql, &[&ids]).await?.iter().map(event_row).collect())
+/// Batches fetched by the first round of a page; each round after fetches twice as many, and
+/// none more than the page still needs plus the batch that straddles `before_id`.
+const FIRST_ROUND: usize = 32;
+
+/// Newest first by id, which is insertion order: the log's rows by `first_id`, a round of
+/// batches at a time, until the page is full.
+pub(crate) async fn events(
+    client: &Client,
+    f: &EventFilter,
+) -> Result<Vec<EventRow>, StorageError> {
+    let limit = f.limit as usize;
+    let before = f.before_id.unwrap_or(i64::MAX);
+    let mask = i16::try_from(kind_mask(f.event_type.as_deref())).unwrap_or(i16::MAX);
+    let sql = format!(
+        "SELECT {LOGGED} FROM batch_log WHERE first_id < $1 AND kinds & $2 != 0 {}
+         ORDER BY first_id DESC LIMIT $3",
+        if f.agent_id.is_some() { "AND agent_id = $4" } else { "" }
+    );
+    let statement = client.prepare(&sql).await?;
+    let mut out: Vec<EventRow> = Vec::with_capacity(limit.min(500));
+    let (mut below, mut round) = (before, FIRST_ROUND);
+    while out.len() < limit {
+        let want = round.min(limit - out.len() + 1);
+        let n = i64::try_from(want).unwrap_or(i64::MAX);
+        let mut args: Vec<&(dyn ToSql + Sync)> = vec![&below, &mask, &n];
+        if let Some(agent) = &f.agent_id {
+            args.push(agent);
+        }
+        let rows = client.query(&statement, &args).await?;
+        for r in &rows {
+            let (agent, batch) = logged(r)?;
+            below = batch.first_id;
+            let wanted = codec::rows(agent, batch).into_iter().filter(|row| {
+                row.id < before && f.event_type.as_deref().is_none_or(|t| t == row.event_type)
+            });
+            out.extend(wanted.take(limit - out.len()));
+        }
+        if rows.len() < want {
+            break;
+        }
+        round = round.saturating_mul(2);
+    }
+    Ok(out)
+}
+
+/// The rows of other replicas' commits, for the live feed: each id's batch is the log row with
+/// the highest `first_id` at or below it.
+pub(crate) async fn events_by_id(
+    client: &Client,
+    ids: &[i64],
+) -> Result<Vec<EventRow>, StorageError> {
+    let sql = format!(
+        "SELECT {LOGGED} FROM batch_log WHERE first_id IN (
+             SELECT (SELECT max(first_id) FROM batch_log WHERE first_id <= x.id)
+             FROM unnest($1::int8[]) AS x(id))"
+    );
+    let wanted: std::collections::HashSet<i64> = ids.iter().copied().collect();
+    let mut out = Vec::with_capacity(ids.len());
+    for r in client.query(&sql, &[&ids]).await? {
+        let (agent, batch) = logged(&r)?;
+        out.extend(codec::rows(agent, batch).into_iter().filter(|row| wanted.contains(&row.id)));
+    }
+    out.sort_unstable_by_key(|row| row.id);
+    Ok(out)
 }
 
 pub(crate) async fn agents(client: &Client, now_ms: i64) -> Result<Vec<AgentSummary>, Error> {
@@ -131,11 +193,11 @@ pub(crate) async fn latest_processes(
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM events
          WHERE agent_id = $1 AND event_type = 'proc' AND ts_ms = (
-             SELECT max(ts_ms) FROM events WHERE agent_id = $1 AND event_type = 'proc')
+             SELECT max(ts_ms) FROM batch_log WHERE agent_id = $1 AND kinds & $2 != 0)
          ORDER BY cpu DESC NULLS LAST, id"
     );
     let processes: Vec<EventRow> =
-        client.query(&sql, &[&agent_id]).await?.iter().map(event_row).collect();
+        client.query(&sql, &[&agent_id, &PROC]).await?.iter().map(event_row).collect();
     let ts = processes.first().map(|p| p.ts.clone());
     Ok(ProcessesResponse { agent_id: agent_id.to_owned(), ts, processes })
 }

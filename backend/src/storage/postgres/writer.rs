@@ -7,6 +7,7 @@ use super::pool;
 use crate::clock::{format_ms, now_ms};
 use crate::live::Hub;
 use crate::metrics::Metrics;
+use crate::storage::codec;
 use crate::storage::jobs::{Applied, Columns, Job, take_group};
 use crate::storage::{Cutoffs, IngestOutcome, PRUNE_CHUNK, Pruned, StorageError};
 use crate::telemetry::chain;
@@ -26,14 +27,12 @@ const REPLAY_SQL: &str = "INSERT INTO replay_guard(signature, expires_ms) VALUES
     RETURNING 1";
 const BATCH_SQL: &str = "INSERT INTO batches(batch_id, agent_id, received_ms, stored)
     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
-/// One statement per batch: its events as columns of arrays.
-const EVENTS_SQL: &str = "INSERT INTO events(agent_id, ts, ts_ms, platform, event_type, cpu,
-        mem_free, mem_total, disk_free, disk_total, net_rx_bps, net_tx_bps, uptime_s, pid,
-        proc_name, rss, ingested_ms)
-    SELECT $1::text, $2::text, $3::int8, $4::text, u.*, $17::int8
-    FROM unnest($5::text[], $6::float8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[],
-                $11::float8[], $12::float8[], $13::int8[], $14::int8[], $15::text[], $16::int8[]) AS u
-    RETURNING id";
+/// One row per batch (`storage/codec.rs`); its events' ids are `first_id` onwards, in a block
+/// of `event_ids` of its own.
+const LOG_SQL: &str = "INSERT INTO batch_log(first_id, ts_ms, ingested_ms, kinds, agent_id, ts,
+        platform, events)
+    VALUES (nextval('event_ids'), $1, $2, $3, $4, $5, $6, $7::text::json)
+    RETURNING first_id";
 /// SQLite's agent rules (`storage::learn_interval`): the interval is an EWMA of plausible gaps
 /// between the agent's own timestamps; $5..$7 are its bounds and weight.
 const AGENT_SQL: &str = "INSERT INTO agents(agent_id, platform, first_seen_ms, last_seen_ms,
@@ -82,7 +81,7 @@ impl Notice {
 struct Prepared {
     replay: Statement,
     batch: Statement,
-    events: Statement,
+    log: Statement,
     agent: Statement,
     metric: Statement,
     notify: Statement,
@@ -92,17 +91,17 @@ struct Prepared {
 
 impl Prepared {
     async fn on(client: &Client) -> Result<Self, tokio_postgres::Error> {
-        let (replay, batch, events, agent, metric, notify, metric_deltas, proc_deltas) = futures_util::try_join!(
+        let (replay, batch, log, agent, metric, notify, metric_deltas, proc_deltas) = futures_util::try_join!(
             client.prepare(REPLAY_SQL),
             client.prepare(BATCH_SQL),
-            client.prepare(EVENTS_SQL),
+            client.prepare(LOG_SQL),
             client.prepare(AGENT_SQL),
             client.prepare(METRIC_SQL),
             client.prepare("SELECT pg_notify($1, $2)"),
             client.prepare(super::rollups::METRIC_DELTAS_SQL),
             client.prepare(super::rollups::PROC_DELTAS_SQL),
         )?;
-        Ok(Self { replay, batch, events, agent, metric, notify, metric_deltas, proc_deltas })
+        Ok(Self { replay, batch, log, agent, metric, notify, metric_deltas, proc_deltas })
     }
 }
 
@@ -346,41 +345,20 @@ async fn ingest(
             return Ok(Ok((Applied::Ingest(outcome, Vec::new()), Vec::new())));
         }
     }
-    let cols: Vec<Columns> = batch.events.iter().map(Columns::of).collect();
-    let pick = |f: fn(&Columns) -> Option<i64>| cols.iter().map(f).collect::<Vec<_>>();
-    let pick_f = |f: fn(&Columns) -> Option<f64>| cols.iter().map(f).collect::<Vec<_>>();
-    let types: Vec<&str> = cols.iter().map(|c| c.event_type).collect();
-    let names: Vec<Option<&str>> = cols.iter().map(|c| c.proc_name).collect();
-    let rows = tx
-        .query(
-            &st.events,
-            &[
-                &batch.agent_id,
-                &batch.ts,
-                &ts_ms,
-                &batch.platform,
-                &types,
-                &pick_f(|c| c.cpu),
-                &pick(|c| c.mem_free),
-                &pick(|c| c.mem_total),
-                &pick(|c| c.disk_free),
-                &pick(|c| c.disk_total),
-                &pick_f(|c| c.net_rx_bps),
-                &pick_f(|c| c.net_tx_bps),
-                &pick(|c| c.uptime_s),
-                &pick(|c| c.pid),
-                &names,
-                &pick(|c| c.rss),
-                &now,
-            ],
+    let json = codec::encode(&batch.events).map_err(StorageError::Encode)?;
+    let kinds = i16::try_from(codec::kinds(&batch.events)).unwrap_or(i16::MAX);
+    let first_id: i64 = tx
+        .query_one(
+            &st.log,
+            &[&ts_ms, &now, &kinds, &batch.agent_id, &batch.ts, &batch.platform, &json],
         )
-        .await?;
-    // Identity values grow within a session, so sorted ids follow the events' order.
-    let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
-    ids.sort_unstable();
+        .await?
+        .get(0);
+    let ids: Vec<i64> = (first_id..).take(events).collect();
     let live = if want_rows {
         let ingested_at = format_ms(now);
-        cols.iter().zip(&ids).map(|(c, id)| c.to_row(batch, *id, &ingested_at)).collect()
+        let cols = batch.events.iter().map(Columns::of);
+        cols.zip(&ids).map(|(c, id)| c.to_row(batch, *id, &ingested_at)).collect()
     } else {
         Vec::new()
     };
@@ -429,14 +407,30 @@ async fn update_agent(
 }
 
 async fn clear(tx: &Transaction<'_>, agent_id: Option<&str>) -> Result<usize, StorageError> {
-    let n = match agent_id {
+    // Counted from the log's JSON: a clear is rare, and the count is the events'.
+    let n: i64 = match agent_id {
         Some(agent) => {
-            let n = tx.execute("DELETE FROM events WHERE agent_id = $1", &[&agent]).await?;
+            let n = tx
+                .query_one(
+                    "WITH d AS (DELETE FROM batch_log WHERE agent_id = $1
+                                RETURNING json_array_length(events) AS n)
+                     SELECT coalesce(sum(n), 0)::int8 FROM d",
+                    &[&agent],
+                )
+                .await?
+                .get(0);
             tx.execute("DELETE FROM agents WHERE agent_id = $1", &[&agent]).await?;
             n
         }
         None => {
-            let n = tx.execute("DELETE FROM events", &[]).await?;
+            let n = tx
+                .query_one(
+                    "WITH d AS (DELETE FROM batch_log RETURNING json_array_length(events) AS n)
+                     SELECT coalesce(sum(n), 0)::int8 FROM d",
+                    &[],
+                )
+                .await?
+                .get(0);
             tx.execute("DELETE FROM agents", &[]).await?;
             n
         }
@@ -470,18 +464,22 @@ async fn prune(tx: &Transaction<'_>, cutoffs: Cutoffs, now: i64) -> Result<Prune
             &[&before, &chunk],
         )
         .await?;
-    let events = tx
-        .execute(
+    let log = tx
+        .query_one(
             // Ids grow with ingest time: only the first chunk is looked at, as in SQLite, instead
             // of the whole table for old rows (ingested_ms has no index).
-            "DELETE FROM events WHERE id IN
-                (SELECT id FROM events ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
-                AND ingested_ms < $1",
+            "WITH d AS (DELETE FROM batch_log WHERE first_id IN
+                    (SELECT first_id FROM batch_log ORDER BY first_id LIMIT $2
+                     FOR UPDATE SKIP LOCKED)
+                    AND ingested_ms < $1
+                RETURNING json_array_length(events) AS n)
+             SELECT count(*), coalesce(sum(n), 0)::int8 FROM d",
             &[&before, &chunk],
         )
         .await?;
+    let (batches, events): (i64, i64) = (log.get(0), log.get(1));
     let n = usize::try_from(events).unwrap_or(usize::MAX);
-    deleted.extend([ids, events]);
+    deleted.extend([ids, u64::try_from(batches).unwrap_or(0)]);
     Ok(Pruned::of(n, &deleted))
 }
 

@@ -10,17 +10,13 @@
 
 use super::agents::Agents;
 use super::write_transaction;
+use crate::storage::codec::kinds;
 use crate::storage::rollup::{ProcReading, Rollup};
-use protocol::{Event, EventKind, IngestBatch};
+use protocol::{Event, IngestBatch};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
-
-pub(crate) const KIND_METRIC: i64 = 1;
-pub(crate) const KIND_PROC: i64 = 2;
-/// Any type but metric and proc: stored and listed, never charted.
-pub(crate) const KIND_OTHER: i64 = 4;
 
 /// When an agent's waiting batches are written into the index.
 #[derive(Debug, Clone, Copy)]
@@ -53,17 +49,6 @@ pub(crate) enum Due {
     IngestedBefore(i64),
     /// Every agent (at shutdown).
     All,
-}
-
-/// Which kinds of event a batch holds, as a bit set.
-pub(crate) fn kinds(events: &[Event]) -> i64 {
-    events.iter().fold(0, |k, e| {
-        k | match e.kind {
-            EventKind::Metric => KIND_METRIC,
-            EventKind::Proc => KIND_PROC,
-            EventKind::Other(_) => KIND_OTHER,
-        }
-    })
 }
 
 /// A logged batch as the index holds it.
@@ -240,7 +225,7 @@ impl IndexBacklog {
         now_ms: i64,
     ) -> rusqlite::Result<Option<i64>> {
         let first_id = self.next_id;
-        let events = super::codec::encode(&batch.events)
+        let events = crate::storage::codec::encode(&batch.events)
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
         let kinds = kinds(&batch.events);
         let added = conn
@@ -514,7 +499,7 @@ impl IndexBacklog {
 
 /// A batch's events from the log's JSON.
 pub(crate) fn decode(events: &str) -> rusqlite::Result<Vec<Event>> {
-    super::codec::decode(events).map_err(|e| {
+    crate::storage::codec::decode(events).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })
 }

@@ -5,8 +5,8 @@
 //! never overlap in event ids, and everything of the agent still in the log is newer than its
 //! chunks. Chunks of different agents interleave in ids, as the agents' batches did.
 
-use super::codec;
 use crate::storage::chunk::{self, ChunkBatch};
+use crate::storage::codec;
 use crate::storage::{Compaction, PRUNE_CHUNK};
 use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -176,7 +176,7 @@ pub(crate) fn latest_after(
     let mut latest = None;
     while let Some(r) = rows.next()? {
         for b in decode(r.get_ref(0)?.as_blob()?)? {
-            if b.ts_ms > after && super::backlog::kinds(&b.events) & mask != 0 {
+            if b.ts_ms > after && codec::kinds(&b.events) & mask != 0 {
                 latest = latest.max(Some(b.ts_ms));
             }
         }

@@ -6,7 +6,6 @@
 mod agents;
 pub(crate) mod backlog;
 mod chunks;
-mod codec;
 pub(crate) mod queries;
 mod rollups;
 pub(crate) mod schema;

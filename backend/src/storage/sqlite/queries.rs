@@ -2,14 +2,13 @@
 //! agent's batches that are not indexed yet (taken before the query, so that what the index
 //! gained since is found below [`BacklogView::boundary`] and not counted twice).
 
-use super::backlog::{BacklogView, KIND_METRIC, KIND_OTHER, KIND_PROC, decode};
+use super::backlog::{BacklogView, decode};
 use super::{chunks, rollups};
-use crate::clock::format_ms;
 use crate::storage::chunk::ChunkBatch;
-use crate::storage::jobs::Columns;
+use crate::storage::codec::{self, KIND_METRIC, KIND_PROC, kind_mask};
 use crate::storage::rollup::{MetricSums, ProcSums, Sum, metric_values, tier_for};
 use crate::storage::{EventFilter, Range, empty_history, empty_series, push_history, push_series};
-use protocol::{EventRow, IngestBatch, ProcessHistory, ProcessesResponse, Series};
+use protocol::{EventRow, ProcessHistory, ProcessesResponse, Series};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::collections::BTreeMap;
 
@@ -44,21 +43,7 @@ impl Logged {
 
     /// The batch's events as rows, newest first.
     fn rows(self) -> Vec<EventRow> {
-        let Logged { agent_id, b } = self;
-        let ingested_at = format_ms(b.ingested_ms);
-        let batch = IngestBatch {
-            agent_id,
-            ts: b.ts,
-            platform: b.platform,
-            batch_id: None,
-            events: vec![],
-        };
-        let mut out: Vec<_> = (b.first_id..)
-            .zip(&b.events)
-            .map(|(id, e)| Columns::of(e).to_row(&batch, id, &ingested_at))
-            .collect();
-        out.reverse();
-        out
+        codec::rows(self.agent_id, self.b)
     }
 }
 
@@ -78,15 +63,6 @@ fn waiting(
         }
     }
     Ok(out)
-}
-
-fn kind_mask(event_type: Option<&str>) -> i64 {
-    match event_type {
-        Some("metric") => KIND_METRIC,
-        Some("proc") => KIND_PROC,
-        Some(_) => KIND_OTHER,
-        None => KIND_METRIC | KIND_PROC | KIND_OTHER,
-    }
 }
 
 /// Newest first by id, which is insertion order, so rows of the same second keep their order.

@@ -1,14 +1,56 @@
-//! How `batch_log.events` holds a batch's events: JSON, so that the `events` view and anyone
-//! with the sqlite3 shell can read them, but positional where an event carries only its kind's
+//! How `batch_log.events` holds a batch's events, in both stores: JSON, so that the `events`
+//! view and anyone with a SQL shell can read them, but positional where an event carries only its kind's
 //! figures. A metric is `[cpu, mem_free, mem_total, disk_free, disk_total, net_rx_bps,
 //! net_tx_bps, uptime_s]`, a process `[pid, name, cpu, rss]`, `null` where a figure is missing;
 //! anything else (another type, a metric with a pid) keeps the wire's keyed object. The keys
 //! were half of every row; an object written by an older backend still reads, so the log needs
 //! no rewrite and turns compact as its rows age out.
 
-use protocol::{Event, EventKind};
+use super::chunk::ChunkBatch;
+use super::jobs::Columns;
+use crate::clock::format_ms;
+use protocol::{Event, EventKind, EventRow, IngestBatch};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::fmt;
+
+pub(crate) const KIND_METRIC: i64 = 1;
+pub(crate) const KIND_PROC: i64 = 2;
+/// Any type but metric and proc: stored and listed, never charted.
+pub(crate) const KIND_OTHER: i64 = 4;
+
+/// Which kinds of event a batch holds, as a bit set (a log row's `kinds`).
+pub(crate) fn kinds(events: &[Event]) -> i64 {
+    events.iter().fold(0, |k, e| {
+        k | match e.kind {
+            EventKind::Metric => KIND_METRIC,
+            EventKind::Proc => KIND_PROC,
+            EventKind::Other(_) => KIND_OTHER,
+        }
+    })
+}
+
+/// The kinds a batch must hold to have events of `event_type`.
+pub(crate) fn kind_mask(event_type: Option<&str>) -> i64 {
+    match event_type {
+        Some("metric") => KIND_METRIC,
+        Some("proc") => KIND_PROC,
+        Some(_) => KIND_OTHER,
+        None => KIND_METRIC | KIND_PROC | KIND_OTHER,
+    }
+}
+
+/// A logged batch's events as rows, newest first: the batch's ids are `first_id` onwards.
+pub(crate) fn rows(agent_id: String, b: ChunkBatch) -> Vec<EventRow> {
+    let ingested_at = format_ms(b.ingested_ms);
+    let batch =
+        IngestBatch { agent_id, ts: b.ts, platform: b.platform, batch_id: None, events: vec![] };
+    let mut out: Vec<_> = (b.first_id..)
+        .zip(&b.events)
+        .map(|(id, e)| Columns::of(e).to_row(&batch, id, &ingested_at))
+        .collect();
+    out.reverse();
+    out
+}
 
 /// Items of a positional metric and of a positional process; the view tells them apart by this.
 const METRIC_ITEMS: usize = 8;
