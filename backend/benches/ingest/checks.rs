@@ -32,16 +32,7 @@ impl Database {
                 let n: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
                 Ok(n as u64)
             }
-            Database::Postgres(url) => {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-                rt.block_on(async {
-                    let (client, connection) =
-                        tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-                    tokio::spawn(connection);
-                    let row = client.query_one("SELECT count(*) FROM events", &[]).await?;
-                    Ok(row.get::<_, i64>(0) as u64)
-                })
-            }
+            Database::Postgres(url) => pg_number(url, "SELECT count(*) FROM events"),
         }
     }
 
@@ -55,23 +46,12 @@ impl Database {
                 let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
                 Ok(size(path) + size(&wal))
             }
-            Database::Postgres(url) => {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-                rt.block_on(async {
-                    let (client, connection) =
-                        tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-                    tokio::spawn(connection);
-                    let row = client
-                        .query_one(
-                            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::int8
-                             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                             WHERE c.relkind = 'r' AND n.nspname = 'public'",
-                            &[],
-                        )
-                        .await?;
-                    Ok(row.get::<_, i64>(0) as u64)
-                })
-            }
+            Database::Postgres(url) => pg_number(
+                url,
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::int8
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE c.relkind = 'r' AND n.nspname = 'public'",
+            ),
         }
     }
 
@@ -89,6 +69,17 @@ impl Database {
         }
         Ok(last)
     }
+}
+
+/// The one number `sql` answers, on a connection of its own.
+fn pg_number(url: &str, sql: &str) -> anyhow::Result<u64> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        let row = client.query_one(sql, &[]).await?;
+        Ok(row.get::<_, i64>(0) as u64)
+    })
 }
 
 pub(crate) fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
