@@ -4,6 +4,8 @@
 #![warn(missing_docs)]
 
 pub mod collect;
+pub mod data_dir;
+pub mod logfile;
 // Windows only; its arithmetic is unit-tested everywhere.
 #[cfg(any(windows, test))]
 mod machine_cpu;

@@ -1,3 +1,4 @@
+use agent::logfile::{LogLimits, RotatingFile};
 use agent::settings::Settings;
 use agent::startup;
 use clap::{Parser, Subcommand};
@@ -6,8 +7,8 @@ use std::process::ExitCode;
 
 /// Collects CPU, memory, disk, network and top processes and sends signed batches to the
 /// backend. Configuration comes from the environment (API_URL, API_TOKEN, HMAC_SECRET, AGENT_ID,
-/// INTERVAL_SECONDS, QUEUE_PATH, TOP_PROCESSES, QUEUE_MAX_MB, SET_ASIDE_MAX_MB,
-/// REQUEST_TIMEOUT_SECONDS), which wins over the optional config file.
+/// INTERVAL_SECONDS, DATA_DIR, QUEUE_PATH, TOP_PROCESSES, QUEUE_MAX_MB, SET_ASIDE_MAX_MB,
+/// REQUEST_TIMEOUT_SECONDS, LOG_MAX_MB, LOG_FILES), which wins over the optional config file.
 #[derive(Debug, Parser)]
 #[command(name = "agent", version)]
 struct Cli {
@@ -41,23 +42,21 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // A service has no console: its log goes to a file beside the executable.
-    init_logging(matches!(cli.command, Some(Command::Service)));
+    // A service has no console: its log goes to bounded files in the data folder.
+    let log_file = matches!(cli.command, Some(Command::Service))
+        .then(|| settings.data_dir.join("logs").join("agent.log"));
+    init_logging(log_file.as_deref(), settings.log_limits);
     match cli.command {
         None => run_console(&settings, cli.once),
         Some(command) => service_command(command, cli.config.as_deref(), settings),
     }
 }
 
-fn init_logging(to_file: bool) {
+fn init_logging(log_file: Option<&std::path::Path>, limits: LogLimits) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
-    let log_file = to_file
-        .then(|| std::env::current_exe().ok()?.parent().map(|d| d.join("agent.log")))
-        .flatten()
-        .and_then(|path| std::fs::OpenOptions::new().create(true).append(true).open(path).ok());
-    match log_file {
+    match log_file.and_then(|path| RotatingFile::open(path, limits).ok()) {
         Some(file) => builder.with_ansi(false).with_writer(std::sync::Mutex::new(file)).init(),
         None => {
             let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());

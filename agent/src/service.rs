@@ -8,7 +8,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 use windows_service::service::{
-    ServiceAccess, ServiceControl, ServiceControlAccept, ServiceErrorControl, ServiceExitCode,
+    ServiceAccess, ServiceAction, ServiceActionType, ServiceControl, ServiceControlAccept,
+    ServiceErrorControl, ServiceExitCode, ServiceFailureActions, ServiceFailureResetPeriod,
     ServiceInfo, ServiceStartType, ServiceState, ServiceStatus, ServiceType,
 };
 use windows_service::service_control_handler::{self, ServiceControlHandlerResult};
@@ -56,9 +57,37 @@ pub fn install(config: Option<&Path>) -> anyhow::Result<()> {
     service
         .set_description("Sends CPU, memory, disk, network and process telemetry to the backend")
         .context("describing the service")?;
+    // Also when the agent stops with an error (exit code), not only when it crashes. Without
+    // them the service still runs, so a refusal is reported rather than undoing the install.
+    let recovery = service
+        .update_failure_actions(recovery())
+        .and_then(|()| service.set_failure_actions_on_non_crash_failures(true));
+    if let Err(e) = recovery {
+        let e = anyhow::Error::from(e);
+        eprintln!(
+            "agent: warning: could not set the restart-on-failure actions ({e:#}); set them with \
+             `sc failure {NAME} reset= 86400 actions= restart/10000/restart/60000/restart/60000` \
+             and `sc failureflag {NAME} 1`"
+        );
+    }
     service.start::<&str>(&[]).context("starting the service")?;
     println!("installed and started the {NAME} service");
     Ok(())
+}
+
+/// Restart after 10 s, then after 60 s each time; a day without failures starts the count
+/// again. A stopped agent loses no batch (they wait in the queue), but collects nothing.
+fn recovery() -> ServiceFailureActions {
+    let restart = |secs| ServiceAction {
+        action_type: ServiceActionType::Restart,
+        delay: Duration::from_secs(secs),
+    };
+    ServiceFailureActions {
+        reset_period: ServiceFailureResetPeriod::After(Duration::from_secs(86_400)),
+        reboot_msg: None,
+        command: None,
+        actions: Some(vec![restart(10), restart(60), restart(60)]),
+    }
 }
 
 /// Stops and removes the service; the queue folder stays.

@@ -1,6 +1,8 @@
 //! Configuration: built-in defaults, then an optional TOML file, then the environment (the
 //! seed's names), which wins. A bad value is reported with its key.
 
+use crate::data_dir::{default_data_dir, exe_dir};
+use crate::logfile::LogLimits;
 use crate::queue::Limits;
 use protocol::Secret;
 use serde::Deserialize;
@@ -39,6 +41,9 @@ pub struct FileConfig {
     agent_id: Option<String>,
     interval_seconds: Option<u64>,
     queue_path: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    log_max_mb: Option<u64>,
+    log_files: Option<usize>,
     top_processes: Option<usize>,
     queue_max_mb: Option<u64>,
     set_aside_max_mb: Option<u64>,
@@ -62,6 +67,13 @@ pub struct Settings {
     pub(crate) agent_id: String,
     pub(crate) interval: Duration,
     pub(crate) queue_path: PathBuf,
+    /// Where an earlier version kept the queue by default, when that is elsewhere now and
+    /// `QUEUE_PATH` does not name one (see [`crate::data_dir::adopt_old_queue`]).
+    pub(crate) old_queue_path: Option<PathBuf>,
+    /// The folder of the queue (by default) and of the service's log.
+    pub data_dir: PathBuf,
+    /// Bounds of the service's log files.
+    pub log_limits: LogLimits,
     pub(crate) top_processes: usize,
     pub(crate) queue_limits: Limits,
     pub(crate) request_timeout: Duration,
@@ -93,14 +105,6 @@ fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
 /// The host name, lower-case, as the default agent id.
 fn host_name() -> String {
     sysinfo::System::host_name().unwrap_or_else(|_| "unknown-host".into()).to_lowercase()
-}
-
-/// A `queue` folder beside the executable, so a service and a console run share it.
-fn default_queue_path() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(|dir| dir.join("queue")))
-        .unwrap_or_else(|| PathBuf::from("queue"))
 }
 
 impl Settings {
@@ -153,7 +157,24 @@ impl Settings {
             10,
             (1, 1_000_000),
         )?;
+        let log_max_mb = number("LOG_MAX_MB", env("LOG_MAX_MB"), file.log_max_mb, 10, (1, 1024))?;
+        let log_files = number("LOG_FILES", env("LOG_FILES"), file.log_files, 5, (1, 100))?;
+        // A service and a console run share the default queue: the service has no other
+        // environment to learn a path from.
+        let data_dir = env("DATA_DIR")
+            .map(PathBuf::from)
+            .or(file.data_dir)
+            .unwrap_or_else(|| default_data_dir(cfg!(windows), &env, exe_dir()));
+        let queue_path = env("QUEUE_PATH").map(PathBuf::from).or(file.queue_path);
+        let old_queue_path = match &queue_path {
+            None => exe_dir().map(|d| d.join("queue")).filter(|old| *old != data_dir.join("queue")),
+            Some(_) => None,
+        };
         Ok(Self {
+            queue_path: queue_path.unwrap_or_else(|| data_dir.join("queue")),
+            old_queue_path,
+            data_dir,
+            log_limits: LogLimits { max_bytes: log_max_mb << 20, files: log_files },
             api_url,
             api_token: Secret::new(text("API_TOKEN", file.api_token, protocol::DEV_API_TOKEN)),
             hmac_secret: Secret::new(text(
@@ -163,10 +184,6 @@ impl Settings {
             )),
             agent_id,
             interval: Duration::from_secs(interval),
-            queue_path: env("QUEUE_PATH")
-                .map(PathBuf::from)
-                .or(file.queue_path)
-                .unwrap_or_else(default_queue_path),
             top_processes: number(
                 "TOP_PROCESSES",
                 env("TOP_PROCESSES"),
@@ -207,6 +224,23 @@ mod tests {
         assert_eq!(s.queue_limits, Limits { queued: 100 << 20, set_aside: 10 << 20 });
         assert_eq!(s.agent_id, s.agent_id.to_lowercase());
         assert!(s.queue_path.ends_with("queue"));
+        assert_eq!(s.log_limits, LogLimits { max_bytes: 10 << 20, files: 5 });
+        if !cfg!(windows) {
+            assert_eq!(s.old_queue_path, None, "the queue stays beside the executable");
+        }
+    }
+
+    #[test]
+    fn the_queue_follows_data_dir_unless_named_and_the_old_one_is_known() {
+        let s = with(&[("DATA_DIR", "/var/lib/agent")], FileConfig::default()).unwrap();
+        assert_eq!(s.queue_path, Path::new("/var/lib/agent").join("queue"));
+        assert_eq!(s.old_queue_path, Some(exe_dir().unwrap().join("queue")));
+        let named = [("DATA_DIR", "/var/lib/agent"), ("QUEUE_PATH", "/q")];
+        let s = with(&named, FileConfig::default()).unwrap();
+        assert_eq!((s.queue_path.as_path(), s.old_queue_path), (Path::new("/q"), None));
+        let file = FileConfig { log_max_mb: Some(2), log_files: Some(1), ..Default::default() };
+        let s = with(&[], file).unwrap();
+        assert_eq!(s.log_limits, LogLimits { max_bytes: 2 << 20, files: 1 });
     }
 
     #[test]
@@ -230,6 +264,8 @@ mod tests {
             ("INTERVAL_SECONDS", "0"),
             ("TOP_PROCESSES", "-1"),
             ("QUEUE_MAX_MB", "0"),
+            ("LOG_MAX_MB", "0"),
+            ("LOG_FILES", "101"),
             ("SET_ASIDE_MAX_MB", "0"),
             ("API_URL", "localhost:8000"),
             ("AGENT_ID", " padded"),

@@ -1,6 +1,7 @@
 //! Wiring the real parts from settings, and running until Ctrl+C or SIGTERM.
 
 use crate::collect::SystemCollector;
+use crate::data_dir::adopt_old_queue;
 use crate::queue::DiskQueue;
 use crate::queue::fs::StdFs;
 use crate::queue::outbox::Outbox;
@@ -15,6 +16,21 @@ pub(crate) type RealAgent = Agent<SystemCollector, HttpTransport, Backoff, StdFs
 
 /// The agent on the real collector, sender and disk queue, ready to run.
 pub fn build(settings: &Settings) -> anyhow::Result<RealAgent> {
+    if let Some(old) = &settings.old_queue_path {
+        match adopt_old_queue(old, &settings.queue_path) {
+            Ok(Some(from)) => tracing::info!(
+                from = %from.display(),
+                to = %settings.queue_path.display(),
+                "moved the queue of an earlier version to its new place"
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(
+                error = %e,
+                old = %old.display(),
+                "could not move an earlier version's queue; set QUEUE_PATH to it to send its batches"
+            ),
+        }
+    }
     let queue = DiskQueue::open(StdFs, &settings.queue_path, settings.queue_limits)
         .context("opening the queue (set QUEUE_PATH to a writable folder)")?;
     if !queue.is_empty() {
