@@ -351,6 +351,35 @@ async fn main() -> anyhow::Result<()> {
         let (h, _) = timed(&backend, &history, args.repeats).await?;
         println!("| {label} | {step} | {s:.1} | {h:.1} |");
     }
+    // The event list pages by id over every agent's chunks (their ids interleave) and the log.
+    let (lo, hi) = {
+        let conn = rusqlite::Connection::open(&db)?;
+        conn.query_row("SELECT min(first_id), max(last_id) FROM batch_chunks", [], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        })?
+    };
+    let mid = lo + (hi - lo) / 2;
+    println!();
+    println!("| event list, 100 a page | median ms |\n| --- | --- |");
+    for (label, path) in [
+        ("newest", "/api/events?limit=100".to_owned()),
+        ("mid-history", format!("/api/events?limit=100&before_id={mid}")),
+        ("mid-history, processes", format!("/api/events?limit=100&type=proc&before_id={mid}")),
+        (
+            "mid-history, one agent",
+            format!("/api/events?limit=100&agent_id=pc-0000&before_id={mid}"),
+        ),
+    ] {
+        let mut ms = Vec::new();
+        for _ in 0..args.repeats {
+            let started = Instant::now();
+            let (status, body) = backend.get(&path).await;
+            ms.push(started.elapsed().as_secs_f64() * 1000.0);
+            ensure!(status.is_success(), "{path}: {status} {body}");
+            ensure!(body.as_array().is_some_and(|a| a.len() == 100), "{path}: not a full page");
+        }
+        println!("| {label} | {:.1} |", median(ms));
+    }
     backend.stop();
     Ok(())
 }
