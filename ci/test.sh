@@ -27,6 +27,7 @@ setup() {
     need chromium chromium
     need chromedriver chromium-driver
     need nginx nginx
+    need wixl wixl
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
     if [ ${#need_apt[@]} -gt 0 ]; then
         echo "installing: ${need_apt[*]}"

@@ -75,3 +75,57 @@ if timeout 60 /usr/lib/wine/wine64 reg query 'HKLM\System\CurrentControlSet\Serv
 fi
 [ -d "$data/queue" ] || { echo "uninstall removed the queue"; exit 1; }
 echo "agent.exe install/uninstall under Wine: service ran, log and queue in $data"
+
+# The MSI (Debian's wixl, from agent/msi/agent.wxs), in a prefix of its own: a silent install
+# with the settings as properties, an upgrade in place that passes none and keeps them, and an
+# uninstall that removes the service and the executable and leaves the queue.
+command -v wixl >/dev/null || { echo "wixl is missing: apt-get install wixl"; exit 1; }
+wxs="$(pwd)/agent/msi/agent.wxs"
+for v in 0.1.0 0.1.1; do
+    # wixl takes sources relative to where it runs.
+    (cd "$work" && wixl -a x64 -D Version=$v -D AgentExe=agent.exe -o "agent-$v.msi" "$wxs")
+done
+export WINEPREFIX="$work/msi-prefix"
+timeout 120 /usr/lib/wine/wine64 cmd /c exit >/dev/null 2>&1
+# Wine lacks the ProcessPrng the exe imports; under Program Files only the system folder helps.
+cp "$work/bcryptprimitives.dll" "$WINEPREFIX/drive_c/windows/system32/"
+msi() { (cd "$work" && timeout 300 /usr/lib/wine/wine64 msiexec "$@"); }
+starts() { find "$WINEPREFIX/drive_c" -path '*/logs/agent.log' -exec grep -h "agent starting agent_id=wine-msi api_url=http://127.0.0.1:$port" {} + 2>/dev/null | wc -l; }
+msi /i agent-0.1.0.msi /qn API_URL="http://127.0.0.1:$port" API_TOKEN=wine-token \
+    HMAC_SECRET=wine-secret AGENT_ID=wine-msi
+wait_for_msi_agent() {
+    API="http://127.0.0.1:$port" python3 - <<'PY'
+import json, os, time, urllib.request
+api = os.environ["API"]
+for _ in range(120):
+    if json.load(urllib.request.urlopen(api + "/api/events?agent_id=wine-msi&limit=1")):
+        break
+    time.sleep(1)
+else:
+    raise SystemExit("the MSI's service sent nothing within two minutes")
+PY
+}
+wait_for_msi_agent
+[ -f "$WINEPREFIX/drive_c/Program Files/Telemetry Agent/agent.exe" ] ||
+    { echo "agent.exe is not under Program Files"; exit 1; }
+before=$(starts)
+msi /i agent-0.1.1.msi /qn
+settings=$(timeout 60 /usr/lib/wine/wine64 reg query 'HKLM\SOFTWARE\telemetry-agent' | tr -d '\r')
+for want in "API_URL    REG_SZ    http://127.0.0.1:$port" "API_TOKEN    REG_SZ    wine-token" \
+    "AGENT_ID    REG_SZ    wine-msi"; do
+    grep -qF "$want" <<<"$settings" || { echo "the upgrade lost $want: $settings"; exit 1; }
+done
+for _ in $(seq 60); do [ "$(starts)" -gt "$before" ] && break; sleep 1; done
+[ "$(starts)" -gt "$before" ] || { echo "the upgraded service did not start with the kept settings"; exit 1; }
+products=$(timeout 60 /usr/lib/wine/wine64 reg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall' /s |
+    tr -d '\r' | grep -c "DisplayName    REG_SZ    Telemetry agent" || true)
+[ "$products" = 1 ] || { echo "$products installed products after the upgrade, not 1"; exit 1; }
+log=$(find "$WINEPREFIX/drive_c" -path '*/logs/agent.log' | head -n 1)
+queue="$(dirname "$(dirname "${log:-/none/x}")")/queue"
+msi /x agent-0.1.1.msi /qn
+if timeout 60 /usr/lib/wine/wine64 reg query 'HKLM\System\CurrentControlSet\Services\telemetry-agent' >/dev/null 2>&1; then
+    echo "the service is still registered after the MSI's uninstall"; exit 1
+fi
+[ ! -e "$WINEPREFIX/drive_c/Program Files/Telemetry Agent/agent.exe" ] || { echo "agent.exe stayed"; exit 1; }
+[ -d "$queue" ] || { echo "the queue went with the MSI's uninstall ($queue)"; exit 1; }
+echo "agent MSI under Wine: installed with properties, upgraded keeping them, uninstalled leaving the queue"

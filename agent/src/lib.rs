@@ -6,6 +6,7 @@
 pub mod collect;
 pub mod data_dir;
 pub mod logfile;
+pub mod machine_config;
 // Windows only; its arithmetic is unit-tested everywhere.
 #[cfg(any(windows, test))]
 mod machine_cpu;

@@ -57,13 +57,9 @@ pub fn install(config: Option<&Path>) -> anyhow::Result<()> {
     service
         .set_description("Sends CPU, memory, disk, network and process telemetry to the backend")
         .context("describing the service")?;
-    // Also when the agent stops with an error (exit code), not only when it crashes. Without
-    // them the service still runs, so a refusal is reported rather than undoing the install.
-    let recovery = service
-        .update_failure_actions(recovery())
-        .and_then(|()| service.set_failure_actions_on_non_crash_failures(true));
-    if let Err(e) = recovery {
-        let e = anyhow::Error::from(e);
+    // Without them the service still runs, so a refusal is reported rather than undoing the
+    // install.
+    if let Err(e) = set_recovery(&service) {
         eprintln!(
             "agent: warning: could not set the restart-on-failure actions ({e:#}); set them with \
              `sc failure {NAME} reset= 86400 actions= restart/10000/restart/60000/restart/60000` \
@@ -73,6 +69,23 @@ pub fn install(config: Option<&Path>) -> anyhow::Result<()> {
     service.start::<&str>(&[]).context("starting the service")?;
     println!("installed and started the {NAME} service");
     Ok(())
+}
+
+/// Sets [`recovery`], also for when the agent stops with an error (an exit code), not only
+/// when it crashes.
+fn set_recovery(service: &windows_service::service::Service) -> anyhow::Result<()> {
+    service.update_failure_actions(recovery())?;
+    service.set_failure_actions_on_non_crash_failures(true)?;
+    Ok(())
+}
+
+/// A service installed by the MSI (which cannot set recovery actions) sets them itself at each
+/// start; for one installed by `agent install` this changes nothing.
+fn ensure_recovery() -> anyhow::Result<()> {
+    let manager = ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT)?;
+    let service =
+        manager.open_service(NAME, ServiceAccess::CHANGE_CONFIG | ServiceAccess::START)?;
+    set_recovery(&service)
 }
 
 /// Restart after 10 s, then after 60 s each time; a day without failures starts the count
@@ -137,6 +150,9 @@ fn status(state: ServiceState, accept: ServiceControlAccept) -> ServiceStatus {
 
 fn run_service() -> anyhow::Result<()> {
     let settings = SETTINGS.get().context("settings were not loaded")?;
+    if let Err(e) = ensure_recovery() {
+        tracing::warn!(error = format!("{e:#}"), "could not set the service's recovery actions");
+    }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let stop_tx = std::sync::Mutex::new(Some(stop_tx));
     let handle = service_control_handler::register(NAME, move |control| match control {

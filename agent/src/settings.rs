@@ -196,10 +196,13 @@ impl Settings {
         })
     }
 
-    /// From the process environment, over the TOML file `config` when one is given.
+    /// From the process environment and the values an installer left for the machine (which
+    /// count as environment, see [`crate::machine_config`]), over the TOML file `config` when
+    /// one is given.
     pub fn from_process_env(config: Option<&Path>) -> Result<Self, SettingsError> {
         let file = config.map(FileConfig::load).transpose()?.unwrap_or_default();
-        Self::resolve(file, |key| std::env::var(key).ok())
+        let machine = crate::machine_config::machine_settings();
+        Self::resolve(file, |key| std::env::var(key).ok().or_else(|| machine.get(key).cloned()))
     }
 }
 
