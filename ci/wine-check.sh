@@ -51,28 +51,37 @@ hmac_secret = "wine-secret"
 agent_id = "wine-service"
 interval_seconds = 1
 TOML
-(cd "$work" && timeout 120 /usr/lib/wine/wine64 agent.exe --config agent.toml install)
-API="http://127.0.0.1:$port" python3 - <<'PY'
+# Waits until the backend holds a batch of agent $1, sent by what $2 names.
+wait_for_batches() {
+    AGENT="$1" WHAT="$2" API="http://127.0.0.1:$port" python3 - <<'PY'
 import json, os, time, urllib.request
-api = os.environ["API"]
+url = os.environ["API"] + "/api/events?limit=1&agent_id=" + os.environ["AGENT"]
 for _ in range(120):
-    rows = json.load(urllib.request.urlopen(api + "/api/events?agent_id=wine-service&limit=5"))
-    if rows:
+    if json.load(urllib.request.urlopen(url)):
         break
     time.sleep(1)
-assert rows, "the service sent nothing within two minutes"
-print("the agent's service under Wine delivered its batches")
+else:
+    raise SystemExit(os.environ["WHAT"] + " sent nothing within two minutes")
+print(os.environ["WHAT"] + " under Wine delivered its batches")
 PY
-# Wine starts a service without %ProgramData% in its environment, so there the agent keeps its
-# data beside the executable: the log is looked for in both places.
-log=$(find "$work" -path '*/logs/agent.log' | head -n 1)
-data=$(dirname "$(dirname "${log:-/none/x}")")
-[ -n "$log" ] && grep -q "agent starting" "$log" && [ -d "$data/queue" ] ||
+}
+# The data folder holding the agent's log, found under $1: Wine starts a service with or
+# without %ProgramData% in its environment, so the folder may also sit beside the executable.
+data_dir_under() {
+    local log
+    log=$(find "$1" -path '*/logs/agent.log' | head -n 1)
+    [ -n "$log" ] && grep -q "agent starting" "$log" && dirname "$(dirname "$log")"
+}
+service_gone() {
+    ! timeout 60 /usr/lib/wine/wine64 reg query 'HKLM\System\CurrentControlSet\Services\telemetry-agent' >/dev/null 2>&1 ||
+        { echo "the service is still registered after $1"; exit 1; }
+}
+(cd "$work" && timeout 120 /usr/lib/wine/wine64 agent.exe --config agent.toml install)
+wait_for_batches wine-service "the agent's service"
+data=$(data_dir_under "$work") && [ -d "$data/queue" ] ||
     { echo "no log or queue under %ProgramData%\\telemetry-agent"; exit 1; }
 (cd "$work" && timeout 120 /usr/lib/wine/wine64 agent.exe uninstall)
-if timeout 60 /usr/lib/wine/wine64 reg query 'HKLM\System\CurrentControlSet\Services\telemetry-agent' >/dev/null 2>&1; then
-    echo "the service is still registered after uninstall"; exit 1
-fi
+service_gone uninstall
 [ -d "$data/queue" ] || { echo "uninstall removed the queue"; exit 1; }
 echo "agent.exe install/uninstall under Wine: service ran, log and queue in $data"
 
@@ -93,19 +102,7 @@ msi() { (cd "$work" && timeout 300 /usr/lib/wine/wine64 msiexec "$@"); }
 starts() { find "$WINEPREFIX/drive_c" -path '*/logs/agent.log' -exec grep -h "agent starting agent_id=wine-msi api_url=http://127.0.0.1:$port" {} + 2>/dev/null | wc -l; }
 msi /i agent-0.1.0.msi /qn API_URL="http://127.0.0.1:$port" API_TOKEN=wine-token \
     HMAC_SECRET=wine-secret AGENT_ID=wine-msi
-wait_for_msi_agent() {
-    API="http://127.0.0.1:$port" python3 - <<'PY'
-import json, os, time, urllib.request
-api = os.environ["API"]
-for _ in range(120):
-    if json.load(urllib.request.urlopen(api + "/api/events?agent_id=wine-msi&limit=1")):
-        break
-    time.sleep(1)
-else:
-    raise SystemExit("the MSI's service sent nothing within two minutes")
-PY
-}
-wait_for_msi_agent
+wait_for_batches wine-msi "the MSI's service"
 [ -f "$WINEPREFIX/drive_c/Program Files/Telemetry Agent/agent.exe" ] ||
     { echo "agent.exe is not under Program Files"; exit 1; }
 before=$(starts)
@@ -120,12 +117,9 @@ for _ in $(seq 60); do [ "$(starts)" -gt "$before" ] && break; sleep 1; done
 products=$(timeout 60 /usr/lib/wine/wine64 reg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall' /s |
     tr -d '\r' | grep -c "DisplayName    REG_SZ    Telemetry agent" || true)
 [ "$products" = 1 ] || { echo "$products installed products after the upgrade, not 1"; exit 1; }
-log=$(find "$WINEPREFIX/drive_c" -path '*/logs/agent.log' | head -n 1)
-queue="$(dirname "$(dirname "${log:-/none/x}")")/queue"
+queue="$(data_dir_under "$WINEPREFIX/drive_c")/queue"
 msi /x agent-0.1.1.msi /qn
-if timeout 60 /usr/lib/wine/wine64 reg query 'HKLM\System\CurrentControlSet\Services\telemetry-agent' >/dev/null 2>&1; then
-    echo "the service is still registered after the MSI's uninstall"; exit 1
-fi
+service_gone "the MSI's uninstall"
 [ ! -e "$WINEPREFIX/drive_c/Program Files/Telemetry Agent/agent.exe" ] || { echo "agent.exe stayed"; exit 1; }
 [ -d "$queue" ] || { echo "the queue went with the MSI's uninstall ($queue)"; exit 1; }
 echo "agent MSI under Wine: installed with properties, upgraded keeping them, uninstalled leaving the queue"

@@ -161,13 +161,14 @@ impl Settings {
         let log_files = number("LOG_FILES", env("LOG_FILES"), file.log_files, 5, (1, 100))?;
         // A service and a console run share the default queue: the service has no other
         // environment to learn a path from.
+        let exe_dir = exe_dir();
         let data_dir = env("DATA_DIR")
             .map(PathBuf::from)
             .or(file.data_dir)
-            .unwrap_or_else(|| default_data_dir(cfg!(windows), &env, exe_dir()));
+            .unwrap_or_else(|| default_data_dir(cfg!(windows), &env, exe_dir.clone()));
         let queue_path = env("QUEUE_PATH").map(PathBuf::from).or(file.queue_path);
         let old_queue_path = match &queue_path {
-            None => exe_dir().map(|d| d.join("queue")).filter(|old| *old != data_dir.join("queue")),
+            None => exe_dir.map(|d| d.join("queue")).filter(|old| *old != data_dir.join("queue")),
             Some(_) => None,
         };
         Ok(Self {
