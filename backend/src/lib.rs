@@ -2,6 +2,7 @@
 
 #![warn(missing_docs)]
 
+mod alerts;
 pub mod clock;
 mod error;
 pub mod live;

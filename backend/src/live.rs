@@ -19,6 +19,9 @@ pub(crate) struct LiveFrame {
     /// Rows were stored that this feed could not carry (another replica's, while the feed from
     /// it was down): clients must refetch.
     pub(crate) gap: bool,
+    /// An alert's change, for the clients that asked for alerts only: the seed's clients know
+    /// rows and clear notices, nothing else.
+    pub(crate) alert: bool,
 }
 
 impl LiveFrame {
@@ -66,6 +69,7 @@ impl Hub {
             agent_id: Some(Arc::from(first.agent_id.as_str())),
             messages,
             gap: false,
+            alert: false,
         });
     }
 
@@ -76,13 +80,32 @@ impl Hub {
                 agent_id: agent_id.map(Arc::from),
                 messages: Arc::new([Utf8Bytes::from(json)]),
                 gap: false,
+                alert: false,
+            });
+        }
+    }
+
+    /// Publishes an alert's change.
+    pub(crate) fn publish_alert(&self, alert: &protocol::alerts::Alert) {
+        let msg = protocol::alerts::AlertMessage::new(alert.clone());
+        if let Ok(json) = serde_json::to_string(&msg) {
+            let _ = self.tx.send(LiveFrame {
+                agent_id: Some(Arc::from(alert.agent_id.as_str())),
+                messages: Arc::new([Utf8Bytes::from(json)]),
+                gap: false,
+                alert: true,
             });
         }
     }
 
     /// Tells every client that rows went by unseen, so that each closes and refetches.
     pub(crate) fn publish_gap(&self) {
-        let _ = self.tx.send(LiveFrame { agent_id: None, messages: Arc::new([]), gap: true });
+        let _ = self.tx.send(LiveFrame {
+            agent_id: None,
+            messages: Arc::new([]),
+            gap: true,
+            alert: false,
+        });
     }
 }
 
@@ -93,8 +116,9 @@ mod tests {
     #[test]
     fn filters_let_clear_all_through_to_everyone() {
         let messages: Arc<[Utf8Bytes]> = Arc::new([Utf8Bytes::from("{}")]);
-        let everyone = LiveFrame { agent_id: None, messages: messages.clone(), gap: false };
-        let one = LiveFrame { agent_id: Some(Arc::from("a")), messages, gap: false };
+        let everyone =
+            LiveFrame { agent_id: None, messages: messages.clone(), gap: false, alert: false };
+        let one = LiveFrame { agent_id: Some(Arc::from("a")), messages, gap: false, alert: false };
         assert!(everyone.concerns(Some("b")));
         assert!(one.concerns(None));
         assert!(one.concerns(Some("a")));

@@ -207,6 +207,17 @@ pub struct Args {
     /// Seconds that requests in flight may take to finish once shutdown begins.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value_t = 10)]
     pub(crate) shutdown_grace: u64,
+    /// Seconds between alert rounds, each evaluating every rule on every agent; 0 turns
+    /// evaluation off on this replica (it still sends notifications and pushes alerts live).
+    #[arg(long, env = "ALERT_EVAL_SECONDS", default_value_t = 30)]
+    pub(crate) alert_eval_seconds: u64,
+    /// Longest wait in seconds between two attempts to deliver a notification (the waits
+    /// double from 2 s up to this).
+    #[arg(long, env = "ALERT_RETRY_MAX_SECONDS", default_value_t = 300)]
+    pub(crate) alert_retry_max_seconds: u64,
+    /// Hours a notification is retried before it is given up (logged as an ERROR).
+    #[arg(long, env = "ALERT_GIVE_UP_HOURS", default_value_t = 24)]
+    pub(crate) alert_give_up_hours: u64,
     /// Ask the backend at HOST:PORT for /healthz and exit 0 if it answers (for container
     /// health checks, where no curl exists).
     #[arg(long)]
@@ -245,6 +256,7 @@ pub struct Settings {
     pub(crate) ws_max_message_bytes: usize,
     pub(crate) body_timeout: Duration,
     pub(crate) server: crate::serve::Limits,
+    pub(crate) alerting: crate::alerts::EngineSettings,
 }
 
 impl Settings {
@@ -355,6 +367,12 @@ impl Settings {
                 header_timeout: Duration::from_secs(args.header_timeout),
                 max_connections: args.max_connections,
                 shutdown_grace: Duration::from_secs(args.shutdown_grace),
+            },
+            alerting: crate::alerts::EngineSettings {
+                every: (args.alert_eval_seconds > 0)
+                    .then(|| Duration::from_secs(args.alert_eval_seconds)),
+                retry_max: Duration::from_secs(args.alert_retry_max_seconds.max(1)),
+                give_up: Duration::from_secs(args.alert_give_up_hours.saturating_mul(3600)),
             },
         })
     }

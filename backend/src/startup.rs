@@ -32,6 +32,9 @@ pub struct Application {
     shutdown: watch::Sender<bool>,
     retention: Retention,
     limits: crate::serve::Limits,
+    alerts: Arc<dyn crate::alerts::AlertStore>,
+    alerting: crate::alerts::EngineSettings,
+    hub: Hub,
 }
 
 impl Application {
@@ -68,10 +71,12 @@ impl Application {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let alerts = storage::open_alerts(&settings).await.context("opening the alert tables")?;
         let state = AppState {
             security: Arc::new(security),
             storage: storage.clone(),
-            hub,
+            alerts: alerts.clone(),
+            hub: hub.clone(),
             metrics,
             max_body_bytes: settings.max_body_bytes,
             body_timeout: settings.body_timeout,
@@ -93,6 +98,9 @@ impl Application {
             shutdown,
             retention: settings.retention,
             limits: settings.server,
+            alerts,
+            alerting: settings.alerting,
+            hub,
         })
     }
 
@@ -110,6 +118,12 @@ impl Application {
         let addr = self.local_addr()?;
         tracing::info!("listening on http://{addr}");
         let pruner = tokio::spawn(prune_forever(self.storage.clone(), self.retention));
+        let engine = crate::alerts::Engine::start(
+            self.alerting,
+            self.storage.clone(),
+            self.alerts,
+            self.hub,
+        );
         let shutdown = self.shutdown;
         let signal = async move {
             signal.await;
@@ -118,6 +132,7 @@ impl Application {
         };
         crate::serve::serve(self.listener, self.router, self.limits, signal).await;
         pruner.abort();
+        drop(engine);
         self.storage.close().await;
         Ok(())
     }

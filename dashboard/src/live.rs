@@ -133,7 +133,7 @@ mod tests {
             .into_iter()
             .map(|m| match m {
                 LiveMessage::Row(r) => r.id,
-                LiveMessage::Clear(_) => unreachable!(),
+                _ => unreachable!(),
             })
             .collect();
         assert_eq!(ids, (101..=250).collect::<Vec<_>>());

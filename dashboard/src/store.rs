@@ -185,6 +185,8 @@ impl Store {
                     }
                 }
                 LiveMessage::Clear(clear) => self.clear(clear.agent_id.as_deref()),
+                // Sent only to clients that ask for alerts.
+                LiveMessage::Alert(_) => {}
             }
         }
         applied

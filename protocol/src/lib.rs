@@ -4,6 +4,7 @@
 
 #![warn(missing_docs)]
 
+pub mod alerts;
 pub mod codes;
 pub mod liveness;
 pub mod rows;

@@ -96,12 +96,14 @@ impl ClearMessage {
     }
 }
 
-/// Anything `/ws` sends: a stored row, or a clear notice (rows have no `type` key).
+/// Anything `/ws` sends: a stored row, a clear notice or an alert (rows have no `type` key).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum LiveMessage {
     /// Events were cleared: drop the rows it names.
     Clear(ClearMessage),
+    /// An alert changed (only for clients that asked with `alerts=1`).
+    Alert(Box<crate::alerts::AlertMessage>),
     /// A row just stored.
     Row(Box<EventRow>),
 }

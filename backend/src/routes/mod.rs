@@ -1,6 +1,7 @@
 //! The HTTP surface: the seed's API, the dashboard's extra reads, the live feed and operations.
 
 pub(crate) mod agents;
+pub(crate) mod alerts;
 pub(crate) mod events;
 pub(crate) mod ingest;
 pub(crate) mod ops;
@@ -16,7 +17,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::QueryRejection;
 use axum::http::{HeaderName, HeaderValue, Method};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use std::sync::Arc;
 use tokio::sync::watch;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -25,6 +26,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 pub(crate) struct AppState {
     pub security: Arc<Security>,
     pub storage: Arc<dyn Store>,
+    pub alerts: Arc<dyn crate::alerts::AlertStore>,
     pub hub: Hub,
     pub metrics: Arc<Metrics>,
     pub max_body_bytes: usize,
@@ -60,13 +62,16 @@ fn cors(origins: &[String]) -> CorsLayer {
     } else {
         AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o.trim()).ok()))
     };
-    CorsLayer::new().allow_origin(allow).allow_methods([Method::GET, Method::POST]).allow_headers([
-        axum::http::header::CONTENT_TYPE,
-        axum::http::header::AUTHORIZATION,
-        HeaderName::from_static(protocol::HEADER_TOKEN),
-        HeaderName::from_static(protocol::HEADER_SIGNATURE),
-        HeaderName::from_static(protocol::HEADER_SIGNATURE_TS),
-    ])
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([
+            axum::http::header::CONTENT_TYPE,
+            axum::http::header::AUTHORIZATION,
+            HeaderName::from_static(protocol::HEADER_TOKEN),
+            HeaderName::from_static(protocol::HEADER_SIGNATURE),
+            HeaderName::from_static(protocol::HEADER_SIGNATURE_TS),
+        ])
 }
 
 /// Reads the whole body within `body_timeout` before any handler runs: a client that drips a
@@ -146,12 +151,23 @@ pub(crate) fn router(state: AppState, cors_origins: &[String]) -> Router {
         .route("/api/agents", get(agents::list))
         .route("/api/agents/{agent_id}/series", get(agents::series))
         .route("/api/agents/{agent_id}/processes", get(agents::processes))
+        .route("/api/alerts", get(alerts::list))
+        .route("/api/alerts/notifications", get(alerts::deliveries))
+        .route("/api/alerts/rules", get(alerts::rules).post(alerts::create_rule))
+        .route("/api/alerts/silences", get(alerts::silences).post(alerts::create_silence))
         .route("/ws", get(ws::upgrade))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_read));
     Router::new()
         .merge(reads)
         .route("/api/ingest", post(ingest::ingest))
         .route("/api/events/clear", post(events::clear))
+        .route("/api/alerts/rules/{id}", put(alerts::replace_rule).delete(alerts::delete_rule))
+        .route("/api/alerts/channels", get(alerts::channels).post(alerts::create_channel))
+        .route(
+            "/api/alerts/channels/{id}",
+            put(alerts::replace_channel).delete(alerts::delete_channel),
+        )
+        .route("/api/alerts/silences/{id}", delete(alerts::delete_silence))
         .route("/api/session", get(session::status).post(session::login))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

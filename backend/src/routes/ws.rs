@@ -24,6 +24,8 @@ const CLOSE_GOING_AWAY: u16 = 1001;
 #[serde(deny_unknown_fields)]
 pub(crate) struct WsQuery {
     agent_id: Option<String>,
+    /// `alerts=1` (or `true`): alert changes too, as `{"type": "alert", ...}` messages.
+    alerts: Option<String>,
     /// A read token or session, for browsers (checked before the upgrade).
     #[serde(rename = "access_token")]
     _access_token: Option<String>,
@@ -40,6 +42,11 @@ pub(crate) async fn upgrade(
         return ApiError::from(e).into_response();
     }
     let filter = query.agent_id.filter(|a| !a.is_empty());
+    let alerts = match query.alerts.as_deref() {
+        None | Some("" | "0" | "false") => false,
+        Some("1" | "true") => true,
+        Some(_) => return ApiError::Invalid("alerts must be 1 or 0".into()).into_response(),
+    };
     let Ok(slot) = state.ws_slots.clone().try_acquire_owned() else {
         let busy = Refused::Busy("too many live clients (WS_MAX_CLIENTS); retry later".into());
         return ApiError::from(busy).into_response();
@@ -48,7 +55,7 @@ pub(crate) async fn upgrade(
         .max_frame_size(state.ws_max_message_bytes)
         .on_upgrade(move |socket| async move {
             let _slot = slot;
-            client(socket, filter, state).await;
+            client(socket, filter, alerts, state).await;
         })
 }
 
@@ -70,7 +77,7 @@ enum Ended {
 }
 
 #[tracing::instrument(skip_all, fields(agent_id = filter.as_deref().unwrap_or("*")))]
-async fn client(mut socket: WebSocket, filter: Option<String>, state: AppState) {
+async fn client(mut socket: WebSocket, filter: Option<String>, alerts: bool, state: AppState) {
     state.metrics.ws_clients.fetch_add(1, Relaxed);
     let _connected = Connected(&state);
     // Subscribed before the first await on the socket, so no row committed from now on is missed.
@@ -85,7 +92,7 @@ async fn client(mut socket: WebSocket, filter: Option<String>, state: AppState) 
                     if frame.gap {
                         break Ended::Gap;
                     }
-                    if !frame.concerns(filter.as_deref()) {
+                    if !frame.concerns(filter.as_deref()) || (frame.alert && !alerts) {
                         continue;
                     }
                     if let Err(ended) = send(&mut socket, frame).await {

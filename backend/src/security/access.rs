@@ -230,11 +230,11 @@ impl Access {
         Err(Refused::Forbidden {
             code: codes::FORBIDDEN,
             detail: if self.admin_tokens.is_empty() {
-                "clearing needs ADMIN_TOKEN: set it on the backend and send it as X-Api-Token \
+                "clearing and alert settings need ADMIN_TOKEN: set it on the backend and send it as X-Api-Token \
                  (the API token agents send no longer clears)"
                     .into()
             } else {
-                "clearing needs the admin token (X-Api-Token or Authorization: Bearer)".into()
+                "clearing and alert settings need the admin token (X-Api-Token or Authorization: Bearer)".into()
             },
         })
     }

@@ -323,6 +323,21 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn close(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }
 
+/// Opens the alert tables of the database the settings name. The event store migrates them
+/// when it opens; a benchmark that runs the application around a store of its own gets them
+/// migrated here.
+pub(crate) async fn open_alerts(
+    settings: &crate::settings::Settings,
+) -> Result<std::sync::Arc<dyn crate::alerts::AlertStore>, StorageError> {
+    Ok(match &settings.database_url {
+        Some(url) => std::sync::Arc::new(postgres::alerts::PgAlerts::connect(url).await?),
+        None => std::sync::Arc::new(sqlite::alerts::SqliteAlerts::open(
+            &settings.db_path,
+            settings.synchronous,
+        )?),
+    })
+}
+
 /// Removes everything older than its cutoff in short steps, letting ingest commits go between
 /// two of them.
 pub(crate) async fn prune(store: &dyn Store, cutoffs: Cutoffs) -> Result<usize, StorageError> {

@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod alerts;
 mod durability;
 mod events;
 mod hostile;

@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use std::time::{Duration, Instant};
 
 /// A new, empty database on the tests' PostgreSQL server (see `harness::postgres`).
-async fn fresh_database() -> String {
+pub(crate) async fn fresh_database() -> String {
     let admin = harness::postgres::server_url();
     let name = format!("telemetry_replicas_{}", uuid::Uuid::new_v4().simple());
     backend::storage::create_database(&admin, &name).await.unwrap()

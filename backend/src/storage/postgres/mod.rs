@@ -1,6 +1,7 @@
 //! PostgreSQL storage (`DATABASE_URL`), for several backend replicas acting as one: they share
 //! the tables, the replay guard and batch ids, and the live feed through LISTEN/NOTIFY.
 
+pub(crate) mod alerts;
 mod listen;
 mod pool;
 pub(crate) mod queries;

@@ -80,6 +80,12 @@ impl Deref for Lease<'_> {
     }
 }
 
+impl std::ops::DerefMut for Lease<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client.as_mut().expect("a lease holds its client until dropped")
+    }
+}
+
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         if let Some(client) = self.client.take().filter(|c| !c.is_closed()) {

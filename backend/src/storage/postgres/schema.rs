@@ -4,6 +4,7 @@
 use tokio_postgres::Client;
 
 /// Each entry runs once, in order, inside one transaction with the version bump.
+/// (The alert tables come after these, from [`crate::alerts::schema`].)
 const MIGRATIONS: &[&str] = &[
     r"
     CREATE TABLE events (
@@ -228,12 +229,17 @@ pub(super) async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::E
         .query_opt("SELECT version FROM schema_version", &[])
         .await?
         .map_or(0, |r| usize::try_from(r.get::<_, i32>(0)).unwrap_or(0));
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+    let all: Vec<std::borrow::Cow<'static, str>> = MIGRATIONS
+        .iter()
+        .map(|&sql| sql.into())
+        .chain(std::iter::once(crate::alerts::schema::postgres().into()))
+        .collect();
+    for (i, sql) in all.iter().enumerate().skip(current) {
         tx.batch_execute(sql).await?;
         tracing::info!(version = i + 1, "applied PostgreSQL migration");
     }
-    if current < MIGRATIONS.len() {
-        let latest = i32::try_from(MIGRATIONS.len()).unwrap_or(i32::MAX);
+    if current < all.len() {
+        let latest = i32::try_from(all.len()).unwrap_or(i32::MAX);
         tx.execute("DELETE FROM schema_version", &[]).await?;
         tx.execute("INSERT INTO schema_version VALUES ($1)", &[&latest]).await?;
     }

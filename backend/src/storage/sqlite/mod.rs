@@ -4,6 +4,7 @@
 //! threads, and take what is not indexed yet from the writer's memory.
 
 mod agents;
+pub(crate) mod alerts;
 pub(crate) mod backlog;
 mod chunks;
 pub(crate) mod queries;

@@ -452,11 +452,17 @@ pub(crate) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// Every migration in order: [`MIGRATIONS`], then the alert tables (written for both stores).
+fn migrations() -> impl Iterator<Item = std::borrow::Cow<'static, str>> {
+    let alerts = std::iter::once(crate::alerts::schema::sqlite().into());
+    MIGRATIONS.iter().map(|&sql| sql.into()).chain(alerts)
+}
+
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let current: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+    for (i, sql) in migrations().enumerate().skip(current) {
         let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
+        tx.execute_batch(&sql)?;
         tx.pragma_update(None, "user_version", i + 1)?;
         tx.commit()?;
         tracing::info!(version = i + 1, "applied database migration");
@@ -475,7 +481,7 @@ mod tests {
         drop(open_writer(&path, Synchronous::Full).unwrap());
         let conn = open_writer(&path, Synchronous::Full).unwrap();
         let v: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-        assert_eq!(v, MIGRATIONS.len());
+        assert_eq!(v, migrations().count());
         let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
     }

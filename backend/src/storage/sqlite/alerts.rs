@@ -1,0 +1,280 @@
+//! The alert tables in SQLite, on a connection of their own: alert writes are a few rows every
+//! round or API call, never on the ingest path, and WAL lets them take turns with the event
+//! writer's group commits (each waits up to the busy timeout for the other).
+
+use crate::alerts::decide::{Change, Measures, decide};
+use crate::alerts::store::{
+    ALERT_COLUMNS, AlertFilter, AlertRow, AlertStore, Claimed, FINISH_SQL, Finish, Table, claimed,
+    payload, rules_of, silences_of, state_word, word,
+};
+use crate::settings::Synchronous;
+use crate::storage::{StorageError, StoreFuture};
+use protocol::alerts::{Alert, Delivery};
+use rusqlite::{Connection, Row, params};
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+#[derive(Debug, Clone)]
+pub(crate) struct SqliteAlerts {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteAlerts {
+    /// Opens the database at `path` as the event writer does (migrated if it is not yet).
+    pub(crate) fn open(path: &Path, sync: Synchronous) -> Result<Self, StorageError> {
+        let conn = super::schema::open_writer(path, sync)
+            .map_err(|source| StorageError::Open { path: path.to_owned(), source })?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
+    ) -> StoreFuture<'_, T> {
+        let conn = self.conn.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+                f(&mut conn)
+            })
+            .await
+            .map_err(|_| StorageError::ReadPanicked)?
+        })
+    }
+}
+
+fn alert_row(r: &Row<'_>) -> rusqlite::Result<AlertRow> {
+    Ok(AlertRow {
+        id: r.get(0)?,
+        rule_id: r.get(1)?,
+        rule_name: r.get(2)?,
+        agent_id: r.get(3)?,
+        severity: r.get(4)?,
+        state: r.get(5)?,
+        value: r.get(6)?,
+        threshold: r.get(7)?,
+        started_ms: r.get(8)?,
+        fired_ms: r.get(9)?,
+        resolved_ms: r.get(10)?,
+        summary: r.get(11)?,
+        notified_ms: r.get(12)?,
+    })
+}
+
+fn list(conn: &Connection, table: Table) -> rusqlite::Result<Vec<(i64, String)>> {
+    let sql = format!("SELECT id, body FROM {} ORDER BY id", table.name());
+    conn.prepare_cached(&sql)?.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+}
+
+/// Writes one change and its notifications (to the channels that still exist).
+fn write(tx: &Connection, change: Change, now_ms: i64) -> rusqlite::Result<Alert> {
+    let seq: i64 =
+        tx.query_row("SELECT coalesce(max(seq), 0) + 1 FROM alerts", [], |r| r.get(0))?;
+    let a = &change.alert;
+    let values = params![
+        seq,
+        a.rule_id,
+        a.rule_name,
+        a.agent_id,
+        word(a.severity),
+        word(a.state),
+        a.value,
+        a.threshold,
+        a.started_at * 1000,
+        a.fired_at.map(|s| s * 1000),
+        a.resolved_at.map(|s| s * 1000),
+        a.summary,
+        change.notified_ms,
+        a.id,
+    ];
+    let id = if a.id == 0 {
+        tx.prepare_cached(
+            "INSERT INTO alerts (seq, rule_id, rule_name, agent_id, severity, state, value,
+                 threshold, started_ms, fired_ms, resolved_ms, summary, notified_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+             RETURNING id",
+        )?
+        .query_row(&values[..13], |r| r.get(0))?
+    } else {
+        tx.prepare_cached(
+            "UPDATE alerts SET seq = ?1, rule_name = ?3, severity = ?5, state = ?6, value = ?7,
+                 threshold = ?8, fired_ms = ?10, resolved_ms = ?11, summary = ?12,
+                 notified_ms = ?13
+             WHERE id = ?14 AND rule_id = ?2 AND agent_id = ?4 AND started_ms = ?9",
+        )?
+        .execute(values)?;
+        a.id
+    };
+    let mut alert = change.alert;
+    alert.id = id;
+    if let Some((kind, channels)) = change.notify {
+        let body = payload(kind, alert.clone());
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO alert_outbox (alert_id, channel_id, kind, payload, created_ms, next_ms)
+             SELECT ?1, id, ?2, ?3, ?4, ?4 FROM alert_channels WHERE id = ?5",
+        )?;
+        for channel in channels {
+            insert.execute(params![id, word(kind), body, now_ms, channel])?;
+        }
+    }
+    Ok(alert)
+}
+
+fn round(conn: &mut Connection, now_ms: i64, measures: &Measures) -> rusqlite::Result<Vec<Alert>> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let rules = rules_of(list(&tx, Table::Rules)?);
+    let silences = silences_of(list(&tx, Table::Silences)?);
+    let open = tx
+        .prepare_cached(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE state <> 'resolved' ORDER BY id"
+        ))?
+        .query_map([], alert_row)?
+        .map(|r| r.map(AlertRow::open))
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let changed = decide(now_ms, &rules, &silences, open, measures)
+        .into_iter()
+        .map(|change| write(&tx, change, now_ms))
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    tx.commit()?;
+    Ok(changed)
+}
+
+fn delivery(r: &Row<'_>) -> rusqlite::Result<Delivery> {
+    let kind: String = r.get(3)?;
+    Ok(Delivery {
+        id: r.get(0)?,
+        alert_id: r.get(1)?,
+        channel_id: r.get(2)?,
+        kind: serde_json::from_value(serde_json::Value::String(kind))
+            .unwrap_or(protocol::alerts::NotificationKind::Firing),
+        idempotency_key: crate::alerts::store::idempotency_key(r.get(0)?),
+        created_at: r.get::<_, i64>(4)? / 1000,
+        attempts: r.get(5)?,
+        delivered_at: r.get::<_, Option<i64>>(6)?.map(|ms| ms / 1000),
+        failed_at: r.get::<_, Option<i64>>(7)?.map(|ms| ms / 1000),
+        last_error: r.get(8)?,
+    })
+}
+
+impl AlertStore for SqliteAlerts {
+    fn list(&self, table: Table) -> StoreFuture<'_, Vec<(i64, String)>> {
+        self.run(move |conn| Ok(list(conn, table)?))
+    }
+
+    fn insert(&self, table: Table, body: String) -> StoreFuture<'_, i64> {
+        self.run(move |conn| {
+            let sql = format!("INSERT INTO {} (body) VALUES (?1) RETURNING id", table.name());
+            Ok(conn.query_row(&sql, [body], |r| r.get(0))?)
+        })
+    }
+
+    fn replace(&self, table: Table, id: i64, body: String) -> StoreFuture<'_, bool> {
+        self.run(move |conn| {
+            let sql = format!("UPDATE {} SET body = ?1 WHERE id = ?2", table.name());
+            Ok(conn.execute(&sql, params![body, id])? == 1)
+        })
+    }
+
+    fn delete(&self, table: Table, id: i64) -> StoreFuture<'_, bool> {
+        self.run(move |conn| {
+            let sql = format!("DELETE FROM {} WHERE id = ?1", table.name());
+            Ok(conn.execute(&sql, [id])? == 1)
+        })
+    }
+
+    fn alerts(&self, f: AlertFilter) -> StoreFuture<'_, Vec<Alert>> {
+        self.run(move |conn| {
+            let sql = format!(
+                "SELECT {ALERT_COLUMNS} FROM alerts
+                 WHERE (?1 = 0 OR state <> 'resolved') AND (?2 IS NULL OR state = ?2)
+                   AND (?3 IS NULL OR agent_id = ?3) AND (?4 IS NULL OR rule_id = ?4)
+                   AND (?5 IS NULL OR id < ?5)
+                 ORDER BY id DESC LIMIT ?6"
+            );
+            let state = f.state.map(state_word);
+            let p = params![f.open, state, f.agent_id, f.rule_id, f.before_id, f.limit];
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(p, alert_row)?;
+            Ok(rows.map(|r| r.map(AlertRow::alert)).collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn changed_since(&self, seq: i64) -> StoreFuture<'_, (Vec<Alert>, i64)> {
+        self.run(move |conn| {
+            let sql = format!(
+                "SELECT {ALERT_COLUMNS}, seq FROM alerts WHERE seq > ?1 ORDER BY seq LIMIT 1000"
+            );
+            let mut last = seq;
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut rows = stmt.query([seq])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                last = r.get(13)?;
+                out.push(alert_row(r)?.alert());
+            }
+            Ok((out, last))
+        })
+    }
+
+    fn latest_seq(&self) -> StoreFuture<'_, i64> {
+        self.run(|conn| {
+            Ok(conn.query_row("SELECT coalesce(max(seq), 0) FROM alerts", [], |r| r.get(0))?)
+        })
+    }
+
+    fn round(&self, now_ms: i64, measures: Measures) -> StoreFuture<'_, Option<Vec<Alert>>> {
+        self.run(move |conn| Ok(Some(round(conn, now_ms, &measures)?)))
+    }
+
+    fn claim(&self, now_ms: i64, lease_ms: i64, limit: u32) -> StoreFuture<'_, Vec<Claimed>> {
+        self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let rows: Vec<(i64, String, Option<String>, u32, i64)> = tx
+                .prepare_cached(
+                    "UPDATE alert_outbox SET next_ms = ?1 + ?2, attempts = attempts + 1
+                     WHERE id IN (SELECT id FROM alert_outbox
+                                  WHERE delivered_ms IS NULL AND failed_ms IS NULL
+                                    AND next_ms <= ?1 ORDER BY id LIMIT ?3)
+                     RETURNING id, payload,
+                         (SELECT body FROM alert_channels c WHERE c.id = channel_id),
+                         attempts, created_ms",
+                )?
+                .query_map(params![now_ms, lease_ms, limit], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            tx.commit()?;
+            let mut out: Vec<Claimed> = rows
+                .iter()
+                .map(|(id, p, c, n, at)| claimed(*id, p, c.as_deref(), *n, *at))
+                .collect::<Result<_, _>>()?;
+            out.sort_by_key(|c| c.id);
+            Ok(out)
+        })
+    }
+
+    fn finish(&self, id: i64, now_ms: i64, finish: Finish) -> StoreFuture<'_, ()> {
+        self.run(move |conn| {
+            let (delivered, failed, next, error) = finish.columns(now_ms);
+            // `?N` is SQLite's numbered parameter; `$N` would be a named one, numbered by appearance.
+            let sql = FINISH_SQL.replace('$', "?");
+            conn.execute(&sql, params![id, delivered, failed, next, error])?;
+            Ok(())
+        })
+    }
+
+    fn deliveries(&self, alert_id: Option<i64>, limit: u32) -> StoreFuture<'_, Vec<Delivery>> {
+        self.run(move |conn| {
+            let rows = conn
+                .prepare_cached(
+                    "SELECT id, alert_id, channel_id, kind, created_ms, attempts, delivered_ms,
+                         failed_ms, last_error
+                     FROM alert_outbox WHERE ?1 IS NULL OR alert_id = ?1
+                     ORDER BY id DESC LIMIT ?2",
+                )?
+                .query_map(params![alert_id, limit], delivery)?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows)
+        })
+    }
+}
