@@ -33,6 +33,8 @@ setup() {
         echo "installing: ${need_apt[*]}"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
     fi
+    # The alert e-mail tests send to a real SMTP server.
+    python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install -q aiosmtpd
     rustup component add rustfmt clippy >/dev/null 2>&1 || true
     rustup target add x86_64-pc-windows-gnu x86_64-unknown-linux-musl wasm32-unknown-unknown
     cargo nextest --version >/dev/null 2>&1 || cargo install --locked cargo-nextest

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod alerts;
+mod alerts_email;
 mod durability;
 mod events;
 mod hostile;
