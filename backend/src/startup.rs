@@ -104,6 +104,11 @@ impl Application {
         })
     }
 
+    /// Alert rounds on demand (see [`AlertRounds`]).
+    pub fn alert_rounds(&self) -> AlertRounds {
+        AlertRounds { storage: self.storage.clone(), alerts: self.alerts.clone() }
+    }
+
     /// The address bound: with `PORT=0`, this holds the port that was picked.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
@@ -135,6 +140,24 @@ impl Application {
         drop(engine);
         self.storage.close().await;
         Ok(())
+    }
+}
+
+/// Alert rounds at a time of the caller's choosing: the simulator plays a fleet's readings in
+/// fast time, stamped in the past, and evaluates after each step (with `ALERT_EVAL_SECONDS=0`,
+/// so that no round runs on its own).
+#[derive(Debug, Clone)]
+pub struct AlertRounds {
+    storage: Arc<dyn Store>,
+    alerts: Arc<dyn crate::alerts::AlertStore>,
+}
+
+impl AlertRounds {
+    /// One round as if the time were `now_ms`; resolves to the number of alerts it changed.
+    pub async fn round_at(&self, now_ms: i64) -> anyhow::Result<usize> {
+        crate::alerts::engine::round(&*self.storage, &*self.alerts, now_ms)
+            .await
+            .context("an alert round")
     }
 }
 

@@ -10,6 +10,8 @@ use tokio::sync::oneshot;
 #[derive(Debug)]
 pub(crate) struct Backend {
     pub addr: SocketAddr,
+    /// Alert rounds on demand.
+    pub rounds: backend::startup::AlertRounds,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -22,24 +24,36 @@ impl Backend {
         token: &str,
         secret: &str,
     ) -> Result<Self, SimError> {
+        Self::start_with(port, db, token, secret, &[]).await
+    }
+
+    /// [`Backend::start`] with more variables by the binary's names.
+    pub(crate) async fn start_with(
+        port: u16,
+        db: &Path,
+        token: &str,
+        secret: &str,
+        more: &[(&str, &str)],
+    ) -> Result<Self, SimError> {
         let settings = Settings::from_lookup(|key| match key {
             "HOST" => Some("127.0.0.1".into()),
             "PORT" => Some(port.to_string()),
             "DB_PATH" => Some(db.to_string_lossy().into_owned()),
             "API_TOKEN" => Some(token.to_owned()),
             "HMAC_SECRET" => Some(secret.to_owned()),
-            _ => None,
+            _ => more.iter().find(|(k, _)| *k == key).map(|(_, v)| (*v).to_owned()),
         })
         .map_err(|e| SimError::setup("backend settings", e))?;
         let app = Application::build(settings)
             .await
             .map_err(|e| SimError::setup("starting the backend", format!("{e:#}")))?;
         let addr = app.local_addr().map_err(|e| SimError::setup("backend address", e))?;
+        let rounds = app.alert_rounds();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
         }));
-        Ok(Self { addr, stop, task })
+        Ok(Self { addr, rounds, stop, task })
     }
 
     pub(crate) fn url(&self) -> String {

@@ -53,17 +53,21 @@ pub enum Scenario {
     Refusal,
     /// Many agents against the real backend, which is restarted in the middle.
     Fleet,
+    /// An hour of load that crosses an alert rule's threshold, in fast time, with the
+    /// notification receiver down for a quarter of it.
+    Alerts,
 }
 
 impl Scenario {
     /// Every scenario, in the order `--scenario all` runs them.
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Outage,
         Scenario::LostAck,
         Scenario::QueueLimit,
         Scenario::Crash,
         Scenario::Refusal,
         Scenario::Fleet,
+        Scenario::Alerts,
     ];
 
     /// The name `--scenario` takes and the table prints, e.g. `lost-ack`.
@@ -75,6 +79,7 @@ impl Scenario {
             Scenario::Crash => "crash",
             Scenario::Refusal => "refusal",
             Scenario::Fleet => "fleet",
+            Scenario::Alerts => "alerts",
         }
     }
 
@@ -107,6 +112,7 @@ pub fn run(scenario: Scenario, config: &Config) -> Result<Report, SimError> {
         Scenario::LostAck => real()?.block_on(scenarios::lost_ack::run(config))?,
         Scenario::Refusal => real()?.block_on(scenarios::refusal::run(config))?,
         Scenario::Fleet => real()?.block_on(scenarios::fleet::run(config))?,
+        Scenario::Alerts => real()?.block_on(scenarios::alerts::run(config))?,
     };
     report.scenario = scenario.name();
     report.agents = config.agents;

@@ -57,3 +57,9 @@ fn refusal() {
 fn fleet_through_a_backend_restart() {
     passes(Scenario::Fleet, 40, 16);
 }
+
+#[test]
+fn alerts_fire_once_per_sustained_spell_and_notify_once_through_an_outage() {
+    let report = passes(Scenario::Alerts, 8, 17);
+    assert!(report.retries > 0, "the receiver's outage caused no retries: {report}");
+}

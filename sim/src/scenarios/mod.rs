@@ -1,6 +1,7 @@
 //! The scenarios, and what they share: seeds per agent, progress lines, totals, and the check of
 //! the real backend's database.
 
+pub(crate) mod alerts;
 pub(crate) mod crash;
 pub(crate) mod fake;
 pub(crate) mod fleet;
