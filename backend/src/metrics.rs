@@ -70,6 +70,9 @@ pub struct Metrics {
     pub(crate) index_waiting: AtomicU64,
     pub(crate) commit_jobs: Histogram,
     pub(crate) commit_seconds: Histogram,
+    pub(crate) alert_round_seconds: Histogram,
+    /// Notification attempts by outcome: delivered, failed and retried, given up.
+    pub(crate) notifications: [AtomicU64; 3],
 }
 
 impl Default for Metrics {
@@ -89,6 +92,8 @@ impl Default for Metrics {
             commit_seconds: Histogram::new(&[
                 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0,
             ]),
+            alert_round_seconds: Histogram::new(&[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            notifications: Default::default(),
         }
     }
 }
@@ -212,6 +217,23 @@ impl Metrics {
             "telemetry_commit_seconds",
             "Time to write and commit one group.",
         );
+        self.alert_round_seconds.render(
+            &mut out,
+            "telemetry_alert_round_seconds",
+            "Time of one alert round: measuring every rule on every agent, then deciding.",
+        );
+        let _ = writeln!(
+            out,
+            "# HELP telemetry_alert_notifications_total Notification attempts, by outcome.\n# TYPE telemetry_alert_notifications_total counter"
+        );
+        for (outcome, count) in ["delivered", "retried", "given_up"].iter().zip(&self.notifications)
+        {
+            let _ = writeln!(
+                out,
+                "telemetry_alert_notifications_total{{outcome=\"{outcome}\"}} {}",
+                count.load(Relaxed)
+            );
+        }
         out
     }
 }

@@ -35,6 +35,7 @@ pub struct Application {
     alerts: Arc<dyn crate::alerts::AlertStore>,
     alerting: crate::alerts::EngineSettings,
     hub: Hub,
+    metrics: Arc<Metrics>,
 }
 
 impl Application {
@@ -77,7 +78,7 @@ impl Application {
             storage: storage.clone(),
             alerts: alerts.clone(),
             hub: hub.clone(),
-            metrics,
+            metrics: metrics.clone(),
             max_body_bytes: settings.max_body_bytes,
             body_timeout: settings.body_timeout,
             ws_slots: Arc::new(tokio::sync::Semaphore::new(settings.ws_max_clients)),
@@ -101,6 +102,7 @@ impl Application {
             alerts,
             alerting: settings.alerting,
             hub,
+            metrics,
         })
     }
 
@@ -128,6 +130,7 @@ impl Application {
             self.storage.clone(),
             self.alerts,
             self.hub,
+            self.metrics,
         );
         let shutdown = self.shutdown;
         let signal = async move {

@@ -39,6 +39,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
+mod alert_rules;
 mod checks;
 mod null_store;
 mod pool;
@@ -46,6 +47,7 @@ mod report;
 mod servers;
 mod wrk;
 
+use alert_rules::*;
 use checks::*;
 use pool::*;
 use report::*;
@@ -73,6 +75,8 @@ enum StoreKind {
     PostgresX2,
     /// The backend with a store that keeps nothing: the request path's own cost.
     Null,
+    /// SQLite with 50 alert rules over every agent, evaluated every 10 s.
+    SqliteRules,
 }
 
 impl StoreKind {
@@ -82,6 +86,7 @@ impl StoreKind {
             StoreKind::Postgres => "pg",
             StoreKind::PostgresX2 => "pg x2",
             StoreKind::Null => "null",
+            StoreKind::SqliteRules => "sq+rules",
         }
     }
 
@@ -150,7 +155,9 @@ struct Target {
 impl Target {
     fn start(kind: StoreKind, opts: &Options, db_dir: &Path, n: usize) -> anyhow::Result<Self> {
         let db = match kind {
-            StoreKind::Sqlite => Database::Sqlite(db_dir.join(format!("telemetry-{n}.db"))),
+            StoreKind::Sqlite | StoreKind::SqliteRules => {
+                Database::Sqlite(db_dir.join(format!("telemetry-{n}.db")))
+            }
             StoreKind::Null => Database::Null,
             StoreKind::Postgres | StoreKind::PostgresX2 => {
                 let admin = opts.database_url.as_deref().context(
@@ -161,7 +168,12 @@ impl Target {
         };
         let replicas = if kind == StoreKind::PostgresX2 { 2 } else { 1 };
         ensure!(opts.threads >= replicas, "--threads must be at least {replicas} for {kind:?}");
-        let servers = (0..replicas).map(|_| start_backend(&db)).collect::<anyhow::Result<_>>()?;
+        let alerting = kind == StoreKind::SqliteRules;
+        let servers: Vec<Server> =
+            (0..replicas).map(|_| start_backend(&db, alerting)).collect::<anyhow::Result<_>>()?;
+        if alerting {
+            create_rules(servers[0].addr)?;
+        }
         Ok(Self { kind, servers, stored_before: db.count_events()?, db })
     }
 
@@ -256,6 +268,15 @@ fn run(opts: &Options) -> anyhow::Result<bool> {
 
     let metrics =
         http_get(targets[0].servers[0].addr, "/metrics").unwrap_or_else(|e| format!("# {e:#}"));
+    for target in targets.iter().filter(|t| t.kind == StoreKind::SqliteRules) {
+        let metrics = http_get(target.servers[0].addr, "/metrics")?;
+        let (rounds, mean) = round_times(&metrics);
+        println!(
+            "{}: {rounds} alert rounds of 50 rules over {AGENTS} agents, {:.0} ms each on average",
+            target.kind.label(),
+            mean * 1000.0
+        );
+    }
     let mut all_stored = !round_failures;
     let mut stored_totals = Vec::new();
     for (target, acked) in targets.into_iter().zip(&acked_events) {

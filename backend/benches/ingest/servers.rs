@@ -21,7 +21,8 @@ pub(crate) fn runtime(name: &str) -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().thread_name(name).build()
 }
 
-pub(crate) fn start_backend(db: &Database) -> anyhow::Result<Server> {
+/// With `alerting`, rounds every [`EVAL_SECONDS`]; without, none.
+pub(crate) fn start_backend(db: &Database, alerting: bool) -> anyhow::Result<Server> {
     let (db_path, database_url) = match db {
         Database::Sqlite(path) => (path.to_str().context("the database path is not UTF-8")?, None),
         Database::Postgres(url) => ("unused.db", Some(url.clone())),
@@ -41,6 +42,8 @@ pub(crate) fn start_backend(db: &Database) -> anyhow::Result<Server> {
         "API_TOKEN" => Some(API_TOKEN.into()),
         "HMAC_SECRET" => Some(HMAC_SECRET.into()),
         "DATABASE_URL" => database_url.clone(),
+        "ADMIN_TOKEN" => Some(ADMIN_TOKEN.into()),
+        "ALERT_EVAL_SECONDS" => Some(if alerting { EVAL_SECONDS } else { "0" }.into()),
         _ => std::env::var(key).ok(),
     })?;
     let rt = runtime("backend")?;

@@ -5,6 +5,7 @@
 use super::send::Sender;
 use super::store::{AlertStore, Claimed, Finish};
 use crate::clock::now_ms;
+use crate::metrics::Metrics;
 use crate::telemetry::chain;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,7 +66,12 @@ async fn attempt(sender: &Sender, policy: Policy, c: &Claimed) -> Finish {
 /// Sends forever: whenever `wake` is notified (a round wrote notifications), and every second
 /// for retries and for other replicas' notifications.
 #[tracing::instrument(skip_all)]
-pub(crate) async fn run(store: Arc<dyn AlertStore>, policy: Policy, wake: Arc<Notify>) {
+pub(crate) async fn run(
+    store: Arc<dyn AlertStore>,
+    policy: Policy,
+    wake: Arc<Notify>,
+    metrics: Arc<Metrics>,
+) {
     let sender = Sender::new();
     loop {
         let claimed = match store.claim(now_ms(), LEASE_MS, CLAIM).await {
@@ -80,6 +86,12 @@ pub(crate) async fn run(store: Arc<dyn AlertStore>, policy: Policy, wake: Arc<No
             futures_util::future::join_all(claimed.iter().map(|c| attempt(&sender, policy, c)))
                 .await;
         for (c, finish) in claimed.iter().zip(outcomes) {
+            let outcome = match finish {
+                Finish::Delivered => 0,
+                Finish::Retry { .. } => 1,
+                Finish::Failed { .. } => 2,
+            };
+            metrics.notifications[outcome].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if let Err(e) = store.finish(c.id, now_ms(), finish).await {
                 // The lease ends and the notification is sent again, with the same key.
                 tracing::warn!(error = %chain(&e), notification = c.id, "cannot record a delivery");

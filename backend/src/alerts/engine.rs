@@ -7,6 +7,7 @@ use super::measure::measure;
 use super::store::{AlertStore, Table, rules_of};
 use crate::clock::now_ms;
 use crate::live::Hub;
+use crate::metrics::Metrics;
 use crate::storage::{StorageError, Store};
 use crate::telemetry::chain;
 use protocol::alerts::AlertState;
@@ -39,15 +40,16 @@ impl Engine {
         storage: Arc<dyn Store>,
         alerts: Arc<dyn AlertStore>,
         hub: Hub,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let wake = Arc::new(Notify::new());
         let policy = Policy { retry_max: settings.retry_max, give_up: settings.give_up };
         let mut tasks = vec![
-            tokio::spawn(deliver::run(alerts.clone(), policy, wake.clone())),
+            tokio::spawn(deliver::run(alerts.clone(), policy, wake.clone(), metrics.clone())),
             tokio::spawn(feed(alerts.clone(), hub)),
         ];
         if let Some(every) = settings.every {
-            tasks.push(tokio::spawn(evaluate(storage, alerts, every, wake)));
+            tasks.push(tokio::spawn(evaluate(storage, alerts, every, wake, metrics)));
         }
         Self { tasks }
     }
@@ -89,12 +91,16 @@ async fn evaluate(
     alerts: Arc<dyn AlertStore>,
     every: Duration,
     wake: Arc<Notify>,
+    metrics: Arc<Metrics>,
 ) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match round(&*storage, &*alerts, now_ms()).await {
+        let started = std::time::Instant::now();
+        let outcome = round(&*storage, &*alerts, now_ms()).await;
+        metrics.alert_round_seconds.observe(started.elapsed().as_secs_f64());
+        match outcome {
             Ok(0) => {}
             Ok(_) => wake.notify_one(),
             Err(e) => tracing::warn!(error = %chain(&e), "an alert round failed; will retry"),

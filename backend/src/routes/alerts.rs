@@ -60,6 +60,11 @@ pub(crate) struct AlertsQuery {
 }
 
 /// `GET /api/alerts`: newest first; page with `before_id`.
+#[utoipa::path(get, path = "/api/alerts", tag = "alerts",
+    params(("state" = Option<String>, Query, description = "open, pending, firing or resolved"),
+           ("agent_id" = Option<String>, Query), ("rule_id" = Option<i64>, Query),
+           ("before_id" = Option<i64>, Query), ("limit" = Option<u32>, Query, description = "1 to 500; 100 when absent")),
+    responses((status = 200, description = "Newest first", body = Vec<Alert>)))]
 #[tracing::instrument(skip_all)]
 pub(crate) async fn list(
     State(state): State<AppState>,
@@ -98,6 +103,9 @@ pub(crate) struct DeliveriesQuery {
 }
 
 /// `GET /api/alerts/notifications`: each notification's way to its channel, newest first.
+#[utoipa::path(get, path = "/api/alerts/notifications", tag = "alerts",
+    params(("alert_id" = Option<i64>, Query), ("limit" = Option<u32>, Query)),
+    responses((status = 200, description = "Newest first", body = Vec<Delivery>)))]
 #[tracing::instrument(skip_all)]
 pub(crate) async fn deliveries(
     State(state): State<AppState>,
@@ -108,6 +116,8 @@ pub(crate) async fn deliveries(
 }
 
 /// `GET /api/alerts/rules`.
+#[utoipa::path(get, path = "/api/alerts/rules", tag = "alerts",
+    responses((status = 200, body = Vec<Rule>)))]
 #[tracing::instrument(skip_all)]
 pub(crate) async fn rules(State(state): State<AppState>) -> Result<Json<Vec<Rule>>, ApiError> {
     let rows = state.alerts.list(Table::Rules).await?;
@@ -133,6 +143,9 @@ fn json<T: serde::Serialize>(value: &T) -> String {
 }
 
 /// `POST /api/alerts/rules`: 201 with the stored rule.
+#[utoipa::path(post, path = "/api/alerts/rules", tag = "alerts", request_body = RuleSpec,
+    responses((status = 201, body = Rule), (status = 403, body = protocol::ErrorBody),
+              (status = 422, description = "Incomplete or out of limits", body = protocol::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(peer = %peer))]
 pub(crate) async fn create_rule(
     State(state): State<AppState>,
@@ -148,6 +161,9 @@ pub(crate) async fn create_rule(
 }
 
 /// `PUT /api/alerts/rules/{id}`: replaces the rule; its open alerts carry on under it.
+#[utoipa::path(put, path = "/api/alerts/rules/{id}", tag = "alerts", request_body = RuleSpec,
+    params(("id" = i64, Path)),
+    responses((status = 200, body = Rule), (status = 404, body = protocol::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(peer = %peer))]
 pub(crate) async fn replace_rule(
     State(state): State<AppState>,
@@ -182,6 +198,8 @@ async fn delete(
 }
 
 /// `DELETE /api/alerts/rules/{id}`: its open alerts resolve at the next round, silently.
+#[utoipa::path(delete, path = "/api/alerts/rules/{id}", tag = "alerts", params(("id" = i64, Path)),
+    responses((status = 204), (status = 404, body = protocol::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(peer = %peer))]
 pub(crate) async fn delete_rule(
     State(state): State<AppState>,
@@ -204,6 +222,9 @@ fn public(id: i64, spec: ChannelSpec) -> Channel {
 }
 
 /// `GET /api/alerts/channels` (admin): secrets left out.
+#[utoipa::path(get, path = "/api/alerts/channels", tag = "alerts",
+    responses((status = 200, description = "Secrets left out", body = Vec<Channel>),
+              (status = 403, body = protocol::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(peer = %peer))]
 pub(crate) async fn channels(
     State(state): State<AppState>,
@@ -216,6 +237,8 @@ pub(crate) async fn channels(
 }
 
 /// `POST /api/alerts/channels`: 201 with the stored channel.
+#[utoipa::path(post, path = "/api/alerts/channels", tag = "alerts", request_body = ChannelSpec,
+    responses((status = 201, body = Channel), (status = 422, body = protocol::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(peer = %peer))]
 pub(crate) async fn create_channel(
     State(state): State<AppState>,
@@ -232,6 +255,9 @@ pub(crate) async fn create_channel(
 }
 
 /// `PUT /api/alerts/channels/{id}`: without `secret`, the stored one is kept.
+#[utoipa::path(put, path = "/api/alerts/channels/{id}", tag = "alerts", request_body = ChannelSpec,
+    params(("id" = i64, Path)),
+    responses((status = 200, body = Channel), (status = 404, body = protocol::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(peer = %peer))]
 pub(crate) async fn replace_channel(
     State(state): State<AppState>,
@@ -259,6 +285,8 @@ pub(crate) async fn replace_channel(
 }
 
 /// `DELETE /api/alerts/channels/{id}`: notifications still waiting for it are given up.
+#[utoipa::path(delete, path = "/api/alerts/channels/{id}", tag = "alerts", params(("id" = i64, Path)),
+    responses((status = 204), (status = 404, body = protocol::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(peer = %peer))]
 pub(crate) async fn delete_channel(
     State(state): State<AppState>,
@@ -270,6 +298,8 @@ pub(crate) async fn delete_channel(
 }
 
 /// `GET /api/alerts/silences`: those not ended yet.
+#[utoipa::path(get, path = "/api/alerts/silences", tag = "alerts",
+    responses((status = 200, description = "Those not ended", body = Vec<Silence>)))]
 #[tracing::instrument(skip_all)]
 pub(crate) async fn silences(
     State(state): State<AppState>,
@@ -280,6 +310,8 @@ pub(crate) async fn silences(
 }
 
 /// `POST /api/alerts/silences`: 201 with the stored silence.
+#[utoipa::path(post, path = "/api/alerts/silences", tag = "alerts", request_body = SilenceSpec,
+    responses((status = 201, body = Silence), (status = 422, body = protocol::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(peer = %peer))]
 pub(crate) async fn create_silence(
     State(state): State<AppState>,
@@ -296,6 +328,8 @@ pub(crate) async fn create_silence(
 }
 
 /// `DELETE /api/alerts/silences/{id}`: ends it now.
+#[utoipa::path(delete, path = "/api/alerts/silences/{id}", tag = "alerts", params(("id" = i64, Path)),
+    responses((status = 204), (status = 404, body = protocol::ErrorBody)))]
 #[tracing::instrument(skip_all, fields(peer = %peer))]
 pub(crate) async fn delete_silence(
     State(state): State<AppState>,
