@@ -39,9 +39,26 @@ pub(crate) async fn receiver(addr: SocketAddr) -> (SocketAddr, Inbox, tokio::tas
     (addr, inbox, task)
 }
 
+/// A backend in this process or the binary: whose logs a failed wait shows.
+pub(crate) trait Logged: std::ops::Deref<Target = harness::api::Api> {
+    fn all_logs(&self) -> String;
+}
+
+impl Logged for TestBackend {
+    fn all_logs(&self) -> String {
+        self.logs()
+    }
+}
+
+impl Logged for BackendProcess {
+    fn all_logs(&self) -> String {
+        self.logs()
+    }
+}
+
 /// A request with the admin token.
 pub(crate) async fn admin(
-    server: &TestBackend,
+    server: &harness::api::Api,
     method: reqwest::Method,
     path: &str,
     body: Option<Value>,
@@ -57,14 +74,14 @@ pub(crate) async fn admin(
     split(response).await
 }
 
-pub(crate) async fn post(server: &TestBackend, path: &str, body: Value) -> Value {
+pub(crate) async fn post(server: &harness::api::Api, path: &str, body: Value) -> Value {
     let (status, answer) = admin(server, reqwest::Method::POST, path, Some(body)).await;
     assert_eq!(status, reqwest::StatusCode::CREATED, "{answer}");
     answer
 }
 
 /// Batches of one metric reading each with this cpu (0..1).
-pub(crate) async fn send_cpu(server: &TestBackend, agent: &str, cpu: f64, batches: usize) {
+pub(crate) async fn send_cpu(server: &harness::api::Api, agent: &str, cpu: f64, batches: usize) {
     for _ in 0..batches {
         let mut b = batch(agent, 0);
         b.events[0].cpu = Some(cpu);
@@ -74,7 +91,7 @@ pub(crate) async fn send_cpu(server: &TestBackend, agent: &str, cpu: f64, batche
 
 /// Polls `check` until it gives a value, or fails with the backend's logs.
 pub(crate) async fn wait_for<T>(
-    server: &TestBackend,
+    server: &impl Logged,
     what: &str,
     mut check: impl AsyncFnMut() -> Option<T>,
 ) -> T {
@@ -83,7 +100,11 @@ pub(crate) async fn wait_for<T>(
         if let Some(v) = check().await {
             return v;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "{what}; logs:\n{}", server.logs());
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{what}; logs:\n{}",
+            server.all_logs()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -93,7 +114,7 @@ pub(crate) fn fast_alerts() -> [(&'static str, &'static str); 2] {
 }
 
 /// The alerts in a state, by `GET /api/alerts`.
-pub(crate) async fn alerts(server: &TestBackend, state: &str) -> Vec<Value> {
+pub(crate) async fn alerts(server: &harness::api::Api, state: &str) -> Vec<Value> {
     let (status, list) = server.get(&format!("/api/alerts?state={state}")).await;
     assert_eq!(status, reqwest::StatusCode::OK, "{list}");
     list.as_array().unwrap().clone()
@@ -274,14 +295,16 @@ async fn rules_channels_and_silences_are_checked_and_need_the_admin_token() {
     assert_eq!(status, reqwest::StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
 }
 
-/// Both replicas evaluate every second and both send notifications: each of five alerts fires
-/// once, and each notification reaches the receiver once.
+/// Two backend processes on one database, both evaluating every second and both sending: each
+/// of five alerts fires and notifies once; then one process is killed, and the other resolves
+/// every alert and sends each all-clear once.
 #[tokio::test]
-async fn two_replicas_on_postgresql_fire_and_notify_each_alert_once() {
+async fn two_replica_processes_on_postgresql_fire_and_notify_each_alert_once() {
     let url = crate::replicas::fresh_database().await;
     let env = [("DATABASE_URL", url.as_str()), fast_alerts()[0], fast_alerts()[1]];
-    let a = TestBackend::start_with(&env);
-    let b = TestBackend::start_with(&env);
+    let dir = tempfile::tempdir().unwrap();
+    let a = backend_process(&dir.path().join("unused-a.db"), &env);
+    let b = backend_process(&dir.path().join("unused-b.db"), &env);
     let (hook, inbox, _task) = receiver("127.0.0.1:0".parse().unwrap()).await;
     let channel = post(
         &a,
@@ -300,22 +323,42 @@ async fn two_replicas_on_postgresql_fire_and_notify_each_alert_once() {
     for (i, agent) in agents.iter().enumerate() {
         send_cpu(if i % 2 == 0 { &a } else { &b }, agent, 0.9, 2).await;
     }
-    wait_for(&a, "five notifications arrive", async || {
-        (inbox.lock().unwrap().len() >= 5).then_some(())
-    })
-    .await;
+    let received = |kind: &str| -> Vec<(String, String)> {
+        let got = inbox.lock().unwrap().clone();
+        got.iter()
+            .filter(|(_, body, _)| body["kind"] == kind)
+            .map(|(_, body, _)| {
+                let agent = body["alert"]["agent_id"].as_str().unwrap().to_owned();
+                (agent, body["idempotency_key"].as_str().unwrap().to_owned())
+            })
+            .collect()
+    };
+    wait_for(&a, "five firings arrive", async || (received("firing").len() >= 5).then_some(()))
+        .await;
     // Rounds go on on both replicas; nothing more may come.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let got = inbox.lock().unwrap().clone();
-    let mut keys: Vec<&str> =
-        got.iter().map(|(_, b, _)| b["idempotency_key"].as_str().unwrap()).collect();
-    let mut fired: Vec<&str> =
-        got.iter().map(|(_, b, _)| b["alert"]["agent_id"].as_str().unwrap()).collect();
-    fired.sort_unstable();
-    keys.dedup();
-    assert_eq!(fired, agents, "one firing per agent");
-    assert_eq!(keys.len(), 5);
+    let once_each = |mut got: Vec<(String, String)>| {
+        got.sort();
+        let agents_told: Vec<&str> = got.iter().map(|(a, _)| a.as_str()).collect();
+        assert_eq!(agents_told, agents, "one notification per agent: {got:?}");
+        got.dedup_by(|x, y| x.1 == y.1);
+        assert_eq!(got.len(), 5, "each with its own key");
+    };
+    once_each(received("firing"));
     let (_, all) = b.get("/api/alerts").await;
     assert_eq!(all.as_array().unwrap().len(), 5, "{all}");
-    assert!(all.as_array().unwrap().iter().all(|a| a["state"] == "firing"));
+
+    // A replica dies; the other carries every alert to its end.
+    a.kill();
+    for agent in &agents {
+        send_cpu(&b, agent, 0.0, 30).await;
+    }
+    wait_for(&b, "five all-clears arrive", async || {
+        (received("resolved").len() >= 5).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    once_each(received("resolved"));
+    assert_eq!(received("firing").len(), 5);
+    assert!(alerts(&b, "open").await.is_empty());
 }

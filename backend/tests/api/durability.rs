@@ -12,7 +12,7 @@ async fn acknowledged_events_survive_sigkill() {
     // agent -> batches acknowledged; each agent sends one batch at a time
     let acked: Arc<Mutex<HashMap<String, i64>>> = Arc::default();
     for round in 0..4u64 {
-        let server = backend_process(&db);
+        let server = backend_process(&db, &[]);
         let mut tasks = Vec::new();
         for t in 0..12 {
             let acked = acked.clone();

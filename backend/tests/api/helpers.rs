@@ -8,9 +8,10 @@ pub(crate) use harness::{ADMIN, SECRET, TOKEN, TestBackend};
 use protocol::{Event, EventKind, IngestBatch};
 use std::path::Path;
 
-/// The backend binary of this build on `db`, for SIGKILL and SIGTERM.
-pub(crate) fn backend_process(db: &Path) -> BackendProcess {
-    BackendProcess::start_on(Path::new(env!("CARGO_BIN_EXE_backend")), db, &[])
+/// The backend binary of this build on `db` (with more variables by the binary's names), for
+/// SIGKILL and SIGTERM, and for replicas that are processes of their own.
+pub(crate) fn backend_process(db: &Path, env: &[(&str, &str)]) -> BackendProcess {
+    BackendProcess::start_on(Path::new(env!("CARGO_BIN_EXE_backend")), db, env)
 }
 
 pub(crate) fn rfc3339_now() -> String {

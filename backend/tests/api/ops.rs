@@ -72,7 +72,7 @@ async fn unknown_routes_and_methods_answer_json() {
 #[tokio::test]
 async fn sigterm_finishes_requests_in_flight_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let server = backend_process(&dir.path().join("t.db"));
+    let server = backend_process(&dir.path().join("t.db"), &[]);
     let acked = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = Vec::new();
     let url = server.url("");

@@ -76,7 +76,7 @@ async fn missing_headers_are_401s() {
 async fn a_replay_is_refused_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db");
-    let server = backend_process(&db);
+    let server = backend_process(&db, &[]);
     let body = seed_example().as_bytes();
     let ts = now_secs().to_string();
     let sig = protocol::sign(SECRET.as_bytes(), &ts, body);
