@@ -10,7 +10,7 @@ use crate::alerts::store::{
 use crate::settings::Synchronous;
 use crate::storage::{StorageError, StoreFuture};
 use protocol::alerts::{Alert, Delivery};
-use rusqlite::{Connection, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -120,18 +120,33 @@ fn write(tx: &Connection, change: Change, now_ms: i64) -> rusqlite::Result<Alert
     Ok(alert)
 }
 
-fn round(conn: &mut Connection, now_ms: i64, measures: &Measures) -> rusqlite::Result<Vec<Alert>> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let rules = rules_of(list(&tx, Table::Rules)?);
-    let silences = silences_of(list(&tx, Table::Silences)?);
-    let open = tx
+/// The round's changes as decided on what `conn` reads now.
+fn decided(conn: &Connection, now_ms: i64, measures: &Measures) -> rusqlite::Result<Vec<Change>> {
+    let rules = rules_of(list(conn, Table::Rules)?);
+    let silences = silences_of(list(conn, Table::Silences)?);
+    let open = conn
         .prepare_cached(&format!(
             "SELECT {ALERT_COLUMNS} FROM alerts WHERE state <> 'resolved' ORDER BY id"
         ))?
         .query_map([], alert_row)?
         .map(|r| r.map(AlertRow::open))
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let changed = decide(now_ms, &rules, &silences, open, measures)
+    Ok(decide(now_ms, &rules, &silences, open, measures))
+}
+
+fn round(conn: &mut Connection, now_ms: i64, measures: &Measures) -> rusqlite::Result<Vec<Alert>> {
+    // Most rounds change nothing: they are decided on a read first, so that they never take
+    // the write lock from ingest's group commits. Alert rows are written only through this
+    // connection, so a round that does change something decides again under the lock.
+    let quiet = {
+        let tx = conn.transaction()?;
+        decided(&tx, now_ms, measures)?.is_empty()
+    };
+    if quiet {
+        return Ok(Vec::new());
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let changed = decided(&tx, now_ms, measures)?
         .into_iter()
         .map(|change| write(&tx, change, now_ms))
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -228,6 +243,17 @@ impl AlertStore for SqliteAlerts {
 
     fn claim(&self, now_ms: i64, lease_ms: i64, limit: u32) -> StoreFuture<'_, Vec<Claimed>> {
         self.run(move |conn| {
+            // Looked for without the write lock first, as for rounds: this runs every second.
+            let due: Option<i64> = conn
+                .prepare_cached(
+                    "SELECT id FROM alert_outbox
+                     WHERE delivered_ms IS NULL AND failed_ms IS NULL AND next_ms <= ?1 LIMIT 1",
+                )?
+                .query_row([now_ms], |r| r.get(0))
+                .optional()?;
+            if due.is_none() {
+                return Ok(Vec::new());
+            }
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let rows: Vec<(i64, String, Option<String>, u32, i64)> = tx
                 .prepare_cached(
