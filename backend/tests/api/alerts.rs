@@ -362,3 +362,43 @@ async fn two_replica_processes_on_postgresql_fire_and_notify_each_alert_once() {
     assert_eq!(received("firing").len(), 5);
     assert!(alerts(&b, "open").await.is_empty());
 }
+
+/// Each chat kind gets the body its service reads, and ntfy its headers.
+#[tokio::test]
+async fn chat_channels_get_their_services_payloads() {
+    let server = TestBackend::start_with(&fast_alerts());
+    let (hook, inbox, _task) = receiver("127.0.0.1:0".parse().unwrap()).await;
+    let mut ids = Vec::new();
+    for kind in ["slack", "discord", "teams", "ntfy"] {
+        let mut channel = json!({"name": kind, "kind": kind, "url": format!("http://{hook}/hook")});
+        if kind == "ntfy" {
+            channel["secret"] = json!("tk_ntfy");
+        }
+        ids.push(post(&server, "/api/alerts/channels", channel).await["id"].clone());
+    }
+    post(
+        &server,
+        "/api/alerts/rules",
+        json!({"name": "down", "metric": "proc_missing", "process": "nginx.exe",
+               "severity": "critical", "window_s": 60, "channels": ids}),
+    )
+    .await;
+    send_cpu(&server, "web-1", 0.1, 1).await;
+    let got = wait_for(&server, "four notifications", async || {
+        let got = inbox.lock().unwrap().clone();
+        (got.len() >= 4).then_some(got)
+    })
+    .await;
+    let text = "[FIRING] [critical] down: nginx.exe is not running on web-1";
+    let has = |key: &str| got.iter().any(|(_, body, _)| body.get(key) == Some(&json!(text)));
+    assert!(has("text"), "slack and teams read `text`: {got:?}");
+    assert!(has("content"), "discord reads `content`: {got:?}");
+    let texts = got.iter().filter(|(_, body, _)| body.get("text") == Some(&json!(text))).count();
+    assert_eq!(texts, 2);
+    let (headers, body, _) =
+        got.iter().find(|(_, body, _)| body.is_string()).expect("ntfy's plain-text body");
+    assert_eq!(body, &json!(text));
+    assert_eq!(headers["title"], "Alert: down on web-1");
+    assert_eq!(headers["priority"], "5");
+    assert_eq!(headers["authorization"], "Bearer tk_ntfy");
+}
