@@ -16,6 +16,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+/// Alert changes of one round logged one by one; past this, a count.
+const LOGGED_CHANGES: usize = 20;
 /// How often this replica looks for alert changes to push live.
 const FEED_EVERY: Duration = Duration::from_secs(1);
 
@@ -71,7 +73,8 @@ pub(crate) async fn round(
     let rules = rules_of(alerts.list(Table::Rules).await?);
     let measures = measure(storage, &rules, now_ms).await?;
     let Some(changed) = alerts.round(now_ms, measures).await? else { return Ok(0) };
-    for a in &changed {
+    // A storm (a switch taking a site offline) is told in a few lines, not thousands.
+    for a in changed.iter().take(LOGGED_CHANGES) {
         match a.state {
             AlertState::Firing if a.fired_at == Some(now_ms / 1000) => {
                 tracing::warn!(alert = a.id, agent_id = %a.agent_id, "alert firing: {}", a.summary);
@@ -81,6 +84,14 @@ pub(crate) async fn round(
             }
             _ => {}
         }
+    }
+    if changed.len() > LOGGED_CHANGES {
+        let firing = changed.iter().filter(|a| a.state == AlertState::Firing).count();
+        tracing::warn!(
+            changed = changed.len(),
+            firing,
+            "many alerts changed in one round; GET /api/alerts lists them"
+        );
     }
     Ok(changed.len())
 }
