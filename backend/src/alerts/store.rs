@@ -62,6 +62,14 @@ pub(crate) enum Finish {
 /// last_error.
 pub(crate) type Outcome = (Option<i64>, Option<i64>, Option<i64>, Option<String>);
 
+/// Due outbox rows (as `o`) that are next in line: a notification waits for the earlier ones of
+/// its alert to the same channel, so that a receiver never hears an all-clear before the firing
+/// it clears, even when the firing needed retries.
+pub(crate) const DUE_IN_TURN: &str = "o.delivered_ms IS NULL AND o.failed_ms IS NULL
+    AND NOT EXISTS (SELECT 1 FROM alert_outbox p
+                    WHERE p.alert_id = o.alert_id AND p.channel_id = o.channel_id AND p.id < o.id
+                      AND p.delivered_ms IS NULL AND p.failed_ms IS NULL)";
+
 /// The SQL both stores run with an [`Outcome`] (`$1` the row's id).
 pub(crate) const FINISH_SQL: &str = "UPDATE alert_outbox SET delivered_ms = $2, failed_ms = $3,
     next_ms = coalesce($4, next_ms), last_error = $5 WHERE id = $1";

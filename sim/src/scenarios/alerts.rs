@@ -72,10 +72,12 @@ fn cpu(spell: Spell, rng: &mut fastrand::Rng) -> f64 {
     }
 }
 
-/// The webhook: 503 while `down`, else 200, counting each idempotency key it accepted.
+/// The webhook: 503 while `down`, else 200, counting each idempotency key it accepted and
+/// keeping the order of each alert's notifications.
 struct Receiver {
     down: Arc<AtomicBool>,
     accepted: Arc<Mutex<HashMap<String, u64>>>,
+    kinds: Arc<Mutex<HashMap<i64, Vec<String>>>>,
 }
 
 impl Respond for Receiver {
@@ -85,6 +87,12 @@ impl Respond for Receiver {
         }
         let key = request.headers.get("idempotency-key").and_then(|v| v.to_str().ok());
         *self.accepted.lock().unwrap().entry(key.unwrap_or_default().to_owned()).or_default() += 1;
+        if let Ok(body) = serde_json::from_slice::<Value>(&request.body) {
+            let (alert, kind) = (body["alert"]["id"].as_i64(), body["kind"].as_str());
+            if let (Some(alert), Some(kind)) = (alert, kind) {
+                self.kinds.lock().unwrap().entry(alert).or_default().push(kind.to_owned());
+            }
+        }
         ResponseTemplate::new(200)
     }
 }
@@ -134,10 +142,15 @@ pub(crate) async fn run(config: &Config) -> Result<Report, SimError> {
     let base = backend.url();
     let http = reqwest::Client::new();
     let (down, accepted) = (Arc::new(AtomicBool::new(false)), Arc::default());
+    let kinds: Arc<Mutex<HashMap<i64, Vec<String>>>> = Arc::default();
     let hook = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/hook"))
-        .respond_with(Receiver { down: down.clone(), accepted: Arc::clone(&accepted) })
+        .respond_with(Receiver {
+            down: down.clone(),
+            accepted: Arc::clone(&accepted),
+            kinds: kinds.clone(),
+        })
         .mount(&hook)
         .await;
     let channel = admin_post(
@@ -213,6 +226,12 @@ pub(crate) async fn run(config: &Config) -> Result<Report, SimError> {
     let undelivered = deliveries.iter().filter(|d| !d["delivered_at"].is_i64()).count();
     report.expect_eq("notifications undelivered", undelivered as u64, 0);
     report.expect_eq("notifications received", accepted.len() as u64, alerts * 2);
+    for (alert, told) in kinds.lock().unwrap().iter() {
+        if told != &["firing", "resolved"] {
+            report
+                .fail(format!("alert {alert} was told {told:?}, not a firing then its all-clear"));
+        }
+    }
     report.duplicates = accepted.values().map(|n| n - 1).sum();
     report.expect_eq("notifications received twice", report.duplicates, 0);
     report.retries =

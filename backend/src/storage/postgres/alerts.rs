@@ -6,8 +6,8 @@
 use super::pool::Pool;
 use crate::alerts::decide::{Change, Measures, decide};
 use crate::alerts::store::{
-    ALERT_COLUMNS, AlertFilter, AlertRow, AlertStore, Claimed, FINISH_SQL, Finish, Table, claimed,
-    payload, rules_of, silences_of, state_word, word,
+    ALERT_COLUMNS, AlertFilter, AlertRow, AlertStore, Claimed, DUE_IN_TURN, FINISH_SQL, Finish,
+    Table, claimed, payload, rules_of, silences_of, state_word, word,
 };
 use crate::storage::{StorageError, StoreFuture};
 use protocol::alerts::{Alert, Delivery, NotificationKind};
@@ -247,15 +247,16 @@ impl AlertStore for PgAlerts {
                 .get()
                 .await?
                 .query(
-                    "WITH due AS (
-                         SELECT id FROM alert_outbox
-                         WHERE delivered_ms IS NULL AND failed_ms IS NULL AND next_ms <= $1
-                         ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
+                    &format!(
+                        "WITH due AS (
+                         SELECT o.id FROM alert_outbox o WHERE o.next_ms <= $1 AND {DUE_IN_TURN}
+                         ORDER BY o.id LIMIT $3 FOR UPDATE SKIP LOCKED)
                      UPDATE alert_outbox o SET next_ms = $1 + $2, attempts = o.attempts + 1
                      FROM due WHERE o.id = due.id
                      RETURNING o.id, o.payload,
                          (SELECT body FROM alert_channels c WHERE c.id = o.channel_id),
-                         o.attempts, o.created_ms",
+                         o.attempts, o.created_ms"
+                    ),
                     &[&now_ms, &lease_ms, &i64::from(limit)],
                 )
                 .await?;

@@ -4,8 +4,8 @@
 
 use crate::alerts::decide::{Change, Measures, decide};
 use crate::alerts::store::{
-    ALERT_COLUMNS, AlertFilter, AlertRow, AlertStore, Claimed, FINISH_SQL, Finish, Table, claimed,
-    payload, rules_of, silences_of, state_word, word,
+    ALERT_COLUMNS, AlertFilter, AlertRow, AlertStore, Claimed, DUE_IN_TURN, FINISH_SQL, Finish,
+    Table, claimed, payload, rules_of, silences_of, state_word, word,
 };
 use crate::settings::Synchronous;
 use crate::storage::{StorageError, StoreFuture};
@@ -256,15 +256,14 @@ impl AlertStore for SqliteAlerts {
             }
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let rows: Vec<(i64, String, Option<String>, u32, i64)> = tx
-                .prepare_cached(
+                .prepare_cached(&format!(
                     "UPDATE alert_outbox SET next_ms = ?1 + ?2, attempts = attempts + 1
-                     WHERE id IN (SELECT id FROM alert_outbox
-                                  WHERE delivered_ms IS NULL AND failed_ms IS NULL
-                                    AND next_ms <= ?1 ORDER BY id LIMIT ?3)
+                     WHERE id IN (SELECT o.id FROM alert_outbox o
+                                  WHERE o.next_ms <= ?1 AND {DUE_IN_TURN} ORDER BY o.id LIMIT ?3)
                      RETURNING id, payload,
                          (SELECT body FROM alert_channels c WHERE c.id = channel_id),
-                         attempts, created_ms",
-                )?
+                         attempts, created_ms"
+                ))?
                 .query_map(params![now_ms, lease_ms, limit], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                 })?
