@@ -90,6 +90,10 @@ fn default_window_s() -> u32 {
     300
 }
 
+fn default_resolve_after_s() -> u32 {
+    60
+}
+
 fn yes() -> bool {
     true
 }
@@ -130,6 +134,11 @@ pub struct RuleSpec {
     /// Carried into alerts and notifications.
     #[serde(default)]
     pub severity: Severity,
+    /// A firing alert resolves once its breach has been over for this long (0 to 86,400; 60
+    /// when absent), so that a figure hovering at the threshold does not fire and clear round
+    /// after round.
+    #[serde(default = "default_resolve_after_s")]
+    pub resolve_after_s: u32,
     /// While it keeps firing, notify again this often (at least 60 s); never when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeat_s: Option<u32>,

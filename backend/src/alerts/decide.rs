@@ -22,11 +22,15 @@ pub(crate) struct Measure {
 /// Measures by (rule id, agent id).
 pub(crate) type Measures = HashMap<(i64, String), Measure>;
 
-/// An alert not resolved yet, with when it last notified anyone (kept out of the API).
+/// An alert not resolved yet, with what the rounds keep of it beside the API's fields.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Open {
     pub(crate) alert: Alert,
+    /// When it last notified anyone.
     pub(crate) notified_ms: Option<i64>,
+    /// A firing alert's breach ended then; it resolves once clear for the rule's
+    /// `resolve_after_s`.
+    pub(crate) clear_since_ms: Option<i64>,
 }
 
 /// One alert to write: new (`alert.id == 0`) or changed, and the notification it sends.
@@ -34,6 +38,7 @@ pub(crate) struct Open {
 pub(crate) struct Change {
     pub(crate) alert: Alert,
     pub(crate) notified_ms: Option<i64>,
+    pub(crate) clear_since_ms: Option<i64>,
     /// The kind, and the channels to send it to.
     pub(crate) notify: Option<(NotificationKind, Vec<i64>)>,
 }
@@ -112,7 +117,7 @@ fn fire(mut alert: Alert, rule: &Rule, quiet: bool, now_ms: i64) -> Change {
     alert.fired_at = Some(now_ms / 1000);
     let notify = (!quiet).then(|| (NotificationKind::Firing, rule.spec.channels.clone()));
     let notified_ms = notify.as_ref().map(|_| now_ms);
-    Change { alert, notified_ms, notify }
+    Change { alert, notified_ms, clear_since_ms: None, notify }
 }
 
 /// The round's changes; alerts that stay as they were are left out.
@@ -127,14 +132,14 @@ pub(crate) fn decide(
     let rules: HashMap<i64, &Rule> = rules.iter().map(|r| (r.id, r)).collect();
     let mut changes = Vec::new();
     let mut seen = HashSet::new();
-    for Open { mut alert, notified_ms } in open {
+    for Open { mut alert, notified_ms, clear_since_ms } in open {
         seen.insert((alert.rule_id, alert.agent_id.clone()));
         let rule = rules.get(&alert.rule_id).filter(|r| r.spec.enabled);
         let Some(rule) = rule.filter(|r| in_scope(&r.spec, &alert.agent_id)) else {
             // Deleted, disabled or narrowed by an operator: over, and nobody is told.
             alert.state = AlertState::Resolved;
             alert.resolved_at = Some(now_s);
-            changes.push(Change { alert, notified_ms, notify: None });
+            changes.push(Change { alert, notified_ms, clear_since_ms, notify: None });
             continue;
         };
         let Some(&m) = measures.get(&(alert.rule_id, alert.agent_id.clone())) else { continue };
@@ -142,6 +147,17 @@ pub(crate) fn decide(
         let channels = rule.spec.channels.clone();
         alert.rule_name.clone_from(&rule.spec.name);
         if !m.breach {
+            let clear_since = clear_since_ms.unwrap_or(now_ms);
+            let held = i64::from(rule.spec.resolve_after_s) * 1000;
+            if alert.state == AlertState::Firing && now_ms - clear_since < held {
+                // Not over until clear for a while: a figure hovering at the threshold would
+                // otherwise fire and clear round after round.
+                if clear_since_ms.is_none() {
+                    let clear_since_ms = Some(now_ms);
+                    changes.push(Change { alert, notified_ms, clear_since_ms, notify: None });
+                }
+                continue;
+            }
             // A pending alert never fired, so nobody heard of it; a firing one that notified
             // is followed by its all-clear, even under a silence begun since.
             let notify = notified_ms.map(|_| (NotificationKind::Resolved, channels));
@@ -149,34 +165,37 @@ pub(crate) fn decide(
             alert.resolved_at = Some(now_s);
             alert.value = m.value;
             alert.summary = summary(rule, &alert.agent_id, m.value);
-            changes.push(Change { alert, notified_ms, notify });
+            changes.push(Change { alert, notified_ms, clear_since_ms, notify });
             continue;
         }
-        match alert.state {
-            AlertState::Pending if now_s - alert.started_at >= i64::from(rule.spec.for_s) => {
-                alert.value = m.value;
-                alert.summary = summary(rule, &alert.agent_id, m.value);
-                changes.push(fire(alert, rule, quiet, now_ms));
+        let kind = match (alert.state, notified_ms, rule.spec.repeat_s) {
+            (AlertState::Pending, ..) => {
+                if now_s - alert.started_at >= i64::from(rule.spec.for_s) {
+                    alert.value = m.value;
+                    alert.summary = summary(rule, &alert.agent_id, m.value);
+                    changes.push(fire(alert, rule, quiet, now_ms));
+                }
+                continue;
             }
-            AlertState::Firing if !quiet => {
-                let kind = match (notified_ms, rule.spec.repeat_s) {
-                    // Fired under a silence that has ended: told now, as a firing.
-                    (None, _) => NotificationKind::Firing,
-                    (Some(at), Some(every)) if now_ms - at >= i64::from(every) * 1000 => {
-                        NotificationKind::Repeat
-                    }
-                    _ => continue,
-                };
-                alert.value = m.value;
-                alert.summary = summary(rule, &alert.agent_id, m.value);
-                changes.push(Change {
-                    alert,
-                    notified_ms: Some(now_ms),
-                    notify: Some((kind, channels)),
-                });
+            (_, _, _) if quiet => None,
+            // Fired under a silence that has ended: told now, as a firing.
+            (_, None, _) => Some(NotificationKind::Firing),
+            (_, Some(at), Some(every)) if now_ms - at >= i64::from(every) * 1000 => {
+                Some(NotificationKind::Repeat)
             }
-            _ => {}
+            _ => None,
+        };
+        if kind.is_none() && clear_since_ms.is_none() {
+            continue;
         }
+        // Breached again: a clear spell in progress ends.
+        if kind.is_some() {
+            alert.value = m.value;
+            alert.summary = summary(rule, &alert.agent_id, m.value);
+        }
+        let notified_ms = if kind.is_some() { Some(now_ms) } else { notified_ms };
+        let notify = kind.map(|k| (k, channels));
+        changes.push(Change { alert, notified_ms, clear_since_ms: None, notify });
     }
     let mut fresh: Vec<(&(i64, String), &Measure)> =
         measures.iter().filter(|(key, m)| m.breach && !seen.contains(*key)).collect();
@@ -187,7 +206,7 @@ pub(crate) fn decide(
         let alert = new_alert(rule, agent_id, m, now_ms);
         // A rule without a hold fires in the round that first sees the breach.
         changes.push(if rule.spec.for_s > 0 {
-            Change { alert, notified_ms: None, notify: None }
+            Change { alert, notified_ms: None, clear_since_ms: None, notify: None }
         } else {
             fire(alert, rule, silenced(silences, now_s, rule.id, agent_id), now_ms)
         });
@@ -205,6 +224,7 @@ mod tests {
             serde_json::from_str(r#"{"name": "hot", "metric": "cpu", "threshold": 80}"#).unwrap();
         spec.for_s = for_s;
         spec.repeat_s = repeat_s;
+        spec.resolve_after_s = 0;
         spec.channels = vec![7];
         Rule { id, spec }
     }
@@ -238,7 +258,8 @@ mod tests {
                 notified = c.notify.as_ref().map(|(k, _)| *k);
                 open.retain(|o| o.alert.id != c.alert.id);
                 if c.alert.state != AlertState::Resolved {
-                    open.push(Open { alert: c.alert, notified_ms: c.notified_ms });
+                    let (notified_ms, clear_since_ms) = (c.notified_ms, c.clear_since_ms);
+                    open.push(Open { alert: c.alert, notified_ms, clear_since_ms });
                 }
             }
             out.push(notified);
@@ -262,6 +283,21 @@ mod tests {
         assert_eq!(short, [None, None, None], "resolved while pending: silent");
         let held = rounds(&r, &[], &[(0, Some(true)), (30, Some(true)), (60, Some(true))]);
         assert_eq!(held, [None, None, Some(Firing)]);
+    }
+
+    #[test]
+    fn a_figure_hovering_at_the_threshold_fires_once_and_clears_once() {
+        let mut r = rule(1, 0, None);
+        r.spec.resolve_after_s = 60;
+        let steps = [
+            (0, Some(true)),
+            (10, Some(false)),
+            (20, Some(true)),
+            (30, Some(false)),
+            (80, Some(false)),
+            (90, Some(false)),
+        ];
+        assert_eq!(rounds(&r, &[], &steps), [Some(Firing), None, None, None, None, Some(Resolved)]);
     }
 
     #[test]
@@ -310,7 +346,8 @@ mod tests {
     fn a_deleted_or_disabled_rule_resolves_its_alerts_silently() {
         let r = rule(1, 0, None);
         let open = decide(0, std::slice::from_ref(&r), &[], vec![], &measures(true));
-        let open = vec![Open { alert: open[0].alert.clone(), notified_ms: Some(0) }];
+        let open =
+            vec![Open { alert: open[0].alert.clone(), notified_ms: Some(0), clear_since_ms: None }];
         let gone = decide(1000, &[], &[], open.clone(), &measures(true));
         assert_eq!((gone[0].alert.state, gone[0].notify.clone()), (AlertState::Resolved, None));
         let mut off = r;

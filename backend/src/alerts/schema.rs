@@ -23,6 +23,7 @@ const TEMPLATE: &str = "
         fired_ms    {big},
         resolved_ms {big},
         notified_ms {big},
+        clear_since_ms {big},
         summary     TEXT NOT NULL
     );
     -- One open alert per rule and agent, whatever the replicas do.

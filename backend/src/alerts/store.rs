@@ -145,7 +145,7 @@ fn parsed<S: serde::de::DeserializeOwned, T>(
 
 /// The columns of `alerts` in the order [`AlertRow`] reads them.
 pub(crate) const ALERT_COLUMNS: &str = "id, rule_id, rule_name, agent_id, severity, state, value,
-    threshold, started_ms, fired_ms, resolved_ms, summary, notified_ms";
+    threshold, started_ms, fired_ms, resolved_ms, summary, notified_ms, clear_since_ms";
 
 /// An alert's columns as both stores read them.
 #[derive(Debug)]
@@ -163,6 +163,7 @@ pub(crate) struct AlertRow {
     pub(crate) resolved_ms: Option<i64>,
     pub(crate) summary: String,
     pub(crate) notified_ms: Option<i64>,
+    pub(crate) clear_since_ms: Option<i64>,
 }
 
 /// A name of one of our enums as its JSON has it.
@@ -176,8 +177,8 @@ fn from_word<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
 
 impl AlertRow {
     pub(crate) fn open(self) -> Open {
-        let notified_ms = self.notified_ms;
-        Open { alert: self.alert(), notified_ms }
+        let (notified_ms, clear_since_ms) = (self.notified_ms, self.clear_since_ms);
+        Open { alert: self.alert(), notified_ms, clear_since_ms }
     }
 
     pub(crate) fn alert(self) -> Alert {

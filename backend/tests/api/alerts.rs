@@ -136,7 +136,7 @@ async fn a_held_breach_fires_once_is_signed_to_the_webhook_and_resolves() {
         &server,
         "/api/alerts/rules",
         json!({"name": "hot", "metric": "cpu", "threshold": 50, "window_s": 60,
-               "severity": "critical", "channels": [channel["id"]]}),
+               "resolve_after_s": 0, "severity": "critical", "channels": [channel["id"]]}),
     )
     .await;
     let mut live = connect(&server, "?alerts=1&agent_id=pc-1").await;
@@ -316,7 +316,7 @@ async fn two_replica_processes_on_postgresql_fire_and_notify_each_alert_once() {
         &b,
         "/api/alerts/rules",
         json!({"name": "hot", "metric": "cpu", "threshold": 50, "window_s": 60,
-               "channels": [channel["id"]]}),
+               "resolve_after_s": 0, "channels": [channel["id"]]}),
     )
     .await;
     let agents: Vec<String> = (0..5).map(|i| format!("pc-{i}")).collect();

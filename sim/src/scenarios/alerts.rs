@@ -1,4 +1,4 @@
-//! Alerts against the real backend, in fast time: each agent's CPU is scripted over an hour of
+//! Alerts against the real backend, in fast time: each agent's CPU is scripted over two hours of
 //! readings stamped in the past (quiet spells, short spikes, and sustained high load that flaps
 //! around the threshold), played ten seconds a step with an alert round after each step. The
 //! webhook receiver is down for a stretch in the middle. Every sustained spell must fire exactly
@@ -18,8 +18,8 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 /// Readings are this far apart (the agents' clock).
 const STEP_S: i64 = 10;
-/// The hour of readings played.
-const STEPS: usize = 360;
+/// Two hours of readings played.
+const STEPS: usize = 720;
 /// The rule: average cpu over five minutes above 80 %.
 const THRESHOLD: f64 = 80.0;
 const WINDOW_S: i64 = 300;
@@ -27,7 +27,7 @@ const WINDOW_S: i64 = 300;
 const MAX_AGENTS: usize = 25;
 const ADMIN: &str = "sim-admin";
 
-/// What one agent does during one stretch of its hour.
+/// What one agent does during one stretch of its run.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Spell {
     /// 10-40 %.
@@ -39,28 +39,28 @@ enum Spell {
     Sustained,
 }
 
-/// An agent's hour: a spell per step, and how many sustained spells it holds. Quiet spells
-/// last longer than the window (plus the minute a window starts in), so an alert resolves
-/// before anything else can begin.
+/// An agent's two hours: a spell per step, and how many sustained spells it holds. A spike
+/// comes only after a quiet spell longer than the window (plus the minute a window starts in)
+/// and the rule's minute of clear before it resolves, so an alert is over before anything else
+/// can begin.
 fn script(rng: &mut fastrand::Rng) -> (Vec<Spell>, u64) {
     let minutes = |m: usize| m * 60 / STEP_S as usize;
     let mut spells = Vec::with_capacity(STEPS);
     let mut sustained = 0;
     let push = |spells: &mut Vec<Spell>, spell, n| spells.extend(std::iter::repeat_n(spell, n));
-    while spells.len() < STEPS - minutes(18) {
-        let quiet = minutes(7) + rng.usize(0..minutes(4));
-        let before = rng.usize(0..quiet);
-        push(&mut spells, Spell::Quiet, before);
+    // Each pass adds at most 36 minutes; the run ends with at least 10 quiet ones, so that the
+    // last alert resolves in it.
+    while spells.len() + minutes(36 + 10) <= STEPS {
+        push(&mut spells, Spell::Quiet, minutes(8) + rng.usize(0..minutes(2)));
         push(&mut spells, Spell::Spike, rng.usize(1..=minutes(1)));
-        push(&mut spells, Spell::Quiet, quiet - before);
+        push(&mut spells, Spell::Quiet, minutes(8) + rng.usize(0..minutes(2)));
         if rng.bool() {
             push(&mut spells, Spell::Sustained, minutes(10) + rng.usize(0..minutes(5)));
             sustained += 1;
         }
     }
-    let rest = STEPS.saturating_sub(spells.len());
+    let rest = STEPS - spells.len();
     push(&mut spells, Spell::Quiet, rest);
-    spells.truncate(STEPS);
     (spells, sustained)
 }
 
@@ -172,10 +172,10 @@ pub(crate) async fn run(config: &Config) -> Result<Report, SimError> {
         })
         .collect();
     let mut report = Report::default();
-    // The hour ends now, so that the backend's own clock never sees readings from its future.
+    // The run ends now, so that the backend's own clock never sees readings from its future.
     let start_ms = backend::clock::now_ms() - STEPS as i64 * STEP_S * 1000;
     for step in 0..STEPS {
-        // The receiver is down for the hour's third quarter.
+        // The receiver is down for the run's third quarter.
         down.store((STEPS / 2..STEPS * 3 / 4).contains(&step), Relaxed);
         let at_ms = start_ms + step as i64 * STEP_S * 1000;
         for (id, spells, _) in &scripts {

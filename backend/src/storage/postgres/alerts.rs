@@ -49,6 +49,7 @@ fn alert_row(r: &Row) -> AlertRow {
         resolved_ms: r.get(10),
         summary: r.get(11),
         notified_ms: r.get(12),
+        clear_since_ms: r.get(13),
     }
 }
 
@@ -72,8 +73,10 @@ async fn write(
     let id: i64 = if a.id == 0 {
         tx.query_one(
             "INSERT INTO alerts (seq, rule_id, rule_name, agent_id, severity, state, value,
-                 threshold, started_ms, fired_ms, resolved_ms, summary, notified_ms)
-             VALUES (nextval('alert_seq'), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                 threshold, started_ms, fired_ms, resolved_ms, summary, notified_ms,
+                 clear_since_ms)
+             VALUES (nextval('alert_seq'), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+                 $13)
              RETURNING id",
             &[
                 &a.rule_id,
@@ -88,6 +91,7 @@ async fn write(
                 &resolved,
                 &a.summary,
                 &change.notified_ms,
+                &change.clear_since_ms,
             ],
         )
         .await?
@@ -96,7 +100,7 @@ async fn write(
         tx.execute(
             "UPDATE alerts SET seq = nextval('alert_seq'), rule_name = $2, severity = $3,
                  state = $4, value = $5, threshold = $6, fired_ms = $7, resolved_ms = $8,
-                 summary = $9, notified_ms = $10
+                 summary = $9, notified_ms = $10, clear_since_ms = $11
              WHERE id = $1",
             &[
                 &a.id,
@@ -109,6 +113,7 @@ async fn write(
                 &resolved,
                 &a.summary,
                 &change.notified_ms,
+                &change.clear_since_ms,
             ],
         )
         .await?;
@@ -223,7 +228,7 @@ impl AlertStore for PgAlerts {
                 "SELECT {ALERT_COLUMNS}, seq FROM alerts WHERE seq > $1 ORDER BY seq LIMIT 1000"
             );
             let rows = self.pool.get().await?.query(&sql, &[&seq]).await?;
-            let last = rows.last().map_or(seq, |r| r.get(13));
+            let last = rows.last().map_or(seq, |r| r.get(14));
             Ok((rows.iter().map(|r| alert_row(r).alert()).collect(), last))
         })
     }

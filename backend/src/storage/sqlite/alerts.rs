@@ -58,6 +58,7 @@ fn alert_row(r: &Row<'_>) -> rusqlite::Result<AlertRow> {
         resolved_ms: r.get(10)?,
         summary: r.get(11)?,
         notified_ms: r.get(12)?,
+        clear_since_ms: r.get(13)?,
     })
 }
 
@@ -86,20 +87,22 @@ fn write(tx: &Connection, change: Change, now_ms: i64) -> rusqlite::Result<Alert
         a.summary,
         change.notified_ms,
         a.id,
+        change.clear_since_ms,
     ];
     let id = if a.id == 0 {
         tx.prepare_cached(
             "INSERT INTO alerts (seq, rule_id, rule_name, agent_id, severity, state, value,
-                 threshold, started_ms, fired_ms, resolved_ms, summary, notified_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                 threshold, started_ms, fired_ms, resolved_ms, summary, notified_ms,
+                 clear_since_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?15)
              RETURNING id",
         )?
-        .query_row(&values[..13], |r| r.get(0))?
+        .query_row(values, |r| r.get(0))?
     } else {
         tx.prepare_cached(
             "UPDATE alerts SET seq = ?1, rule_name = ?3, severity = ?5, state = ?6, value = ?7,
                  threshold = ?8, fired_ms = ?10, resolved_ms = ?11, summary = ?12,
-                 notified_ms = ?13
+                 notified_ms = ?13, clear_since_ms = ?15
              WHERE id = ?14 AND rule_id = ?2 AND agent_id = ?4 AND started_ms = ?9",
         )?
         .execute(values)?;
@@ -224,7 +227,7 @@ impl AlertStore for SqliteAlerts {
             let mut rows = stmt.query([seq])?;
             let mut out = Vec::new();
             while let Some(r) = rows.next()? {
-                last = r.get(13)?;
+                last = r.get(14)?;
                 out.push(alert_row(r)?.alert());
             }
             Ok((out, last))
