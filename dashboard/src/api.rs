@@ -5,13 +5,15 @@ use crate::live::{Backoff, ConnState, GapFill, Inbox};
 use crate::state::Live;
 use dioxus::prelude::*;
 use futures_util::StreamExt;
-use gloo_net::http::{Request, RequestBuilder, Response};
+use gloo_net::http::{Method, Request, RequestBuilder, Response};
 use gloo_net::websocket::{Message, State as WsState, futures::WebSocket};
 use gloo_timers::future::TimeoutFuture;
+use protocol::alerts::{Alert, Channel, ChannelSpec, Rule, RuleSpec, Silence, SilenceSpec};
 use protocol::{
     AgentSummary, ClearRequest, ClearResponse, ErrorBody, EventRow, LiveMessage, ProcessHistory,
     ProcessesResponse, Series,
 };
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// Rows per gap-fill page (the API's maximum) and pages per reconnect.
@@ -30,7 +32,7 @@ pub(crate) enum ApiError {
     /// Reads need a login (`401 login_required`); for `POST /api/session`, a wrong token.
     #[error("login required")]
     LoginRequired,
-    /// Clearing was refused (`403 forbidden`).
+    /// A change was refused (`403 forbidden`).
     #[error("not the admin token")]
     Forbidden,
     #[error("{0}")]
@@ -47,7 +49,8 @@ pub(crate) fn base_url() -> String {
     }
 }
 
-/// `ws://` or `wss://` for the same origin as `base`, with the login session if any.
+/// `ws://` or `wss://` for the same origin as `base`, asking for alert notices too, with the
+/// login session if any.
 pub(crate) fn ws_url(base: &str, access_token: Option<&str>) -> String {
     let ws = if let Some(rest) = base.strip_prefix("https://") {
         format!("wss://{rest}")
@@ -57,8 +60,8 @@ pub(crate) fn ws_url(base: &str, access_token: Option<&str>) -> String {
         base.to_owned()
     };
     match access_token {
-        Some(t) => format!("{ws}/ws?access_token={}", encode(t)),
-        None => format!("{ws}/ws"),
+        Some(t) => format!("{ws}/ws?alerts=1&access_token={}", encode(t)),
+        None => format!("{ws}/ws?alerts=1"),
     }
 }
 
@@ -168,25 +171,143 @@ pub(crate) async fn events(query: &EventQuery) -> Result<Vec<EventRow>, ApiError
     get(&query.path()).await
 }
 
-async fn post<B: serde::Serialize, T: DeserializeOwned>(
+async fn send<T: DeserializeOwned>(
+    request: RequestBuilder,
+    body: Option<&impl Serialize>,
+) -> Result<T, ApiError> {
+    let response = match body {
+        Some(b) => request.json(b).map_err(|e| ApiError::Decode(e.to_string()))?.send().await,
+        None => request.send().await,
+    };
+    read(response.map_err(|_| ApiError::Unreachable(base_url()))?).await
+}
+
+async fn post<B: Serialize, T: DeserializeOwned>(
     request: RequestBuilder,
     body: &B,
 ) -> Result<T, ApiError> {
-    let request = request.json(body).map_err(|e| ApiError::Decode(e.to_string()))?;
-    let response = request.send().await.map_err(|_| ApiError::Unreachable(base_url()))?;
-    read(response).await
+    send(request, Some(body)).await
 }
 
-/// Clears with `admin_token` (`ADMIN_TOKEN`), or with no token by the admin login session.
+/// A call with the admin credential: `admin_token` (`ADMIN_TOKEN`), or with none the admin
+/// login session.
+fn as_admin(method: Method, path: &str, admin_token: Option<&str>) -> RequestBuilder {
+    let request =
+        with_session(RequestBuilder::new(&format!("{}{path}", base_url())).method(method));
+    match admin_token {
+        Some(token) => request.header(protocol::HEADER_TOKEN, token),
+        None => request,
+    }
+}
+
+/// Clears with `admin_token`, or with none by the admin login session.
 pub(crate) async fn clear(
     agent_id: Option<String>,
     admin_token: Option<&str>,
 ) -> Result<ClearResponse, ApiError> {
-    let mut request = with_session(Request::post(&format!("{}/api/events/clear", base_url())));
-    if let Some(token) = admin_token {
-        request = request.header(protocol::HEADER_TOKEN, token);
+    post(as_admin(Method::POST, "/api/events/clear", admin_token), &ClearRequest { agent_id }).await
+}
+
+/// One page of alerts, newest first: `state` is `open` or any, `before_id` pages back.
+pub(crate) async fn alerts(
+    open: bool,
+    before_id: Option<i64>,
+    limit: u32,
+) -> Result<Vec<Alert>, ApiError> {
+    let mut path = format!("/api/alerts?limit={limit}");
+    if open {
+        path.push_str("&state=open");
     }
-    post(request, &ClearRequest { agent_id }).await
+    if let Some(id) = before_id {
+        path.push_str(&format!("&before_id={id}"));
+    }
+    get(&path).await
+}
+
+pub(crate) async fn rules() -> Result<Vec<Rule>, ApiError> {
+    get("/api/alerts/rules").await
+}
+
+pub(crate) async fn silences() -> Result<Vec<Silence>, ApiError> {
+    get("/api/alerts/silences").await
+}
+
+/// Channel URLs are credentials, so even the list needs the admin credential.
+pub(crate) async fn channels(admin_token: Option<&str>) -> Result<Vec<Channel>, ApiError> {
+    send(as_admin(Method::GET, "/api/alerts/channels", admin_token), None::<&()>).await
+}
+
+/// The alert settings the admin changes, by their API path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Setting {
+    Rules,
+    Channels,
+    Silences,
+}
+
+impl Setting {
+    fn path(self, id: Option<i64>) -> String {
+        let table = match self {
+            Self::Rules => "rules",
+            Self::Channels => "channels",
+            Self::Silences => "silences",
+        };
+        match id {
+            Some(id) => format!("/api/alerts/{table}/{id}"),
+            None => format!("/api/alerts/{table}"),
+        }
+    }
+}
+
+/// Creates a setting, or replaces the one with `id`.
+async fn save<B: Serialize, T: DeserializeOwned>(
+    setting: Setting,
+    id: Option<i64>,
+    spec: &B,
+    admin_token: Option<&str>,
+) -> Result<T, ApiError> {
+    let method = if id.is_some() { Method::PUT } else { Method::POST };
+    send(as_admin(method, &setting.path(id), admin_token), Some(spec)).await
+}
+
+pub(crate) async fn save_rule(
+    id: Option<i64>,
+    spec: &RuleSpec,
+    admin_token: Option<&str>,
+) -> Result<Rule, ApiError> {
+    save(Setting::Rules, id, spec, admin_token).await
+}
+
+pub(crate) async fn save_channel(
+    id: Option<i64>,
+    spec: &ChannelSpec,
+    admin_token: Option<&str>,
+) -> Result<Channel, ApiError> {
+    save(Setting::Channels, id, spec, admin_token).await
+}
+
+pub(crate) async fn create_silence(
+    spec: &SilenceSpec,
+    admin_token: Option<&str>,
+) -> Result<Silence, ApiError> {
+    save(Setting::Silences, None, spec, admin_token).await
+}
+
+/// Deletes a setting (ends a silence now); answered `204` without a body.
+pub(crate) async fn delete(
+    setting: Setting,
+    id: i64,
+    admin_token: Option<&str>,
+) -> Result<(), ApiError> {
+    let response = as_admin(Method::DELETE, &setting.path(Some(id)), admin_token)
+        .send()
+        .await
+        .map_err(|_| ApiError::Unreachable(base_url()))?;
+    if response.ok() {
+        return Ok(());
+    }
+    let status = response.status();
+    Err(refusal(status, response.json::<ErrorBody>().await.ok()))
 }
 
 /// Exchanges a read or admin token for a session; a wrong one is [`ApiError::LoginRequired`].
@@ -206,6 +327,18 @@ pub(crate) async fn refresh_agents(live: Live) {
         }
         Err(e) => live.api_error.set(Some(e.to_string())),
     }
+}
+
+/// Open alerts over the API's largest page.
+const OPEN_ALERTS: u32 = 500;
+
+/// Refetches the open alerts: what resolved while the socket was down is dropped.
+async fn refresh_open_alerts(live: Live) -> Result<(), ApiError> {
+    let mut live = live;
+    let asked_at = live.store.peek().alerts.changes();
+    let list = alerts(true, None, OPEN_ALERTS).await?;
+    live.store.write().alerts.set_open(list, asked_at);
+    Ok(())
 }
 
 /// Fetches every row after `after_id`, newest pages first, as live messages.
@@ -259,7 +392,11 @@ pub(crate) async fn live_loop(live: Live, inbox: Inbox) {
                 // and the store keeps it once.
                 refresh_agents(live).await;
                 let after = live.store.peek().max_id;
-                match gap_fill(after).await {
+                let caught_up = match refresh_open_alerts(live).await {
+                    Ok(()) => gap_fill(after).await,
+                    Err(e) => Err(e),
+                };
+                match caught_up {
                     Ok(missed) => {
                         inbox.extend(missed);
                         live.conn.set(ConnState::Live);
@@ -298,11 +435,11 @@ mod tests {
 
     #[test]
     fn websocket_url_follows_the_scheme() {
-        assert_eq!(ws_url("http://127.0.0.1:1337", None), "ws://127.0.0.1:1337/ws");
-        assert_eq!(ws_url("https://tele.example", None), "wss://tele.example/ws");
+        assert_eq!(ws_url("http://127.0.0.1:1337", None), "ws://127.0.0.1:1337/ws?alerts=1");
+        assert_eq!(ws_url("https://tele.example", None), "wss://tele.example/ws?alerts=1");
         assert_eq!(
             ws_url("https://tele.example", Some("s1.r.9.ab")),
-            "wss://tele.example/ws?access_token=s1.r.9.ab"
+            "wss://tele.example/ws?alerts=1&access_token=s1.r.9.ab"
         );
     }
 
@@ -326,5 +463,7 @@ mod tests {
         };
         assert_eq!(q.path(), "/api/events?limit=50&agent_id=a%26b&type=proc&before_id=42");
         assert_eq!(EventQuery { limit: 10, ..Default::default() }.path(), "/api/events?limit=10");
+        assert_eq!(Setting::Rules.path(Some(4)), "/api/alerts/rules/4");
+        assert_eq!(Setting::Silences.path(None), "/api/alerts/silences");
     }
 }

@@ -6,6 +6,8 @@ use dioxus::prelude::*;
 use serde::{Deserialize, Serialize};
 
 const SESSION_KEY: &str = "session";
+/// The admin token typed for a change, kept for the rest of this browser session.
+const ADMIN_TOKEN_KEY: &str = "admin_token";
 
 /// `POST /api/session`'s answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,6 +21,23 @@ pub(crate) struct Session {
 impl Session {
     pub(crate) fn is_admin(&self) -> bool {
         self.role == "admin"
+    }
+}
+
+/// Whether this tab is logged in as admin, so changes need no typed token.
+pub(crate) fn admin_login() -> bool {
+    SESSION.read().as_ref().is_some_and(Session::is_admin)
+}
+
+/// What the user typed earlier in this browser session.
+pub(crate) fn saved_admin_token() -> String {
+    tab_storage().and_then(|s| s.get_item(ADMIN_TOKEN_KEY).ok().flatten()).unwrap_or_default()
+}
+
+/// Kept once a change with it succeeded, so the next change does not ask again.
+pub(crate) fn remember_admin_token(token: &str) {
+    if let Some(storage) = tab_storage() {
+        let _ = storage.set_item(ADMIN_TOKEN_KEY, token);
     }
 }
 

@@ -1,5 +1,6 @@
 //! Fixed rows and agents for unit and snapshot tests.
 
+use protocol::alerts::{Alert, AlertState, Severity};
 use protocol::{AgentSummary, EventRow, LiveMessage};
 
 /// 2025-11-12T12:00:00Z, the moment every fixture is seen from.
@@ -79,5 +80,24 @@ pub(crate) fn summary(agent: &str, ago_s: f64, cpu: f64) -> AgentSummary {
         net_rx_bps: Some(1_000.0),
         net_tx_bps: Some(500.0),
         uptime_s: Some(7_200),
+    }
+}
+
+/// A CPU alert on `agent`, started two minutes before [`NOW_MS`] and fired a minute later.
+pub(crate) fn alert(id: i64, agent: &str, state: AlertState) -> Alert {
+    let started = (NOW_MS / 1000.0) as i64 - 120;
+    Alert {
+        id,
+        rule_id: 1,
+        rule_name: "busy".to_owned(),
+        agent_id: agent.to_owned(),
+        severity: Severity::Warning,
+        state,
+        value: Some(97.5),
+        threshold: Some(90.0),
+        started_at: started,
+        fired_at: (state != AlertState::Pending).then_some(started + 60),
+        resolved_at: (state == AlertState::Resolved).then_some(started + 110),
+        summary: format!("CPU 97.5 % on {agent} (above 90)"),
     }
 }

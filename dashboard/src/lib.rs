@@ -6,6 +6,8 @@
 
 #![warn(missing_docs)]
 
+mod alert_forms;
+mod alerts;
 mod api;
 mod auth;
 mod chart;

@@ -1,9 +1,10 @@
 //! What the dashboard knows: every agent with its latest figures and a bounded window of recent
-//! readings, the recent event rows, and the highest row id seen (the gap-fill cursor).
+//! readings, the recent event rows, the highest row id seen (the gap-fill cursor) and the alerts.
 //!
 //! Live rows and rows fetched over REST after a reconnect go through the same [`Store::apply`],
 //! which is idempotent by row id, so a row is never counted or shown twice.
 
+use crate::alerts::Alerts;
 use crate::format::{parse_ts, used_fraction};
 use protocol::{AgentSummary, EventRow, LiveMessage};
 use std::collections::BTreeMap;
@@ -141,6 +142,8 @@ pub(crate) struct Store {
     pub loaded: bool,
     /// Counts clear notices, so views holding fetched rows know to refetch.
     pub clears: u64,
+    /// Clearing events leaves them: alerts are kept apart from the rows they were measured on.
+    pub alerts: Alerts,
 }
 
 impl Store {
@@ -185,8 +188,7 @@ impl Store {
                     }
                 }
                 LiveMessage::Clear(clear) => self.clear(clear.agent_id.as_deref()),
-                // Sent only to clients that ask for alerts.
-                LiveMessage::Alert(_) => {}
+                LiveMessage::Alert(notice) => self.alerts.apply(notice.alert),
             }
         }
         applied

@@ -114,3 +114,19 @@ fn clear_notices_drop_one_agent_or_everything() {
     // Ids are never reused after a clear, so the cursor stays.
     assert_eq!(store.max_id, 2);
 }
+
+#[test]
+fn alert_notices_keep_the_open_set_and_survive_a_clear() {
+    use crate::fixtures::alert;
+    use protocol::alerts::{AlertMessage, AlertState};
+    let notice = |state| LiveMessage::Alert(Box::new(AlertMessage::new(alert(5, "pc-1", state))));
+    let mut store = Store::default();
+    let applied = store.apply([notice(AlertState::Pending), notice(AlertState::Firing)]);
+    assert_eq!(applied, Applied::default(), "alerts are not rows");
+    assert_eq!(store.alerts.firing_on("pc-1"), 1);
+    store.apply([LiveMessage::Clear(ClearMessage::new(None))]);
+    assert_eq!(store.alerts.firing_on("pc-1"), 1);
+    store.apply([notice(AlertState::Resolved)]);
+    assert!(store.alerts.open(None).is_empty());
+    assert_eq!(store.alerts.history().len(), 1);
+}

@@ -1,4 +1,4 @@
-//! One agent in the fleet: state, figures and sparklines; greyed when offline.
+//! One agent in the fleet: state, firing alerts, figures and sparklines; greyed when offline.
 
 use super::app::Route;
 use super::sparkline::Sparkline;
@@ -11,7 +11,7 @@ use dioxus::prelude::*;
 const SPARK_POINTS: usize = 120;
 
 #[component]
-pub fn AgentCard(agent: AgentState, now_ms: f64) -> Element {
+pub fn AgentCard(agent: AgentState, firing: usize, now_ms: f64) -> Element {
     let s = &agent.summary;
     let online = agent.online(now_ms);
     let (state_class, state_text) =
@@ -39,6 +39,9 @@ pub fn AgentCard(agent: AgentState, now_ms: f64) -> Element {
         article { class: "card {state_class}", "aria-label": "{id}, {state_text}",
             header {
                 h3 { Link { to: Route::AgentView { id: id.clone() }, "{id}" } }
+                if firing > 0 {
+                    span { class: "badge firing", title: "firing alerts", "{firing} firing" }
+                }
                 span { class: "badge {state_class}", "{state_text}" }
             }
             p { class: "meta", "{s.platform} · last seen {ago}" }

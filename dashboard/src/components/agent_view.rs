@@ -1,5 +1,6 @@
-//! One agent: latest figures, charts over a chosen range, top processes and clearing.
+//! One agent: open alerts, latest figures, charts over a chosen range, top processes and clearing.
 
+use super::alert_table::AlertTable;
 use super::clear_dialog::ClearDialog;
 use super::line_chart::{Line, LineChart, Unit};
 use super::processes::Processes;
@@ -59,6 +60,13 @@ pub fn AgentView(id: String) -> Element {
             }
             if let Some(e) = error {
                 p { class: "api-error", role: "alert", "Could not load the chart: {e}" }
+            }
+            h2 { "Open alerts" }
+            AlertTable {
+                alerts: store.alerts.open(Some(&id)),
+                now_ms: (live.now_ms)(),
+                offset_min: live.offset_min,
+                empty: "No open alert.",
             }
             AgentCharts {
                 agent: agent.clone(),

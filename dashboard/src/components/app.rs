@@ -1,6 +1,7 @@
 //! The routes, the root component that wires the live feed, and the page shell.
 
 use super::agent_view::AgentView;
+use super::alerts_view::AlertsView;
 use super::conn_indicator::ConnIndicator;
 use super::events::Events;
 use super::fleet::Fleet;
@@ -22,6 +23,8 @@ pub(crate) enum Route {
         AgentView { id: String },
         #[route("/events")]
         Events {},
+        #[route("/alerts")]
+        AlertsView {},
 }
 
 /// The root: creates the shared state, starts the live feed and the clock, and routes.
@@ -75,6 +78,7 @@ pub fn Shell() -> Element {
                 nav { "aria-label": "Views",
                     Link { to: Route::Fleet {}, active_class: "active", "Fleet" }
                     Link { to: Route::Events {}, active_class: "active", "Events" }
+                    Link { to: Route::AlertsView {}, active_class: "active", "Alerts" }
                 }
                 if prompt.is_none() {
                     ConnIndicator {}

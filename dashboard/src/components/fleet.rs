@@ -1,6 +1,7 @@
-//! Every agent as a card, with online/offline counts, a filter and a sort order.
+//! Every agent as a card, with online/offline counts, the open alerts, a filter and a sort order.
 
 use super::agent_card::AgentCard;
+use super::alert_strip::AlertStrip;
 use crate::state::Live;
 use crate::store::AgentState;
 use dioxus::prelude::*;
@@ -63,6 +64,7 @@ pub fn Fleet() -> Element {
     let store = live.store.read();
     let (online, offline) = store.counts(now);
     let cards = arrange(store.agents.values(), &filter.read(), sort(), now);
+    let (firing, pending) = store.alerts.counts();
     rsx! {
         section { class: "fleet", "aria-labelledby": "fleet-title",
             div { class: "toolbar",
@@ -91,6 +93,7 @@ pub fn Fleet() -> Element {
                     }
                 }
             }
+            AlertStrip { open: store.alerts.open(None), firing, pending, now_ms: now }
             if store.agents.is_empty() && store.loaded {
                 div { class: "empty",
                     h2 { "No agent has reported yet" }
@@ -107,7 +110,12 @@ pub fn Fleet() -> Element {
             }
             div { class: "cards",
                 for agent in cards {
-                    AgentCard { key: "{agent.summary.agent_id}", agent: agent.clone(), now_ms: now }
+                    AgentCard {
+                        key: "{agent.summary.agent_id}",
+                        agent: agent.clone(),
+                        firing: store.alerts.firing_on(&agent.summary.agent_id),
+                        now_ms: now,
+                    }
                 }
             }
         }

@@ -6,14 +6,17 @@ use super::clear_dialog::ClearDialog;
 use super::events::EventTable;
 use super::login::Login;
 use super::processes::ProcessTable;
+use super::rule_form::RuleFormView;
+use crate::alert_forms::RuleForm;
 use crate::auth::{self, Prompt, Session};
 use crate::columns::Range;
-use crate::fixtures::{NOW_MS, live, metric, process, summary};
+use crate::fixtures::{NOW_MS, alert, live, metric, process, summary};
 use crate::live::ConnState;
 use crate::state::Live;
 use crate::store::Store;
 use dioxus::history::{History, MemoryHistory};
 use dioxus::prelude::*;
+use protocol::alerts::{Alert, AlertState, Metric, Severity};
 use protocol::{AgentSummary, EventRow, Series};
 use std::rc::Rc;
 
@@ -289,4 +292,69 @@ fn partial_figures_show_as_dashes_never_zeros() {
         rsx! { ProcessTable { rows: vec![bare_proc.clone()], chosen: None, on_choose: |_| {} } }
     }));
     assert!(!html.contains(">0<") && !html.contains("0 B"), "{html}");
+}
+
+/// The fleet of [`store`] with two alerts firing on pc-busy, one pending on pc-idle and one
+/// resolved on pc-gone.
+fn store_with_alerts() -> Store {
+    let mut store = store();
+    let critical = Alert {
+        severity: Severity::Critical,
+        rule_name: "hot".into(),
+        ..alert(4, "pc-busy", AlertState::Firing)
+    };
+    store.alerts.extend(vec![
+        alert(1, "pc-gone", AlertState::Resolved),
+        alert(2, "pc-busy", AlertState::Firing),
+        alert(3, "pc-idle", AlertState::Pending),
+        critical,
+    ]);
+    store
+}
+
+#[test]
+fn fleet_shows_firing_alerts_on_cards_and_above_them() {
+    let html = render_page("/", ConnState::Live, store_with_alerts());
+    assert!(html.contains(">2 firing<") && html.contains(" · 1 pending"), "{html}");
+    assert!(html.contains(r#"class="badge firing""#), "{html}");
+    assert_eq!(html.matches(r#"class="badge firing""#).count(), 1, "only pc-busy fires");
+    assert!(!html.contains("on pc-gone"), "resolved alerts are not open: {html}");
+    insta::assert_snapshot!(pretty(html));
+    let quiet = render_page("/", ConnState::Live, store());
+    assert!(!quiet.contains("alert-strip") && !quiet.contains("badge firing"), "{quiet}");
+}
+
+#[test]
+fn agent_page_lists_its_open_alerts() {
+    let html = render_page("/agents/pc-busy", ConnState::Live, store_with_alerts());
+    assert!(html.contains("CPU 97.5 % on pc-busy (above 90)"), "{html}");
+    assert!(!html.contains("on pc-idle"), "{html}");
+    // The critical one first.
+    assert!(html.find(">critical<").unwrap() < html.find(">warning<").unwrap(), "{html}");
+    let quiet = render_page("/agents/pc-idle", ConnState::Live, store());
+    assert!(quiet.contains("No open alert."), "{quiet}");
+}
+
+#[test]
+fn alerts_page_shows_open_alerts_history_and_settings() {
+    let html = render_page("/alerts", ConnState::Live, store_with_alerts());
+    assert!(html.contains(r#"href="/alerts""#) && html.contains(">Alerts<"), "{html}");
+    assert!(html.contains("Admin token (ADMIN_TOKEN)"), "{html}");
+    let history = html.split(">History<").nth(1).unwrap();
+    assert!(history.find("on pc-busy").unwrap() < history.find("on pc-gone").unwrap());
+    insta::assert_snapshot!(pretty(html));
+}
+
+#[test]
+fn rule_form_shows_the_fields_its_metric_needs() {
+    let form = RuleForm { metric: Metric::ProcMissing, ..RuleForm::default() };
+    let html = render_in_runtime(rsx_fn(move || {
+        rsx! { RuleFormView { form: form.clone(), on_save: |_| {}, on_cancel: |_| {} } }
+    }));
+    assert!(html.contains(">Process<") && !html.contains(">Threshold<"), "{html}");
+    let html = render_in_runtime(rsx_fn(|| {
+        rsx! { RuleFormView { form: RuleForm::default(), on_save: |_| {}, on_cancel: |_| {} } }
+    }));
+    assert!(!html.contains(">Process<") && html.contains(">Threshold<"), "{html}");
+    insta::assert_snapshot!(pretty(html));
 }

@@ -1,0 +1,68 @@
+//! The alerts page: open alerts, the history paged by id, and the settings behind them.
+
+use super::admin_token::AdminToken;
+use super::alert_table::AlertTable;
+use super::channel_editor::ChannelEditor;
+use super::rule_editor::RuleEditor;
+use super::silence_editor::SilenceEditor;
+use crate::api;
+use crate::auth;
+use crate::state::Live;
+use dioxus::prelude::*;
+
+const PAGE: u32 = 50;
+
+#[component]
+pub fn AlertsView() -> Element {
+    let live = use_context::<Live>();
+    let mut exhausted = use_signal(|| false);
+    let mut error = use_signal(|| None::<String>);
+    let token = use_signal(auth::saved_admin_token);
+    let mut store = live.store;
+    // Pages go into the store's history, where live notices keep them current.
+    let load = move |before_id: Option<i64>| {
+        spawn(async move {
+            match api::alerts(false, before_id, PAGE).await {
+                Ok(page) => {
+                    exhausted.set(page.len() < PAGE as usize);
+                    store.write().alerts.extend(page);
+                    error.set(None);
+                }
+                Err(e) => error.set(Some(e.to_string())),
+            }
+        });
+    };
+    use_hook(|| load(None));
+    let now = (live.now_ms)();
+    let held = store.read();
+    let open = held.alerts.open(None);
+    let history = held.alerts.history();
+    let oldest = held.alerts.oldest_id();
+    rsx! {
+        section { class: "alerts-page", "aria-labelledby": "alerts-title",
+            div { class: "toolbar",
+                h1 { id: "alerts-title", "Alerts" }
+            }
+            if let Some(e) = error() {
+                p { class: "api-error", role: "alert", "{e}; showing what arrived live" }
+            }
+            h2 { "Open" }
+            AlertTable { alerts: open, now_ms: now, offset_min: live.offset_min, empty: "No alert is open." }
+            h2 { "History" }
+            AlertTable { alerts: history, now_ms: now, offset_min: live.offset_min, empty: "No alert yet." }
+            if !exhausted() {
+                if let Some(before) = oldest {
+                    button { r#type: "button", class: "more", onclick: move |_| load(Some(before)), "Older alerts" }
+                }
+            }
+            section { class: "settings", "aria-labelledby": "settings-title",
+                h2 { id: "settings-title", "Settings" }
+                p { "Rules and silences are listed to everyone; changes and channels need the admin credential." }
+                AdminToken { token, autofocus: false }
+                RuleEditor { token }
+                ChannelEditor { token }
+                SilenceEditor { token }
+            }
+        }
+    }
+}
