@@ -7,7 +7,7 @@
 use protocol::alerts::{Alert, AlertState};
 use std::collections::BTreeMap;
 
-/// Alerts kept in the history, newest ids first.
+/// Alerts kept in the history as live notices arrive, the newest ids.
 pub(crate) const HISTORY_KEPT: usize = 1000;
 
 fn stage(state: AlertState) -> u8 {
@@ -33,8 +33,15 @@ pub(crate) struct Alerts {
 }
 
 impl Alerts {
-    /// Takes the alert as it is now, unless what is held is further along.
+    /// Takes a live notice: the alert as it is now, unless what is held is further along.
     pub(crate) fn apply(&mut self, alert: Alert) {
+        self.take(alert);
+        while self.history.len() > HISTORY_KEPT {
+            self.history.pop_first();
+        }
+    }
+
+    fn take(&mut self, alert: Alert) {
         let held = self.history.get(&alert.id).or_else(|| self.open.get(&alert.id));
         if held.is_some_and(|h| stage(h.state) > stage(alert.state)) {
             return;
@@ -48,9 +55,6 @@ impl Alerts {
             self.changed_at.remove(&alert.id);
         }
         self.history.insert(alert.id, alert);
-        while self.history.len() > HISTORY_KEPT {
-            self.history.pop_first();
-        }
     }
 
     /// The value to pass to [`Alerts::set_open`] for a fetch that starts now.
@@ -68,14 +72,15 @@ impl Alerts {
         });
         self.changed_at.retain(|id, _| self.open.contains_key(id));
         for alert in list {
-            self.apply(alert);
+            self.take(alert);
         }
     }
 
-    /// Fetched history pages go in like live notices.
+    /// Takes fetched history pages; they are kept past [`HISTORY_KEPT`], since the user asked
+    /// for them, until live notices push them out.
     pub(crate) fn extend(&mut self, alerts: Vec<Alert>) {
         for alert in alerts {
-            self.apply(alert);
+            self.take(alert);
         }
     }
 
@@ -108,11 +113,6 @@ impl Alerts {
     /// Every alert held, newest first.
     pub(crate) fn history(&self) -> Vec<Alert> {
         self.history.values().rev().cloned().collect()
-    }
-
-    /// The oldest id held, where the next history page starts.
-    pub(crate) fn oldest_id(&self) -> Option<i64> {
-        self.history.keys().next().copied()
     }
 }
 
@@ -172,14 +172,16 @@ mod tests {
     }
 
     #[test]
-    fn history_is_newest_first_and_bounded() {
+    fn history_is_newest_first_and_bounded_by_live_notices() {
         let mut alerts = Alerts::default();
-        alerts.extend(
-            (1..=HISTORY_KEPT as i64 + 5).map(|i| alert(i, "pc-1", AlertState::Resolved)).collect(),
-        );
+        let n = HISTORY_KEPT as i64 + 5;
+        alerts.extend((2..=n).map(|i| alert(i, "pc-1", AlertState::Resolved)).collect());
+        // Paging back keeps every page asked for.
+        assert_eq!(alerts.history().len(), HISTORY_KEPT + 4);
+        alerts.apply(alert(n + 1, "pc-1", AlertState::Firing));
         let history = alerts.history();
         assert_eq!(history.len(), HISTORY_KEPT);
-        assert_eq!(history[0].id, HISTORY_KEPT as i64 + 5);
-        assert_eq!(alerts.oldest_id(), Some(6));
+        assert_eq!(history[0].id, n + 1);
+        assert_eq!(history.last().unwrap().id, n + 2 - HISTORY_KEPT as i64);
     }
 }

@@ -16,6 +16,9 @@ const PAGE: u32 = 50;
 pub fn AlertsView() -> Element {
     let live = use_context::<Live>();
     let mut exhausted = use_signal(|| false);
+    // Where the next page starts: the history also holds older alerts that changed live, so
+    // its oldest id would skip the ones between.
+    let mut oldest = use_signal(|| None::<i64>);
     let mut error = use_signal(|| None::<String>);
     let token = use_signal(auth::saved_admin_token);
     let mut store = live.store;
@@ -25,6 +28,9 @@ pub fn AlertsView() -> Element {
             match api::alerts(false, before_id, PAGE).await {
                 Ok(page) => {
                     exhausted.set(page.len() < PAGE as usize);
+                    if let Some(last) = page.last() {
+                        oldest.set(Some(last.id));
+                    }
                     store.write().alerts.extend(page);
                     error.set(None);
                 }
@@ -37,7 +43,6 @@ pub fn AlertsView() -> Element {
     let held = store.read();
     let open = held.alerts.open(None);
     let history = held.alerts.history();
-    let oldest = held.alerts.oldest_id();
     rsx! {
         section { class: "alerts-page", "aria-labelledby": "alerts-title",
             div { class: "toolbar",
@@ -51,7 +56,7 @@ pub fn AlertsView() -> Element {
             h2 { "History" }
             AlertTable { alerts: history, now_ms: now, offset_min: live.offset_min, empty: "No alert yet." }
             if !exhausted() {
-                if let Some(before) = oldest {
+                if let Some(before) = oldest() {
                     button { r#type: "button", class: "more", onclick: move |_| load(Some(before)), "Older alerts" }
                 }
             }
