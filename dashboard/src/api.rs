@@ -208,7 +208,8 @@ pub(crate) async fn clear(
     post(as_admin(Method::POST, "/api/events/clear", admin_token), &ClearRequest { agent_id }).await
 }
 
-/// One page of alerts, newest first: `state` is `open` or any, `before_id` pages back.
+/// One page of alerts, newest first (only the pending and firing ones when `open`);
+/// `before_id` pages back.
 pub(crate) async fn alerts(
     open: bool,
     before_id: Option<i64>,
