@@ -61,6 +61,11 @@ pub fn RuleFormView(
             TextField { label: "Window (s)", value: v.window_s, oninput: move |x| f.write().window_s = x }
             TextField { label: "For (s)", value: v.for_s, oninput: move |x| f.write().for_s = x }
             TextField {
+                label: "Resolve after (s)",
+                value: v.resolve_after_s,
+                oninput: move |x| f.write().resolve_after_s = x,
+            }
+            TextField {
                 label: "Agents",
                 value: v.agents,
                 placeholder: "pc-1, pc-2 (empty: every agent)",
