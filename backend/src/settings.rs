@@ -218,6 +218,9 @@ pub struct Args {
     /// Hours a notification is retried before it is given up (logged as an ERROR).
     #[arg(long, env = "ALERT_GIVE_UP_HOURS", default_value_t = 24)]
     pub(crate) alert_give_up_hours: u64,
+    /// Days resolved alerts and sent (or given up) notifications are kept; 0 keeps them all.
+    #[arg(long, env = "ALERT_RETENTION_DAYS", default_value_t = 90)]
+    pub(crate) alert_retention_days: u64,
     /// Ask the backend at HOST:PORT for /healthz and exit 0 if it answers (for container
     /// health checks, where no curl exists).
     #[arg(long)]
@@ -373,6 +376,7 @@ impl Settings {
                     .then(|| Duration::from_secs(args.alert_eval_seconds)),
                 retry_max: Duration::from_secs(args.alert_retry_max_seconds.max(1)),
                 give_up: Duration::from_secs(args.alert_give_up_hours.saturating_mul(3600)),
+                keep: days(args.alert_retention_days),
             },
         })
     }

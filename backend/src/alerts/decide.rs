@@ -19,8 +19,13 @@ pub(crate) struct Measure {
     pub(crate) value: Option<f64>,
 }
 
-/// Measures by (rule id, agent id).
-pub(crate) type Measures = HashMap<(i64, String), Measure>;
+/// What a round measured, by (rule id, agent id), and which agents the store knows.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Measures {
+    pub(crate) of: HashMap<(i64, String), Measure>,
+    /// An open alert of an agent not among these was cleared with the agent's events.
+    pub(crate) agents: HashSet<String>,
+}
 
 /// An alert not resolved yet, with what the rounds keep of it beside the API's fields.
 #[derive(Debug, Clone, PartialEq)]
@@ -135,14 +140,16 @@ pub(crate) fn decide(
     for Open { mut alert, notified_ms, clear_since_ms } in open {
         seen.insert((alert.rule_id, alert.agent_id.clone()));
         let rule = rules.get(&alert.rule_id).filter(|r| r.spec.enabled);
-        let Some(rule) = rule.filter(|r| in_scope(&r.spec, &alert.agent_id)) else {
-            // Deleted, disabled or narrowed by an operator: over, and nobody is told.
+        let known = measures.agents.contains(&alert.agent_id);
+        let Some(rule) = rule.filter(|r| in_scope(&r.spec, &alert.agent_id) && known) else {
+            // Deleted, disabled or narrowed by an operator, or its agent cleared: over, and
+            // nobody is told.
             alert.state = AlertState::Resolved;
             alert.resolved_at = Some(now_s);
             changes.push(Change { alert, notified_ms, clear_since_ms, notify: None });
             continue;
         };
-        let Some(&m) = measures.get(&(alert.rule_id, alert.agent_id.clone())) else { continue };
+        let Some(&m) = measures.of.get(&(alert.rule_id, alert.agent_id.clone())) else { continue };
         let quiet = silenced(silences, now_s, rule.id, &alert.agent_id);
         let channels = rule.spec.channels.clone();
         alert.rule_name.clone_from(&rule.spec.name);
@@ -198,7 +205,7 @@ pub(crate) fn decide(
         changes.push(Change { alert, notified_ms, clear_since_ms: None, notify });
     }
     let mut fresh: Vec<(&(i64, String), &Measure)> =
-        measures.iter().filter(|(key, m)| m.breach && !seen.contains(*key)).collect();
+        measures.of.iter().filter(|(key, m)| m.breach && !seen.contains(*key)).collect();
     // Ids are given in this order: the same round gives the same ids wherever it runs.
     fresh.sort_by(|a, b| a.0.cmp(b.0));
     for ((rule_id, agent_id), &m) in fresh {
@@ -229,9 +236,13 @@ mod tests {
         Rule { id, spec }
     }
 
-    fn measures(breach: bool) -> Measures {
-        let value = Some(if breach { 95.0 } else { 10.0 });
-        Measures::from([((1, "a".to_owned()), Measure { breach, value })])
+    /// Agent `a` measured for rule 1 (`None`: known, but without data in the window).
+    fn measures(breach: Option<bool>) -> Measures {
+        let of = breach.map(|breach| {
+            let value = Some(if breach { 95.0 } else { 10.0 });
+            ((1, "a".to_owned()), Measure { breach, value })
+        });
+        Measures { of: of.into_iter().collect(), agents: HashSet::from(["a".to_owned()]) }
     }
 
     /// Runs rounds at the given seconds with the given breaches, carrying the open alerts from
@@ -245,7 +256,7 @@ mod tests {
         let mut next_id = 1;
         let mut out = Vec::new();
         for &(at_s, breach) in steps {
-            let m = breach.map(measures).unwrap_or_default();
+            let m = measures(breach);
             let changes =
                 decide(at_s * 1000, std::slice::from_ref(rule), silences, open.clone(), &m);
             assert!(changes.len() <= 1);
@@ -345,16 +356,29 @@ mod tests {
     #[test]
     fn a_deleted_or_disabled_rule_resolves_its_alerts_silently() {
         let r = rule(1, 0, None);
-        let open = decide(0, std::slice::from_ref(&r), &[], vec![], &measures(true));
+        let open = decide(0, std::slice::from_ref(&r), &[], vec![], &measures(Some(true)));
         let open =
             vec![Open { alert: open[0].alert.clone(), notified_ms: Some(0), clear_since_ms: None }];
-        let gone = decide(1000, &[], &[], open.clone(), &measures(true));
+        let gone = decide(1000, &[], &[], open.clone(), &measures(Some(true)));
         assert_eq!((gone[0].alert.state, gone[0].notify.clone()), (AlertState::Resolved, None));
         let mut off = r;
         off.spec.enabled = false;
-        let disabled = decide(1000, &[off], &[], open, &measures(true));
+        let disabled = decide(1000, &[off], &[], open, &measures(Some(true)));
         assert_eq!(disabled[0].alert.state, AlertState::Resolved);
         assert_eq!(disabled[0].notify, None);
+    }
+
+    #[test]
+    fn an_alert_of_a_cleared_agent_resolves_silently() {
+        let r = rule(1, 0, None);
+        let fired = decide(0, std::slice::from_ref(&r), &[], vec![], &measures(Some(true)));
+        let open = vec![Open {
+            alert: fired[0].alert.clone(),
+            notified_ms: Some(0),
+            clear_since_ms: None,
+        }];
+        let gone = decide(1000, &[r], &[], open, &Measures::default());
+        assert_eq!((gone[0].alert.state, gone[0].notify.clone()), (AlertState::Resolved, None));
     }
 
     #[test]

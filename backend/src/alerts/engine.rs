@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 /// Alert changes of one round logged one by one; past this, a count.
 const LOGGED_CHANGES: usize = 20;
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// How often this replica looks for alert changes to push live.
 const FEED_EVERY: Duration = Duration::from_secs(1);
 
@@ -28,6 +29,8 @@ pub(crate) struct EngineSettings {
     pub(crate) every: Option<Duration>,
     pub(crate) retry_max: Duration,
     pub(crate) give_up: Duration,
+    /// How long resolved alerts and sent notifications are kept; `None`: for ever.
+    pub(crate) keep: Option<Duration>,
 }
 
 /// The running loops; dropped with the application.
@@ -50,6 +53,9 @@ impl Engine {
             tokio::spawn(deliver::run(alerts.clone(), policy, wake.clone(), metrics.clone())),
             tokio::spawn(feed(alerts.clone(), hub)),
         ];
+        if let Some(keep) = settings.keep {
+            tasks.push(tokio::spawn(prune(alerts.clone(), keep)));
+        }
         if let Some(every) = settings.every {
             tasks.push(tokio::spawn(evaluate(storage, alerts, every, wake, metrics)));
         }
@@ -115,6 +121,22 @@ async fn evaluate(
             Ok(0) => {}
             Ok(_) => wake.notify_one(),
             Err(e) => tracing::warn!(error = %chain(&e), "an alert round failed; will retry"),
+        }
+    }
+}
+
+/// Every few minutes: a table of alerts grows by thousands in a storm and would otherwise
+/// never shrink.
+#[tracing::instrument(skip_all)]
+async fn prune(alerts: Arc<dyn AlertStore>, keep: Duration) {
+    let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+    let mut tick = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        tick.tick().await;
+        match alerts.prune(now_ms().saturating_sub(keep_ms)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "old alerts and notifications removed"),
+            Err(e) => tracing::warn!(error = %chain(&e), "cannot remove old alerts; will retry"),
         }
     }
 }

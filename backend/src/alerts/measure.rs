@@ -77,12 +77,14 @@ pub(crate) async fn measure(
     rules: &[Rule],
     now_ms: i64,
 ) -> Result<Measures, StorageError> {
-    let mut out = Measures::new();
+    let mut out = Measures::default();
     let rules: Vec<&Rule> = rules.iter().filter(|r| r.spec.enabled).collect();
     if rules.is_empty() {
+        // Every open alert belongs to a disabled or deleted rule and resolves anyway.
         return Ok(out);
     }
     let agents: Vec<AgentSummary> = store.agents(now_ms).await?;
+    out.agents = agents.iter().map(|a| a.agent_id.clone()).collect();
     let mut cache = Cache::default();
     for agent in &agents {
         let id = &agent.agent_id;
@@ -95,7 +97,7 @@ pub(crate) async fn measure(
                 measure_one(store, &mut cache, rule, id, now_ms).await?
             };
             if let Some(m) = m {
-                out.insert((rule.id, id.clone()), m);
+                out.of.insert((rule.id, id.clone()), m);
             }
         }
     }

@@ -70,6 +70,15 @@ pub(crate) const DUE_IN_TURN: &str = "o.delivered_ms IS NULL AND o.failed_ms IS 
                     WHERE p.alert_id = o.alert_id AND p.channel_id = o.channel_id AND p.id < o.id
                       AND p.delivered_ms IS NULL AND p.failed_ms IS NULL)";
 
+/// What [`AlertStore::prune`] runs, `$1` its time (written so for both stores).
+pub(crate) const PRUNE_SQL: [&str; 2] = [
+    "DELETE FROM alert_outbox
+     WHERE created_ms < $1 AND (delivered_ms IS NOT NULL OR failed_ms IS NOT NULL)",
+    "DELETE FROM alerts
+     WHERE state = 'resolved' AND resolved_ms < $1
+       AND NOT EXISTS (SELECT 1 FROM alert_outbox o WHERE o.alert_id = alerts.id)",
+];
+
 /// The SQL both stores run with an [`Outcome`] (`$1` the row's id).
 pub(crate) const FINISH_SQL: &str = "UPDATE alert_outbox SET delivered_ms = $2, failed_ms = $3,
     next_ms = coalesce($4, next_ms), last_error = $5 WHERE id = $1";
@@ -108,6 +117,9 @@ pub(crate) trait AlertStore: Send + Sync + std::fmt::Debug {
     fn claim(&self, now_ms: i64, lease_ms: i64, limit: u32) -> StoreFuture<'_, Vec<Claimed>>;
     /// Records how an attempt ended.
     fn finish(&self, id: i64, now_ms: i64, finish: Finish) -> StoreFuture<'_, ()>;
+    /// Deletes notifications decided before `before_ms` that are done with, and alerts resolved
+    /// before it that have no notification left; resolves to the number of rows deleted.
+    fn prune(&self, before_ms: i64) -> StoreFuture<'_, u64>;
     /// Notifications newest first, of one alert or all.
     fn deliveries(&self, alert_id: Option<i64>, limit: u32) -> StoreFuture<'_, Vec<Delivery>>;
 }

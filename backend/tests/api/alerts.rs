@@ -402,3 +402,31 @@ async fn chat_channels_get_their_services_payloads() {
     assert_eq!(headers["priority"], "5");
     assert_eq!(headers["authorization"], "Bearer tk_ntfy");
 }
+
+#[tokio::test]
+async fn clearing_an_agent_resolves_its_alerts_without_a_notification() {
+    let server = TestBackend::start_with(&fast_alerts());
+    let (hook, inbox, _task) = receiver("127.0.0.1:0".parse().unwrap()).await;
+    let channel = post(
+        &server,
+        "/api/alerts/channels",
+        json!({"name": "hook", "kind": "webhook", "url": format!("http://{hook}/hook")}),
+    )
+    .await;
+    post(
+        &server,
+        "/api/alerts/rules",
+        json!({"name": "gone", "metric": "proc_missing", "process": "nginx.exe",
+               "window_s": 60, "channels": [channel["id"]]}),
+    )
+    .await;
+    send_cpu(&server, "old-pc", 0.1, 1).await;
+    wait_for(&server, "the alert fires", async || alerts(&server, "firing").await.pop()).await;
+    let (status, _) = server.clear(Some(ADMIN), r#"{"agent_id": "old-pc"}"#).await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    wait_for(&server, "the alert resolves", async || alerts(&server, "resolved").await.pop()).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let kinds: Vec<Value> =
+        inbox.lock().unwrap().iter().map(|(_, b, _)| b["kind"].clone()).collect();
+    assert_eq!(kinds, [json!("firing")], "nobody is told of an all-clear for a cleared agent");
+}

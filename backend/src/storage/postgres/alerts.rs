@@ -7,7 +7,7 @@ use super::pool::Pool;
 use crate::alerts::decide::{Change, Measures, decide};
 use crate::alerts::store::{
     ALERT_COLUMNS, AlertFilter, AlertRow, AlertStore, Claimed, DUE_IN_TURN, FINISH_SQL, Finish,
-    Table, claimed, payload, rules_of, silences_of, state_word, word,
+    PRUNE_SQL, Table, claimed, payload, rules_of, silences_of, state_word, word,
 };
 use crate::storage::{StorageError, StoreFuture};
 use protocol::alerts::{Alert, Delivery, NotificationKind};
@@ -283,6 +283,19 @@ impl AlertStore for PgAlerts {
             let client = self.pool.get().await?;
             client.execute(FINISH_SQL, &[&id, &delivered, &failed, &next, &error]).await?;
             Ok(())
+        })
+    }
+
+    fn prune(&self, before_ms: i64) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let mut client = self.pool.get().await?;
+            let tx = client.transaction().await?;
+            let mut deleted = 0;
+            for sql in PRUNE_SQL {
+                deleted += tx.execute(sql, &[&before_ms]).await?;
+            }
+            tx.commit().await?;
+            Ok(deleted)
         })
     }
 

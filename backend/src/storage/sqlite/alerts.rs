@@ -5,7 +5,7 @@
 use crate::alerts::decide::{Change, Measures, decide};
 use crate::alerts::store::{
     ALERT_COLUMNS, AlertFilter, AlertRow, AlertStore, Claimed, DUE_IN_TURN, FINISH_SQL, Finish,
-    Table, claimed, payload, rules_of, silences_of, state_word, word,
+    PRUNE_SQL, Table, claimed, payload, rules_of, silences_of, state_word, word,
 };
 use crate::settings::Synchronous;
 use crate::storage::{StorageError, StoreFuture};
@@ -291,6 +291,18 @@ impl AlertStore for SqliteAlerts {
         })
     }
 
+    fn prune(&self, before_ms: i64) -> StoreFuture<'_, u64> {
+        self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut deleted = 0;
+            for sql in PRUNE_SQL {
+                deleted += tx.execute(&sql.replace('$', "?"), [before_ms])? as u64;
+            }
+            tx.commit()?;
+            Ok(deleted)
+        })
+    }
+
     fn deliveries(&self, alert_id: Option<i64>, limit: u32) -> StoreFuture<'_, Vec<Delivery>> {
         self.run(move |conn| {
             let rows = conn
@@ -304,5 +316,58 @@ impl AlertStore for SqliteAlerts {
                 .collect::<rusqlite::Result<_>>()?;
             Ok(rows)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn pruning_keeps_open_alerts_and_notifications_still_on_their_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteAlerts::open(&dir.path().join("t.db"), Synchronous::Normal).unwrap();
+        let conn = store.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = conn.lock().unwrap();
+            let alert = |id: i64, state: &str, resolved: Option<i64>| {
+                conn.execute(
+                    "INSERT INTO alerts (id, seq, rule_id, rule_name, agent_id, severity, state,
+                         started_ms, resolved_ms, summary)
+                     VALUES (?1, ?1, 1, 'r', 'a' || ?1, 'warning', ?2, 0, ?3, '')",
+                    params![id, state, resolved],
+                )
+                .unwrap();
+            };
+            alert(1, "resolved", Some(100)); // old, all sent: goes
+            alert(2, "resolved", Some(100)); // old, a notification still waiting: stays
+            alert(3, "firing", None); // open: stays
+            alert(4, "resolved", Some(5000)); // recent: stays
+            let outbox = |alert: i64, created: i64, delivered: Option<i64>| {
+                conn.execute(
+                    "INSERT INTO alert_outbox (alert_id, channel_id, kind, payload, created_ms,
+                         next_ms, delivered_ms)
+                     VALUES (?1, 1, 'firing', '{}', ?2, ?2, ?3)",
+                    params![alert, created, delivered],
+                )
+                .unwrap();
+            };
+            outbox(1, 50, Some(60));
+            outbox(2, 50, None);
+            outbox(3, 50, Some(60)); // sent long ago for an alert still firing: goes
+        })
+        .await
+        .unwrap();
+        assert_eq!(store.prune(1000).await.unwrap(), 3);
+        let alerts = |sql: &'static str| {
+            let conn = store.conn.clone();
+            move || -> Vec<i64> {
+                let conn = conn.lock().unwrap();
+                let mut stmt = conn.prepare(sql).unwrap();
+                stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+            }
+        };
+        assert_eq!(alerts("SELECT id FROM alerts ORDER BY id")(), [2, 3, 4]);
+        assert_eq!(alerts("SELECT alert_id FROM alert_outbox")(), [2]);
     }
 }
