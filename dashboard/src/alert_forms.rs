@@ -207,6 +207,8 @@ pub(crate) struct ChannelForm {
     pub from: String,
     /// Comma-separated addresses.
     pub to: String,
+    /// A private CA's certificate; empty: the public roots only.
+    pub ca_pem: String,
 }
 
 impl Default for ChannelForm {
@@ -224,6 +226,7 @@ impl Default for ChannelForm {
             username: String::new(),
             from: String::new(),
             to: String::new(),
+            ca_pem: String::new(),
         }
     }
 }
@@ -244,6 +247,7 @@ impl ChannelForm {
             username: email.and_then(|e| e.username.clone()).unwrap_or_default(),
             from: email.map(|e| e.from.clone()).unwrap_or_default(),
             to: email.map(|e| e.to.join(", ")).unwrap_or_default(),
+            ca_pem: email.and_then(|e| e.ca_pem.clone()).unwrap_or_default(),
         }
     }
 
@@ -260,6 +264,7 @@ impl ChannelForm {
                     port: number("port", &self.port)?,
                     security: self.security,
                     username: text(&self.username),
+                    ca_pem: text(&self.ca_pem),
                     from: self.from.trim().to_owned(),
                     to: list(&self.to),
                 }),
@@ -353,6 +358,7 @@ mod tests {
                 port: Some(465),
                 security: SmtpSecurity::Tls,
                 username: None,
+                ca_pem: None,
                 from: "a@example".into(),
                 to: vec!["b@example".into(), "c@example".into()],
             }),

@@ -211,6 +211,10 @@ pub struct EmailSpec {
     /// Log in with this user and the channel's `secret` as password; no login when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    /// A CA certificate (PEM) to trust besides the public roots, for a mail server with a
+    /// certificate of a private CA; the host name is still checked against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
     /// The sender address.
     pub from: String,
     /// The recipients.

@@ -115,6 +115,10 @@ pub(crate) fn check_channel(c: &ChannelSpec) -> Result<(), String> {
                 .parse::<lettre::message::Mailbox>()
                 .map_err(|_| format!("{address:?} is not an e-mail address"))?;
         }
+        if let Some(pem) = &e.ca_pem {
+            lettre::transport::smtp::client::Certificate::from_pem(pem.as_bytes())
+                .map_err(|_| "email.ca_pem is not a PEM certificate".to_owned())?;
+        }
         if e.username.is_some() != c.secret.is_some() {
             return Err("email.username and secret (the password) go together".into());
         }

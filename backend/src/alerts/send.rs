@@ -139,6 +139,7 @@ async fn send_email(
 ) -> Result<(), SendError> {
     use lettre::message::{Mailbox, header::ContentType};
     use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
     use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
     let bad = |what: &str| SendError { message: what.to_owned(), permanent: true };
     let mailbox = |a: &str| a.parse::<Mailbox>().map_err(|_| bad("an address does not parse"));
@@ -162,12 +163,23 @@ async fn send_email(
         .header(ContentType::TEXT_PLAIN)
         .body(body)
         .map_err(|err| bad(&format!("cannot build the message: {err}")))?;
-    let builder = match e.security {
-        SmtpSecurity::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&e.host),
-        SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&e.host),
-        SmtpSecurity::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&e.host)),
-    }
-    .map_err(|err| bad(&format!("bad SMTP host: {err}")))?;
+    let tls = |wrap: fn(TlsParameters) -> Tls| -> Result<Tls, SendError> {
+        let mut params = TlsParameters::builder(e.host.clone());
+        if let Some(pem) = &e.ca_pem {
+            let ca = Certificate::from_pem(pem.as_bytes())
+                .map_err(|err| bad(&format!("ca_pem is not a PEM certificate: {err}")))?;
+            params = params.add_root_certificate(ca);
+        }
+        let params = params.build().map_err(|err| bad(&format!("TLS settings: {err}")))?;
+        Ok(wrap(params))
+    };
+    let tls = match e.security {
+        // Required: a server that offers no STARTTLS gets neither the password nor the alert.
+        SmtpSecurity::Starttls => tls(Tls::Required)?,
+        SmtpSecurity::Tls => tls(Tls::Wrapper)?,
+        SmtpSecurity::None => Tls::None,
+    };
+    let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&e.host).tls(tls);
     let port = e.port.unwrap_or(match e.security {
         SmtpSecurity::Starttls => 587,
         SmtpSecurity::Tls => 465,

@@ -1,6 +1,6 @@
 //! Alert e-mail through a real SMTP server (Python's aiosmtpd, which `./ci/test.sh` installs):
-//! the login, the message and its idempotency key, and no plain-text fallback when STARTTLS is
-//! asked for and the server does not offer it.
+//! the login, the message and its idempotency key, no plain-text fallback when STARTTLS is asked
+//! for and the server does not offer it, and STARTTLS to a server of a private CA.
 
 use crate::alerts::{post, send_cpu, wait_for};
 use crate::helpers::*;
@@ -19,10 +19,13 @@ struct Smtp {
 }
 
 impl Smtp {
-    fn start() -> Self {
+    /// With `tls`, the server requires STARTTLS and writes its CA to `tls/ca.pem`.
+    fn start(tls: Option<&std::path::Path>) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut args = vec![SERVER.to_owned(), port.to_string(), "alerts".into(), "s3cret".into()];
+        args.extend(tls.map(|dir| dir.to_string_lossy().into_owned()));
         let mut child = Command::new("python3")
-            .args([SERVER, &port.to_string(), "alerts", "s3cret"])
+            .args(&args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -51,7 +54,7 @@ impl Drop for Smtp {
 #[tokio::test]
 async fn a_firing_is_mailed_with_a_login_and_never_sent_in_plain_text_when_starttls_is_asked() {
     let server = TestBackend::start_with(&crate::alerts::fast_alerts());
-    let smtp = Smtp::start();
+    let smtp = Smtp::start(None);
     let email = |security: &str| {
         json!({"host": "127.0.0.1", "port": smtp.port, "security": security,
                "username": "alerts", "from": "Telemetry <alerts@example.com>",
@@ -106,4 +109,57 @@ async fn a_firing_is_mailed_with_a_login_and_never_sent_in_plain_text_when_start
     .await;
     assert!(failed["delivered_at"].is_null(), "{failed}");
     assert_eq!(smtp.got.lock().unwrap().len(), 1, "only the relay channel's mail arrived");
+}
+
+/// A server with a certificate of a private CA: mailed over STARTTLS when the channel trusts
+/// that CA, refused (and said why) when it does not.
+#[tokio::test]
+async fn starttls_to_a_server_of_a_private_ca_is_trusted_only_with_its_certificate() {
+    let server = TestBackend::start_with(&crate::alerts::fast_alerts());
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(Some(dir.path()));
+    let ca = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
+    let email = |ca: Option<&str>| {
+        json!({"host": "localhost", "port": smtp.port, "security": "starttls",
+               "username": "alerts", "ca_pem": ca, "from": "alerts@example.com",
+               "to": ["ops@example.com"]})
+    };
+    let trusted = post(
+        &server,
+        "/api/alerts/channels",
+        json!({"name": "private", "kind": "email", "secret": "s3cret", "email": email(Some(&ca))}),
+    )
+    .await;
+    let unknown = post(
+        &server,
+        "/api/alerts/channels",
+        json!({"name": "public roots", "kind": "email", "secret": "s3cret", "email": email(None)}),
+    )
+    .await;
+    post(
+        &server,
+        "/api/alerts/rules",
+        json!({"name": "gone", "metric": "proc_missing", "process": "sqlservr.exe",
+               "window_s": 60, "channels": [trusted["id"], unknown["id"]]}),
+    )
+    .await;
+    send_cpu(&server, "db-2", 0.1, 1).await;
+    let mail = wait_for(&server, "the mail arrives over TLS", async || {
+        smtp.got.lock().unwrap().first().cloned()
+    })
+    .await;
+    assert_eq!(mail["login"], "alerts", "logged in after STARTTLS");
+    let refused = wait_for(&server, "the other channel says why it failed", async || {
+        let (_, d) = server.get("/api/alerts/notifications").await;
+        let row = d
+            .as_array()?
+            .iter()
+            .find(|d| d["channel_id"] == unknown["id"] && d["last_error"].is_string())?
+            .clone();
+        Some(row)
+    })
+    .await;
+    let error = refused["last_error"].as_str().unwrap();
+    assert!(error.contains("certificate") || error.contains("Certificate"), "{error}");
+    assert_eq!(smtp.got.lock().unwrap().len(), 1);
 }

@@ -160,6 +160,17 @@ pub fn ChannelEditor(token: Signal<String>) -> Element {
                             TextField { label: "User", value: v.username.clone(), oninput: edit(|f, x| f.username = x) }
                             TextField { label: "From", value: v.from.clone(), oninput: edit(|f, x| f.from = x) }
                             TextField { label: "To", value: v.to.clone(), placeholder: "a@example.com, b@example.com", oninput: edit(|f, x| f.to = x) }
+                            label { class: "field",
+                                "CA certificate (PEM, for a private CA)"
+                                textarea {
+                                    value: "{v.ca_pem}",
+                                    placeholder: "-----BEGIN CERTIFICATE-----",
+                                    oninput: {
+                                        let mut set = edit(|f, x| f.ca_pem = x);
+                                        move |e: FormEvent| set(e.value())
+                                    },
+                                }
+                            }
                         } else {
                             TextField { label: "URL", value: v.url.clone(), kind: "url", oninput: edit(|f, x| f.url = x) }
                         }
