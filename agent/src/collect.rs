@@ -1,7 +1,7 @@
 //! What a tick measures. Every figure is a delta since the previous tick (CPU, network), so a
 //! tick never sleeps to sample: it costs a few milliseconds however long the interval is.
 
-use protocol::{Event, EventKind, IngestBatch};
+use protocol::{AgentInfo, Event, EventKind, IngestBatch};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use sysinfo::{Disks, Networks, ProcessRefreshKind, ProcessesToUpdate, System};
@@ -45,7 +45,17 @@ pub(crate) fn build_batch(agent_id: &str, reading: Reading) -> IngestBatch {
         // Time-ordered, so the backend's index of batch ids grows at one end.
         batch_id: Some(uuid::Uuid::now_v7().to_string()),
         events,
+        agent: Some(AgentInfo {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            uptime_s: started().elapsed().as_secs(),
+        }),
     }
+}
+
+/// When this agent started: its first batch, which the first tick builds at once.
+fn started() -> std::time::Instant {
+    static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(std::time::Instant::now)
 }
 
 /// The `n` busiest processes. `usage` is sysinfo's percent of one core; dividing by all cores
@@ -264,6 +274,12 @@ mod tests {
             procs: top_processes(vec![(42, "agent.exe".into(), 10.0, 5 << 20)], 5, 4),
         };
         let batch = build_batch("pc-7", reading);
-        insta::assert_json_snapshot!(batch, {".ts" => "[ts]", ".batch_id" => "[uuid]", ".platform" => "[os]"});
+        insta::assert_json_snapshot!(batch, {
+            ".ts" => "[ts]",
+            ".batch_id" => "[uuid]",
+            ".platform" => "[os]",
+            ".agent.version" => "[version]",
+            ".agent.uptime_s" => "[uptime]",
+        });
     }
 }

@@ -3,6 +3,7 @@
 use protocol::{ErrorBody, HEADER_SIGNATURE, HEADER_SIGNATURE_TS, HEADER_TOKEN, IngestResponse};
 use sha2::{Digest, Sha256};
 use std::future::Future;
+use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -41,6 +42,9 @@ pub struct HttpTransport {
     secret: String,
     /// The timestamp and body digest of the last signature, see [`HttpTransport::timestamp`].
     last_signed: Arc<Mutex<Option<Signed>>>,
+    /// What the backend last said it takes ([`protocol::HEADER_INGEST_LEVEL`]); 1 until it
+    /// says more, so that a batch is never refused for a field an older backend lacks.
+    level: Arc<AtomicU8>,
 }
 
 impl std::fmt::Debug for HttpTransport {
@@ -77,6 +81,7 @@ impl HttpTransport {
             token: token.to_owned(),
             secret: secret.to_owned(),
             last_signed: Arc::default(),
+            level: Arc::new(AtomicU8::new(1)),
         })
     }
 
@@ -157,8 +162,34 @@ pub(crate) fn classify(
     }
 }
 
+/// The level a backend's answer states; 1 without the header (a backend from before it).
+fn level_of(headers: &reqwest::header::HeaderMap) -> u8 {
+    headers
+        .get(protocol::HEADER_INGEST_LEVEL)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(1)
+}
+
+/// The body as a backend of `level` takes it: the queue keeps what was collected, so a backend
+/// upgraded later gets everything from the batches still queued.
+pub(crate) fn for_level(body: &[u8], level: u8) -> std::borrow::Cow<'_, [u8]> {
+    if level >= protocol::INGEST_LEVEL {
+        return body.into();
+    }
+    // Written by the agent's own serializer, so an object; anything else goes as it is.
+    let Ok(serde_json::Value::Object(mut batch)) = serde_json::from_slice(body) else {
+        return body.into();
+    };
+    if batch.remove("agent").is_none() {
+        return body.into();
+    }
+    serde_json::to_vec(&batch).map_or(body.into(), Into::into)
+}
+
 impl Transport for HttpTransport {
     async fn send(&self, body: &[u8]) -> Delivery {
+        let body = for_level(body, self.level.load(Relaxed));
+        let body = &body[..];
         let ts = self.timestamp(body).to_string();
         let signature = protocol::sign(self.secret.as_bytes(), &ts, body);
         let sent = self
@@ -173,6 +204,7 @@ impl Transport for HttpTransport {
             .await;
         match sent {
             Ok(resp) => {
+                self.level.store(level_of(resp.headers()), Relaxed);
                 let status = resp.status();
                 let location = resp.headers().get(reqwest::header::LOCATION).cloned();
                 let location = location.as_ref().and_then(|l| l.to_str().ok());
@@ -188,7 +220,9 @@ impl Transport for HttpTransport {
     }
 
     async fn probe(&self) -> bool {
-        matches!(self.client.get(&self.health_url).send().await, Ok(r) if r.status().is_success())
+        let Ok(r) = self.client.get(&self.health_url).send().await else { return false };
+        self.level.store(level_of(r.headers()), Relaxed);
+        r.status().is_success()
     }
 }
 
@@ -216,6 +250,37 @@ mod tests {
             .map(|r| r.headers[HEADER_SIGNATURE_TS].to_str().unwrap().parse().unwrap())
             .collect();
         assert!(ts[3] <= unix_now() + 1, "another body is stamped with the time: {ts:?}");
+    }
+
+    /// A backend that does not say its level gets batches without `agent` (it would refuse
+    /// them); once one says 2, they go whole.
+    #[tokio::test]
+    async fn the_agents_own_fields_go_only_to_a_backend_that_takes_them() {
+        use wiremock::{Mock, MockServer, ResponseTemplate, matchers::any};
+        let body = br#"{"agent_id":"a","ts":"2025-11-12T12:00:00Z","platform":"linux","events":[{"type":"metric"}],"agent":{"version":"0.1.0","uptime_s":5}}"#;
+        let server = MockServer::start().await;
+        let old = ResponseTemplate::new(200).set_body_string(r#"{"stored":1}"#);
+        Mock::given(any()).respond_with(old).up_to_n_times(1).mount(&server).await;
+        let new = ResponseTemplate::new(200)
+            .set_body_string(r#"{"stored":1}"#)
+            .insert_header(protocol::HEADER_INGEST_LEVEL, "2");
+        Mock::given(any()).respond_with(new).mount(&server).await;
+        let transport =
+            HttpTransport::new(&server.uri(), "t", "s", Duration::from_secs(5)).unwrap();
+        for _ in 0..3 {
+            assert_eq!(transport.send(body).await, Delivery::Stored { duplicate: false });
+        }
+        let sent: Vec<serde_json::Value> = server
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .collect();
+        let has_agent: Vec<bool> = sent.iter().map(|b| b.get("agent").is_some()).collect();
+        // The first goes before anything is known; the second after a level-1 answer.
+        assert_eq!(has_agent, [false, false, true]);
+        assert_eq!(sent[0]["events"], sent[2]["events"], "only `agent` is left out");
     }
 
     fn answer(code: u16, text: &str) -> Delivery {

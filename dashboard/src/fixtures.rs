@@ -80,6 +80,8 @@ pub(crate) fn summary(agent: &str, ago_s: f64, cpu: f64) -> AgentSummary {
         net_rx_bps: Some(1_000.0),
         net_tx_bps: Some(500.0),
         uptime_s: Some(7_200),
+        agent_version: Some("0.1.0".into()),
+        agent_uptime_s: Some(3_600),
     }
 }
 

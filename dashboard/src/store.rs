@@ -257,6 +257,8 @@ fn summary_from_row(row: &EventRow) -> AgentSummary {
         net_rx_bps: None,
         net_tx_bps: None,
         uptime_s: None,
+        agent_version: None,
+        agent_uptime_s: None,
     }
 }
 

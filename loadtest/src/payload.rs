@@ -151,6 +151,7 @@ impl Fleet {
             // Time-ordered like the agent's own.
             batch_id: Some(uuid::Uuid::now_v7().to_string()),
             events,
+            agent: None,
         }
     }
 }

@@ -21,7 +21,14 @@ pub use rows::{
 pub use secret::Secret;
 pub use signing::{SignatureError, sign, verify};
 pub use validate::{Limits, ValidationError};
-pub use wire::{Event, EventKind, IngestBatch};
+pub use wire::{AgentInfo, Event, EventKind, IngestBatch};
+
+/// Header on the backend's answers to ingest and `/healthz` saying which optional parts of a
+/// batch it takes: an agent leaves out what an older backend would refuse (its batches are
+/// `deny_unknown_fields`), and sends everything once the backend says it may.
+pub const HEADER_INGEST_LEVEL: &str = "x-telemetry-ingest";
+/// 2: a batch may carry `agent` ([`AgentInfo`]). A backend without the header is level 1.
+pub const INGEST_LEVEL: u8 = 2;
 
 /// Header carrying the shared API token.
 pub const HEADER_TOKEN: &str = "x-api-token";

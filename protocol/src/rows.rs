@@ -156,6 +156,12 @@ pub struct AgentSummary {
     pub net_tx_bps: Option<f64>,
     /// Of the latest metric: seconds since the machine booted.
     pub uptime_s: Option<u64>,
+    /// The agent's version, from its newest batch that said it (agents before 0.1 do not).
+    #[serde(default)]
+    pub agent_version: Option<String>,
+    /// Seconds the agent had run at that batch.
+    #[serde(default)]
+    pub agent_uptime_s: Option<u64>,
 }
 
 /// Time-bucketed metrics as columns: entry `i` of every array belongs to bucket `t[i]`.

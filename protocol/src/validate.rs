@@ -15,6 +15,7 @@ impl Limits {
     pub(crate) const MAX_PROC_NAME_CHARS: usize = 260;
     pub(crate) const MAX_PLATFORM_CHARS: usize = 32;
     pub(crate) const MAX_BATCH_ID_CHARS: usize = 64;
+    pub(crate) const MAX_AGENT_VERSION_CHARS: usize = 32;
     /// Longest event type, in characters.
     pub const MAX_EVENT_TYPE_CHARS: usize = 32;
 }
@@ -26,6 +27,10 @@ pub enum ValidationError {
     /// `agent_id` is empty, too long, padded or holds control characters.
     #[error("agent_id must be 1-128 printable characters")]
     AgentId,
+    /// `agent.version` is empty, too long, padded or holds control characters, or
+    /// `agent.uptime_s` is out of range.
+    #[error("agent must hold a version of 1-32 printable characters and an uptime_s below 2^63")]
+    Agent,
     /// `platform` is empty, too long, padded or holds control characters.
     #[error("platform must be 1-32 printable characters")]
     Platform,
@@ -121,6 +126,12 @@ impl IngestBatch {
                 return Err(ValidationError::BatchId);
             }
         }
+        if let Some(agent) = &self.agent
+            && (!is_printable_id(&agent.version, Limits::MAX_AGENT_VERSION_CHARS)
+                || i64::try_from(agent.uptime_s).is_err())
+        {
+            return Err(ValidationError::Agent);
+        }
         let ts_ms = parse_ts(&self.ts)?;
         if self.events.is_empty() {
             return Err(ValidationError::NoEvents);
@@ -176,6 +187,7 @@ mod tests {
             platform: "windows".into(),
             batch_id: None,
             events,
+            agent: None,
         }
     }
 

@@ -25,6 +25,21 @@ pub struct IngestBatch {
     pub batch_id: Option<String>,
     /// 1-1000 readings.
     pub events: Vec<Event>,
+    /// The sending agent itself; absent from the seed's clients, and left out by agents for a
+    /// backend that does not say it takes it (see [`crate::INGEST_LEVEL`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentInfo>,
+}
+
+/// The sending agent: which build, and how long it has run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AgentInfo {
+    /// Its version, 1-32 printable characters (`0.1.0`).
+    pub version: String,
+    /// Seconds since the agent started.
+    pub uptime_s: u64,
 }
 
 fn lower_case<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {

@@ -122,6 +122,7 @@ pub(crate) fn batch(rng: &mut Rng, agent: u64, ts_ms: i64) -> IngestBatch {
         // Time-ordered like the agent's own.
         batch_id: Some(uuid::Uuid::now_v7().to_string()),
         events: std::iter::once(metric).chain(procs).collect(),
+        agent: None,
     }
 }
 

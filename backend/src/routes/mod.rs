@@ -119,6 +119,14 @@ fn is_length_limit(e: &axum::Error) -> bool {
     false
 }
 
+async fn say_level(mut response: axum::response::Response) -> axum::response::Response {
+    response.headers_mut().insert(
+        HeaderName::from_static(protocol::HEADER_INGEST_LEVEL),
+        HeaderValue::from(u16::from(protocol::INGEST_LEVEL)),
+    );
+    response
+}
+
 /// Every request, first: the `Host` rule (see [`crate::security::access`]).
 async fn check_host(
     axum::extract::State(state): axum::extract::State<AppState>,
@@ -157,9 +165,14 @@ pub(crate) fn router(state: AppState, cors_origins: &[String]) -> Router {
         .route("/api/alerts/silences", get(alerts::silences).post(alerts::create_silence))
         .route("/ws", get(ws::upgrade))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_read));
+    // Agents learn from these two what a batch may carry (see `protocol::HEADER_INGEST_LEVEL`).
+    let levelled = Router::new()
+        .route("/api/ingest", post(ingest::ingest))
+        .route("/healthz", get(ops::healthz))
+        .route_layer(axum::middleware::map_response(say_level));
     Router::new()
         .merge(reads)
-        .route("/api/ingest", post(ingest::ingest))
+        .merge(levelled)
         .route("/api/events/clear", post(events::clear))
         .route("/api/alerts/rules/{id}", put(alerts::replace_rule).delete(alerts::delete_rule))
         .route("/api/alerts/channels", get(alerts::channels).post(alerts::create_channel))
@@ -169,7 +182,6 @@ pub(crate) fn router(state: AppState, cors_origins: &[String]) -> Router {
         )
         .route("/api/alerts/silences/{id}", delete(alerts::delete_silence))
         .route("/api/session", get(session::status).post(session::login))
-        .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))

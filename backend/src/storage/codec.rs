@@ -42,8 +42,14 @@ pub(crate) fn kind_mask(event_type: Option<&str>) -> i64 {
 /// A logged batch's events as rows, newest first: the batch's ids are `first_id` onwards.
 pub(crate) fn rows(agent_id: String, b: ChunkBatch) -> Vec<EventRow> {
     let ingested_at = format_ms(b.ingested_ms);
-    let batch =
-        IngestBatch { agent_id, ts: b.ts, platform: b.platform, batch_id: None, events: vec![] };
+    let batch = IngestBatch {
+        agent_id,
+        ts: b.ts,
+        platform: b.platform,
+        batch_id: None,
+        events: vec![],
+        agent: None,
+    };
     let mut out: Vec<_> = (b.first_id..)
         .zip(&b.events)
         .map(|(id, e)| Columns::of(e).to_row(&batch, id, &ingested_at))

@@ -76,3 +76,25 @@ async fn processes_latest_and_history() {
         .await;
     assert_json_snapshot!("process_history", history);
 }
+
+/// The agent's own version and uptime: served on the fleet, kept across a restart; the backend
+/// says on ingest answers and `/healthz` that it takes them.
+#[tokio::test]
+async fn the_agents_version_is_served_and_kept_and_the_level_is_said() {
+    let mut server = TestBackend::start();
+    let mut b = batch("pc-v", 0);
+    b.agent = Some(protocol::AgentInfo { version: "9.9.9".into(), uptime_s: 42 });
+    let sent = server.http.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(sent.headers()[protocol::HEADER_INGEST_LEVEL], "2");
+    assert_eq!(server.ingest(&b).await.0, reqwest::StatusCode::OK);
+    server.restart();
+    let (_, agents) = server.get("/api/agents").await;
+    assert_eq!(
+        (agents[0]["agent_version"].as_str(), agents[0]["agent_uptime_s"].as_u64()),
+        (Some("9.9.9"), Some(42))
+    );
+    b.agent = Some(protocol::AgentInfo { version: " padded".into(), uptime_s: 1 });
+    b.batch_id = None;
+    let (status, refusal) = server.ingest(&b).await;
+    assert_eq!(status, reqwest::StatusCode::UNPROCESSABLE_ENTITY, "{refusal}");
+}

@@ -210,6 +210,7 @@ pub(crate) fn batch(agent: &str, at: i64, cpu: f64) -> IngestBatch {
             Event::process(4242, "sqlservr.exe", cpu / 2.0, 2 * gib),
             Event::process(77, "chrome.exe", cpu / 4.0, gib / 2),
         ],
+        agent: None,
     }
 }
 

@@ -104,6 +104,11 @@ pub fn AgentCharts(
     let state = if agent.online(now_ms) { "online" } else { "offline" };
     let ago = format::ago(agent.seen_ago_s(now_ms));
     let uptime = s.uptime_s.map(format::duration).unwrap_or_else(|| "–".to_owned());
+    // Agents before the version was sent say nothing; the line then says nothing either.
+    let build = match (&s.agent_version, s.agent_uptime_s) {
+        (Some(v), Some(up)) => format!(" · agent {v}, running {}", format::duration(up)),
+        _ => String::new(),
+    };
     let line = |label: &str, class: &str, points: &Vec<_>| Line {
         label: label.to_owned(),
         class: class.to_owned(),
@@ -112,7 +117,7 @@ pub fn AgentCharts(
     rsx! {
         p { class: "meta",
             span { class: "badge {state}", "{state}" }
-            " {s.platform} · last seen {ago} · every {agent.interval_s():.0} s · up {uptime}"
+            " {s.platform} · last seen {ago} · every {agent.interval_s():.0} s · up {uptime}{build}"
         }
         dl { class: "figures wide",
             div { dt { "CPU" } dd { "{format::percent(s.cpu)}" } }

@@ -188,6 +188,7 @@ pub(crate) async fn run(config: &Config) -> Result<Report, SimError> {
                     cpu: Some(cpu(spells[step], &mut rng)),
                     ..protocol::Event::empty(protocol::EventKind::Metric)
                 }],
+                agent: None,
             };
             report.produced += 1;
             report.delivered += u64::from(ingest(&http, &base, &batch).await?);

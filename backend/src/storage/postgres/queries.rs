@@ -129,7 +129,8 @@ pub(crate) async fn agents(client: &Client, now_ms: i64) -> Result<Vec<AgentSumm
     let rows = client
         .query(
             "SELECT agent_id, platform, first_seen_ms, last_seen_ms, interval_ms, metric_ts, cpu,
-                    mem_free, mem_total, disk_free, disk_total, net_rx_bps, net_tx_bps, uptime_s
+                    mem_free, mem_total, disk_free, disk_total, net_rx_bps, net_tx_bps, uptime_s,
+                    agent_version, agent_uptime_s
              FROM agents ORDER BY agent_id COLLATE \"C\"",
             &[],
         )
@@ -157,6 +158,8 @@ pub(crate) async fn agents(client: &Client, now_ms: i64) -> Result<Vec<AgentSumm
                 net_rx_bps: r.get(11),
                 net_tx_bps: r.get(12),
                 uptime_s: uint(r, 13),
+                agent_version: r.get(14),
+                agent_uptime_s: uint(r, 15),
             }
         })
         .collect())

@@ -233,6 +233,10 @@ pub(super) async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::E
         .iter()
         .map(|&sql| sql.into())
         .chain(std::iter::once(crate::alerts::schema::postgres().into()))
+        .chain(std::iter::once(
+            "ALTER TABLE agents ADD COLUMN agent_version TEXT, ADD COLUMN agent_uptime_s BIGINT;"
+                .into(),
+        ))
         .collect();
     for (i, sql) in all.iter().enumerate().skip(current) {
         tx.batch_execute(sql).await?;

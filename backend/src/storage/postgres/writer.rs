@@ -36,9 +36,13 @@ const LOG_SQL: &str = "INSERT INTO batch_log(first_id, ts_ms, ingested_ms, kinds
 /// SQLite's agent rules (`storage::learn_interval`): the interval is an EWMA of plausible gaps
 /// between the agent's own timestamps; $5..$7 are its bounds and weight.
 const AGENT_SQL: &str = "INSERT INTO agents(agent_id, platform, first_seen_ms, last_seen_ms,
-        last_ts_ms)
-    VALUES ($1, $2, $3, $3, $4)
+        last_ts_ms, agent_version, agent_uptime_s)
+    VALUES ($1, $2, $3, $3, $4, $8, $9)
     ON CONFLICT (agent_id) DO UPDATE SET
+        agent_version = CASE WHEN $8::text IS NOT NULL AND EXCLUDED.last_ts_ms >= agents.last_ts_ms
+            THEN $8 ELSE agents.agent_version END,
+        agent_uptime_s = CASE WHEN $8::text IS NOT NULL AND EXCLUDED.last_ts_ms >= agents.last_ts_ms
+            THEN $9 ELSE agents.agent_uptime_s END,
         platform = EXCLUDED.platform,
         last_seen_ms = EXCLUDED.last_seen_ms,
         interval_ms = CASE
@@ -379,7 +383,17 @@ async fn update_agent(
     let weight = crate::storage::GAP_WEIGHT;
     tx.execute(
         &st.agent,
-        &[&batch.agent_id, &batch.platform, &now, &ts_ms, &min_gap, &max_gap, &weight],
+        &[
+            &batch.agent_id,
+            &batch.platform,
+            &now,
+            &ts_ms,
+            &min_gap,
+            &max_gap,
+            &weight,
+            &batch.agent.as_ref().map(|a| a.version.as_str()),
+            &batch.agent.as_ref().map(|a| a.uptime_s as i64),
+        ],
     )
     .await?;
     let newest = batch.events.iter().rev().find(|e| e.is_metric());

@@ -5,7 +5,7 @@
 
 use crate::clock::format_ms;
 use crate::storage::{learn_interval, liveness};
-use protocol::{AgentSummary, Event, EventKind, IngestBatch};
+use protocol::{AgentInfo, AgentSummary, Event, EventKind, IngestBatch};
 use rusqlite::{Connection, Row, params};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -18,6 +18,8 @@ pub(super) struct AgentState {
     last_ts_ms: i64,
     interval_ms: Option<f64>,
     metric: Option<LatestMetric>,
+    /// From the newest batch (by the agent's clock) that carried it.
+    agent: Option<AgentInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +39,7 @@ impl AgentState {
             last_ts_ms: ts_ms,
             interval_ms: None,
             metric: None,
+            agent: None,
         }
     }
 
@@ -44,6 +47,9 @@ impl AgentState {
     /// consecutive batches); the latest metric is the newest by the agent's clock, so a replay
     /// of an old queued batch does not hide a newer reading.
     fn observe(&mut self, batch: &IngestBatch, ts_ms: i64, now_ms: i64) {
+        if batch.agent.is_some() && ts_ms >= self.last_ts_ms {
+            self.agent.clone_from(&batch.agent);
+        }
         self.interval_ms = learn_interval(self.interval_ms, ts_ms - self.last_ts_ms);
         self.platform.clone_from(&batch.platform);
         self.last_seen_ms = now_ms;
@@ -77,6 +83,8 @@ impl AgentState {
             net_rx_bps: r.and_then(|r| r.net_rx_bps),
             net_tx_bps: r.and_then(|r| r.net_tx_bps),
             uptime_s: r.and_then(|r| r.uptime_s),
+            agent_version: self.agent.as_ref().map(|a| a.version.clone()),
+            agent_uptime_s: self.agent.as_ref().map(|a| a.uptime_s),
         }
     }
 }
@@ -114,7 +122,7 @@ impl Agents {
         let mut stmt = conn.prepare(
             "SELECT agent_id, platform, first_seen_ms, last_seen_ms, last_ts_ms, interval_ms,
                     metric_ts, metric_ts_ms, cpu, mem_free, mem_total, disk_free, disk_total,
-                    net_rx_bps, net_tx_bps, uptime_s
+                    net_rx_bps, net_tx_bps, uptime_s, agent_version, agent_uptime_s
              FROM agents",
         )?;
         let committed = stmt
@@ -162,8 +170,10 @@ impl Agents {
         conn.prepare_cached(
             "INSERT OR REPLACE INTO agents(agent_id, platform, first_seen_ms, last_seen_ms,
                 last_ts_ms, interval_ms, metric_ts, metric_ts_ms, cpu, mem_free, mem_total,
-                disk_free, disk_total, net_rx_bps, net_tx_bps, uptime_s)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                disk_free, disk_total, net_rx_bps, net_tx_bps, uptime_s, agent_version,
+                agent_uptime_s)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                ?18)",
         )?
         .execute(params![
             agent_id,
@@ -182,6 +192,8 @@ impl Agents {
             r.and_then(|r| r.net_rx_bps),
             r.and_then(|r| r.net_tx_bps),
             int(r.and_then(|r| r.uptime_s)),
+            s.agent.as_ref().map(|a| &a.version),
+            int(s.agent.as_ref().map(|a| a.uptime_s)),
         ])?;
         Ok(())
     }
@@ -235,6 +247,10 @@ fn state_of(r: &Row<'_>) -> rusqlite::Result<AgentState> {
         last_ts_ms: r.get(4)?,
         interval_ms: r.get(5)?,
         metric,
+        agent: match (r.get::<_, Option<String>>(16)?, uint(17)?) {
+            (Some(version), Some(uptime_s)) => Some(AgentInfo { version, uptime_s }),
+            _ => None,
+        },
     })
 }
 

@@ -185,6 +185,7 @@ impl IndexBacklog {
                 platform: r.get(4)?,
                 batch_id: None,
                 events: decode(&r.get::<_, String>(7)?)?,
+                agent: None,
             };
             let ingested_ms = r.get(5)?;
             agents.observe(&batch, ts_ms, ingested_ms);

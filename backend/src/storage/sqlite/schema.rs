@@ -452,10 +452,14 @@ pub(crate) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-/// Every migration in order: [`MIGRATIONS`], then the alert tables (written for both stores).
+/// The agent's own version and uptime beside its latest figures.
+const AGENT_INFO: &str = "ALTER TABLE agents ADD COLUMN agent_version TEXT; ALTER TABLE agents ADD COLUMN agent_uptime_s INTEGER;";
+
+/// Every migration in order: [`MIGRATIONS`], the alert tables (written for both stores), then
+/// the agent's own version and uptime.
 fn migrations() -> impl Iterator<Item = std::borrow::Cow<'static, str>> {
     let alerts = std::iter::once(crate::alerts::schema::sqlite().into());
-    MIGRATIONS.iter().map(|&sql| sql.into()).chain(alerts)
+    MIGRATIONS.iter().map(|&sql| sql.into()).chain(alerts).chain([AGENT_INFO.into()])
 }
 
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
