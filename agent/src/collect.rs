@@ -1,10 +1,10 @@
 //! What a tick measures. Every figure is a delta since the previous tick (CPU, network), so a
 //! tick never sleeps to sample: it costs a few milliseconds however long the interval is.
 
-use protocol::{AgentInfo, Event, EventKind, IngestBatch};
+use protocol::{AgentInfo, Drive, Event, EventKind, IngestBatch};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use sysinfo::{Disks, Networks, ProcessRefreshKind, ProcessesToUpdate, System};
+use sysinfo::{DiskRefreshKind, Disks, Networks, ProcessRefreshKind, ProcessesToUpdate, System};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -15,6 +15,8 @@ pub struct Reading {
     pub metric: Event,
     /// The busiest processes (`proc` events).
     pub procs: Vec<Event>,
+    /// Every fixed drive; none where the system says nothing of its drives.
+    pub drives: Vec<Drive>,
 }
 
 /// Where a tick's readings come from: the system in production, fakes in tests and the simulator.
@@ -45,6 +47,7 @@ pub(crate) fn build_batch(agent_id: &str, reading: Reading) -> IngestBatch {
         // Time-ordered, so the backend's index of batch ids grows at one end.
         batch_id: Some(uuid::Uuid::now_v7().to_string()),
         events,
+        drives: (!reading.drives.is_empty()).then_some(reading.drives),
         agent: Some(AgentInfo {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             uptime_s: started().elapsed().as_secs(),
@@ -146,6 +149,28 @@ fn system_drive() -> PathBuf {
     }
 }
 
+/// The drives worth a figure: fixed ones with a size, each mount once (bind mounts and
+/// container overlays list one device several times), at most as many as the backend takes.
+fn fixed_drives<'a>(
+    disks: impl Iterator<Item = (&'a Path, bool, u64, u64, u64, u64)>,
+    elapsed_s: f64,
+) -> Vec<Drive> {
+    let mut seen = std::collections::HashSet::new();
+    disks
+        .filter(|(mount, removable, _, total, _, _)| {
+            !removable && *total > 0 && seen.insert(*mount)
+        })
+        .take(protocol::Limits::MAX_DRIVES)
+        .map(|(mount, _, free, total, read, written)| Drive {
+            mount: clip_name(&mount.to_string_lossy()),
+            free: free.min(i64::MAX as u64),
+            total: total.min(i64::MAX as u64),
+            read_bps: Some((read as f64 / elapsed_s).round()),
+            write_bps: Some((written as f64 / elapsed_s).round()),
+        })
+        .collect()
+}
+
 /// The disk whose mount point is the longest prefix of `target`.
 fn disk_space<'a>(
     disks: impl Iterator<Item = (&'a Path, u64, u64)>,
@@ -171,7 +196,8 @@ impl Collector for SystemCollector {
         self.sys.refresh_memory();
         self.sys.refresh_processes_specifics(ProcessesToUpdate::All, true, process_kind());
         // Free space of the known disks; the list itself is read once, at start-up.
-        self.disks.refresh(false);
+        self.disks
+            .refresh_specifics(false, DiskRefreshKind::nothing().with_storage().with_io_usage());
         self.networks.refresh(true);
         let (rx, tx) = self
             .networks
@@ -180,6 +206,20 @@ impl Collector for SystemCollector {
         let disk = disk_space(
             self.disks.iter().map(|d| (d.mount_point(), d.available_space(), d.total_space())),
             &self.system_drive,
+        );
+        let drives = fixed_drives(
+            self.disks.iter().map(|d| {
+                let io = d.usage();
+                (
+                    d.mount_point(),
+                    d.is_removable(),
+                    d.available_space(),
+                    d.total_space(),
+                    io.read_bytes,
+                    io.written_bytes,
+                )
+            }),
+            elapsed,
         );
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let procs = self
@@ -209,6 +249,7 @@ impl Collector for SystemCollector {
                 ..Event::empty(EventKind::Metric)
             },
             procs: top_processes(procs, self.top, cores),
+            drives,
         }
     }
 }
@@ -258,6 +299,23 @@ mod tests {
     }
 
     #[test]
+    fn drives_are_the_fixed_ones_each_mount_once() {
+        let (c, d, e) = (Path::new("C:\\"), Path::new("D:\\"), Path::new("E:\\"));
+        let drives = fixed_drives(
+            [
+                (c, false, 10, 100, 4_000, 0),
+                (c, false, 10, 100, 4_000, 0),
+                (d, true, 1, 2, 0, 0),
+                (e, false, 0, 0, 0, 0),
+            ]
+            .into_iter(),
+            2.0,
+        );
+        assert_eq!(drives.len(), 1, "{drives:?}");
+        assert_eq!((drives[0].free, drives[0].total, drives[0].read_bps), (10, 100, Some(2_000.0)));
+    }
+
+    #[test]
     fn batch_shape() {
         let reading = Reading {
             metric: Event {
@@ -272,6 +330,13 @@ mod tests {
                 ..Event::empty(EventKind::Metric)
             },
             procs: top_processes(vec![(42, "agent.exe".into(), 10.0, 5 << 20)], 5, 4),
+            drives: vec![Drive {
+                mount: "D:\\".into(),
+                free: 10 << 30,
+                total: 100 << 30,
+                read_bps: Some(2048.0),
+                write_bps: Some(0.0),
+            }],
         };
         let batch = build_batch("pc-7", reading);
         insta::assert_json_snapshot!(batch, {

@@ -263,6 +263,7 @@ mod tests {
             Reading {
                 metric: Event { uptime_s: Some(self.0), ..Event::empty(EventKind::Metric) },
                 procs: vec![],
+                drives: vec![],
             }
         }
     }

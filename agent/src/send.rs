@@ -176,11 +176,13 @@ pub(crate) fn for_level(body: &[u8], level: u8) -> std::borrow::Cow<'_, [u8]> {
     if level >= protocol::INGEST_LEVEL {
         return body.into();
     }
+    let unknown = protocol::LEVELLED_FIELDS.iter().filter(|(_, from)| level < *from);
     // Written by the agent's own serializer, so an object; anything else goes as it is.
     let Ok(serde_json::Value::Object(mut batch)) = serde_json::from_slice(body) else {
         return body.into();
     };
-    if batch.remove("agent").is_none() {
+    let removed = unknown.filter(|(field, _)| batch.remove(*field).is_some()).count();
+    if removed == 0 {
         return body.into();
     }
     serde_json::to_vec(&batch).map_or(body.into(), Into::into)
@@ -281,6 +283,19 @@ mod tests {
         // The first goes before anything is known; the second after a level-1 answer.
         assert_eq!(has_agent, [false, false, true]);
         assert_eq!(sent[0]["events"], sent[2]["events"], "only `agent` is left out");
+    }
+
+    #[test]
+    fn each_level_gets_the_fields_it_takes() {
+        let body = br#"{"agent_id":"a","agent":{"version":"1","uptime_s":1},"drives":[]}"#;
+        let keys = |level| -> Vec<String> {
+            let v: serde_json::Value = serde_json::from_slice(&for_level(body, level)).unwrap();
+            v.as_object().unwrap().keys().cloned().collect()
+        };
+        assert_eq!(keys(1), ["agent_id"]);
+        assert_eq!(keys(2), ["agent", "agent_id"]);
+        assert_eq!(keys(3), ["agent", "agent_id", "drives"]);
+        assert!(matches!(for_level(body, 3), std::borrow::Cow::Borrowed(_)), "sent as queued");
     }
 
     fn answer(code: u16, text: &str) -> Delivery {

@@ -22,7 +22,7 @@ struct Idle;
 
 impl Collector for Idle {
     fn collect(&mut self) -> Reading {
-        Reading { metric: Event::empty(EventKind::Metric), procs: vec![] }
+        Reading { metric: Event::empty(EventKind::Metric), procs: vec![], drives: vec![] }
     }
 }
 

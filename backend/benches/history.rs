@@ -116,6 +116,7 @@ fn batch(agent: usize, ts_ms: i64) -> Vec<u8> {
         batch_id: Some(uuid::Uuid::now_v7().to_string()),
         events,
         agent: None,
+        drives: None,
     };
     serde_json::to_vec(&b).unwrap()
 }

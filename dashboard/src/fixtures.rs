@@ -82,6 +82,13 @@ pub(crate) fn summary(agent: &str, ago_s: f64, cpu: f64) -> AgentSummary {
         uptime_s: Some(7_200),
         agent_version: Some("0.1.0".into()),
         agent_uptime_s: Some(3_600),
+        drives: vec![protocol::Drive {
+            mount: "D:\\".into(),
+            free: 100 << 30,
+            total: 400 << 30,
+            read_bps: Some(2_500_000.0),
+            write_bps: Some(0.0),
+        }],
     }
 }
 

@@ -259,6 +259,7 @@ fn summary_from_row(row: &EventRow) -> AgentSummary {
         uptime_s: None,
         agent_version: None,
         agent_uptime_s: None,
+        drives: Vec::new(),
     }
 }
 

@@ -152,6 +152,7 @@ impl Fleet {
             batch_id: Some(uuid::Uuid::now_v7().to_string()),
             events,
             agent: None,
+            drives: None,
         }
     }
 }

@@ -21,14 +21,17 @@ pub use rows::{
 pub use secret::Secret;
 pub use signing::{SignatureError, sign, verify};
 pub use validate::{Limits, ValidationError};
-pub use wire::{AgentInfo, Event, EventKind, IngestBatch};
+pub use wire::{AgentInfo, Drive, Event, EventKind, IngestBatch};
 
 /// Header on the backend's answers to ingest and `/healthz` saying which optional parts of a
 /// batch it takes: an agent leaves out what an older backend would refuse (its batches are
 /// `deny_unknown_fields`), and sends everything once the backend says it may.
 pub const HEADER_INGEST_LEVEL: &str = "x-telemetry-ingest";
-/// 2: a batch may carry `agent` ([`AgentInfo`]). A backend without the header is level 1.
-pub const INGEST_LEVEL: u8 = 2;
+/// 2: a batch may carry `agent` ([`AgentInfo`]); 3: also `drives` ([`Drive`]). A backend
+/// without the header is level 1.
+pub const INGEST_LEVEL: u8 = 3;
+/// The optional parts of a batch, each with the level from which a backend takes it.
+pub const LEVELLED_FIELDS: [(&str, u8); 2] = [("agent", 2), ("drives", 3)];
 
 /// Header carrying the shared API token.
 pub const HEADER_TOKEN: &str = "x-api-token";

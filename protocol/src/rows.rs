@@ -162,6 +162,9 @@ pub struct AgentSummary {
     /// Seconds the agent had run at that batch.
     #[serde(default)]
     pub agent_uptime_s: Option<u64>,
+    /// Every fixed drive, from its newest batch that listed them; empty when none did.
+    #[serde(default)]
+    pub drives: Vec<crate::Drive>,
 }
 
 /// Time-bucketed metrics as columns: entry `i` of every array belongs to bucket `t[i]`.

@@ -16,6 +16,8 @@ impl Limits {
     pub(crate) const MAX_PLATFORM_CHARS: usize = 32;
     pub(crate) const MAX_BATCH_ID_CHARS: usize = 64;
     pub(crate) const MAX_AGENT_VERSION_CHARS: usize = 32;
+    /// Drives one batch may list.
+    pub const MAX_DRIVES: usize = 64;
     /// Longest event type, in characters.
     pub const MAX_EVENT_TYPE_CHARS: usize = 32;
 }
@@ -31,6 +33,13 @@ pub enum ValidationError {
     /// `agent.uptime_s` is out of range.
     #[error("agent must hold a version of 1-32 printable characters and an uptime_s below 2^63")]
     Agent,
+    /// A drive's mount is not 1-260 printable characters, a size is out of range, a rate is
+    /// not finite and zero or more, or there are more than [`Limits::MAX_DRIVES`].
+    #[error(
+        "drives: at most 64, each with a mount of 1-260 printable characters, sizes below 2^63 \
+         and rates finite and zero or more"
+    )]
+    Drives,
     /// `platform` is empty, too long, padded or holds control characters.
     #[error("platform must be 1-32 printable characters")]
     Platform,
@@ -132,6 +141,19 @@ impl IngestBatch {
         {
             return Err(ValidationError::Agent);
         }
+        if let Some(drives) = &self.drives {
+            let rate_ok = |r: Option<f64>| r.is_none_or(|r| r.is_finite() && r >= 0.0);
+            let drive_ok = |d: &crate::wire::Drive| {
+                is_printable_id(&d.mount, Limits::MAX_PROC_NAME_CHARS)
+                    && i64::try_from(d.free).is_ok()
+                    && i64::try_from(d.total).is_ok()
+                    && rate_ok(d.read_bps)
+                    && rate_ok(d.write_bps)
+            };
+            if drives.len() > Limits::MAX_DRIVES || !drives.iter().all(drive_ok) {
+                return Err(ValidationError::Drives);
+            }
+        }
         let ts_ms = parse_ts(&self.ts)?;
         if self.events.is_empty() {
             return Err(ValidationError::NoEvents);
@@ -174,6 +196,36 @@ impl IngestBatch {
 
 #[cfg(test)]
 mod tests {
+    use crate::wire::Drive;
+
+    #[test]
+    fn drives_are_held_to_their_limits() {
+        let drive =
+            Drive { mount: "C:\\".into(), free: 1, total: 2, read_bps: None, write_bps: Some(0.0) };
+        let with = |drives: Vec<Drive>| {
+            let mut b: IngestBatch = serde_json::from_str(
+                r#"{"agent_id":"a","ts":"2025-11-12T12:00:00Z","platform":"x","events":[{"type":"metric"}]}"#,
+            )
+            .unwrap();
+            b.drives = Some(drives);
+            b.validate()
+        };
+        assert!(with(vec![drive.clone()]).is_ok());
+        assert_eq!(
+            with(vec![Drive { mount: String::new(), ..drive.clone() }]),
+            Err(ValidationError::Drives)
+        );
+        assert_eq!(
+            with(vec![Drive { read_bps: Some(-1.0), ..drive.clone() }]),
+            Err(ValidationError::Drives)
+        );
+        assert_eq!(
+            with(vec![Drive { total: u64::MAX, ..drive.clone() }]),
+            Err(ValidationError::Drives)
+        );
+        assert_eq!(with(vec![drive; Limits::MAX_DRIVES + 1]), Err(ValidationError::Drives));
+    }
+
     use super::*;
     use crate::wire::Event;
     use proptest::prelude::*;
@@ -188,6 +240,7 @@ mod tests {
             batch_id: None,
             events,
             agent: None,
+            drives: None,
         }
     }
 

@@ -29,6 +29,29 @@ pub struct IngestBatch {
     /// backend that does not say it takes it (see [`crate::INGEST_LEVEL`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<AgentInfo>,
+    /// Every fixed drive of the machine at the batch's time (level 3, see
+    /// [`crate::INGEST_LEVEL`]); `disk_free` and `disk_total` stay the system drive's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drives: Option<Vec<Drive>>,
+}
+
+/// One fixed drive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Drive {
+    /// Where it is mounted: `C:\`, `/`, `/data`; 1-260 printable characters.
+    pub mount: String,
+    /// Free space, bytes.
+    pub free: u64,
+    /// Size, bytes.
+    pub total: u64,
+    /// Read since the previous reading, bytes per second; finite, zero or more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_bps: Option<f64>,
+    /// Written since the previous reading, bytes per second; finite, zero or more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_bps: Option<f64>,
 }
 
 /// The sending agent: which build, and how long it has run.

@@ -29,6 +29,7 @@ impl Collector for Numbered {
                 ..Event::empty(EventKind::Metric)
             },
             procs: vec![],
+            drives: vec![],
         }
     }
 }

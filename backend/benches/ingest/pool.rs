@@ -123,6 +123,7 @@ pub(crate) fn batch(rng: &mut Rng, agent: u64, ts_ms: i64) -> IngestBatch {
         batch_id: Some(uuid::Uuid::now_v7().to_string()),
         events: std::iter::once(metric).chain(procs).collect(),
         agent: None,
+        drives: None,
     }
 }
 

@@ -49,6 +49,7 @@ pub(crate) fn rows(agent_id: String, b: ChunkBatch) -> Vec<EventRow> {
         batch_id: None,
         events: vec![],
         agent: None,
+        drives: None,
     };
     let mut out: Vec<_> = (b.first_id..)
         .zip(&b.events)

@@ -149,6 +149,7 @@ fn batch(agent: &str, ts_ms: i64, cpu: f64, procs: &[(&str, f64)]) -> IngestBatc
         batch_id: Some(uuid::Uuid::now_v7().to_string()),
         events,
         agent: None,
+        drives: None,
     }
 }
 
@@ -261,11 +262,28 @@ async fn a_batch_id_is_stored_once(s: Subject) {
 async fn agents_keep_their_latest_metric_and_learn_their_interval(s: Subject) {
     let built =
         |version: &str, uptime_s| Some(protocol::AgentInfo { version: version.into(), uptime_s });
-    put(&s, IngestBatch { agent: built("0.1.0", 10), ..batch("a", T0, 0.1, &[]) }).await;
+    let drive = |free| protocol::Drive {
+        mount: "D:\\".into(),
+        free,
+        total: 100,
+        read_bps: Some(1.5),
+        write_bps: None,
+    };
+    let first = IngestBatch {
+        agent: built("0.1.0", 10),
+        drives: Some(vec![drive(40)]),
+        ..batch("a", T0, 0.1, &[])
+    };
+    put(&s, first).await;
     put(&s, IngestBatch { agent: built("0.2.0", 15), ..batch("a", T0 + 5_000, 0.2, &[]) }).await;
     // A queued batch from before arrives late: stored, but not the latest reading (nor the
-    // agent's version then).
-    put(&s, IngestBatch { agent: built("0.0.9", 99), ..batch("a", T0 - 60_000, 0.9, &[]) }).await;
+    // agent's version or drives then).
+    let late = IngestBatch {
+        agent: built("0.0.9", 99),
+        drives: Some(vec![drive(90)]),
+        ..batch("a", T0 - 60_000, 0.9, &[])
+    };
+    put(&s, late).await;
     put(&s, batch("b", T0, 0.3, &[])).await;
     let agents = s.store.agents(now_ms()).await.unwrap();
     assert_eq!(agents.iter().map(|a| a.agent_id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
@@ -278,6 +296,7 @@ async fn agents_keep_their_latest_metric_and_learn_their_interval(s: Subject) {
     );
     assert_eq!((a.agent_version.as_deref(), a.agent_uptime_s), (Some("0.2.0"), Some(15)));
     assert_eq!(agents[1].agent_version, None, "a batch without it says nothing");
+    assert_eq!(a.drives, [drive(40)], "the newest list, not cleared by batches without one");
     assert_eq!(agents[1].interval_s, 5.0, "the seed's interval until two batches are in");
     let later = s.store.agents(now_ms() + 60_000).await.unwrap();
     assert!(!later[0].online, "three intervals without a batch is offline");

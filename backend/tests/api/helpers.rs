@@ -42,6 +42,7 @@ pub(crate) fn batch(agent_id: &str, procs: u32) -> IngestBatch {
         batch_id: Some(uuid::Uuid::now_v7().to_string()),
         events,
         agent: None,
+        drives: None,
     }
 }
 

@@ -84,8 +84,16 @@ async fn the_agents_version_is_served_and_kept_and_the_level_is_said() {
     let mut server = TestBackend::start();
     let mut b = batch("pc-v", 0);
     b.agent = Some(protocol::AgentInfo { version: "9.9.9".into(), uptime_s: 42 });
+    let drive = protocol::Drive {
+        mount: "/data".into(),
+        free: 5,
+        total: 10,
+        read_bps: Some(0.0),
+        write_bps: Some(512.0),
+    };
+    b.drives = Some(vec![drive.clone()]);
     let sent = server.http.get(server.url("/healthz")).send().await.unwrap();
-    assert_eq!(sent.headers()[protocol::HEADER_INGEST_LEVEL], "2");
+    assert_eq!(sent.headers()[protocol::HEADER_INGEST_LEVEL], "3");
     assert_eq!(server.ingest(&b).await.0, reqwest::StatusCode::OK);
     server.restart();
     let (_, agents) = server.get("/api/agents").await;
@@ -93,6 +101,8 @@ async fn the_agents_version_is_served_and_kept_and_the_level_is_said() {
         (agents[0]["agent_version"].as_str(), agents[0]["agent_uptime_s"].as_u64()),
         (Some("9.9.9"), Some(42))
     );
+    let drives: Vec<protocol::Drive> = serde_json::from_value(agents[0]["drives"].clone()).unwrap();
+    assert_eq!(drives, [drive]);
     b.agent = Some(protocol::AgentInfo { version: " padded".into(), uptime_s: 1 });
     b.batch_id = None;
     let (status, refusal) = server.ingest(&b).await;

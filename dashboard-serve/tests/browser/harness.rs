@@ -211,6 +211,7 @@ pub(crate) fn batch(agent: &str, at: i64, cpu: f64) -> IngestBatch {
             Event::process(77, "chrome.exe", cpu / 4.0, gib / 2),
         ],
         agent: None,
+        drives: None,
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::alert_table::AlertTable;
 use super::clear_dialog::ClearDialog;
+use super::drives::Drives;
 use super::line_chart::{Line, LineChart, Unit};
 use super::processes::Processes;
 use crate::api;
@@ -125,6 +126,7 @@ pub fn AgentCharts(
             div { dt { "Network in" } dd { "{format::rate(s.net_rx_bps)}" } }
             div { dt { "Network out" } dd { "{format::rate(s.net_tx_bps)}" } }
         }
+        Drives { drives: s.drives.clone() }
         div { class: "charts",
             LineChart {
                 title: "CPU",

@@ -12,6 +12,7 @@ pub(crate) mod channel_editor;
 pub(crate) mod choice;
 pub(crate) mod clear_dialog;
 pub(crate) mod conn_indicator;
+pub(crate) mod drives;
 pub(crate) mod events;
 pub(crate) mod fleet;
 pub(crate) mod line_chart;

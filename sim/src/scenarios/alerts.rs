@@ -189,6 +189,7 @@ pub(crate) async fn run(config: &Config) -> Result<Report, SimError> {
                     ..protocol::Event::empty(protocol::EventKind::Metric)
                 }],
                 agent: None,
+                drives: None,
             };
             report.produced += 1;
             report.delivered += u64::from(ingest(&http, &base, &batch).await?);

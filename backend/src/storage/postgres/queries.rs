@@ -130,7 +130,7 @@ pub(crate) async fn agents(client: &Client, now_ms: i64) -> Result<Vec<AgentSumm
         .query(
             "SELECT agent_id, platform, first_seen_ms, last_seen_ms, interval_ms, metric_ts, cpu,
                     mem_free, mem_total, disk_free, disk_total, net_rx_bps, net_tx_bps, uptime_s,
-                    agent_version, agent_uptime_s
+                    agent_version, agent_uptime_s, drives
              FROM agents ORDER BY agent_id COLLATE \"C\"",
             &[],
         )
@@ -160,6 +160,10 @@ pub(crate) async fn agents(client: &Client, now_ms: i64) -> Result<Vec<AgentSumm
                 uptime_s: uint(r, 13),
                 agent_version: r.get(14),
                 agent_uptime_s: uint(r, 15),
+                drives: r
+                    .get::<_, Option<&str>>(16)
+                    .and_then(|d| serde_json::from_str(d).ok())
+                    .unwrap_or_default(),
             }
         })
         .collect())

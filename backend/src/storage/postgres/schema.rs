@@ -234,7 +234,7 @@ pub(super) async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::E
         .map(|&sql| sql.into())
         .chain(std::iter::once(crate::alerts::schema::postgres().into()))
         .chain(std::iter::once(
-            "ALTER TABLE agents ADD COLUMN agent_version TEXT, ADD COLUMN agent_uptime_s BIGINT;"
+            "ALTER TABLE agents ADD COLUMN agent_version TEXT, ADD COLUMN agent_uptime_s BIGINT,\n                 ADD COLUMN drives TEXT;"
                 .into(),
         ))
         .collect();

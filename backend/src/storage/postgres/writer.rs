@@ -36,9 +36,11 @@ const LOG_SQL: &str = "INSERT INTO batch_log(first_id, ts_ms, ingested_ms, kinds
 /// SQLite's agent rules (`storage::learn_interval`): the interval is an EWMA of plausible gaps
 /// between the agent's own timestamps; $5..$7 are its bounds and weight.
 const AGENT_SQL: &str = "INSERT INTO agents(agent_id, platform, first_seen_ms, last_seen_ms,
-        last_ts_ms, agent_version, agent_uptime_s)
-    VALUES ($1, $2, $3, $3, $4, $8, $9)
+        last_ts_ms, agent_version, agent_uptime_s, drives)
+    VALUES ($1, $2, $3, $3, $4, $8, $9, $10)
     ON CONFLICT (agent_id) DO UPDATE SET
+        drives = CASE WHEN $10::text IS NOT NULL AND EXCLUDED.last_ts_ms >= agents.last_ts_ms
+            THEN $10 ELSE agents.drives END,
         agent_version = CASE WHEN $8::text IS NOT NULL AND EXCLUDED.last_ts_ms >= agents.last_ts_ms
             THEN $8 ELSE agents.agent_version END,
         agent_uptime_s = CASE WHEN $8::text IS NOT NULL AND EXCLUDED.last_ts_ms >= agents.last_ts_ms
@@ -393,6 +395,7 @@ async fn update_agent(
             &weight,
             &batch.agent.as_ref().map(|a| a.version.as_str()),
             &batch.agent.as_ref().map(|a| a.uptime_s as i64),
+            &batch.drives.as_ref().and_then(|d| serde_json::to_string(d).ok()),
         ],
     )
     .await?;

@@ -5,7 +5,7 @@
 
 use crate::clock::format_ms;
 use crate::storage::{learn_interval, liveness};
-use protocol::{AgentInfo, AgentSummary, Event, EventKind, IngestBatch};
+use protocol::{AgentInfo, AgentSummary, Drive, Event, EventKind, IngestBatch};
 use rusqlite::{Connection, Row, params};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -20,6 +20,8 @@ pub(super) struct AgentState {
     metric: Option<LatestMetric>,
     /// From the newest batch (by the agent's clock) that carried it.
     agent: Option<AgentInfo>,
+    /// The same for its drives.
+    drives: Option<Vec<Drive>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +42,7 @@ impl AgentState {
             interval_ms: None,
             metric: None,
             agent: None,
+            drives: None,
         }
     }
 
@@ -47,8 +50,13 @@ impl AgentState {
     /// consecutive batches); the latest metric is the newest by the agent's clock, so a replay
     /// of an old queued batch does not hide a newer reading.
     fn observe(&mut self, batch: &IngestBatch, ts_ms: i64, now_ms: i64) {
-        if batch.agent.is_some() && ts_ms >= self.last_ts_ms {
-            self.agent.clone_from(&batch.agent);
+        if ts_ms >= self.last_ts_ms {
+            if batch.agent.is_some() {
+                self.agent.clone_from(&batch.agent);
+            }
+            if batch.drives.is_some() {
+                self.drives.clone_from(&batch.drives);
+            }
         }
         self.interval_ms = learn_interval(self.interval_ms, ts_ms - self.last_ts_ms);
         self.platform.clone_from(&batch.platform);
@@ -85,6 +93,7 @@ impl AgentState {
             uptime_s: r.and_then(|r| r.uptime_s),
             agent_version: self.agent.as_ref().map(|a| a.version.clone()),
             agent_uptime_s: self.agent.as_ref().map(|a| a.uptime_s),
+            drives: self.drives.clone().unwrap_or_default(),
         }
     }
 }
@@ -122,7 +131,7 @@ impl Agents {
         let mut stmt = conn.prepare(
             "SELECT agent_id, platform, first_seen_ms, last_seen_ms, last_ts_ms, interval_ms,
                     metric_ts, metric_ts_ms, cpu, mem_free, mem_total, disk_free, disk_total,
-                    net_rx_bps, net_tx_bps, uptime_s, agent_version, agent_uptime_s
+                    net_rx_bps, net_tx_bps, uptime_s, agent_version, agent_uptime_s, drives
              FROM agents",
         )?;
         let committed = stmt
@@ -171,9 +180,9 @@ impl Agents {
             "INSERT OR REPLACE INTO agents(agent_id, platform, first_seen_ms, last_seen_ms,
                 last_ts_ms, interval_ms, metric_ts, metric_ts_ms, cpu, mem_free, mem_total,
                 disk_free, disk_total, net_rx_bps, net_tx_bps, uptime_s, agent_version,
-                agent_uptime_s)
+                agent_uptime_s, drives)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                ?18)",
+                ?18, ?19)",
         )?
         .execute(params![
             agent_id,
@@ -194,6 +203,7 @@ impl Agents {
             int(r.and_then(|r| r.uptime_s)),
             s.agent.as_ref().map(|a| &a.version),
             int(s.agent.as_ref().map(|a| a.uptime_s)),
+            s.drives.as_ref().and_then(|d| serde_json::to_string(d).ok()),
         ])?;
         Ok(())
     }
@@ -251,6 +261,8 @@ fn state_of(r: &Row<'_>) -> rusqlite::Result<AgentState> {
             (Some(version), Some(uptime_s)) => Some(AgentInfo { version, uptime_s }),
             _ => None,
         },
+        // Written by us as JSON; a row changed into something else reads as no drives.
+        drives: r.get::<_, Option<String>>(18)?.and_then(|d| serde_json::from_str(&d).ok()),
     })
 }
 

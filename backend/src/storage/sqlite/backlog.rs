@@ -186,6 +186,7 @@ impl IndexBacklog {
                 batch_id: None,
                 events: decode(&r.get::<_, String>(7)?)?,
                 agent: None,
+                drives: None,
             };
             let ingested_ms = r.get(5)?;
             agents.observe(&batch, ts_ms, ingested_ms);

@@ -452,8 +452,10 @@ pub(crate) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-/// The agent's own version and uptime beside its latest figures.
-const AGENT_INFO: &str = "ALTER TABLE agents ADD COLUMN agent_version TEXT; ALTER TABLE agents ADD COLUMN agent_uptime_s INTEGER;";
+/// The agent's own version and uptime, and its drives (JSON), beside its latest figures.
+const AGENT_INFO: &str = "ALTER TABLE agents ADD COLUMN agent_version TEXT;
+    ALTER TABLE agents ADD COLUMN agent_uptime_s INTEGER;
+    ALTER TABLE agents ADD COLUMN drives TEXT;";
 
 /// Every migration in order: [`MIGRATIONS`], the alert tables (written for both stores), then
 /// the agent's own version and uptime.
