@@ -183,7 +183,8 @@ pub(crate) fn word<T: serde::Serialize>(v: T) -> String {
     serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
-fn from_word<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
+/// One of our enums from the name [`word`] gave it.
+pub(crate) fn from_word<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
     serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
 }
 
@@ -247,11 +248,6 @@ pub(crate) fn claimed(
     notification.idempotency_key = idempotency_key(id);
     let channel = channel.and_then(|body| serde_json::from_str(body).ok());
     Ok(Claimed { id, channel, notification, attempts, created_ms })
-}
-
-/// The `state` column's words for a filter.
-pub(crate) fn state_word(state: AlertState) -> String {
-    word(state)
 }
 
 /// What a filter's `limit` may be.

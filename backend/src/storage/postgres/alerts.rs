@@ -7,7 +7,7 @@ use super::pool::Pool;
 use crate::alerts::decide::{Change, Measures, decide};
 use crate::alerts::store::{
     ALERT_COLUMNS, AlertFilter, AlertRow, AlertStore, Claimed, DUE_IN_TURN, FINISH_SQL, Finish,
-    PRUNE_SQL, Table, claimed, payload, rules_of, silences_of, state_word, word,
+    PRUNE_SQL, Table, claimed, from_word, payload, rules_of, silences_of, word,
 };
 use crate::storage::{StorageError, StoreFuture};
 use protocol::alerts::{Alert, Delivery, NotificationKind};
@@ -164,8 +164,7 @@ fn delivery(r: &Row) -> Delivery {
         id: r.get(0),
         alert_id: r.get(1),
         channel_id: r.get(2),
-        kind: serde_json::from_value(serde_json::Value::String(kind))
-            .unwrap_or(NotificationKind::Firing),
+        kind: from_word(&kind).unwrap_or(NotificationKind::Firing),
         idempotency_key: crate::alerts::store::idempotency_key(r.get(0)),
         created_at: r.get::<_, i64>(4) / 1000,
         attempts: u32::try_from(attempts).unwrap_or_default(),
@@ -210,7 +209,7 @@ impl AlertStore for PgAlerts {
                    AND ($5::bigint IS NULL OR id < $5)
                  ORDER BY id DESC LIMIT $6"
             );
-            let state = f.state.map(state_word);
+            let state = f.state.map(word);
             let limit = i64::from(f.limit);
             let rows = self
                 .pool

@@ -5,7 +5,7 @@
 use crate::alerts::decide::{Change, Measures, decide};
 use crate::alerts::store::{
     ALERT_COLUMNS, AlertFilter, AlertRow, AlertStore, Claimed, DUE_IN_TURN, FINISH_SQL, Finish,
-    PRUNE_SQL, Table, claimed, payload, rules_of, silences_of, state_word, word,
+    PRUNE_SQL, Table, claimed, from_word, payload, rules_of, silences_of, word,
 };
 use crate::settings::Synchronous;
 use crate::storage::{StorageError, StoreFuture};
@@ -163,8 +163,7 @@ fn delivery(r: &Row<'_>) -> rusqlite::Result<Delivery> {
         id: r.get(0)?,
         alert_id: r.get(1)?,
         channel_id: r.get(2)?,
-        kind: serde_json::from_value(serde_json::Value::String(kind))
-            .unwrap_or(protocol::alerts::NotificationKind::Firing),
+        kind: from_word(&kind).unwrap_or(protocol::alerts::NotificationKind::Firing),
         idempotency_key: crate::alerts::store::idempotency_key(r.get(0)?),
         created_at: r.get::<_, i64>(4)? / 1000,
         attempts: r.get(5)?,
@@ -209,7 +208,7 @@ impl AlertStore for SqliteAlerts {
                    AND (?5 IS NULL OR id < ?5)
                  ORDER BY id DESC LIMIT ?6"
             );
-            let state = f.state.map(state_word);
+            let state = f.state.map(word);
             let p = params![f.open, state, f.agent_id, f.rule_id, f.before_id, f.limit];
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map(p, alert_row)?;
