@@ -40,6 +40,53 @@ assert procs and all(p["proc_name"] and 0 <= p["cpu"] <= 1 for p in procs), proc
 print(f"agent.exe under Wine delivered 1 metric row and {len(procs)} process rows")
 PY
 
+# The machine's detail from the Windows code paths (per-core times from NtQuerySystemInformation,
+# commit from GetPerformanceInfo, services from the service manager), recorded by a stand-in
+# backend that says it takes every part. Wine has no Event Log: the agent says so once and goes on.
+detail_port=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+python3 - "$detail_port" "$work/bodies.jsonl" <<'PY' &
+import http.server, sys
+class Backend(http.server.BaseHTTPRequestHandler):
+    def answer(self, body):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-Telemetry-Ingest", "4")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        self.answer(b'{"status":"ok"}')
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with open(sys.argv[2], "ab") as f:
+            f.write(body + b"\n")
+        self.answer(b'{"stored":1}')
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Backend).serve_forever()
+PY
+detail_pid=$!
+sleep 1
+API_URL="http://127.0.0.1:$detail_port" AGENT_ID=wine-detail INTERVAL_SECONDS=1 \
+    DATA_DIR='C:\agent-detail' timeout 30 /usr/lib/wine/wine64 "$work/agent.exe" 2>"$work/detail.log" || true
+kill "$detail_pid"
+BODIES="$work/bodies.jsonl" LOG="$work/detail.log" python3 - <<'PY'
+import json, os
+bodies = [json.loads(line) for line in open(os.environ["BODIES"])]
+log = open(os.environ["LOG"], errors="replace").read()
+assert len(bodies) >= 5, (len(bodies), log)
+for b in bodies:
+    host = b["host"]
+    assert host["cores"] and all(0 <= c <= 1 for c in host["cores"]), host
+    assert 0 < host["commit_used"] <= host["commit_limit"], host
+services = bodies[0].get("services")
+assert services and all(s["name"] and s["state"] and s.get("start") == "auto" for s in services), bodies[0]
+assert all("services" not in b for b in bodies[1:]), "an unchanged list was sent again"
+assert log.count("the Event Log cannot be read here") == 1 and "panicked" not in log, log
+print(f"agent.exe under Wine sent {len(host['cores'])} cores and commit in each of {len(bodies)} "
+      f"batches, and {len(services)} automatic services in the first")
+PY
+
 # The service: installed with a config file (a service inherits no shell environment), it runs
 # the agent, which keeps its queue and its bounded log under %ProgramData%; uninstalling stops
 # and removes it and leaves the queue. Wine's service manager does not keep recovery actions, so

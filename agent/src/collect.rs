@@ -1,7 +1,7 @@
 //! What a tick measures. Every figure is a delta since the previous tick (CPU, network), so a
 //! tick never sleeps to sample: it costs a few milliseconds however long the interval is.
 
-use protocol::{AgentInfo, Drive, Event, EventKind, IngestBatch};
+use protocol::{AgentInfo, Drive, Event, EventKind, Host, IngestBatch, Notice, Service};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use sysinfo::{DiskRefreshKind, Disks, Networks, ProcessRefreshKind, ProcessesToUpdate, System};
@@ -19,10 +19,29 @@ pub struct Reading {
     pub drives: Vec<Drive>,
 }
 
+/// What a batch carries besides its events, each part only when there is something: the
+/// machine's detail at every tick, the watched services and the notices when a check of them
+/// ran (every `WATCH_SECONDS`) and found something to send.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Detail {
+    /// Per-core CPU, swap and commit.
+    pub host: Option<Host>,
+    /// Every watched service, when the list is due (see [`protocol::IngestBatch::services`]).
+    pub services: Option<Vec<Service>>,
+    /// What happened since the previous check: service changes, system log entries.
+    pub notices: Vec<Notice>,
+}
+
 /// Where a tick's readings come from: the system in production, fakes in tests and the simulator.
 pub trait Collector: Send + 'static {
     /// One tick's readings; the figures that are rates cover the time since the previous call.
     fn collect(&mut self) -> Reading;
+
+    /// The same tick's [`Detail`], asked for right after [`Collector::collect`]; fakes that
+    /// have none send batches without it.
+    fn detail(&mut self) -> Detail {
+        Detail::default()
+    }
 }
 
 /// The platform name the backend stores.
@@ -35,7 +54,7 @@ pub(crate) fn platform() -> &'static str {
 }
 
 /// One batch with a fresh id, stamped now.
-pub(crate) fn build_batch(agent_id: &str, reading: Reading) -> IngestBatch {
+pub(crate) fn build_batch(agent_id: &str, reading: Reading, detail: Detail) -> IngestBatch {
     let ts = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
     let mut events = Vec::with_capacity(1 + reading.procs.len());
     events.push(reading.metric);
@@ -52,6 +71,9 @@ pub(crate) fn build_batch(agent_id: &str, reading: Reading) -> IngestBatch {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             uptime_s: started().elapsed().as_secs(),
         }),
+        host: detail.host,
+        services: detail.services,
+        notices: (!detail.notices.is_empty()).then_some(detail.notices),
     }
 }
 
@@ -83,7 +105,7 @@ pub(crate) fn top_processes(
 /// A share of the CPU, 0..1, to 0.01 % of the machine: what sysinfo's f32 percentages measure.
 /// The binary tail past that carries nothing, and costs the backend several bytes a figure
 /// where it stores decimals as their digits.
-fn share(x: f64) -> f64 {
+pub(crate) fn share(x: f64) -> f64 {
     (x.clamp(0.0, 1.0) * 10_000.0).round() / 10_000.0
 }
 
@@ -105,6 +127,9 @@ pub struct SystemCollector {
     system_drive: PathBuf,
     #[cfg(windows)]
     machine_cpu: crate::machine_cpu::MachineCpu,
+    #[cfg(windows)]
+    host: crate::host_detail::WindowsHost,
+    watch: Option<crate::watch::Watch>,
 }
 
 impl SystemCollector {
@@ -118,12 +143,19 @@ impl SystemCollector {
         let mut machine_cpu = crate::machine_cpu::MachineCpu::default();
         #[cfg(windows)]
         machine_cpu.sample();
+        #[cfg(windows)]
+        let mut host = crate::host_detail::WindowsHost::default();
+        #[cfg(windows)]
+        host.sample();
         #[cfg(not(windows))]
         sys.refresh_cpu_usage();
         sys.refresh_processes_specifics(ProcessesToUpdate::All, true, process_kind());
         Ok(Self {
             #[cfg(windows)]
             machine_cpu,
+            #[cfg(windows)]
+            host,
+            watch: None,
             sys,
             disks: Disks::new_with_refreshed_list()?,
             networks: Networks::new_with_refreshed_list()?,
@@ -131,6 +163,12 @@ impl SystemCollector {
             top,
             system_drive: system_drive(),
         })
+    }
+
+    /// Also checks services and the system log, as `watch` says.
+    pub(crate) fn watching(mut self, watch: crate::watch::Watch) -> Self {
+        self.watch = Some(watch);
+        self
     }
 }
 
@@ -252,6 +290,16 @@ impl Collector for SystemCollector {
             drives,
         }
     }
+
+    fn detail(&mut self) -> Detail {
+        #[cfg(windows)]
+        let host = self.host.sample();
+        // From the CPU and memory refresh that `collect` made.
+        #[cfg(not(windows))]
+        let host = crate::host_detail::from_sysinfo(&self.sys);
+        let found = self.watch.as_mut().map(|w| w.check(Instant::now())).unwrap_or_default();
+        Detail { host: Some(host), services: found.services, notices: found.notices }
+    }
 }
 
 #[cfg(test)]
@@ -294,7 +342,16 @@ mod tests {
         assert!(r.metric.mem_total.unwrap() >= free && free > 0);
         assert!(r.metric.uptime_s.unwrap() > 0);
         assert!(!r.procs.is_empty() && r.procs.len() <= 5);
-        let batch = build_batch("test-host", r);
+        let detail = c.detail();
+        let host = detail.host.clone().unwrap();
+        assert!(!host.cores.is_empty(), "{host:?}");
+        assert!(host.cores.iter().all(|c| (0.0..=1.0).contains(c)));
+        assert!(host.swap_total >= host.swap_used);
+        // Windows reports its page files where the kernel says (Wine does not).
+        assert!(cfg!(windows) || host.swap_total.is_some());
+        assert_eq!(host.commit_limit.is_some(), cfg!(windows));
+        assert_eq!((detail.services, detail.notices), (None, vec![]), "nothing is watched");
+        let batch = build_batch("test-host", r, c.detail());
         assert!(batch.validate().is_ok(), "{batch:?}");
     }
 
@@ -338,7 +395,33 @@ mod tests {
                 write_bps: Some(0.0),
             }],
         };
-        let batch = build_batch("pc-7", reading);
+        let detail = Detail {
+            host: Some(Host {
+                cores: vec![0.1, 1.0, 0.0, 0.3656],
+                swap_used: Some(0),
+                swap_total: Some(2 << 30),
+                commit_used: None,
+                commit_limit: None,
+            }),
+            services: Some(vec![Service {
+                name: "Spooler".into(),
+                display_name: Some("Print Spooler".into()),
+                state: protocol::ServiceState::Stopped,
+                start: Some(protocol::StartMode::Auto),
+            }]),
+            notices: vec![Notice {
+                ts: "2025-11-12T11:59:58Z".into(),
+                kind: protocol::NoticeKind::Service,
+                level: protocol::NoticeLevel::Warning,
+                source: "Spooler".into(),
+                code: None,
+                message: "stopped (was running)".into(),
+            }],
+        };
+        let bare = build_batch("pc-7", reading.clone(), Detail::default());
+        assert_eq!((bare.host, bare.services, bare.notices), (None, None, None));
+        let batch = build_batch("pc-7", reading, detail);
+        assert!(batch.validate().is_ok(), "{batch:?}");
         insta::assert_json_snapshot!(batch, {
             ".ts" => "[ts]",
             ".batch_id" => "[uuid]",

@@ -5,6 +5,7 @@
 
 pub mod collect;
 pub mod data_dir;
+mod host_detail;
 pub mod logfile;
 pub mod machine_config;
 // Windows only; its arithmetic is unit-tested everywhere.
@@ -18,3 +19,4 @@ pub mod send;
 pub mod service;
 pub mod settings;
 pub mod startup;
+mod watch;

@@ -122,7 +122,8 @@ impl<'a, F: Fs> Shared<'a, F> {
 
     #[tracing::instrument(skip_all, fields(agent_id = %self.agent_id))]
     fn tick(&self, collector: &mut impl Collector) {
-        let batch = build_batch(self.agent_id, collector.collect());
+        let reading = collector.collect();
+        let batch = build_batch(self.agent_id, reading, collector.detail());
         match serde_json::to_vec(&batch) {
             Ok(body) => self.outbox().push(body),
             Err(e) => tracing::error!(error = %e, "could not encode a batch (data lost)"),

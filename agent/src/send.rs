@@ -42,8 +42,8 @@ pub struct HttpTransport {
     secret: String,
     /// The timestamp and body digest of the last signature, see [`HttpTransport::timestamp`].
     last_signed: Arc<Mutex<Option<Signed>>>,
-    /// What the backend last said it takes ([`protocol::HEADER_INGEST_LEVEL`]); 1 until it
-    /// says more, so that a batch is never refused for a field an older backend lacks.
+    /// What the backend last said it takes ([`protocol::HEADER_INGEST_LEVEL`]), so that a
+    /// batch is never refused for a field an older backend lacks; [`UNHEARD`] until it answers.
     level: Arc<AtomicU8>,
 }
 
@@ -81,7 +81,7 @@ impl HttpTransport {
             token: token.to_owned(),
             secret: secret.to_owned(),
             last_signed: Arc::default(),
-            level: Arc::new(AtomicU8::new(1)),
+            level: Arc::new(AtomicU8::new(UNHEARD)),
         })
     }
 
@@ -162,6 +162,19 @@ pub(crate) fn classify(
     }
 }
 
+/// The level before the backend has answered anything; batches then go as to level 1.
+const UNHEARD: u8 = 0;
+
+/// The parts of a batch that are sent once, not with every batch: the list of services goes
+/// again only when it changes, and each notice only once. Left out for a backend not yet heard
+/// from, they would be lost, so such a batch waits for an answer to a probe first.
+const SENT_ONCE: [&str; 2] = ["services", "notices"];
+
+fn has_sent_once_parts(body: &[u8]) -> bool {
+    let Ok(serde_json::Value::Object(batch)) = serde_json::from_slice(body) else { return false };
+    SENT_ONCE.iter().any(|part| batch.contains_key(*part))
+}
+
 /// The level a backend's answer states; 1 without the header (a backend from before it).
 fn level_of(headers: &reqwest::header::HeaderMap) -> u8 {
     headers
@@ -190,7 +203,15 @@ pub(crate) fn for_level(body: &[u8], level: u8) -> std::borrow::Cow<'_, [u8]> {
 
 impl Transport for HttpTransport {
     async fn send(&self, body: &[u8]) -> Delivery {
-        let body = for_level(body, self.level.load(Relaxed));
+        let mut level = self.level.load(Relaxed);
+        if level == UNHEARD && has_sent_once_parts(body) {
+            // Unanswered, the post would most likely fail the same way.
+            if !self.probe().await && self.level.load(Relaxed) == UNHEARD {
+                return Delivery::Retry(format!("{} did not answer", self.health_url));
+            }
+            level = self.level.load(Relaxed);
+        }
+        let body = for_level(body, level.max(1));
         let body = &body[..];
         let ts = self.timestamp(body).to_string();
         let signature = protocol::sign(self.secret.as_bytes(), &ts, body);
@@ -285,17 +306,52 @@ mod tests {
         assert_eq!(sent[0]["events"], sent[2]["events"], "only `agent` is left out");
     }
 
+    /// Services and notices are not sent again: the first batch that has them asks the
+    /// backend's level first instead of leaving them out, and waits while nothing answers.
+    #[tokio::test]
+    async fn parts_sent_once_wait_for_the_backends_level() {
+        use wiremock::matchers::{method, path};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let body = br#"{"agent_id":"a","ts":"2025-11-12T12:00:00Z","platform":"linux","events":[{"type":"metric"}],"services":[],"notices":[]}"#;
+        let down = HttpTransport::new("http://127.0.0.1:9", "t", "s", Duration::from_secs(2));
+        assert!(
+            matches!(down.unwrap().send(body).await, Delivery::Retry(r) if r.contains("healthz"))
+        );
+        let server = MockServer::start().await;
+        let level =
+            |n: &str| ResponseTemplate::new(200).insert_header(protocol::HEADER_INGEST_LEVEL, n);
+        Mock::given(path("/healthz")).respond_with(level("4")).mount(&server).await;
+        let stored = level("4").set_body_string(r#"{"stored":1}"#);
+        Mock::given(method("POST")).respond_with(stored).mount(&server).await;
+        let transport =
+            HttpTransport::new(&server.uri(), "t", "s", Duration::from_secs(5)).unwrap();
+        for _ in 0..2 {
+            assert_eq!(transport.send(body).await, Delivery::Stored { duplicate: false });
+        }
+        let requests = server.received_requests().await.unwrap();
+        let paths: Vec<&str> = requests.iter().map(|r| r.url.path()).collect();
+        assert_eq!(paths, ["/healthz", "/api/ingest", "/api/ingest"], "asked once");
+        assert_eq!(requests[1].body, body, "sent whole");
+    }
+
     #[test]
     fn each_level_gets_the_fields_it_takes() {
-        let body = br#"{"agent_id":"a","agent":{"version":"1","uptime_s":1},"drives":[]}"#;
-        let keys = |level| -> Vec<String> {
+        let body = br#"{"agent_id":"a","agent":{"version":"1","uptime_s":1},"drives":[],"host":{"cores":[0.5]},"services":[],"notices":[]}"#;
+        let keys = |body: &[u8], level| -> Vec<String> {
             let v: serde_json::Value = serde_json::from_slice(&for_level(body, level)).unwrap();
             v.as_object().unwrap().keys().cloned().collect()
         };
-        assert_eq!(keys(1), ["agent_id"]);
-        assert_eq!(keys(2), ["agent", "agent_id"]);
-        assert_eq!(keys(3), ["agent", "agent_id", "drives"]);
-        assert!(matches!(for_level(body, 3), std::borrow::Cow::Borrowed(_)), "sent as queued");
+        assert_eq!(keys(body, 1), ["agent_id"]);
+        assert_eq!(keys(body, 2), ["agent", "agent_id"]);
+        assert_eq!(keys(body, 3), ["agent", "agent_id", "drives"]);
+        let all = ["agent", "agent_id", "drives", "host", "notices", "services"];
+        assert_eq!(keys(body, 4), all);
+        assert_eq!(protocol::INGEST_LEVEL, 4, "a new level needs a line above");
+        let borrowed =
+            |body, level| matches!(for_level(body, level), std::borrow::Cow::Borrowed(_));
+        assert!(borrowed(body, 4), "sent as queued");
+        // Without the newer parts (a batch queued by an older agent), nothing to take out.
+        assert!(borrowed(br#"{"agent_id":"a","drives":[]}"#, 3));
     }
 
     fn answer(code: u16, text: &str) -> Delivery {

@@ -4,7 +4,9 @@
 use crate::data_dir::{default_data_dir, exe_dir};
 use crate::logfile::LogLimits;
 use crate::queue::Limits;
+use crate::watch::ServiceChoice;
 use protocol::Secret;
+use protocol::validate::is_printable_id;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -48,6 +50,10 @@ pub struct FileConfig {
     queue_max_mb: Option<u64>,
     set_aside_max_mb: Option<u64>,
     request_timeout_seconds: Option<u64>,
+    services: Option<String>,
+    event_logs: Option<String>,
+    event_log_max: Option<usize>,
+    watch_seconds: Option<u64>,
 }
 
 impl FileConfig {
@@ -77,6 +83,14 @@ pub struct Settings {
     pub(crate) top_processes: usize,
     pub(crate) queue_limits: Limits,
     pub(crate) request_timeout: Duration,
+    /// `SERVICES`.
+    pub(crate) services: ServiceChoice,
+    /// `EVENT_LOGS`: the Event Log channels read on Windows; none reads none.
+    pub(crate) event_logs: Vec<String>,
+    /// `EVENT_LOG_MAX`: entries taken from one channel per check.
+    pub(crate) event_log_max: usize,
+    /// `WATCH_SECONDS`: from one check of the services and logs to the next.
+    pub(crate) watch_interval: Duration,
 }
 
 fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
@@ -100,6 +114,31 @@ fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
         });
     }
     Ok(value)
+}
+
+/// A comma-separated list of names, each 1-256 printable characters once trimmed (an empty
+/// list is one without names); `none`, in any letter case, is `None`.
+fn names(
+    key: &'static str,
+    env: Option<String>,
+    file: Option<String>,
+    default: &str,
+) -> Result<Option<Vec<String>>, SettingsError> {
+    let raw = env.or(file).unwrap_or_else(|| default.to_owned());
+    if raw.trim().eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let names: Vec<String> =
+        raw.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).collect();
+    match names.iter().find(|n| !is_printable_id(n, protocol::Limits::MAX_SOURCE_CHARS)) {
+        Some(bad) => Err(SettingsError::Invalid {
+            key,
+            reason: format!(
+                "must be `none` or comma-separated names of 1-256 printable characters (got {bad:?})"
+            ),
+        }),
+        None => Ok(Some(names)),
+    }
 }
 
 /// The host name, lower-case, as the default agent id.
@@ -126,7 +165,7 @@ impl Settings {
             });
         }
         let agent_id = env("AGENT_ID").or(file.agent_id).unwrap_or_else(host_name);
-        if !protocol::validate::is_printable_id(&agent_id, protocol::Limits::MAX_AGENT_ID_CHARS) {
+        if !is_printable_id(&agent_id, protocol::Limits::MAX_AGENT_ID_CHARS) {
             return Err(SettingsError::Invalid {
                 key: "AGENT_ID",
                 reason: format!("must be 1-128 printable characters (got {agent_id:?})"),
@@ -167,6 +206,22 @@ impl Settings {
             .or(file.data_dir)
             .unwrap_or_else(|| default_data_dir(cfg!(windows), &env, exe_dir.clone()));
         let queue_path = env("QUEUE_PATH").map(PathBuf::from).or(file.queue_path);
+        // Unset or empty: every service that starts with the machine.
+        let services = match names("SERVICES", env("SERVICES"), file.services, "")? {
+            None => ServiceChoice::Off,
+            Some(names) if names.is_empty() => ServiceChoice::Automatic,
+            Some(names) => ServiceChoice::Named(names),
+        };
+        let event_logs =
+            names("EVENT_LOGS", env("EVENT_LOGS"), file.event_logs, "System,Application")?
+                .unwrap_or_default();
+        // The backend takes 200 notices a batch; a few channels at the most stay below it.
+        let event_log_max =
+            number("EVENT_LOG_MAX", env("EVENT_LOG_MAX"), file.event_log_max, 20, (1, 100))?;
+        // Each check runs a subprocess or enumerates every service: every 5 s tick would cost
+        // more than the rest of the agent.
+        let watch_seconds =
+            number("WATCH_SECONDS", env("WATCH_SECONDS"), file.watch_seconds, 30, (5, 3600))?;
         let old_queue_path = match &queue_path {
             None => exe_dir.map(|d| d.join("queue")).filter(|old| *old != data_dir.join("queue")),
             Some(_) => None,
@@ -194,6 +249,10 @@ impl Settings {
             )?,
             queue_limits: Limits { queued: max_mb << 20, set_aside: set_aside_mb << 20 },
             request_timeout: Duration::from_secs(timeout),
+            services,
+            event_logs,
+            event_log_max,
+            watch_interval: Duration::from_secs(watch_seconds),
         })
     }
 
@@ -229,6 +288,9 @@ mod tests {
         assert_eq!(s.agent_id, s.agent_id.to_lowercase());
         assert!(s.queue_path.ends_with("queue"));
         assert_eq!(s.log_limits, LogLimits { max_bytes: 10 << 20, files: 5 });
+        assert_eq!(s.services, ServiceChoice::Automatic);
+        assert_eq!(s.event_logs, ["System", "Application"]);
+        assert_eq!((s.event_log_max, s.watch_interval), (20, Duration::from_secs(30)));
         if !cfg!(windows) {
             assert_eq!(s.old_queue_path, None, "the queue stays beside the executable");
         }
@@ -262,6 +324,26 @@ mod tests {
     }
 
     #[test]
+    fn watched_services_and_logs_are_lists_that_none_switches_off() {
+        let s = with(&[("SERVICES", " Spooler, nginx.service ,")], FileConfig::default()).unwrap();
+        assert_eq!(
+            s.services,
+            ServiceChoice::Named(vec!["Spooler".into(), "nginx.service".into()])
+        );
+        let s = with(&[("SERVICES", "NONE"), ("EVENT_LOGS", "none")], FileConfig::default());
+        let s = s.unwrap();
+        assert_eq!((s.services, s.event_logs), (ServiceChoice::Off, vec![]));
+        let file: FileConfig = toml::from_str(
+            "services = \"sshd\"\nevent_logs = \"System\"\nevent_log_max = 5\nwatch_seconds = 60",
+        )
+        .unwrap();
+        let s = with(&[("SERVICES", "")], file).unwrap();
+        assert_eq!(s.services, ServiceChoice::Automatic, "the environment's empty list wins");
+        assert_eq!(s.event_logs, ["System"]);
+        assert_eq!((s.event_log_max, s.watch_interval), (5, Duration::from_secs(60)));
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         for (key, value) in [
             ("INTERVAL_SECONDS", "abc"),
@@ -273,6 +355,11 @@ mod tests {
             ("SET_ASIDE_MAX_MB", "0"),
             ("API_URL", "localhost:8000"),
             ("AGENT_ID", " padded"),
+            ("SERVICES", "a,b\u{7}"),
+            ("EVENT_LOGS", "x".repeat(257).as_str()),
+            ("EVENT_LOG_MAX", "0"),
+            ("EVENT_LOG_MAX", "101"),
+            ("WATCH_SECONDS", "4"),
         ] {
             let err = with(&[(key, value)], FileConfig::default()).unwrap_err().to_string();
             assert!(err.starts_with(key), "{key}={value}: {err}");

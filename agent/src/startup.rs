@@ -9,6 +9,7 @@ use crate::retry::Backoff;
 use crate::schedule::{Agent, Stats, Summary};
 use crate::send::HttpTransport;
 use crate::settings::Settings;
+use crate::watch::Watch;
 use anyhow::Context;
 use std::future::Future;
 
@@ -38,7 +39,8 @@ pub fn build(settings: &Settings) -> anyhow::Result<RealAgent> {
     }
     Ok(Agent {
         collector: SystemCollector::new(settings.top_processes)
-            .context("reading system information")?,
+            .context("reading system information")?
+            .watching(Watch::from_settings(settings)),
         transport: HttpTransport::new(
             &settings.api_url,
             settings.api_token.expose(),

@@ -117,6 +117,9 @@ fn batch(agent: usize, ts_ms: i64) -> Vec<u8> {
         events,
         agent: None,
         drives: None,
+        host: None,
+        notices: None,
+        services: None,
     };
     serde_json::to_vec(&b).unwrap()
 }

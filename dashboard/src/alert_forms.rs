@@ -9,7 +9,7 @@ use protocol::alerts::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub(crate) const METRICS: [Metric; 9] = [
+pub(crate) const METRICS: [Metric; 11] = [
     Metric::Cpu,
     Metric::MemUsedPct,
     Metric::DiskFreePct,
@@ -19,6 +19,8 @@ pub(crate) const METRICS: [Metric; 9] = [
     Metric::ProcRss,
     Metric::ProcMissing,
     Metric::Offline,
+    Metric::ServiceDown,
+    Metric::LogErrors,
 ];
 pub(crate) const SEVERITIES: [Severity; 3] =
     [Severity::Info, Severity::Warning, Severity::Critical];
@@ -76,6 +78,7 @@ pub(crate) struct RuleForm {
     pub name: String,
     pub metric: Metric,
     pub process: String,
+    pub service: String,
     pub comparison: Comparison,
     pub threshold: String,
     pub window_s: String,
@@ -99,6 +102,7 @@ impl Default for RuleForm {
             name: String::new(),
             metric: Metric::Cpu,
             process: String::new(),
+            service: String::new(),
             comparison: Comparison::Above,
             threshold: String::new(),
             window_s: "300".to_owned(),
@@ -124,6 +128,7 @@ impl RuleForm {
             name: s.name.clone(),
             metric: s.metric,
             process: s.process.clone().unwrap_or_default(),
+            service: s.service.clone().unwrap_or_default(),
             comparison: s.comparison,
             threshold: shown(s.threshold),
             window_s: s.window_s.to_string(),
@@ -161,6 +166,7 @@ impl RuleForm {
             repeat_s: number("repeat", &self.repeat_s)?,
             channels,
             enabled: self.enabled,
+            service: text(&self.service).filter(|_| self.metric.needs_service()),
         })
     }
 }
@@ -168,7 +174,7 @@ impl RuleForm {
 /// A rule's condition in a few words: `cpu avg above 90 over 300 s for 60 s`.
 pub(crate) fn condition(spec: &RuleSpec) -> String {
     let mut out = wire(spec.metric);
-    if let Some(p) = &spec.process {
+    if let Some(p) = spec.process.as_ref().or(spec.service.as_ref()) {
         out.push_str(&format!(" of {p}"));
     }
     if let (true, Some(t)) = (spec.metric.has_threshold(), spec.threshold) {
@@ -332,10 +338,20 @@ mod tests {
         assert_eq!(RuleForm::edit(&rule).spec().unwrap(), spec);
         assert_eq!(condition(&spec), "cpu avg above 90 over 300 s");
 
-        let missing = RuleForm { metric: Metric::ProcMissing, process: "sql.exe".into(), ..form };
+        let missing =
+            RuleForm { metric: Metric::ProcMissing, process: "sql.exe".into(), ..form.clone() };
         let spec = missing.spec().unwrap();
         assert_eq!((spec.threshold, spec.process.as_deref()), (None, Some("sql.exe")));
         assert_eq!(condition(&spec), "proc_missing of sql.exe over 300 s");
+
+        let down = RuleForm { metric: Metric::ServiceDown, service: " Spooler ".into(), ..form };
+        let spec = down.spec().unwrap();
+        assert_eq!(
+            (spec.threshold, spec.process.as_deref(), spec.service.as_deref()),
+            (None, None, Some("Spooler"))
+        );
+        assert_eq!(condition(&spec), "service_down of Spooler over 300 s");
+        assert_eq!(RuleForm::edit(&Rule { id: 8, spec: spec.clone() }).spec().unwrap(), spec);
     }
 
     #[test]

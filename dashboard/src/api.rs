@@ -10,8 +10,8 @@ use gloo_net::websocket::{Message, State as WsState, futures::WebSocket};
 use gloo_timers::future::TimeoutFuture;
 use protocol::alerts::{Alert, Channel, ChannelSpec, Rule, RuleSpec, Silence, SilenceSpec};
 use protocol::{
-    AgentSummary, ClearRequest, ClearResponse, ErrorBody, EventRow, LiveMessage, ProcessHistory,
-    ProcessesResponse, Series,
+    AgentSummary, ClearRequest, ClearResponse, ErrorBody, EventRow, LiveMessage, NoticeRow,
+    ProcessHistory, ProcessesResponse, Series, ServicesResponse,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -130,6 +130,15 @@ pub(crate) async fn series(agent: &str, from_s: i64, to_s: i64) -> Result<Series
 
 pub(crate) async fn processes(agent: &str) -> Result<ProcessesResponse, ApiError> {
     get(&format!("/api/agents/{}/processes", encode(agent))).await
+}
+
+pub(crate) async fn services(agent: &str) -> Result<ServicesResponse, ApiError> {
+    get(&format!("/api/agents/{}/services", encode(agent))).await
+}
+
+/// The newest notices, a page of them.
+pub(crate) async fn notices(agent: &str) -> Result<Vec<NoticeRow>, ApiError> {
+    get(&format!("/api/agents/{}/notices?limit=50", encode(agent))).await
 }
 
 pub(crate) async fn process_history(
@@ -328,6 +337,14 @@ pub(crate) async fn refresh_agents(live: Live) {
         }
         Err(e) => live.api_error.set(Some(e.to_string())),
     }
+}
+
+/// Refetches one agent's row: its drives and host figures come with no live row.
+pub(crate) async fn refresh_agent(live: Live, id: &str) -> Result<(), ApiError> {
+    let mut live = live;
+    let row = get(&format!("/api/agents?agent_id={}", encode(id))).await?;
+    live.store.write().set_agents(row, js_sys::Date::now());
+    Ok(())
 }
 
 /// Open alerts over the API's largest page.

@@ -89,6 +89,13 @@ pub(crate) fn summary(agent: &str, ago_s: f64, cpu: f64) -> AgentSummary {
             read_bps: Some(2_500_000.0),
             write_bps: Some(0.0),
         }],
+        host: Some(protocol::Host {
+            cores: vec![0.9, 0.05, 0.5, 1.0],
+            swap_used: Some(1 << 30),
+            swap_total: Some(4 << 30),
+            commit_used: Some(10 << 30),
+            commit_limit: Some(20 << 30),
+        }),
     }
 }
 

@@ -55,11 +55,20 @@ pub(crate) struct AgentState {
     pub points: BTreeMap<i64, MetricPoint>,
     /// The latest batch's top processes, by row id.
     pub processes: BTreeMap<i64, EventRow>,
+    /// The highest id of its live rows: it changes with each new batch and nothing else, so
+    /// views that fetch what rows do not carry refetch on it.
+    pub last_row_id: i64,
 }
 
 impl AgentState {
     fn new(summary: AgentSummary, heard_at_ms: f64) -> Self {
-        Self { summary, heard_at_ms, points: BTreeMap::new(), processes: BTreeMap::new() }
+        Self {
+            summary,
+            heard_at_ms,
+            points: BTreeMap::new(),
+            processes: BTreeMap::new(),
+            last_row_id: 0,
+        }
     }
 
     pub(crate) fn interval_s(&self) -> f64 {
@@ -159,13 +168,22 @@ impl Store {
             match self.agents.get_mut(&summary.agent_id) {
                 Some(state) => {
                     // Live rows may be newer than this answer; keep whichever figures are.
+                    // What only this answer carries (drives, host, the agent's version) is
+                    // taken from it either way.
                     let live_metric = state.summary.metric_ts.clone();
                     let live = std::mem::replace(&mut state.summary, summary);
                     if live_metric.as_deref().and_then(parse_ts)
                         > state.summary.metric_ts.as_deref().and_then(parse_ts)
                     {
-                        state.summary =
-                            AgentSummary { interval_s: state.summary.interval_s, ..live };
+                        let fetched = &mut state.summary;
+                        state.summary = AgentSummary {
+                            interval_s: fetched.interval_s,
+                            drives: std::mem::take(&mut fetched.drives),
+                            host: fetched.host.take(),
+                            agent_version: fetched.agent_version.take(),
+                            agent_uptime_s: fetched.agent_uptime_s,
+                            ..live
+                        };
                     }
                     state.heard_at_ms = state.heard_at_ms.max(heard);
                 }
@@ -208,6 +226,7 @@ impl Store {
         if let Some(h) = heard {
             agent.heard_at_ms = agent.heard_at_ms.max(h);
         }
+        agent.last_row_id = agent.last_row_id.max(row.id);
         agent.summary.platform.clone_from(&row.platform);
         match row.event_type.as_str() {
             "metric" => agent.apply_metric(&row),
@@ -260,6 +279,7 @@ fn summary_from_row(row: &EventRow) -> AgentSummary {
         agent_version: None,
         agent_uptime_s: None,
         drives: Vec::new(),
+        host: None,
     }
 }
 

@@ -94,10 +94,16 @@ fn live_rows_are_dated_by_the_backend_clock_corrected_for_skew() {
 fn a_refetch_does_not_roll_back_newer_live_figures() {
     let mut store = Store::default();
     store.apply([live(metric(9, "pc-1", NOW_MS + 30_000.0, 0.8))]);
-    store.set_agents(vec![summary("pc-1", 0.0, 0.3)], NOW_MS);
+    let mut fetched = summary("pc-1", 0.0, 0.3);
+    fetched.host = Some(protocol::Host { cores: vec![0.5, 0.25], ..protocol::Host::default() });
+    fetched.agent_version = Some("0.2.0".into());
+    store.set_agents(vec![fetched], NOW_MS);
     let agent = &store.agents["pc-1"];
     assert_eq!(agent.summary.cpu, Some(0.8));
     assert_eq!(agent.interval_s(), 5.0);
+    // Live rows carry no host figures: the answer's are kept.
+    assert_eq!(agent.summary.host.as_ref().map(|h| h.cores.len()), Some(2));
+    assert_eq!(agent.summary.agent_version.as_deref(), Some("0.2.0"));
 }
 
 #[test]

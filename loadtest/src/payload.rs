@@ -153,6 +153,9 @@ impl Fleet {
             events,
             agent: None,
             drives: None,
+            host: None,
+            notices: None,
+            services: None,
         }
     }
 }

@@ -29,6 +29,10 @@ pub enum Metric {
     ProcMissing,
     /// The agent has not been heard from within three of its own learnt intervals.
     Offline,
+    /// The watched service called `service` is not running, by the newest list the agent sent.
+    ServiceDown,
+    /// Event Log or journal entries of level error that happened in the window, a count.
+    LogErrors,
 }
 
 impl Metric {
@@ -37,9 +41,14 @@ impl Metric {
         matches!(self, Metric::ProcCpu | Metric::ProcRss | Metric::ProcMissing)
     }
 
+    /// Whether the rule names a service.
+    pub fn needs_service(self) -> bool {
+        self == Metric::ServiceDown
+    }
+
     /// Whether the rule compares a figure with a threshold (the others are true or false).
     pub fn has_threshold(self) -> bool {
-        !matches!(self, Metric::ProcMissing | Metric::Offline)
+        !matches!(self, Metric::ProcMissing | Metric::Offline | Metric::ServiceDown)
     }
 
     /// Whether the window's maximum is kept for this figure (the tiers keep CPU maxima only).
@@ -110,10 +119,14 @@ pub struct RuleSpec {
     /// The process name, for the `proc_*` metrics (as the agent reports it, e.g. `sqlservr.exe`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process: Option<String>,
+    /// The service's key name, for `service_down` (as the agent lists it: `Spooler`,
+    /// `nginx.service`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
     /// Which side of `threshold` is a breach.
     #[serde(default)]
     pub comparison: Comparison,
-    /// Required for every metric but `proc_missing` and `offline`.
+    /// Required for every metric but `proc_missing`, `offline` and `service_down`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<f64>,
     /// The readings of this many seconds are combined (60 to 86,400; 300 when absent).

@@ -6,6 +6,7 @@
 
 pub mod alerts;
 pub mod codes;
+mod host;
 pub mod liveness;
 pub mod rows;
 pub mod secret;
@@ -14,9 +15,10 @@ mod timestamp;
 pub mod validate;
 pub mod wire;
 
+pub use host::{Host, Notice, NoticeKind, NoticeLevel, Service, ServiceState, StartMode};
 pub use rows::{
     AgentSummary, ClearMessage, ClearRequest, ClearResponse, ErrorBody, EventRow, IngestResponse,
-    LiveMessage, ProcessHistory, ProcessesResponse, Series,
+    LiveMessage, NoticeRow, ProcessHistory, ProcessesResponse, Series, ServicesResponse,
 };
 pub use secret::Secret;
 pub use signing::{SignatureError, sign, verify};
@@ -27,11 +29,13 @@ pub use wire::{AgentInfo, Drive, Event, EventKind, IngestBatch};
 /// batch it takes: an agent leaves out what an older backend would refuse (its batches are
 /// `deny_unknown_fields`), and sends everything once the backend says it may.
 pub const HEADER_INGEST_LEVEL: &str = "x-telemetry-ingest";
-/// 2: a batch may carry `agent` ([`AgentInfo`]); 3: also `drives` ([`Drive`]). A backend
-/// without the header is level 1.
-pub const INGEST_LEVEL: u8 = 3;
+/// 2: a batch may carry `agent` ([`AgentInfo`]); 3: also `drives` ([`Drive`]); 4: also
+/// `host` ([`Host`]), `services` ([`Service`]) and `notices` ([`Notice`]). A backend without
+/// the header is level 1.
+pub const INGEST_LEVEL: u8 = 4;
 /// The optional parts of a batch, each with the level from which a backend takes it.
-pub const LEVELLED_FIELDS: [(&str, u8); 2] = [("agent", 2), ("drives", 3)];
+pub const LEVELLED_FIELDS: [(&str, u8); 5] =
+    [("agent", 2), ("drives", 3), ("host", 4), ("services", 4), ("notices", 4)];
 
 /// Header carrying the shared API token.
 pub const HEADER_TOKEN: &str = "x-api-token";

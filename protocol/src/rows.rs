@@ -165,6 +165,43 @@ pub struct AgentSummary {
     /// Every fixed drive, from its newest batch that listed them; empty when none did.
     #[serde(default)]
     pub drives: Vec<crate::Drive>,
+    /// Per-core CPU, swap and commit, from its newest batch that carried them.
+    #[serde(default)]
+    pub host: Option<crate::Host>,
+}
+
+/// `GET /api/agents/{agent_id}/services`: the newest list of watched services an agent sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ServicesResponse {
+    /// The agent asked for.
+    pub agent_id: String,
+    /// The time of the batch that carried the list; `None` when it never sent one.
+    pub ts: Option<String>,
+    /// As the agent listed them.
+    pub services: Vec<crate::Service>,
+}
+
+/// One stored notice (`GET /api/agents/{agent_id}/notices`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NoticeRow {
+    /// Grows with each notice stored; pages go by it.
+    pub id: i64,
+    /// The agent that sent it.
+    pub agent_id: String,
+    /// When it happened, as the agent sent it.
+    pub ts: String,
+    /// Where it comes from.
+    pub kind: crate::NoticeKind,
+    /// How bad it is.
+    pub level: crate::NoticeLevel,
+    /// The service, or the log and provider.
+    pub source: String,
+    /// The Event Log's event id, where there is one.
+    pub code: Option<u32>,
+    /// What happened.
+    pub message: String,
 }
 
 /// Time-bucketed metrics as columns: entry `i` of every array belongs to bucket `t[i]`.

@@ -20,6 +20,16 @@ impl Limits {
     pub const MAX_DRIVES: usize = 64;
     /// Longest event type, in characters.
     pub const MAX_EVENT_TYPE_CHARS: usize = 32;
+    /// Cores one batch may list.
+    pub const MAX_CORES: usize = 1024;
+    /// Services one batch may list.
+    pub const MAX_SERVICES: usize = 1024;
+    /// Notices one batch may carry.
+    pub const MAX_NOTICES: usize = 200;
+    /// Longest service name, display name or notice source, in characters.
+    pub const MAX_SOURCE_CHARS: usize = 256;
+    /// Longest notice message, in characters.
+    pub const MAX_MESSAGE_CHARS: usize = 2048;
 }
 
 /// The first limit a batch (or an agent id or time in a query) breaks; its text becomes the
@@ -40,6 +50,22 @@ pub enum ValidationError {
          and rates finite and zero or more"
     )]
     Drives,
+    /// A core's share is not a fraction 0..1, there are more than [`Limits::MAX_CORES`], or a
+    /// memory size is out of range.
+    #[error("host: at most 1024 cores, each a fraction from 0 to 1, and sizes below 2^63")]
+    Host,
+    /// A service's name or display name is not 1-256 printable characters, or there are more
+    /// than [`Limits::MAX_SERVICES`].
+    #[error("services: at most 1024, each with a name of 1-256 printable characters")]
+    Services,
+    /// A notice's time, source or message is out of bounds, or there are more than
+    /// [`Limits::MAX_NOTICES`].
+    #[error(
+        "notices: at most 200, each with an ISO 8601 ts, a source of 1-256 printable characters \
+         and a message of at most 2048 characters without control characters but line breaks \
+         and tabs"
+    )]
+    Notices,
     /// `platform` is empty, too long, padded or holds control characters.
     #[error("platform must be 1-32 printable characters")]
     Platform,
@@ -154,6 +180,7 @@ impl IngestBatch {
                 return Err(ValidationError::Drives);
             }
         }
+        self.validate_host()?;
         let ts_ms = parse_ts(&self.ts)?;
         if self.events.is_empty() {
             return Err(ValidationError::NoEvents);
@@ -194,9 +221,53 @@ impl IngestBatch {
     }
 }
 
+impl IngestBatch {
+    fn validate_host(&self) -> Result<(), ValidationError> {
+        let size_ok = |v: Option<u64>| v.is_none_or(|v| i64::try_from(v).is_ok());
+        if let Some(h) = &self.host {
+            let share_ok = |c: &f64| c.is_finite() && (0.0..=1.0).contains(c);
+            let ok = h.cores.len() <= Limits::MAX_CORES
+                && h.cores.iter().all(share_ok)
+                && [h.swap_used, h.swap_total, h.commit_used, h.commit_limit]
+                    .into_iter()
+                    .all(size_ok);
+            if !ok {
+                return Err(ValidationError::Host);
+            }
+        }
+        if let Some(services) = &self.services {
+            let name_ok = |n: &str| is_printable_id(n, Limits::MAX_SOURCE_CHARS);
+            let ok = services.len() <= Limits::MAX_SERVICES
+                && services
+                    .iter()
+                    .all(|s| name_ok(&s.name) && s.display_name.as_deref().is_none_or(name_ok));
+            if !ok {
+                return Err(ValidationError::Services);
+            }
+        }
+        if let Some(notices) = &self.notices {
+            let message_ok = |m: &str| {
+                m.chars().count() <= Limits::MAX_MESSAGE_CHARS
+                    && m.chars().all(|c| !c.is_control() || c == '\n' || c == '\t')
+            };
+            let ok = notices.len() <= Limits::MAX_NOTICES
+                && notices.iter().all(|n| {
+                    parse_ts(&n.ts).is_ok()
+                        && is_printable_id(&n.source, Limits::MAX_SOURCE_CHARS)
+                        && message_ok(&n.message)
+                });
+            if !ok {
+                return Err(ValidationError::Notices);
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::wire::Drive;
+    use crate::{Host, Notice, NoticeKind, NoticeLevel, Service, ServiceState};
 
     #[test]
     fn drives_are_held_to_their_limits() {
@@ -226,6 +297,64 @@ mod tests {
         assert_eq!(with(vec![drive; Limits::MAX_DRIVES + 1]), Err(ValidationError::Drives));
     }
 
+    #[test]
+    fn host_services_and_notices_are_held_to_their_limits() {
+        let check = |f: &dyn Fn(&mut IngestBatch)| {
+            let mut b = batch(vec![metric(0.1)]);
+            f(&mut b);
+            b.validate().map(|_| ())
+        };
+        let host = Host { cores: vec![0.0, 1.0], swap_used: Some(1), ..Host::default() };
+        assert_eq!(check(&|b| b.host = Some(host.clone())), Ok(()));
+        let bad = Host { cores: vec![1.5], ..host.clone() };
+        assert_eq!(check(&|b| b.host = Some(bad.clone())), Err(ValidationError::Host));
+        let bad = Host { cores: vec![f64::NAN], ..host.clone() };
+        assert_eq!(check(&|b| b.host = Some(bad.clone())), Err(ValidationError::Host));
+        let bad = Host { commit_limit: Some(u64::MAX), ..host.clone() };
+        assert_eq!(check(&|b| b.host = Some(bad.clone())), Err(ValidationError::Host));
+        let bad = Host { cores: vec![0.5; Limits::MAX_CORES + 1], ..host };
+        assert_eq!(check(&|b| b.host = Some(bad.clone())), Err(ValidationError::Host));
+
+        let service = Service {
+            name: "Spooler".into(),
+            display_name: Some("Print Spooler".into()),
+            state: ServiceState::Running,
+            start: None,
+        };
+        assert_eq!(check(&|b| b.services = Some(vec![service.clone()])), Ok(()));
+        for bad in [
+            Service { name: String::new(), ..service.clone() },
+            Service { display_name: Some(" x".into()), ..service.clone() },
+            Service { name: "x".repeat(257), ..service.clone() },
+        ] {
+            let got = check(&|b| b.services = Some(vec![bad.clone()]));
+            assert_eq!(got, Err(ValidationError::Services), "{bad:?}");
+        }
+        let many = vec![service; Limits::MAX_SERVICES + 1];
+        assert_eq!(check(&|b| b.services = Some(many.clone())), Err(ValidationError::Services));
+
+        let notice = Notice {
+            ts: "2025-11-12T11:59:58Z".into(),
+            kind: NoticeKind::Log,
+            level: NoticeLevel::Error,
+            source: "System/disk".into(),
+            code: Some(7),
+            message: "The device has a bad block.\r\n\tat sector 9".replace('\r', ""),
+        };
+        assert_eq!(check(&|b| b.notices = Some(vec![notice.clone()])), Ok(()));
+        for bad in [
+            Notice { ts: "then".into(), ..notice.clone() },
+            Notice { source: String::new(), ..notice.clone() },
+            Notice { message: "bell\u{7}".into(), ..notice.clone() },
+            Notice { message: "x".repeat(2049), ..notice.clone() },
+        ] {
+            let got = check(&|b| b.notices = Some(vec![bad.clone()]));
+            assert_eq!(got, Err(ValidationError::Notices), "{bad:?}");
+        }
+        let many = vec![notice; Limits::MAX_NOTICES + 1];
+        assert_eq!(check(&|b| b.notices = Some(many.clone())), Err(ValidationError::Notices));
+    }
+
     use super::*;
     use crate::wire::Event;
     use proptest::prelude::*;
@@ -241,6 +370,9 @@ mod tests {
             events,
             agent: None,
             drives: None,
+            host: None,
+            services: None,
+            notices: None,
         }
     }
 

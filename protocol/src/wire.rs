@@ -33,6 +33,17 @@ pub struct IngestBatch {
     /// [`crate::INGEST_LEVEL`]); `disk_free` and `disk_total` stay the system drive's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drives: Option<Vec<Drive>>,
+    /// Per-core CPU, swap and commit (level 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<crate::Host>,
+    /// Every watched service and its state (level 4). Agents send the list when a state changes
+    /// and now and then besides; the backend keeps the newest by the batch's time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub services: Option<Vec<crate::Service>>,
+    /// What happened since the previous batch: service changes, Event Log or journal entries
+    /// (level 4), each stored once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notices: Option<Vec<crate::Notice>>,
 }
 
 /// One fixed drive.

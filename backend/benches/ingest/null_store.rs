@@ -7,9 +7,12 @@ use backend::live::Hub;
 use backend::metrics::Metrics;
 use backend::storage::jobs::{Applied, Job, take_group};
 use backend::storage::{
-    EventFilter, IngestOutcome, Pruned, Range, StorageError, Store, StoreFuture,
+    EventFilter, IngestOutcome, NoticeFilter, Pruned, Range, StorageError, Store, StoreFuture,
 };
-use protocol::{AgentSummary, EventRow, ProcessHistory, ProcessesResponse, Series};
+use protocol::{
+    AgentSummary, EventRow, NoticeLevel, NoticeRow, ProcessHistory, ProcessesResponse, Series,
+    ServicesResponse,
+};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -77,6 +80,15 @@ impl Store for NullStore {
         not_kept()
     }
     fn process_history(&self, _: String, _: String, _: Range) -> StoreFuture<'_, ProcessHistory> {
+        not_kept()
+    }
+    fn services(&self, _: String) -> StoreFuture<'_, ServicesResponse> {
+        not_kept()
+    }
+    fn notices(&self, _: NoticeFilter) -> StoreFuture<'_, Vec<NoticeRow>> {
+        not_kept()
+    }
+    fn count_log_notices(&self, _: String, _: NoticeLevel, _: i64) -> StoreFuture<'_, u64> {
         not_kept()
     }
     fn close(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {

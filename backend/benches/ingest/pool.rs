@@ -124,6 +124,9 @@ pub(crate) fn batch(rng: &mut Rng, agent: u64, ts_ms: i64) -> IngestBatch {
         events: std::iter::once(metric).chain(procs).collect(),
         agent: None,
         drives: None,
+        host: None,
+        notices: None,
+        services: None,
     }
 }
 

@@ -56,6 +56,13 @@ fn silenced(silences: &[Silence], now_s: i64, rule_id: i64, agent_id: &str) -> b
     })
 }
 
+fn side(c: Comparison) -> &'static str {
+    match c {
+        Comparison::Above => "above",
+        Comparison::Below => "below",
+    }
+}
+
 /// A sentence for the alert: what, how much, where.
 pub(crate) fn summary(rule: &Rule, agent_id: &str, value: Option<f64>) -> String {
     let s = &rule.spec;
@@ -67,6 +74,20 @@ pub(crate) fn summary(rule: &Rule, agent_id: &str, value: Option<f64>) -> String
         }
         Metric::ProcMissing => {
             return format!("{}: {process} is not running on {agent_id}", s.name);
+        }
+        Metric::ServiceDown => {
+            let service = s.service.as_deref().unwrap_or_default();
+            return format!("{}: service {service} is not running on {agent_id}", s.name);
+        }
+        Metric::LogErrors => {
+            let n = value.map_or_else(|| "?".to_owned(), |v| format!("{v:.0}"));
+            let t = s.threshold.map_or_else(|| "?".to_owned(), |t| format!("{t:.0}"));
+            let mins = f64::from(s.window_s) / 60.0;
+            return format!(
+                "{}: {n} log errors in {mins} min on {agent_id} ({} {t})",
+                s.name,
+                side(s.comparison)
+            );
         }
         Metric::Cpu => "cpu".to_owned(),
         Metric::MemUsedPct => "memory used".to_owned(),
@@ -85,10 +106,7 @@ pub(crate) fn summary(rule: &Rule, agent_id: &str, value: Option<f64>) -> String
         Aggregate::Avg => "average",
         Aggregate::Max => "maximum",
     };
-    let side = match s.comparison {
-        Comparison::Above => "above",
-        Comparison::Below => "below",
-    };
+    let side = side(s.comparison);
     let num = |v: Option<f64>| v.map_or_else(|| "?".to_owned(), |v| format!("{v:.1}{unit}"));
     let mins = f64::from(s.window_s) / 60.0;
     format!(

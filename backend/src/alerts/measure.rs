@@ -6,7 +6,7 @@ use super::decide::{Measure, Measures};
 use super::in_scope;
 use crate::storage::{Range, StorageError, Store};
 use protocol::alerts::{Aggregate, Comparison, Metric, Rule};
-use protocol::{AgentSummary, ProcessHistory, Series};
+use protocol::{AgentSummary, NoticeLevel, ProcessHistory, Series, ServiceState, ServicesResponse};
 use std::collections::HashMap;
 
 /// Readings stamped this far ahead of the backend's clock still count (agents' clocks drift).
@@ -68,6 +68,8 @@ fn compared(rule: &Rule, value: Option<f64>) -> Option<Measure> {
 struct Cache {
     series: HashMap<(String, u32), Series>,
     processes: HashMap<(String, String, u32), ProcessHistory>,
+    services: HashMap<String, ServicesResponse>,
+    log_errors: HashMap<(String, u32), u64>,
 }
 
 /// Measures every enabled rule on every agent in its scope. An agent that is offline measures
@@ -112,6 +114,30 @@ async fn measure_one(
     now_ms: i64,
 ) -> Result<Option<Measure>, StorageError> {
     let w = rule.spec.window_s;
+    match (rule.spec.metric, &rule.spec.service) {
+        (Metric::ServiceDown, Some(name)) => {
+            if !cache.services.contains_key(agent) {
+                let listed = store.services(agent.to_owned()).await?;
+                cache.services.insert(agent.to_owned(), listed);
+            }
+            // A service the agent does not list is not watched there: nothing to say.
+            let listed = cache.services[agent].services.iter().find(|s| &s.name == name);
+            return Ok(
+                listed.map(|s| Measure { breach: s.state != ServiceState::Running, value: None })
+            );
+        }
+        (Metric::LogErrors, _) => {
+            let key = (agent.to_owned(), w);
+            if !cache.log_errors.contains_key(&key) {
+                let since = now_ms - i64::from(w) * 1000;
+                let n =
+                    store.count_log_notices(agent.to_owned(), NoticeLevel::Error, since).await?;
+                cache.log_errors.insert(key.clone(), n);
+            }
+            return Ok(compared(rule, Some(cache.log_errors[&key] as f64)));
+        }
+        _ => {}
+    }
     let Some(process) = rule.spec.process.clone() else {
         let key = (agent.to_owned(), w);
         if !cache.series.contains_key(&key) {

@@ -64,9 +64,17 @@ pub(crate) fn check_rule(r: &RuleSpec) -> Result<(), String> {
         (Some(p), true) => check_name("process", p)?,
         (None, false) => {}
     }
+    match (&r.service, r.metric.needs_service()) {
+        (None, true) => return Err("service_down needs `service`: the service's name".into()),
+        (Some(_), false) => return Err("`service` is only for service_down".into()),
+        (Some(s), true) => check_name("service", s)?,
+        (None, false) => {}
+    }
     match (r.threshold, r.metric.has_threshold()) {
         (None, true) => return Err("this metric needs a `threshold`".into()),
-        (Some(_), false) => return Err("proc_missing and offline take no threshold".into()),
+        (Some(_), false) => {
+            return Err("proc_missing, offline and service_down take no threshold".into());
+        }
         (Some(t), true) if !t.is_finite() => return Err("threshold must be a number".into()),
         _ => {}
     }

@@ -75,7 +75,7 @@ fn snap_to_tier(min_step_s: i64) -> i64 {
     widths.into_iter().find(|w| (min_step_s..=2 * min_step_s).contains(w)).unwrap_or(min_step_s)
 }
 
-async fn require_agent(state: &AppState, agent_id: &str) -> Result<(), ApiError> {
+pub(super) async fn require_agent(state: &AppState, agent_id: &str) -> Result<(), ApiError> {
     check_agent_id(agent_id)?;
     let id = agent_id.to_owned();
     let exists = state.storage.agent_exists(id).await?;
@@ -86,16 +86,30 @@ async fn require_agent(state: &AppState, agent_id: &str) -> Result<(), ApiError>
     }
 }
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AgentsQuery {
+    /// Only this agent: a list of one, or none when it has not reported. An agent page keeps
+    /// its drives and host figures current with it without fetching the whole fleet.
+    agent_id: Option<String>,
+}
+
 #[utoipa::path(
-    get, path = "/api/agents", tag = "agents",
+    get, path = "/api/agents", tag = "agents", params(AgentsQuery),
     responses((status = 200, description = "Every agent that has reported", body = Vec<AgentSummary>))
 )]
 #[tracing::instrument(skip_all)]
 pub(crate) async fn list(
     State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<AgentsQuery>,
 ) -> Result<Json<Vec<AgentSummary>>, ApiError> {
-    let now = now_ms();
-    let agents = state.storage.agents(now).await?;
+    // An empty `agent_id=` is what a form with no agent chosen sends: no filter.
+    let only = query.agent_id.filter(|a| !a.is_empty());
+    only.as_deref().map(check_agent_id).transpose()?;
+    let mut agents = state.storage.agents(now_ms()).await?;
+    if let Some(only) = only {
+        agents.retain(|a| a.agent_id == only);
+    }
     Ok(Json(agents))
 }
 

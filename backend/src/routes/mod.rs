@@ -4,6 +4,7 @@ pub(crate) mod agents;
 pub(crate) mod alerts;
 pub(crate) mod events;
 pub(crate) mod ingest;
+pub(crate) mod machine;
 pub(crate) mod ops;
 pub(crate) mod session;
 pub(crate) mod ws;
@@ -159,6 +160,8 @@ pub(crate) fn router(state: AppState, cors_origins: &[String]) -> Router {
         .route("/api/agents", get(agents::list))
         .route("/api/agents/{agent_id}/series", get(agents::series))
         .route("/api/agents/{agent_id}/processes", get(agents::processes))
+        .route("/api/agents/{agent_id}/services", get(machine::services))
+        .route("/api/agents/{agent_id}/notices", get(machine::notices))
         .route("/api/alerts", get(alerts::list))
         .route("/api/alerts/notifications", get(alerts::deliveries))
         .route("/api/alerts/rules", get(alerts::rules).post(alerts::create_rule))

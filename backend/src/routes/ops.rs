@@ -25,6 +25,8 @@ use utoipa::OpenApi;
         super::agents::list,
         super::agents::series,
         super::agents::processes,
+        super::machine::services,
+        super::machine::notices,
         super::session::login,
         super::session::status,
         super::alerts::list,

@@ -50,6 +50,9 @@ pub(crate) fn rows(agent_id: String, b: ChunkBatch) -> Vec<EventRow> {
         events: vec![],
         agent: None,
         drives: None,
+        host: None,
+        notices: None,
+        services: None,
     };
     let mut out: Vec<_> = (b.first_id..)
         .zip(&b.events)

@@ -19,8 +19,8 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, StorageError>>;
 pub enum Job {
     /// Stores a batch, unless its `batch_id` is stored already.
     Ingest {
-        /// The batch, already validated.
-        batch: IngestBatch,
+        /// The batch, already validated; boxed, since it is several times the other jobs' size.
+        batch: Box<IngestBatch>,
         /// The batch's `ts` in unix milliseconds, by the agent's clock.
         ts_ms: i64,
         /// The request's signature, stored with the batch so that a replay is refused until it

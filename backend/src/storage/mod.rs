@@ -4,18 +4,23 @@
 pub(crate) mod chunk;
 pub(crate) mod codec;
 pub mod jobs;
+pub(crate) mod notices;
 pub(crate) mod postgres;
 pub(crate) mod rollup;
 pub(crate) mod sqlite;
 pub(crate) mod tier_chunk;
 
+pub use notices::NoticeFilter;
 pub use postgres::create_database;
 #[cfg(test)]
 mod suite;
 
 use crate::security::Verified;
 use jobs::{Job, submit};
-use protocol::{AgentSummary, EventRow, IngestBatch, ProcessHistory, ProcessesResponse, Series};
+use protocol::{
+    AgentSummary, EventRow, IngestBatch, NoticeLevel, NoticeRow, ProcessHistory, ProcessesResponse,
+    Series, ServicesResponse,
+};
 use std::future::Future;
 use std::pin::Pin;
 use tokio::sync::mpsc;
@@ -281,7 +286,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         ts_ms: i64,
         verified: Verified,
     ) -> StoreFuture<'_, IngestOutcome> {
-        Box::pin(submit(self.jobs(), move |reply| Job::Ingest { batch, ts_ms, verified, reply }))
+        Box::pin(submit(self.jobs(), move |reply| Job::Ingest {
+            batch: Box::new(batch),
+            ts_ms,
+            verified,
+            reply,
+        }))
     }
     /// Deletes the events of `agent_id` (`None`: of every agent) and forgets the agent, then tells
     /// the live clients; resolves to the number of events deleted.
@@ -319,6 +329,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         name: String,
         range: Range,
     ) -> StoreFuture<'_, ProcessHistory>;
+    /// The newest list of watched services `agent_id` sent (by its clock); empty when none.
+    fn services(&self, agent_id: String) -> StoreFuture<'_, ServicesResponse>;
+    /// Its notices, newest first.
+    fn notices(&self, filter: NoticeFilter) -> StoreFuture<'_, Vec<NoticeRow>>;
+    /// How many Event Log or journal entries of `level` `agent_id` has that happened at or after
+    /// `since_ms` (its clock).
+    fn count_log_notices(
+        &self,
+        agent_id: String,
+        level: NoticeLevel,
+        since_ms: i64,
+    ) -> StoreFuture<'_, u64>;
     /// Commits everything queued so far, then stops writing.
     fn close(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }

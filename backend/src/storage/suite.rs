@@ -10,7 +10,7 @@ use crate::clock::now_ms;
 use crate::live::{Hub, LiveFrame};
 use crate::security::Verified;
 use crate::settings::Synchronous;
-use protocol::{Event, EventKind, IngestBatch, Secret};
+use protocol::{Event, EventKind, IngestBatch, NoticeKind, NoticeLevel, Secret, ServiceState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -112,6 +112,7 @@ every_store!(
     batch_ids_that_outlive_their_events_are_pruned_in_steps,
     the_live_feed_gets_each_stored_row,
     compacted_batches_read_back_as_they_were,
+    services_notices_and_cores_are_kept_once_and_newest,
 );
 
 static SIGNATURES: AtomicU64 = AtomicU64::new(1);
@@ -150,6 +151,9 @@ fn batch(agent: &str, ts_ms: i64, cpu: f64, procs: &[(&str, f64)]) -> IngestBatc
         events,
         agent: None,
         drives: None,
+        host: None,
+        notices: None,
+        services: None,
     }
 }
 
@@ -670,4 +674,104 @@ async fn compacted_batches_read_back_as_they_were(s: Subject) {
     assert_eq!(removed, b_events);
     assert!(s.store.events(filter(None, None, None, 10)).await.unwrap().is_empty());
     s.store.close().await;
+}
+
+fn notice(ts_ms: i64, kind: NoticeKind, level: NoticeLevel, message: &str) -> protocol::Notice {
+    protocol::Notice {
+        ts: crate::clock::format_ms(ts_ms),
+        kind,
+        level,
+        source: "System/disk".into(),
+        code: Some(7),
+        message: message.into(),
+    }
+}
+
+fn spooler(state: ServiceState) -> Vec<protocol::Service> {
+    vec![protocol::Service {
+        name: "Spooler".into(),
+        display_name: Some("Print Spooler".into()),
+        state,
+        start: Some(protocol::StartMode::Auto),
+    }]
+}
+
+async fn services_notices_and_cores_are_kept_once_and_newest(s: Subject) {
+    let host = |cores: Vec<f64>| Some(protocol::Host { cores, ..protocol::Host::default() });
+    let (log, service) = (NoticeKind::Log, NoticeKind::Service);
+    let first = IngestBatch {
+        host: host(vec![0.1, 0.2]),
+        services: Some(spooler(ServiceState::Running)),
+        notices: Some(vec![
+            notice(T0 - 1_000, log, NoticeLevel::Error, "bad block"),
+            notice(T0, service, NoticeLevel::Info, "running (was stopped)"),
+        ]),
+        ..batch("a", T0, 0.1, &[])
+    };
+    let ts_ms = first.validate().unwrap();
+    s.store.ingest(first.clone(), ts_ms, verified()).await.unwrap();
+    let again = s.store.ingest(first, ts_ms, verified()).await.unwrap();
+    assert!(again.duplicate, "a retried batch stores its notices once");
+    let second = IngestBatch {
+        services: Some(spooler(ServiceState::Stopped)),
+        notices: Some(vec![notice(T0 + 4_000, log, NoticeLevel::Error, "bad block again")]),
+        ..batch("a", T0 + 5_000, 0.1, &[])
+    };
+    put(&s, second).await;
+    // Sent late from a queue: its notice is news, its list and cores are not.
+    let late = IngestBatch {
+        host: host(vec![0.9]),
+        services: Some(spooler(ServiceState::Paused)),
+        notices: Some(vec![notice(T0 - 70_000, log, NoticeLevel::Warning, "old")]),
+        ..batch("a", T0 - 60_000, 0.1, &[])
+    };
+    put(&s, late).await;
+    put(&s, batch("b", T0, 0.1, &[])).await;
+
+    let agents = s.store.agents(now_ms()).await.unwrap();
+    assert_eq!(agents[0].host.as_ref().map(|h| h.cores.clone()), Some(vec![0.1, 0.2]));
+    assert_eq!(agents[1].host, None);
+    let listed = s.store.services("a".into()).await.unwrap();
+    assert_eq!(listed.services, spooler(ServiceState::Stopped));
+    assert_eq!(listed.ts, Some(crate::clock::format_ms(T0 + 5_000)));
+    let none = s.store.services("b".into()).await.unwrap();
+    assert!(none.ts.is_none() && none.services.is_empty());
+
+    let all = s.store.notices(notices_of("a", None, None, None)).await.unwrap();
+    let messages: Vec<&str> = all.iter().map(|n| n.message.as_str()).collect();
+    assert_eq!(messages, ["old", "bad block again", "running (was stopped)", "bad block"]);
+    assert_eq!(
+        (all[1].code, all[1].source.as_str(), all[1].level),
+        (Some(7), "System/disk", NoticeLevel::Error)
+    );
+    let logs = s.store.notices(notices_of("a", Some(log), None, None)).await.unwrap();
+    assert_eq!(logs.len(), 3);
+    let errors =
+        s.store.notices(notices_of("a", None, Some(NoticeLevel::Error), None)).await.unwrap();
+    assert_eq!(errors.len(), 2);
+    let page = s.store.notices(notices_of("a", None, None, Some(all[1].id))).await.unwrap();
+    assert_eq!(page, all[2..]);
+    let count = |since| s.store.count_log_notices("a".into(), NoticeLevel::Error, since);
+    assert_eq!((count(T0 - 1_000).await.unwrap(), count(T0).await.unwrap()), (2, 1));
+
+    s.store.clear(Some("a".into())).await.unwrap();
+    assert!(s.store.notices(notices_of("a", None, None, None)).await.unwrap().is_empty());
+    assert!(s.store.services("a".into()).await.unwrap().services.is_empty());
+    let back = IngestBatch {
+        notices: Some(vec![notice(T0, log, NoticeLevel::Error, "x")]),
+        ..batch("a", T0 + 10_000, 0.1, &[])
+    };
+    put(&s, back).await;
+    prune(&*s.store, Cutoffs::raw(Some(now_ms() + 1_000))).await.unwrap();
+    assert!(s.store.notices(notices_of("a", None, None, None)).await.unwrap().is_empty());
+    s.store.close().await;
+}
+
+fn notices_of(
+    agent: &str,
+    kind: Option<NoticeKind>,
+    level: Option<NoticeLevel>,
+    before_id: Option<i64>,
+) -> crate::storage::NoticeFilter {
+    crate::storage::NoticeFilter { agent_id: agent.into(), kind, level, before_id, limit: 100 }
 }

@@ -5,6 +5,7 @@ use crate::helpers::*;
 use crate::live::{connect, next_json};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
+use protocol::IngestBatch;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -429,4 +430,71 @@ async fn clearing_an_agent_resolves_its_alerts_without_a_notification() {
     let kinds: Vec<Value> =
         inbox.lock().unwrap().iter().map(|(_, b, _)| b["kind"].clone()).collect();
     assert_eq!(kinds, [json!("firing")], "nobody is told of an all-clear for a cleared agent");
+}
+
+/// A batch from `agent` listing Spooler in `state`, with `errors` Event Log errors.
+fn machine_batch(agent: &str, state: protocol::ServiceState, errors: usize) -> IngestBatch {
+    let mut b = batch(agent, 0);
+    b.services = Some(vec![protocol::Service {
+        name: "Spooler".into(),
+        display_name: Some("Print Spooler".into()),
+        state,
+        start: Some(protocol::StartMode::Auto),
+    }]);
+    let error = protocol::Notice {
+        ts: b.ts.clone(),
+        kind: protocol::NoticeKind::Log,
+        level: protocol::NoticeLevel::Error,
+        source: "System/Service Control Manager".into(),
+        code: Some(7034),
+        message: "The Print Spooler service terminated unexpectedly.".into(),
+    };
+    b.notices = Some(vec![error; errors]);
+    b
+}
+
+#[tokio::test]
+async fn a_stopped_service_and_event_log_errors_raise_alerts() {
+    use protocol::ServiceState::{Running, Stopped};
+    let server = TestBackend::start_with(&fast_alerts());
+    for rule in [
+        json!({"name": "spooler", "metric": "service_down", "service": "Spooler",
+               "resolve_after_s": 0}),
+        json!({"name": "not watched", "metric": "service_down", "service": "MSSQLSERVER"}),
+        json!({"name": "errors", "metric": "log_errors", "threshold": 2, "window_s": 600}),
+    ] {
+        post(&server, "/api/alerts/rules", rule).await;
+    }
+    assert_eq!(server.ingest(&machine_batch("pc-w", Stopped, 3)).await.0, StatusCode::OK);
+    let firing = wait_for(&server, "both alerts fire", async || {
+        let firing = alerts(&server, "firing").await;
+        (firing.len() == 2).then_some(firing)
+    })
+    .await;
+    let mut summaries: Vec<&str> = firing.iter().map(|a| a["summary"].as_str().unwrap()).collect();
+    summaries.sort_unstable();
+    assert_eq!(
+        summaries,
+        [
+            "errors: 3 log errors in 10 min on pc-w (above 2)",
+            "spooler: service Spooler is not running on pc-w"
+        ]
+    );
+    assert_eq!(server.ingest(&machine_batch("pc-w", Running, 0)).await.0, StatusCode::OK);
+    let resolved = wait_for(&server, "the service alert resolves", async || {
+        alerts(&server, "resolved").await.pop()
+    })
+    .await;
+    assert_eq!(resolved["rule_name"], "spooler");
+    assert_eq!(alerts(&server, "firing").await.len(), 1, "the errors stay in the window");
+
+    let (status, refusal) = admin(
+        &server,
+        reqwest::Method::POST,
+        "/api/alerts/rules",
+        Some(json!({"name": "x", "metric": "service_down"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refusal["detail"].as_str().unwrap().contains("service"), "{refusal}");
 }

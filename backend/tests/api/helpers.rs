@@ -43,6 +43,9 @@ pub(crate) fn batch(agent_id: &str, procs: u32) -> IngestBatch {
         events,
         agent: None,
         drives: None,
+        host: None,
+        notices: None,
+        services: None,
     }
 }
 

@@ -34,6 +34,16 @@ async fn agents_list_their_latest_figures_and_interval() {
         "[].first_seen" => "[time]", "[].last_seen" => "[time]",
         "[].last_seen_ago_s" => "[seconds]", "[].metric_ts" => "[time]",
     });
+    // One agent's row alone, for a page that keeps it current.
+    server.ingest(&at("pc-2", now, 0.5, &[])).await;
+    assert_eq!(server.get("/api/agents").await.1.as_array().unwrap().len(), 2);
+    let (status, one) = server.get("/api/agents?agent_id=pc-2").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((one.as_array().unwrap().len(), &one[0]["cpu"]), (1, &serde_json::json!(0.5)));
+    assert_eq!(server.get("/api/agents?agent_id=nobody").await.1, serde_json::json!([]));
+    assert_eq!(server.get("/api/agents?agent_id=").await.1.as_array().unwrap().len(), 2);
+    let (status, err) = server.get("/api/agents?agent_id=%20pc").await;
+    assert_eq!((status, &err["code"]), (StatusCode::UNPROCESSABLE_ENTITY, &"invalid".into()));
 }
 
 #[tokio::test]
@@ -92,8 +102,16 @@ async fn the_agents_version_is_served_and_kept_and_the_level_is_said() {
         write_bps: Some(512.0),
     };
     b.drives = Some(vec![drive.clone()]);
+    let host = protocol::Host {
+        cores: vec![0.25, 1.0],
+        swap_used: Some(1),
+        swap_total: Some(2),
+        commit_used: Some(3),
+        commit_limit: Some(4),
+    };
+    b.host = Some(host.clone());
     let sent = server.http.get(server.url("/healthz")).send().await.unwrap();
-    assert_eq!(sent.headers()[protocol::HEADER_INGEST_LEVEL], "3");
+    assert_eq!(sent.headers()[protocol::HEADER_INGEST_LEVEL], "4");
     assert_eq!(server.ingest(&b).await.0, reqwest::StatusCode::OK);
     server.restart();
     let (_, agents) = server.get("/api/agents").await;
@@ -103,8 +121,68 @@ async fn the_agents_version_is_served_and_kept_and_the_level_is_said() {
     );
     let drives: Vec<protocol::Drive> = serde_json::from_value(agents[0]["drives"].clone()).unwrap();
     assert_eq!(drives, [drive]);
+    let served: protocol::Host = serde_json::from_value(agents[0]["host"].clone()).unwrap();
+    assert_eq!(served, host);
     b.agent = Some(protocol::AgentInfo { version: " padded".into(), uptime_s: 1 });
     b.batch_id = None;
     let (status, refusal) = server.ingest(&b).await;
     assert_eq!(status, reqwest::StatusCode::UNPROCESSABLE_ENTITY, "{refusal}");
+}
+
+/// Services and notices: stored with the batch, kept across a restart, filtered and paged.
+#[tokio::test]
+async fn services_and_notices_are_served_filtered_and_checked() {
+    use protocol::{Notice, NoticeKind, NoticeLevel, Service, ServiceState};
+    let mut server = TestBackend::start();
+    let mut b = batch("pc-s", 0);
+    let service = |name: &str, state| Service {
+        name: name.into(),
+        display_name: None,
+        state,
+        start: Some(protocol::StartMode::Auto),
+    };
+    b.services = Some(vec![
+        service("Spooler", ServiceState::Stopped),
+        service("W32Time", ServiceState::Running),
+    ]);
+    let notice = |kind, level, code: Option<u32>, message: &str| Notice {
+        ts: b.ts.clone(),
+        kind,
+        level,
+        source: "System/Service Control Manager".into(),
+        code,
+        message: message.into(),
+    };
+    b.notices = Some(vec![
+        notice(NoticeKind::Log, NoticeLevel::Error, Some(7034), "The Print Spooler terminated."),
+        notice(NoticeKind::Service, NoticeLevel::Warning, None, "stopped (was running)"),
+    ]);
+    assert_eq!(server.ingest(&b).await.0, StatusCode::OK);
+    server.restart();
+    let (status, services) = server.get("/api/agents/pc-s/services").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_json_snapshot!("services", services, { ".ts" => "[ts]" });
+    let (_, notices) = server.get("/api/agents/pc-s/notices").await;
+    assert_json_snapshot!("notices", notices, { "[].id" => "[id]", "[].ts" => "[ts]" });
+    let (_, errors) = server.get("/api/agents/pc-s/notices?level=error&kind=log").await;
+    assert_eq!(errors.as_array().map(Vec::len), Some(1));
+    let first = notices[0]["id"].as_i64().unwrap();
+    let (_, page) = server.get(&format!("/api/agents/pc-s/notices?before_id={first}")).await;
+    assert_eq!(page.as_array().map(Vec::len), Some(1));
+
+    let (status, _) = server.get("/api/agents/nobody/services").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = server.get("/api/agents/nobody/notices").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    for bad in ["level=fatal", "kind=x", "limit=0", "limit=501", "since=1"] {
+        let (status, body) = server.get(&format!("/api/agents/pc-s/notices?{bad}")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+        assert!(body["detail"].is_string(), "{body}");
+    }
+    // A message with a control character is refused with the reason, not stored.
+    let mut bad = batch("pc-s", 0);
+    bad.notices = Some(vec![notice(NoticeKind::Log, NoticeLevel::Error, None, "bell\u{7}")]);
+    let (status, refusal) = server.ingest(&bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refusal["detail"].as_str().is_some_and(|d| d.starts_with("notices:")), "{refusal}");
 }

@@ -212,6 +212,9 @@ pub(crate) fn batch(agent: &str, at: i64, cpu: f64) -> IngestBatch {
         ],
         agent: None,
         drives: None,
+        host: None,
+        notices: None,
+        services: None,
     }
 }
 

@@ -1,5 +1,31 @@
 use crate::harness::{Browser, TestBackend, batch, dashboard, ingest, now_secs};
 use fantoccini::Locator;
+use protocol::{IngestBatch, Notice, NoticeKind, NoticeLevel, Service, ServiceState, StartMode};
+
+/// A batch that also carries cores, two services (one stopped) and an Event Log error.
+fn machine_batch(agent: &str, at: i64, cpu: f64) -> IngestBatch {
+    let mut b = batch(agent, at, cpu);
+    b.host = Some(protocol::Host { cores: vec![0.9, 0.1, 0.5, 0.2], ..protocol::Host::default() });
+    let service = |name: &str, display: &str, state| Service {
+        name: name.into(),
+        display_name: Some(display.into()),
+        state,
+        start: Some(StartMode::Auto),
+    };
+    b.services = Some(vec![
+        service("W32Time", "Windows Time", ServiceState::Running),
+        service("Spooler", "Print Spooler", ServiceState::Stopped),
+    ]);
+    b.notices = Some(vec![Notice {
+        ts: b.ts.clone(),
+        kind: NoticeKind::Log,
+        level: NoticeLevel::Error,
+        source: "System/Service Control Manager".into(),
+        code: Some(7034),
+        message: "The Print Spooler service terminated unexpectedly.".into(),
+    }]);
+    b
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn views_update_live_and_charts_follow_the_range() {
@@ -32,7 +58,7 @@ async fn views_update_live_and_charts_follow_the_range() {
     c.find(Locator::Css(r#"a[href="/agents/pc-01"]"#)).await.unwrap().click().await.unwrap();
     let cpu_line = browser.wait_css(r#"path.line.cpu[d*="L"]"#).await;
     let before = cpu_line.attr("d").await.unwrap().unwrap();
-    ingest(&http, &backend.url(""), &batch("pc-01", now_secs() + 1, 0.9)).await;
+    ingest(&http, &backend.url(""), &machine_batch("pc-01", now_secs() + 1, 0.9)).await;
     browser
         .until("a live reading in the chart", || async {
             let d = c.find(Locator::Css("path.line.cpu")).await.ok()?.attr("d").await.ok()??;
@@ -42,6 +68,16 @@ async fn views_update_live_and_charts_follow_the_range() {
     for path in ["mem", "disk", "rx"] {
         browser.wait_css(&format!(r#"path.line.{path}[d*="L"]"#)).await;
     }
+    // That batch's cores, services and notice show without a reload.
+    browser
+        .until("four cores, the stopped service and its notice", || async {
+            let cores = browser.texts(".cores li").await.len();
+            let services = browser.texts(".services tbody td:first-child").await;
+            let notices = browser.texts(".notices td.message").await;
+            (cores == 4 && services == ["Print Spooler", "Windows Time"] && notices.len() == 1)
+                .then_some(())
+        })
+        .await;
 
     // Ranges: the axis changes from clock times to dates, and the line is still drawn.
     for (label, pattern) in [("24 h", 5), ("7 days", 11)] {

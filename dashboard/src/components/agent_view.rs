@@ -3,7 +3,9 @@
 use super::alert_table::AlertTable;
 use super::clear_dialog::ClearDialog;
 use super::drives::Drives;
+use super::host::HostDetail;
 use super::line_chart::{Line, LineChart, Unit};
+use super::machine_log::MachineLog;
 use super::processes::Processes;
 use crate::api;
 use crate::columns::{Columns, Range};
@@ -77,6 +79,11 @@ pub fn AgentView(id: String) -> Element {
                 offset_min: live.offset_min,
             }
             Processes { agent: agent.clone(), range: range() }
+            MachineLog {
+                id: id.clone(),
+                last_row_id: agent.last_row_id,
+                offset_min: live.offset_min,
+            }
             if clearing() {
                 ClearDialog { agent_id: Some(id.clone()), on_close: move |_| clearing.set(false) }
             }
@@ -127,6 +134,7 @@ pub fn AgentCharts(
             div { dt { "Network out" } dd { "{format::rate(s.net_tx_bps)}" } }
         }
         Drives { drives: s.drives.clone() }
+        HostDetail { host: s.host.clone() }
         div { class: "charts",
             LineChart {
                 title: "CPU",

@@ -43,6 +43,14 @@ pub fn RuleFormView(
                     oninput: move |x| f.write().process = x,
                 }
             }
+            if v.metric.needs_service() {
+                TextField {
+                    label: "Service",
+                    value: v.service,
+                    placeholder: "Spooler",
+                    oninput: move |x| f.write().service = x,
+                }
+            }
             if v.metric.has_threshold() {
                 Choice {
                     label: "Breach when",

@@ -358,3 +358,40 @@ fn rule_form_shows_the_fields_its_metric_needs() {
     assert!(!html.contains(">Process<") && html.contains(">Threshold<"), "{html}");
     insta::assert_snapshot!(pretty(html));
 }
+
+#[test]
+fn services_not_running_come_first_and_notices_show_level_source_and_local_time() {
+    use super::machine_log::{NoticeList, ServiceTable};
+    use protocol::{NoticeKind, NoticeLevel, NoticeRow, Service, ServiceState, StartMode};
+    let service = |name: &str, state| Service {
+        name: name.into(),
+        display_name: Some(format!("{name} service")),
+        state,
+        start: Some(StartMode::Auto),
+    };
+    let services = vec![
+        service("W32Time", ServiceState::Running),
+        service("Spooler", ServiceState::Stopped),
+        service("Audiosrv", ServiceState::Running),
+    ];
+    let html = dioxus_ssr::render_element(rsx! { ServiceTable { services } });
+    assert!(html.contains("3 watched, 1 not running"), "{html}");
+    assert!(html.find("Spooler").unwrap() < html.find("Audiosrv").unwrap(), "{html}");
+    insta::assert_snapshot!("service_table", pretty(html));
+    let notices = vec![NoticeRow {
+        id: 9,
+        agent_id: "pc".into(),
+        ts: "2025-11-12T12:00:00Z".into(),
+        kind: NoticeKind::Log,
+        level: NoticeLevel::Error,
+        source: "System/Service Control Manager".into(),
+        code: Some(7034),
+        message: "The Print Spooler service terminated unexpectedly.".into(),
+    }];
+    let html = dioxus_ssr::render_element(rsx! { NoticeList { notices, offset_min: 60 } });
+    assert!(html.contains("2025-11-12 13:00:00"), "{html}");
+    assert!(html.contains("System/Service Control Manager (7034)"), "{html}");
+    insta::assert_snapshot!("notice_list", pretty(html));
+    let empty = dioxus_ssr::render_element(rsx! { NoticeList { notices: vec![], offset_min: 0 } });
+    assert!(empty.contains("No service change or log entry yet."), "{empty}");
+}

@@ -190,6 +190,9 @@ pub(crate) async fn run(config: &Config) -> Result<Report, SimError> {
                 }],
                 agent: None,
                 drives: None,
+                host: None,
+                notices: None,
+                services: None,
             };
             report.produced += 1;
             report.delivered += u64::from(ingest(&http, &base, &batch).await?);

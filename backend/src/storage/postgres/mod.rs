@@ -10,11 +10,14 @@ mod schema;
 mod writer;
 
 use super::jobs::Job;
-use super::{EventFilter, Range, StorageError, Store, StoreFuture};
+use super::{EventFilter, NoticeFilter, Range, StorageError, Store, StoreFuture};
 use crate::live::Hub;
 use crate::metrics::Metrics;
 use pool::Pool;
-use protocol::{AgentSummary, EventRow, ProcessHistory, ProcessesResponse, Secret, Series};
+use protocol::{
+    AgentSummary, EventRow, NoticeLevel, NoticeRow, ProcessHistory, ProcessesResponse, Secret,
+    Series, ServicesResponse,
+};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -142,6 +145,26 @@ impl Store for PgStorage {
         Box::pin(async move {
             let client = self.pool.get().await?;
             Ok(queries::process_history(&client, &agent_id, &name, range).await?)
+        })
+    }
+
+    fn services(&self, agent_id: String) -> StoreFuture<'_, ServicesResponse> {
+        Box::pin(async move { Ok(queries::services(&*self.pool.get().await?, &agent_id).await?) })
+    }
+
+    fn notices(&self, filter: NoticeFilter) -> StoreFuture<'_, Vec<NoticeRow>> {
+        Box::pin(async move { Ok(queries::notices(&*self.pool.get().await?, &filter).await?) })
+    }
+
+    fn count_log_notices(
+        &self,
+        agent_id: String,
+        level: NoticeLevel,
+        since_ms: i64,
+    ) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let client = self.pool.get().await?;
+            Ok(queries::count_log_notices(&client, &agent_id, level, since_ms).await?)
         })
     }
 

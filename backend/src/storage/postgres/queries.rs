@@ -3,12 +3,16 @@
 use crate::clock::format_ms;
 use crate::storage::chunk::ChunkBatch;
 use crate::storage::codec::{self, KIND_PROC, kind_mask};
+use crate::storage::notices::{self, NoticeFilter};
 use crate::storage::rollup::tier_for;
 use crate::storage::{
     EVENT_COLUMNS, EventFilter, Range, StorageError, empty_history, empty_series, liveness,
     push_history, push_series,
 };
-use protocol::{AgentSummary, EventRow, ProcessHistory, ProcessesResponse, Series};
+use protocol::{
+    AgentSummary, EventRow, NoticeLevel, NoticeRow, ProcessHistory, ProcessesResponse, Series,
+    ServicesResponse,
+};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Error, Row};
 
@@ -130,7 +134,7 @@ pub(crate) async fn agents(client: &Client, now_ms: i64) -> Result<Vec<AgentSumm
         .query(
             "SELECT agent_id, platform, first_seen_ms, last_seen_ms, interval_ms, metric_ts, cpu,
                     mem_free, mem_total, disk_free, disk_total, net_rx_bps, net_tx_bps, uptime_s,
-                    agent_version, agent_uptime_s, drives
+                    agent_version, agent_uptime_s, drives, host
              FROM agents ORDER BY agent_id COLLATE \"C\"",
             &[],
         )
@@ -164,6 +168,7 @@ pub(crate) async fn agents(client: &Client, now_ms: i64) -> Result<Vec<AgentSumm
                     .get::<_, Option<&str>>(16)
                     .and_then(|d| serde_json::from_str(d).ok())
                     .unwrap_or_default(),
+                host: r.get::<_, Option<&str>>(17).and_then(|h| serde_json::from_str(h).ok()),
             }
         })
         .collect())
@@ -250,4 +255,47 @@ pub(super) fn history_of(agent_id: &str, name: &str, range: Range, rows: &[Row])
         push_history(&mut h, range, r.get(0), [1, 2, 3].map(|i| r.get::<_, Option<f64>>(i)));
     }
     h
+}
+
+pub(crate) async fn services(client: &Client, agent_id: &str) -> Result<ServicesResponse, Error> {
+    let row = client.query_opt(notices::SELECT_SERVICES, &[&agent_id]).await?;
+    Ok(notices::services_of(agent_id, row.map(|r| (r.get(0), r.get(1)))))
+}
+
+pub(crate) async fn notices(client: &Client, f: &NoticeFilter) -> Result<Vec<NoticeRow>, Error> {
+    let rows = client
+        .query(
+            notices::SELECT_NOTICES,
+            &[&f.agent_id, &f.before(), &f.kind(), &f.level(), &i64::from(f.limit)],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            notices::notice_row(
+                r.get(0),
+                r.get(1),
+                r.get(2),
+                r.get(3),
+                r.get(4),
+                r.get(5),
+                r.get(6),
+                r.get(7),
+            )
+        })
+        .collect())
+}
+
+pub(crate) async fn count_log_notices(
+    client: &Client,
+    agent_id: &str,
+    level: NoticeLevel,
+    since_ms: i64,
+) -> Result<u64, Error> {
+    let kind = protocol::NoticeKind::Log.as_str();
+    let n: i64 = client
+        .query_one(notices::COUNT_NOTICES, &[&agent_id, &kind, &level.as_str(), &since_ms])
+        .await?
+        .get(0);
+    Ok(n.max(0) as u64)
 }

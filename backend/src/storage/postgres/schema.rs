@@ -237,6 +237,7 @@ pub(super) async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::E
             "ALTER TABLE agents ADD COLUMN agent_version TEXT, ADD COLUMN agent_uptime_s BIGINT,\n                 ADD COLUMN drives TEXT;"
                 .into(),
         ))
+        .chain(std::iter::once(crate::storage::notices::postgres().into()))
         .collect();
     for (i, sql) in all.iter().enumerate().skip(current) {
         tx.batch_execute(sql).await?;

@@ -36,11 +36,13 @@ const LOG_SQL: &str = "INSERT INTO batch_log(first_id, ts_ms, ingested_ms, kinds
 /// SQLite's agent rules (`storage::learn_interval`): the interval is an EWMA of plausible gaps
 /// between the agent's own timestamps; $5..$7 are its bounds and weight.
 const AGENT_SQL: &str = "INSERT INTO agents(agent_id, platform, first_seen_ms, last_seen_ms,
-        last_ts_ms, agent_version, agent_uptime_s, drives)
-    VALUES ($1, $2, $3, $3, $4, $8, $9, $10)
+        last_ts_ms, agent_version, agent_uptime_s, drives, host)
+    VALUES ($1, $2, $3, $3, $4, $8, $9, $10, $11)
     ON CONFLICT (agent_id) DO UPDATE SET
         drives = CASE WHEN $10::text IS NOT NULL AND EXCLUDED.last_ts_ms >= agents.last_ts_ms
             THEN $10 ELSE agents.drives END,
+        host = CASE WHEN $11::text IS NOT NULL AND EXCLUDED.last_ts_ms >= agents.last_ts_ms
+            THEN $11 ELSE agents.host END,
         agent_version = CASE WHEN $8::text IS NOT NULL AND EXCLUDED.last_ts_ms >= agents.last_ts_ms
             THEN $8 ELSE agents.agent_version END,
         agent_uptime_s = CASE WHEN $8::text IS NOT NULL AND EXCLUDED.last_ts_ms >= agents.last_ts_ms
@@ -396,9 +398,11 @@ async fn update_agent(
             &batch.agent.as_ref().map(|a| a.version.as_str()),
             &batch.agent.as_ref().map(|a| a.uptime_s as i64),
             &batch.drives.as_ref().and_then(|d| serde_json::to_string(d).ok()),
+            &batch.host.as_ref().and_then(|h| serde_json::to_string(h).ok()),
         ],
     )
     .await?;
+    record_machine(tx, batch, now).await?;
     let newest = batch.events.iter().rev().find(|e| e.is_metric());
     if let Some(event) = newest {
         let c = Columns::of(event);
@@ -423,6 +427,27 @@ async fn update_agent(
     Ok(())
 }
 
+/// The batch's services and notices (see [`crate::storage::notices`]).
+async fn record_machine(
+    tx: &Transaction<'_>,
+    batch: &IngestBatch,
+    now: i64,
+) -> Result<(), StorageError> {
+    use crate::storage::notices;
+    if let Some(json) = notices::services_json(batch) {
+        let ts_ms = protocol::validate::parse_ts(&batch.ts).unwrap_or_default();
+        tx.execute(notices::UPSERT_SERVICES, &[&batch.agent_id, &batch.ts, &ts_ms, &json]).await?;
+    }
+    for (ts, ts_ms, kind, level, source, code, message) in notices::notice_params(batch) {
+        tx.execute(
+            notices::INSERT_NOTICE,
+            &[&batch.agent_id, &ts, &ts_ms, &now, &kind, &level, &source, &code, &message],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 async fn clear(tx: &Transaction<'_>, agent_id: Option<&str>) -> Result<usize, StorageError> {
     // Counted from the log's JSON: a clear is rare, and the count is the events'.
     let n: i64 = match agent_id {
@@ -437,6 +462,9 @@ async fn clear(tx: &Transaction<'_>, agent_id: Option<&str>) -> Result<usize, St
                 .await?
                 .get(0);
             tx.execute("DELETE FROM agents WHERE agent_id = $1", &[&agent]).await?;
+            for sql in crate::storage::notices::CLEAR_AGENT {
+                tx.execute(sql, &[&agent]).await?;
+            }
             n
         }
         None => {
@@ -449,6 +477,9 @@ async fn clear(tx: &Transaction<'_>, agent_id: Option<&str>) -> Result<usize, St
                 .await?
                 .get(0);
             tx.execute("DELETE FROM agents", &[]).await?;
+            for sql in crate::storage::notices::CLEAR_ALL {
+                tx.execute(sql, &[]).await?;
+            }
             n
         }
     };
@@ -495,8 +526,9 @@ async fn prune(tx: &Transaction<'_>, cutoffs: Cutoffs, now: i64) -> Result<Prune
         )
         .await?;
     let (batches, events): (i64, i64) = (log.get(0), log.get(1));
+    let notices = tx.execute(crate::storage::notices::PRUNE_NOTICES, &[&before, &chunk]).await?;
     let n = usize::try_from(events).unwrap_or(usize::MAX);
-    deleted.extend([ids, u64::try_from(batches).unwrap_or(0)]);
+    deleted.extend([ids, u64::try_from(batches).unwrap_or(0), notices]);
     Ok(Pruned::of(n, &deleted))
 }
 

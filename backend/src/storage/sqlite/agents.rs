@@ -5,7 +5,7 @@
 
 use crate::clock::format_ms;
 use crate::storage::{learn_interval, liveness};
-use protocol::{AgentInfo, AgentSummary, Drive, Event, EventKind, IngestBatch};
+use protocol::{AgentInfo, AgentSummary, Drive, Event, EventKind, Host, IngestBatch};
 use rusqlite::{Connection, Row, params};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -22,6 +22,8 @@ pub(super) struct AgentState {
     agent: Option<AgentInfo>,
     /// The same for its drives.
     drives: Option<Vec<Drive>>,
+    /// The same for its cores, swap and commit.
+    host: Option<Host>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +45,7 @@ impl AgentState {
             metric: None,
             agent: None,
             drives: None,
+            host: None,
         }
     }
 
@@ -56,6 +59,9 @@ impl AgentState {
             }
             if batch.drives.is_some() {
                 self.drives.clone_from(&batch.drives);
+            }
+            if batch.host.is_some() {
+                self.host.clone_from(&batch.host);
             }
         }
         self.interval_ms = learn_interval(self.interval_ms, ts_ms - self.last_ts_ms);
@@ -94,6 +100,7 @@ impl AgentState {
             agent_version: self.agent.as_ref().map(|a| a.version.clone()),
             agent_uptime_s: self.agent.as_ref().map(|a| a.uptime_s),
             drives: self.drives.clone().unwrap_or_default(),
+            host: self.host.clone(),
         }
     }
 }
@@ -131,7 +138,7 @@ impl Agents {
         let mut stmt = conn.prepare(
             "SELECT agent_id, platform, first_seen_ms, last_seen_ms, last_ts_ms, interval_ms,
                     metric_ts, metric_ts_ms, cpu, mem_free, mem_total, disk_free, disk_total,
-                    net_rx_bps, net_tx_bps, uptime_s, agent_version, agent_uptime_s, drives
+                    net_rx_bps, net_tx_bps, uptime_s, agent_version, agent_uptime_s, drives, host
              FROM agents",
         )?;
         let committed = stmt
@@ -180,9 +187,9 @@ impl Agents {
             "INSERT OR REPLACE INTO agents(agent_id, platform, first_seen_ms, last_seen_ms,
                 last_ts_ms, interval_ms, metric_ts, metric_ts_ms, cpu, mem_free, mem_total,
                 disk_free, disk_total, net_rx_bps, net_tx_bps, uptime_s, agent_version,
-                agent_uptime_s, drives)
+                agent_uptime_s, drives, host)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                ?18, ?19)",
+                ?18, ?19, ?20)",
         )?
         .execute(params![
             agent_id,
@@ -204,6 +211,7 @@ impl Agents {
             s.agent.as_ref().map(|a| &a.version),
             int(s.agent.as_ref().map(|a| a.uptime_s)),
             s.drives.as_ref().and_then(|d| serde_json::to_string(d).ok()),
+            s.host.as_ref().and_then(|h| serde_json::to_string(h).ok()),
         ])?;
         Ok(())
     }
@@ -263,6 +271,7 @@ fn state_of(r: &Row<'_>) -> rusqlite::Result<AgentState> {
         },
         // Written by us as JSON; a row changed into something else reads as no drives.
         drives: r.get::<_, Option<String>>(18)?.and_then(|d| serde_json::from_str(&d).ok()),
+        host: r.get::<_, Option<String>>(19)?.and_then(|h| serde_json::from_str(&h).ok()),
     })
 }
 

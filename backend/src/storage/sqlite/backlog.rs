@@ -187,6 +187,9 @@ impl IndexBacklog {
                 events: decode(&r.get::<_, String>(7)?)?,
                 agent: None,
                 drives: None,
+                host: None,
+                notices: None,
+                services: None,
             };
             let ingested_ms = r.get(5)?;
             agents.observe(&batch, ts_ms, ingested_ms);

@@ -14,12 +14,15 @@ mod tier_chunks;
 pub(crate) mod writer;
 
 use super::jobs::Job;
-use super::{EventFilter, Range, StorageError, Store, StoreFuture};
+use super::{EventFilter, NoticeFilter, Range, StorageError, Store, StoreFuture};
 use crate::clock::now_ms;
 use crate::live::Hub;
 use crate::metrics::Metrics;
 use crate::settings::Synchronous;
-use protocol::{AgentSummary, EventRow, ProcessHistory, ProcessesResponse, Series};
+use protocol::{
+    AgentSummary, EventRow, NoticeLevel, NoticeRow, ProcessHistory, ProcessesResponse, Series,
+    ServicesResponse,
+};
 use rusqlite::Connection;
 use std::future::Future;
 use std::path::Path;
@@ -226,6 +229,25 @@ impl Store for SqliteStorage {
             self.read(move |conn| {
                 queries::process_history(conn, &agent_id, &backlog, &name, range)
             }),
+        )
+    }
+
+    fn services(&self, agent_id: String) -> StoreFuture<'_, ServicesResponse> {
+        Box::pin(self.read(move |conn| queries::services(conn, &agent_id)))
+    }
+
+    fn notices(&self, filter: NoticeFilter) -> StoreFuture<'_, Vec<NoticeRow>> {
+        Box::pin(self.read(move |conn| queries::notices(conn, &filter)))
+    }
+
+    fn count_log_notices(
+        &self,
+        agent_id: String,
+        level: NoticeLevel,
+        since_ms: i64,
+    ) -> StoreFuture<'_, u64> {
+        Box::pin(
+            self.read(move |conn| queries::count_log_notices(conn, &agent_id, level, since_ms)),
         )
     }
 

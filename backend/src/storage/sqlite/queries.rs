@@ -6,9 +6,12 @@ use super::backlog::{BacklogView, decode};
 use super::{chunks, rollups};
 use crate::storage::chunk::ChunkBatch;
 use crate::storage::codec::{self, KIND_METRIC, KIND_PROC, kind_mask};
+use crate::storage::notices::{self, NoticeFilter};
 use crate::storage::rollup::{MetricSums, ProcSums, Sum, metric_values, tier_for};
 use crate::storage::{EventFilter, Range, empty_history, empty_series, push_history, push_series};
-use protocol::{EventRow, ProcessHistory, ProcessesResponse, Series};
+use protocol::{
+    EventRow, NoticeLevel, NoticeRow, ProcessHistory, ProcessesResponse, Series, ServicesResponse,
+};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::collections::BTreeMap;
 
@@ -304,4 +307,45 @@ pub(crate) fn process_history(
         push_history(&mut h, range, bucket, [cpu.avg(), cpu.max, rss.avg()]);
     }
     Ok(h)
+}
+
+pub(super) fn services(conn: &Connection, agent_id: &str) -> rusqlite::Result<ServicesResponse> {
+    let row = conn
+        .prepare_cached(notices::SELECT_SERVICES)?
+        .query_row([agent_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(notices::services_of(agent_id, row))
+}
+
+pub(super) fn notices(conn: &Connection, f: &NoticeFilter) -> rusqlite::Result<Vec<NoticeRow>> {
+    let mut stmt = conn.prepare_cached(notices::SELECT_NOTICES)?;
+    let rows = stmt.query_map(
+        params![f.agent_id, f.before(), f.kind(), f.level(), i64::from(f.limit)],
+        |r| {
+            let (kind, level): (String, String) = (r.get(3)?, r.get(4)?);
+            Ok(notices::notice_row(
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                &kind,
+                &level,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+            ))
+        },
+    )?;
+    rows.collect()
+}
+
+pub(super) fn count_log_notices(
+    conn: &Connection,
+    agent_id: &str,
+    level: NoticeLevel,
+    since_ms: i64,
+) -> rusqlite::Result<u64> {
+    let kind = protocol::NoticeKind::Log.as_str();
+    conn.prepare_cached(notices::COUNT_NOTICES)?
+        .query_row(params![agent_id, kind, level.as_str(), since_ms], |r| r.get::<_, i64>(0))
+        .map(|n| n.max(0) as u64)
 }

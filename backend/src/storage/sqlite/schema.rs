@@ -457,11 +457,12 @@ const AGENT_INFO: &str = "ALTER TABLE agents ADD COLUMN agent_version TEXT;
     ALTER TABLE agents ADD COLUMN agent_uptime_s INTEGER;
     ALTER TABLE agents ADD COLUMN drives TEXT;";
 
-/// Every migration in order: [`MIGRATIONS`], the alert tables (written for both stores), then
-/// the agent's own version and uptime.
+/// Every migration in order: [`MIGRATIONS`], the alert tables (written for both stores), the
+/// agent's own version and uptime, then services and notices (both stores).
 fn migrations() -> impl Iterator<Item = std::borrow::Cow<'static, str>> {
     let alerts = std::iter::once(crate::alerts::schema::sqlite().into());
-    MIGRATIONS.iter().map(|&sql| sql.into()).chain(alerts).chain([AGENT_INFO.into()])
+    let notices = crate::storage::notices::sqlite().into();
+    MIGRATIONS.iter().map(|&sql| sql.into()).chain(alerts).chain([AGENT_INFO.into(), notices])
 }
 
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

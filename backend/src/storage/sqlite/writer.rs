@@ -183,6 +183,7 @@ fn ingest(
     let Some(first_id) = backlog.log(conn, batch, key.as_deref(), ts_ms, now)? else {
         return Ok((duplicate, Vec::new()));
     };
+    record_machine(conn, batch, now)?;
     let rows = if want_rows {
         let ingested_at = format_ms(now);
         (first_id..)
@@ -193,6 +194,34 @@ fn ingest(
         Vec::new()
     };
     Ok((IngestOutcome { stored: batch.events.len(), duplicate: false }, rows))
+}
+
+/// The batch's services and notices (see [`crate::storage::notices`]).
+fn record_machine(conn: &Connection, batch: &IngestBatch, now: i64) -> rusqlite::Result<()> {
+    use crate::storage::notices;
+    if let Some(json) = notices::services_json(batch) {
+        conn.prepare_cached(notices::UPSERT_SERVICES)?.execute(params![
+            batch.agent_id,
+            batch.ts,
+            protocol::validate::parse_ts(&batch.ts).unwrap_or_default(),
+            json
+        ])?;
+    }
+    let mut insert = conn.prepare_cached(notices::INSERT_NOTICE)?;
+    for (ts, ts_ms, kind, level, source, code, message) in notices::notice_params(batch) {
+        insert.execute(params![
+            batch.agent_id,
+            ts,
+            ts_ms,
+            now,
+            kind,
+            level,
+            source,
+            code,
+            message
+        ])?;
+    }
+    Ok(())
 }
 
 /// Whether a batch with this key was stored and is gone from the log: compacted into a chunk,
@@ -214,11 +243,22 @@ fn clear(
     backlog: &mut IndexBacklog,
     agent_id: Option<&str>,
 ) -> rusqlite::Result<usize> {
+    use crate::storage::notices::{CLEAR_AGENT, CLEAR_ALL};
     let n = backlog.clear(conn, agent_id)? + super::chunks::clear(conn, agent_id)?;
     match agent_id {
-        Some(agent) => conn.execute("DELETE FROM agents WHERE agent_id = ?1", [agent])?,
-        None => conn.execute("DELETE FROM agents", [])?,
-    };
+        Some(agent) => {
+            conn.execute("DELETE FROM agents WHERE agent_id = ?1", [agent])?;
+            for sql in CLEAR_AGENT {
+                conn.execute(sql, [agent])?;
+            }
+        }
+        None => {
+            conn.execute("DELETE FROM agents", [])?;
+            for sql in CLEAR_ALL {
+                conn.execute(sql, [])?;
+            }
+        }
+    }
     Ok(n)
 }
 
@@ -251,6 +291,9 @@ fn prune(conn: &Connection, backlog: &IndexBacklog, cutoffs: Cutoffs) -> rusqlit
         return Ok(Pruned { compacted, more: tiers_left || compacting, ..Pruned::default() });
     };
     let (chunk_events, chunks_left) = super::chunks::prune(conn, before)?;
+    let notices = conn
+        .prepare_cached(crate::storage::notices::PRUNE_NOTICES)?
+        .execute(params![before, PRUNE_CHUNK as i64])?;
     // In chunks too: a day's batch ids in one statement would hold the writer for seconds.
     let ids = conn
         .prepare_cached(
@@ -288,7 +331,7 @@ fn prune(conn: &Connection, backlog: &IndexBacklog, cutoffs: Cutoffs) -> rusqlit
         metrics.execute(params![agent, ts_ms, first_id, first_id + count])?;
         events += *count as usize;
     }
-    let raw = Pruned::of(events + chunk_events, &[ids as u64, gone.len() as u64]);
+    let raw = Pruned::of(events + chunk_events, &[ids as u64, gone.len() as u64, notices as u64]);
     Ok(Pruned { compacted, more: raw.more || tiers_left || compacting || chunks_left, ..raw })
 }
 
