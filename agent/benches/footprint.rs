@@ -2,7 +2,8 @@
 //! resident memory and CPU share of the real binary at the default 5 s interval.
 //!
 //! `cargo bench -p agent --bench footprint` (Linux; reads /proc). `FOOTPRINT_SECONDS` sets the
-//! length of the steady-state run (default 60).
+//! length of the steady-state run (default 60); `FOOTPRINT_BASELINE=<path of another agent
+//! binary>` runs that one beside this build over the same seconds, for a side-by-side figure.
 
 use agent::collect::{Collector, SystemCollector};
 use harness::{SECRET, TOKEN, TestBackend};
@@ -78,37 +79,56 @@ fn tick_cost() {
     );
 }
 
-fn steady_state(seconds: u64) {
+/// Runs each agent binary at the default 5 s interval, all at once against backends of their
+/// own, so that a baseline build sees the same noise as this one.
+fn steady_state(seconds: u64, agents: &[(&str, std::path::PathBuf)]) {
     let dir = tempfile::tempdir().unwrap();
-    let backend = TestBackend::start_with(&[("RUST_LOG", "warn")]);
-    let mut agent = Command::new(env!("CARGO_BIN_EXE_agent"))
-        .env_clear()
-        .env("API_URL", backend.url(""))
-        .env("API_TOKEN", TOKEN)
-        .env("HMAC_SECRET", SECRET)
-        .env("QUEUE_PATH", dir.path().join("queue"))
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap();
-    let pid = agent.id();
+    let running: Vec<(&str, TestBackend, Child)> = agents
+        .iter()
+        .enumerate()
+        .map(|(i, (label, exe))| {
+            let backend = TestBackend::start_with(&[("RUST_LOG", "warn")]);
+            let agent = Command::new(exe)
+                .env_clear()
+                .env("API_URL", backend.url(""))
+                .env("API_TOKEN", TOKEN)
+                .env("HMAC_SECRET", SECRET)
+                .env("AGENT_ID", format!("footprint-{i}"))
+                .env("DATA_DIR", dir.path().join(i.to_string()))
+                .env("RUST_LOG", "warn")
+                .spawn()
+                .unwrap();
+            (*label, backend, agent)
+        })
+        .collect();
     // The first tick and start-up are not the steady state.
     std::thread::sleep(Duration::from_secs(6));
-    let (cpu0, t0) = (cpu_seconds(pid), Instant::now());
+    let t0 = Instant::now();
+    let cpu0: Vec<f64> = running.iter().map(|(_, _, a)| cpu_seconds(a.id())).collect();
     std::thread::sleep(Duration::from_secs(seconds));
-    let share = (cpu_seconds(pid) - cpu0) / t0.elapsed().as_secs_f64() * 100.0;
-    println!(
-        "agent binary at a 5 s interval over {seconds} s: {share:.3}% of one core, resident \
-         {:.1} MiB (peak {:.1} MiB)",
-        status_kib(pid, "VmRSS:") as f64 / 1024.0,
-        status_kib(pid, "VmHWM:") as f64 / 1024.0,
-    );
-    let _ = agent.kill();
-    let _ = agent.wait();
+    let elapsed = t0.elapsed().as_secs_f64();
+    for ((label, _backend, agent), cpu0) in running.into_iter().zip(cpu0) {
+        let pid = agent.id();
+        let share = (cpu_seconds(pid) - cpu0) / elapsed * 100.0;
+        println!(
+            "{label} agent binary at a 5 s interval over {seconds} s: {share:.3}% of one core, \
+             resident {:.1} MiB (peak {:.1} MiB)",
+            status_kib(pid, "VmRSS:") as f64 / 1024.0,
+            status_kib(pid, "VmHWM:") as f64 / 1024.0,
+        );
+        let mut agent = agent;
+        let _ = agent.kill();
+        let _ = agent.wait();
+    }
 }
 
 fn main() {
     let seconds =
         std::env::var("FOOTPRINT_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
     tick_cost();
-    steady_state(seconds);
+    let mut agents = vec![("this", std::path::PathBuf::from(env!("CARGO_BIN_EXE_agent")))];
+    if let Some(baseline) = std::env::var_os("FOOTPRINT_BASELINE") {
+        agents.push(("baseline", baseline.into()));
+    }
+    steady_state(seconds, &agents);
 }
