@@ -52,6 +52,7 @@ pub struct FileConfig {
     request_timeout_seconds: Option<u64>,
     services: Option<String>,
     event_logs: Option<String>,
+    event_sources: Option<String>,
     event_log_max: Option<usize>,
     watch_seconds: Option<u64>,
 }
@@ -87,6 +88,8 @@ pub struct Settings {
     pub(crate) services: ServiceChoice,
     /// `EVENT_LOGS`: the Event Log channels read on Windows; none reads none.
     pub(crate) event_logs: Vec<String>,
+    /// `EVENT_SOURCES`: the providers whose entries are sent; empty sends every one.
+    pub(crate) event_sources: Vec<String>,
     /// `EVENT_LOG_MAX`: entries taken from one channel per check.
     pub(crate) event_log_max: usize,
     /// `WATCH_SECONDS`: from one check of the services and logs to the next.
@@ -215,6 +218,11 @@ impl Settings {
         let event_logs =
             names("EVENT_LOGS", env("EVENT_LOGS"), file.event_logs, "System,Application")?
                 .unwrap_or_default();
+        let event_sources = names("EVENT_SOURCES", env("EVENT_SOURCES"), file.event_sources, "")?
+            .ok_or(SettingsError::Invalid {
+            key: "EVENT_SOURCES",
+            reason: "leave it empty for every source (EVENT_LOGS=none reads no log)".into(),
+        })?;
         // The backend takes 200 notices a batch; a few channels at the most stay below it.
         let event_log_max =
             number("EVENT_LOG_MAX", env("EVENT_LOG_MAX"), file.event_log_max, 20, (1, 100))?;
@@ -251,6 +259,7 @@ impl Settings {
             request_timeout: Duration::from_secs(timeout),
             services,
             event_logs,
+            event_sources,
             event_log_max,
             watch_interval: Duration::from_secs(watch_seconds),
         })
@@ -340,7 +349,11 @@ mod tests {
         let s = with(&[("SERVICES", "")], file).unwrap();
         assert_eq!(s.services, ServiceChoice::Automatic, "the environment's empty list wins");
         assert_eq!(s.event_logs, ["System"]);
+        assert!(s.event_sources.is_empty(), "every source by default");
         assert_eq!((s.event_log_max, s.watch_interval), (5, Duration::from_secs(60)));
+        let named = [("EVENT_SOURCES", "Service Control Manager, MSSQLSERVER")];
+        let named = with(&named, FileConfig::default()).unwrap().event_sources;
+        assert_eq!(named, ["Service Control Manager", "MSSQLSERVER"]);
     }
 
     #[test]
@@ -357,6 +370,7 @@ mod tests {
             ("AGENT_ID", " padded"),
             ("SERVICES", "a,b\u{7}"),
             ("EVENT_LOGS", "x".repeat(257).as_str()),
+            ("EVENT_SOURCES", "none"),
             ("EVENT_LOG_MAX", "0"),
             ("EVENT_LOG_MAX", "101"),
             ("WATCH_SECONDS", "4"),

@@ -13,19 +13,35 @@ pub(crate) trait LogSource: Send {
     fn read(&mut self, max: usize) -> Vec<Notice>;
 }
 
-/// The Event Log's `channels`, reading on from where the last run stopped (kept in `data_dir`);
-/// `None`, said once at WARN, where it cannot be read (Wine implements none of it).
+/// The Event Log's `channels`, the entries of `sources` (every one when empty), reading on from
+/// where the last run stopped (kept in `data_dir`); `None`, said once at WARN, where it cannot
+/// be read (Wine implements none of it).
 #[cfg(windows)]
-pub(crate) fn system_source(channels: &[String], data_dir: &Path) -> Option<Box<dyn LogSource>> {
+pub(crate) fn system_source(
+    channels: &[String],
+    sources: &[String],
+    data_dir: &Path,
+) -> Option<Box<dyn LogSource>> {
     let bookmarks = super::bookmarks::Bookmarks::load(data_dir.join(BOOKMARKS_FILE));
-    super::wevt::EventLog::open(channels, bookmarks).map(|log| Box::new(log) as Box<dyn LogSource>)
+    let log = super::wevt::EventLog::open(channels, sources.to_vec(), bookmarks)?;
+    Some(Box::new(log))
 }
 
-/// The Event Log's `channels`, reading on from where the last run stopped (kept in `data_dir`);
-/// `None` outside Windows.
+/// `None` outside Windows: the system log is not read there.
 #[cfg(not(windows))]
-pub(crate) fn system_source(_channels: &[String], _data_dir: &Path) -> Option<Box<dyn LogSource>> {
+pub(crate) fn system_source(
+    _channels: &[String],
+    _sources: &[String],
+    _data_dir: &Path,
+) -> Option<Box<dyn LogSource>> {
     None
+}
+
+/// Whether an entry written by `provider` is sent: `sources` name the wanted ones, without
+/// regard to case as Windows treats them; none means every one.
+#[cfg(any(windows, test))]
+pub(crate) fn is_wanted(sources: &[String], provider: &str) -> bool {
+    sources.is_empty() || sources.iter().any(|s| s.eq_ignore_ascii_case(provider.trim()))
 }
 
 /// Where the last record read of each channel is kept, in the data folder.

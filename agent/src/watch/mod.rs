@@ -127,7 +127,7 @@ impl Watch {
         let logs = if settings.event_logs.is_empty() {
             None
         } else {
-            logs::system_source(&settings.event_logs, &settings.data_dir)
+            logs::system_source(&settings.event_logs, &settings.event_sources, &settings.data_dir)
         };
         Self::new(settings.watch_interval, services, logs, settings.event_log_max)
     }

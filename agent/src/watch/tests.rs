@@ -145,3 +145,12 @@ fn text_is_cleaned_for_the_wire() {
     assert_eq!(clip("abcdef", 3).as_deref(), Some("abc"));
     assert_eq!(clean_message(" one\r\n\ttwo\u{1b} \n"), "one\n\ttwo");
 }
+
+#[test]
+fn chosen_sources_are_matched_without_case_and_none_chosen_takes_all() {
+    let chosen = ["Service Control Manager".to_owned(), "MSSQLSERVER".to_owned()];
+    assert!(logs::is_wanted(&chosen, "service control manager"));
+    assert!(logs::is_wanted(&chosen, "MSSQLSERVER"));
+    assert!(!logs::is_wanted(&chosen, "Application Error"));
+    assert!(logs::is_wanted(&[], "Application Error"));
+}

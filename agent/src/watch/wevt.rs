@@ -4,7 +4,7 @@
 
 use super::bookmarks::Bookmarks;
 use super::event_xml::{self, EventRecord};
-use super::logs::{LogSource, skipped};
+use super::logs::{LogSource, is_wanted, skipped};
 use super::{WatchError, last_error, wide};
 use protocol::Notice;
 use std::collections::{HashMap, HashSet};
@@ -151,6 +151,8 @@ fn newest(channel: &str) -> Result<u64, WatchError> {
 #[derive(Debug)]
 pub(crate) struct EventLog {
     channels: Vec<String>,
+    /// `EVENT_SOURCES`: the providers whose entries are sent; empty sends every one.
+    sources: Vec<String>,
     bookmarks: Bookmarks,
     /// Publisher metadata by provider name; `None` for one that cannot be opened.
     publishers: HashMap<String, Option<Handle>>,
@@ -162,7 +164,11 @@ impl EventLog {
     /// Starts each channel after its bookmark, or at its newest entry (the history before the
     /// first run is not sent). A missing channel is left out, said at WARN; `None`, said at
     /// WARN, when the Event Log cannot be queried at all.
-    pub(crate) fn open(channels: &[String], mut bookmarks: Bookmarks) -> Option<Self> {
+    pub(crate) fn open(
+        channels: &[String],
+        sources: Vec<String>,
+        mut bookmarks: Bookmarks,
+    ) -> Option<Self> {
         let mut open = Vec::new();
         for channel in channels {
             let newest = match newest(channel) {
@@ -192,6 +198,7 @@ impl EventLog {
         }
         (!open.is_empty()).then(|| Self {
             channels: open,
+            sources,
             bookmarks,
             publishers: HashMap::new(),
             failing: HashSet::new(),
@@ -230,6 +237,10 @@ impl EventLog {
                     continue;
                 };
                 newest = newest.max(record.record_id);
+                // Read past, not counted: the bookmark moves on over what is not wanted.
+                if !is_wanted(&self.sources, &record.provider) {
+                    continue;
+                }
                 if notices.len() < max {
                     let message = self.message(&record, &event);
                     notices.extend(event_xml::notice(&record, message.as_deref(), now));
