@@ -148,7 +148,8 @@ cp "$work/bcryptprimitives.dll" "$WINEPREFIX/drive_c/windows/system32/"
 msi() { (cd "$work" && timeout 300 /usr/lib/wine/wine64 msiexec "$@"); }
 starts() { find "$WINEPREFIX/drive_c" -path '*/logs/agent.log' -exec grep -h "agent starting agent_id=wine-msi api_url=http://127.0.0.1:$port" {} + 2>/dev/null | wc -l; }
 msi /i agent-0.1.0.msi /qn API_URL="http://127.0.0.1:$port" API_TOKEN=wine-token \
-    HMAC_SECRET=wine-secret AGENT_ID=wine-msi
+    HMAC_SECRET=wine-secret AGENT_ID=wine-msi SERVICES=none EVENT_LOGS="System,Setup" \
+    EVENT_SOURCES="Service Control Manager"
 wait_for_batches wine-msi "the MSI's service"
 [ -f "$WINEPREFIX/drive_c/Program Files/Telemetry Agent/agent.exe" ] ||
     { echo "agent.exe is not under Program Files"; exit 1; }
@@ -156,7 +157,8 @@ before=$(starts)
 msi /i agent-0.1.1.msi /qn
 settings=$(timeout 60 /usr/lib/wine/wine64 reg query 'HKLM\SOFTWARE\telemetry-agent' | tr -d '\r')
 for want in "API_URL    REG_SZ    http://127.0.0.1:$port" "API_TOKEN    REG_SZ    wine-token" \
-    "AGENT_ID    REG_SZ    wine-msi"; do
+    "AGENT_ID    REG_SZ    wine-msi" "SERVICES    REG_SZ    none" "EVENT_LOGS    REG_SZ    System,Setup" \
+    "EVENT_SOURCES    REG_SZ    Service Control Manager"; do
     grep -qF "$want" <<<"$settings" || { echo "the upgrade lost $want: $settings"; exit 1; }
 done
 for _ in $(seq 60); do [ "$(starts)" -gt "$before" ] && break; sleep 1; done
