@@ -53,9 +53,14 @@ pub(crate) fn platform() -> &'static str {
     }
 }
 
+/// Now, as batches and notices stamp it.
+pub(crate) fn now_iso() -> String {
+    OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default()
+}
+
 /// One batch with a fresh id, stamped now.
 pub(crate) fn build_batch(agent_id: &str, reading: Reading, detail: Detail) -> IngestBatch {
-    let ts = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
+    let ts = now_iso();
     let mut events = Vec::with_capacity(1 + reading.procs.len());
     events.push(reading.metric);
     events.extend(reading.procs);

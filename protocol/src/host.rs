@@ -124,13 +124,6 @@ impl NoticeLevel {
             NoticeLevel::Error => "error",
         }
     }
-
-    /// The level named by [`NoticeLevel::as_str`].
-    pub fn parse(word: &str) -> Option<Self> {
-        [NoticeLevel::Info, NoticeLevel::Warning, NoticeLevel::Error]
-            .into_iter()
-            .find(|l| l.as_str() == word)
-    }
 }
 
 impl NoticeKind {
@@ -140,11 +133,6 @@ impl NoticeKind {
             NoticeKind::Service => "service",
             NoticeKind::Log => "log",
         }
-    }
-
-    /// The kind named by [`NoticeKind::as_str`].
-    pub fn parse(word: &str) -> Option<Self> {
-        [NoticeKind::Service, NoticeKind::Log].into_iter().find(|k| k.as_str() == word)
     }
 }
 

@@ -113,13 +113,28 @@ pub fn parse_ts(ts: &str) -> Result<i64, ValidationError> {
     parse_iso8601_ms(ts).ok_or(ValidationError::Timestamp)
 }
 
+/// A share, 0 to 1.
+fn is_fraction(v: f64) -> bool {
+    v.is_finite() && (0.0..=1.0).contains(&v)
+}
+
+/// A rate, zero or more.
+fn is_rate(v: f64) -> bool {
+    v.is_finite() && v >= 0.0
+}
+
+// SQLite stores integers as i64; anything larger would wrap, so it is refused here.
+fn fits_i64(v: u64) -> bool {
+    i64::try_from(v).is_ok()
+}
+
 fn check_fraction(
     index: usize,
     field: &'static str,
     v: Option<f64>,
 ) -> Result<(), ValidationError> {
     match v {
-        Some(v) if !(v.is_finite() && (0.0..=1.0).contains(&v)) => {
+        Some(v) if !is_fraction(v) => {
             Err(ValidationError::Field { index, field, reason: "must be a fraction from 0 to 1" })
         }
         _ => Ok(()),
@@ -128,7 +143,7 @@ fn check_fraction(
 
 fn check_rate(index: usize, field: &'static str, v: Option<f64>) -> Result<(), ValidationError> {
     match v {
-        Some(v) if !(v.is_finite() && v >= 0.0) => Err(ValidationError::Field {
+        Some(v) if !is_rate(v) => Err(ValidationError::Field {
             index,
             field,
             reason: "must be a finite number, zero or more",
@@ -137,10 +152,9 @@ fn check_rate(index: usize, field: &'static str, v: Option<f64>) -> Result<(), V
     }
 }
 
-// SQLite stores integers as i64; anything larger would wrap, so it is refused here.
 fn check_int(index: usize, field: &'static str, v: Option<u64>) -> Result<(), ValidationError> {
     match v {
-        Some(v) if i64::try_from(v).is_err() => {
+        Some(v) if !fits_i64(v) => {
             Err(ValidationError::Field { index, field, reason: "is out of range" })
         }
         _ => Ok(()),
@@ -163,24 +177,25 @@ impl IngestBatch {
         }
         if let Some(agent) = &self.agent
             && (!is_printable_id(&agent.version, Limits::MAX_AGENT_VERSION_CHARS)
-                || i64::try_from(agent.uptime_s).is_err())
+                || !fits_i64(agent.uptime_s))
         {
             return Err(ValidationError::Agent);
         }
         if let Some(drives) = &self.drives {
-            let rate_ok = |r: Option<f64>| r.is_none_or(|r| r.is_finite() && r >= 0.0);
             let drive_ok = |d: &crate::wire::Drive| {
                 is_printable_id(&d.mount, Limits::MAX_PROC_NAME_CHARS)
-                    && i64::try_from(d.free).is_ok()
-                    && i64::try_from(d.total).is_ok()
-                    && rate_ok(d.read_bps)
-                    && rate_ok(d.write_bps)
+                    && fits_i64(d.free)
+                    && fits_i64(d.total)
+                    && d.read_bps.is_none_or(is_rate)
+                    && d.write_bps.is_none_or(is_rate)
             };
             if drives.len() > Limits::MAX_DRIVES || !drives.iter().all(drive_ok) {
                 return Err(ValidationError::Drives);
             }
         }
-        self.validate_host()?;
+        self.host.as_ref().map_or(Ok(()), check_host)?;
+        self.services.as_deref().map_or(Ok(()), check_services)?;
+        self.notices.as_deref().map_or(Ok(()), check_notices)?;
         let ts_ms = parse_ts(&self.ts)?;
         if self.events.is_empty() {
             return Err(ValidationError::NoEvents);
@@ -221,47 +236,37 @@ impl IngestBatch {
     }
 }
 
-impl IngestBatch {
-    fn validate_host(&self) -> Result<(), ValidationError> {
-        let size_ok = |v: Option<u64>| v.is_none_or(|v| i64::try_from(v).is_ok());
-        if let Some(h) = &self.host {
-            let share_ok = |c: &f64| c.is_finite() && (0.0..=1.0).contains(c);
-            let ok = h.cores.len() <= Limits::MAX_CORES
-                && h.cores.iter().all(share_ok)
-                && [h.swap_used, h.swap_total, h.commit_used, h.commit_limit]
-                    .into_iter()
-                    .all(size_ok);
-            if !ok {
-                return Err(ValidationError::Host);
-            }
-        }
-        if let Some(services) = &self.services {
-            let name_ok = |n: &str| is_printable_id(n, Limits::MAX_SOURCE_CHARS);
-            let ok = services.len() <= Limits::MAX_SERVICES
-                && services
-                    .iter()
-                    .all(|s| name_ok(&s.name) && s.display_name.as_deref().is_none_or(name_ok));
-            if !ok {
-                return Err(ValidationError::Services);
-            }
-        }
-        if let Some(notices) = &self.notices {
-            let message_ok = |m: &str| {
-                m.chars().count() <= Limits::MAX_MESSAGE_CHARS
-                    && m.chars().all(|c| !c.is_control() || c == '\n' || c == '\t')
-            };
-            let ok = notices.len() <= Limits::MAX_NOTICES
-                && notices.iter().all(|n| {
-                    parse_ts(&n.ts).is_ok()
-                        && is_printable_id(&n.source, Limits::MAX_SOURCE_CHARS)
-                        && message_ok(&n.message)
-                });
-            if !ok {
-                return Err(ValidationError::Notices);
-            }
-        }
-        Ok(())
-    }
+fn check_host(h: &crate::Host) -> Result<(), ValidationError> {
+    let ok = h.cores.len() <= Limits::MAX_CORES
+        && h.cores.iter().copied().all(is_fraction)
+        && [h.swap_used, h.swap_total, h.commit_used, h.commit_limit]
+            .into_iter()
+            .all(|v| v.is_none_or(fits_i64));
+    if ok { Ok(()) } else { Err(ValidationError::Host) }
+}
+
+fn check_services(services: &[crate::Service]) -> Result<(), ValidationError> {
+    let name_ok = |n: &str| is_printable_id(n, Limits::MAX_SOURCE_CHARS);
+    let ok = services.len() <= Limits::MAX_SERVICES
+        && services
+            .iter()
+            .all(|s| name_ok(&s.name) && s.display_name.as_deref().is_none_or(name_ok));
+    if ok { Ok(()) } else { Err(ValidationError::Services) }
+}
+
+fn check_notices(notices: &[crate::Notice]) -> Result<(), ValidationError> {
+    // Unlike names, messages keep their line breaks and tabs.
+    let message_ok = |m: &str| {
+        m.chars().count() <= Limits::MAX_MESSAGE_CHARS
+            && m.chars().all(|c| !c.is_control() || c == '\n' || c == '\t')
+    };
+    let ok = notices.len() <= Limits::MAX_NOTICES
+        && notices.iter().all(|n| {
+            parse_ts(&n.ts).is_ok()
+                && is_printable_id(&n.source, Limits::MAX_SOURCE_CHARS)
+                && message_ok(&n.message)
+        });
+    if ok { Ok(()) } else { Err(ValidationError::Notices) }
 }
 
 #[cfg(test)]

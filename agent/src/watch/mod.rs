@@ -17,13 +17,12 @@ mod wevt;
 
 pub(crate) use services::ServiceChoice;
 
+use crate::collect::now_iso;
 use crate::settings::Settings;
 use logs::LogSource;
 use protocol::{Limits, Notice, NoticeKind, NoticeLevel, Service};
 use services::ServiceSource;
 use std::time::{Duration, Instant};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 /// Why a check found nothing this time; the next check tries again.
 #[derive(Debug, thiserror::Error)]
@@ -192,11 +191,6 @@ impl WatchedServices {
         }
         self.last = Some((current, sent));
     }
-}
-
-/// Now, as notices and batches stamp it.
-pub(crate) fn now_iso() -> String {
-    OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default()
 }
 
 /// Text the backend takes as a name or source: control characters as blanks, trimmed, at most

@@ -262,7 +262,7 @@ impl EventLog {
 
 impl LogSource for EventLog {
     fn read(&mut self, max: usize) -> Vec<Notice> {
-        let now = super::now_iso();
+        let now = crate::collect::now_iso();
         let mut notices = Vec::new();
         for channel in self.channels.clone() {
             match self.read_channel(&channel, max, &now) {

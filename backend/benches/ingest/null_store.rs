@@ -67,7 +67,7 @@ impl Store for NullStore {
     fn events(&self, _: EventFilter) -> StoreFuture<'_, Vec<EventRow>> {
         not_kept()
     }
-    fn agents(&self, _: i64) -> StoreFuture<'_, Vec<AgentSummary>> {
+    fn agents(&self, _: i64, _: Option<String>) -> StoreFuture<'_, Vec<AgentSummary>> {
         not_kept()
     }
     fn agent_exists(&self, _: String) -> StoreFuture<'_, bool> {

@@ -85,7 +85,7 @@ pub(crate) async fn measure(
         // Every open alert belongs to a disabled or deleted rule and resolves anyway.
         return Ok(out);
     }
-    let agents: Vec<AgentSummary> = store.agents(now_ms).await?;
+    let agents: Vec<AgentSummary> = store.agents(now_ms, None).await?;
     out.agents = agents.iter().map(|a| a.agent_id.clone()).collect();
     let mut cache = Cache::default();
     for agent in &agents {
@@ -114,8 +114,10 @@ async fn measure_one(
     now_ms: i64,
 ) -> Result<Option<Measure>, StorageError> {
     let w = rule.spec.window_s;
-    match (rule.spec.metric, &rule.spec.service) {
-        (Metric::ServiceDown, Some(name)) => {
+    match rule.spec.metric {
+        Metric::ServiceDown => {
+            // Rules are checked to name one; a row changed by hand measures nothing.
+            let Some(name) = &rule.spec.service else { return Ok(None) };
             if !cache.services.contains_key(agent) {
                 let listed = store.services(agent.to_owned()).await?;
                 cache.services.insert(agent.to_owned(), listed);
@@ -126,7 +128,7 @@ async fn measure_one(
                 listed.map(|s| Measure { breach: s.state != ServiceState::Running, value: None })
             );
         }
-        (Metric::LogErrors, _) => {
+        Metric::LogErrors => {
             let key = (agent.to_owned(), w);
             if !cache.log_errors.contains_key(&key) {
                 let since = now_ms - i64::from(w) * 1000;

@@ -47,17 +47,12 @@ const TEMPLATE: &str = "
     CREATE INDEX alert_outbox_by_alert ON alert_outbox(alert_id, id);
 ";
 
-fn render(id: &str, big: &str, float: &str) -> String {
-    TEMPLATE.replace("{id}", id).replace("{big}", big).replace("{float}", float)
-}
-
 /// For SQLite's migration list.
 pub(crate) fn sqlite() -> String {
-    render("INTEGER PRIMARY KEY AUTOINCREMENT", "INTEGER", "REAL")
+    crate::storage::Dialect::Sqlite.render(TEMPLATE)
 }
 
 /// For PostgreSQL's migration list.
 pub(crate) fn postgres() -> String {
-    render("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BIGINT", "DOUBLE PRECISION")
-        + "CREATE SEQUENCE alert_seq;"
+    crate::storage::Dialect::Postgres.render(TEMPLATE) + "CREATE SEQUENCE alert_seq;"
 }

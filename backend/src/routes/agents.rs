@@ -1,6 +1,6 @@
 //! What the dashboard reads beyond the seed: the fleet, one agent's series and its processes.
 
-use super::{ApiQuery, AppState, check_agent_id};
+use super::{ApiQuery, AppState, agent_filter, check_agent_id};
 use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::storage::Range;
@@ -103,14 +103,7 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<AgentsQuery>,
 ) -> Result<Json<Vec<AgentSummary>>, ApiError> {
-    // An empty `agent_id=` is what a form with no agent chosen sends: no filter.
-    let only = query.agent_id.filter(|a| !a.is_empty());
-    only.as_deref().map(check_agent_id).transpose()?;
-    let mut agents = state.storage.agents(now_ms()).await?;
-    if let Some(only) = only {
-        agents.retain(|a| a.agent_id == only);
-    }
-    Ok(Json(agents))
+    Ok(Json(state.storage.agents(now_ms(), agent_filter(query.agent_id)?).await?))
 }
 
 #[utoipa::path(

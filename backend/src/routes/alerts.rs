@@ -3,7 +3,7 @@
 //! credentials themselves, are listed to admins only).
 
 use super::ingest::body_bytes;
-use super::{ApiQuery, AppState, check_agent_id};
+use super::{ApiQuery, AppState, agent_filter, page_limit};
 use crate::alerts::{self, AlertFilter, Table};
 use crate::clock::now_ms;
 use crate::error::ApiError;
@@ -34,14 +34,7 @@ fn parse<T: DeserializeOwned>(
 }
 
 fn limit(limit: Option<u32>) -> Result<u32, ApiError> {
-    let limit = limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=alerts::store::MAX_ALERTS).contains(&limit) {
-        return Err(ApiError::Invalid(format!(
-            "limit must be from 1 to {}",
-            alerts::store::MAX_ALERTS
-        )));
-    }
-    Ok(limit)
+    page_limit(limit, DEFAULT_LIMIT, alerts::store::MAX_ALERTS)
 }
 
 fn not_found(what: &str, id: i64) -> ApiError {
@@ -82,8 +75,7 @@ pub(crate) async fn list(
             ));
         }
     };
-    let agent_id = q.agent_id.filter(|a| !a.is_empty());
-    agent_id.as_deref().map(check_agent_id).transpose()?;
+    let agent_id = agent_filter(q.agent_id)?;
     let filter = AlertFilter {
         open,
         state: wanted,

@@ -1,7 +1,7 @@
 //! `GET /api/events` and `POST /api/events/clear`, as the seed defined them.
 
 use super::ingest::body_bytes;
-use super::{ApiQuery, AppState, check_agent_id};
+use super::{ApiQuery, AppState, agent_filter, page_limit};
 use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::storage::EventFilter;
@@ -34,10 +34,7 @@ pub(crate) struct EventsQuery {
 
 impl EventsQuery {
     fn into_filter(self) -> Result<EventFilter, ApiError> {
-        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::Invalid(format!("limit must be from 1 to {MAX_LIMIT}")));
-        }
+        let limit = page_limit(self.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
         let event_type = self.event_type.filter(|t| !t.is_empty());
         if event_type.as_deref().is_some_and(|t| !is_printable_id(t, Limits::MAX_EVENT_TYPE_CHARS))
         {
@@ -45,9 +42,7 @@ impl EventsQuery {
         }
         // Stored lower-cased, as ingest normalises it.
         let event_type = event_type.map(|t| EventKind::parse(&t).as_str().to_owned());
-        // An empty `agent_id=` is what a form with no agent chosen sends: no filter.
-        let agent_id = self.agent_id.filter(|a| !a.is_empty());
-        agent_id.as_deref().map(check_agent_id).transpose()?;
+        let agent_id = agent_filter(self.agent_id)?;
         Ok(EventFilter { agent_id, event_type, before_id: self.before_id, limit })
     }
 }
@@ -94,8 +89,7 @@ pub(crate) async fn clear(
             ApiError::Invalid(format!("body must be {{\"agent_id\": ...}} or empty: {e}"))
         })?
     };
-    let agent_id = request.agent_id.filter(|a| !a.is_empty());
-    agent_id.as_deref().map(check_agent_id).transpose()?;
+    let agent_id = agent_filter(request.agent_id)?;
     let cleared = state.storage.clear(agent_id.clone()).await?;
     tracing::info!(agent_id = agent_id.as_deref().unwrap_or("<all>"), cleared, "events cleared");
     Ok(Json(ClearResponse { cleared }))

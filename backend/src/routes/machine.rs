@@ -3,7 +3,7 @@
 
 use super::agents::require_agent;
 use super::events::{DEFAULT_LIMIT, MAX_LIMIT};
-use super::{ApiQuery, AppState};
+use super::{ApiQuery, AppState, page_limit};
 use crate::error::ApiError;
 use crate::storage::NoticeFilter;
 use axum::Json;
@@ -56,10 +56,7 @@ pub(crate) async fn notices(
     Path(agent_id): Path<String>,
     ApiQuery(query): ApiQuery<NoticesQuery>,
 ) -> Result<Json<Vec<NoticeRow>>, ApiError> {
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::Invalid(format!("limit must be from 1 to {MAX_LIMIT}")));
-    }
+    let limit = page_limit(query.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     require_agent(&state, &agent_id).await?;
     let filter = NoticeFilter {
         agent_id,

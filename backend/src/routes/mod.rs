@@ -56,6 +56,23 @@ pub(crate) fn check_agent_id(agent_id: &str) -> Result<(), ApiError> {
     protocol::validate::check_agent_id(agent_id).map_err(|e| ApiError::Invalid(e.to_string()))
 }
 
+/// An optional agent filter, checked. An empty `agent_id=` is what a form with no agent chosen
+/// sends: no filter.
+pub(crate) fn agent_filter(agent_id: Option<String>) -> Result<Option<String>, ApiError> {
+    let agent_id = agent_id.filter(|a| !a.is_empty());
+    agent_id.as_deref().map(check_agent_id).transpose()?;
+    Ok(agent_id)
+}
+
+/// A page's size: `default` when absent, otherwise 1 to `max`.
+pub(crate) fn page_limit(limit: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+    let limit = limit.unwrap_or(default);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::Invalid(format!("limit must be from 1 to {max}")));
+    }
+    Ok(limit)
+}
+
 fn cors(origins: &[String]) -> CorsLayer {
     let allow = if origins.iter().any(|o| o == "*") {
         // A wildcard is allowed only because no route uses cookies or other credentials.

@@ -25,6 +25,27 @@ use std::future::Future;
 use std::pin::Pin;
 use tokio::sync::mpsc;
 
+/// Which store a migration written once for both is for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// `template` in this store's words: `{id}` is a table's own growing key column, `{big}` a
+    /// 64-bit integer, `{float}` a double.
+    pub(crate) fn render(self, template: &str) -> String {
+        let (id, big, float) = match self {
+            Dialect::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "INTEGER", "REAL"),
+            Dialect::Postgres => {
+                ("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BIGINT", "DOUBLE PRECISION")
+            }
+        };
+        template.replace("{id}", id).replace("{big}", big).replace("{float}", float)
+    }
+}
+
 /// Why a store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -311,8 +332,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     }
     /// Newest first by id, which is insertion order.
     fn events(&self, filter: EventFilter) -> StoreFuture<'_, Vec<EventRow>>;
-    /// Every agent with its latest figures; `online` is judged against its own interval.
-    fn agents(&self, now_ms: i64) -> StoreFuture<'_, Vec<AgentSummary>>;
+    /// Every agent with its latest figures, or only the one `only` names (none when it has not
+    /// reported); `online` is judged against its own interval.
+    fn agents(&self, now_ms: i64, only: Option<String>) -> StoreFuture<'_, Vec<AgentSummary>>;
     /// Whether `agent_id` has sent a batch since it was last cleared.
     fn agent_exists(&self, agent_id: String) -> StoreFuture<'_, bool>;
     /// `agent_id`'s metrics in `range`, bucketed by the agent's own timestamps; buckets without

@@ -3,10 +3,11 @@
 //! its batch id proved it new, so a retried batch stores its notices once. The SQL is shared:
 //! both stores take `$n` parameters.
 
+use super::Dialect;
+use crate::alerts::store::from_word;
 use protocol::{IngestBatch, NoticeKind, NoticeLevel, NoticeRow};
 
-/// The migration for both stores; `{id}` is each store's own key column, `{big}` its 64-bit
-/// integer.
+/// The migration for both stores (see [`Dialect::render`]).
 const TEMPLATE: &str = "
     ALTER TABLE agents ADD COLUMN host TEXT;
     CREATE TABLE agent_services (
@@ -33,12 +34,12 @@ const TEMPLATE: &str = "
 
 /// For SQLite's migration list.
 pub(crate) fn sqlite() -> String {
-    TEMPLATE.replace("{id}", "INTEGER PRIMARY KEY AUTOINCREMENT").replace("{big}", "INTEGER")
+    Dialect::Sqlite.render(TEMPLATE)
 }
 
 /// For PostgreSQL's migration list.
 pub(crate) fn postgres() -> String {
-    TEMPLATE.replace("{id}", "BIGSERIAL PRIMARY KEY").replace("{big}", "BIGINT")
+    Dialect::Postgres.render(TEMPLATE)
 }
 
 /// The newest list by the agent's clock wins, so a queued batch replayed late does not bring
@@ -63,14 +64,18 @@ pub(crate) const SELECT_NOTICES: &str = "SELECT id, agent_id, ts, kind, level, s
     WHERE agent_id = $1 AND id < $2 AND (kind = $3 OR $3 IS NULL) AND (level = $4 OR $4 IS NULL)
     ORDER BY id DESC LIMIT $5";
 
-/// Entries of one kind and level whose time (the agent's clock) is at or after `$4`.
-pub(crate) const COUNT_NOTICES: &str = "SELECT count(*) FROM notices
-    WHERE agent_id = $1 AND kind = $2 AND level = $3 AND ts_ms >= $4";
+/// Log entries of one level whose time (the agent's clock) is at or after `$3`.
+pub(crate) const COUNT_LOG_NOTICES: &str = "SELECT count(*) FROM notices
+    WHERE agent_id = $1 AND kind = 'log' AND level = $2 AND ts_ms >= $3";
 
 /// Ids grow with the time received, so the oldest are the first chunk. (SQLite numbers `$n`
 /// parameters by first appearance: each statement names them in order.)
 pub(crate) const PRUNE_NOTICES: &str = "DELETE FROM notices WHERE received_ms < $1
     AND id IN (SELECT id FROM notices ORDER BY id LIMIT $2)";
+/// The same on PostgreSQL, where replicas prune at once: each takes rows no other holds, as its
+/// other prunes do.
+pub(crate) const PRUNE_NOTICES_PG: &str = "DELETE FROM notices WHERE received_ms < $1
+    AND id IN (SELECT id FROM notices ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)";
 
 pub(crate) const CLEAR_AGENT: [&str; 2] =
     ["DELETE FROM agent_services WHERE agent_id = $1", "DELETE FROM notices WHERE agent_id = $1"];
@@ -105,17 +110,12 @@ pub(crate) type NoticeParams<'a> =
     (&'a str, i64, &'static str, &'static str, &'a str, Option<i64>, &'a str);
 
 /// The batch's notices, ready to bind; validation has checked every time.
-pub(crate) fn notice_params(batch: &IngestBatch) -> Vec<NoticeParams<'_>> {
-    batch
-        .notices
-        .iter()
-        .flatten()
-        .map(|n| {
-            let ts_ms = protocol::validate::parse_ts(&n.ts).unwrap_or_default();
-            let code = n.code.map(i64::from);
-            (n.ts.as_str(), ts_ms, n.kind.as_str(), n.level.as_str(), &*n.source, code, &*n.message)
-        })
-        .collect()
+pub(crate) fn notice_params(batch: &IngestBatch) -> impl Iterator<Item = NoticeParams<'_>> {
+    batch.notices.iter().flatten().map(|n| {
+        let ts_ms = protocol::validate::parse_ts(&n.ts).unwrap_or_default();
+        let code = n.code.map(i64::from);
+        (n.ts.as_str(), ts_ms, n.kind.as_str(), n.level.as_str(), &*n.source, code, &*n.message)
+    })
 }
 
 /// The batch's services as stored: JSON.
@@ -140,8 +140,8 @@ pub(crate) fn notice_row(
         id,
         agent_id,
         ts,
-        kind: NoticeKind::parse(kind).unwrap_or(NoticeKind::Log),
-        level: NoticeLevel::parse(level).unwrap_or(NoticeLevel::Warning),
+        kind: from_word(kind).unwrap_or(NoticeKind::Log),
+        level: from_word(level).unwrap_or(NoticeLevel::Warning),
         source,
         code: code.and_then(|c| u32::try_from(c).ok()),
         message,

@@ -289,7 +289,7 @@ async fn agents_keep_their_latest_metric_and_learn_their_interval(s: Subject) {
     };
     put(&s, late).await;
     put(&s, batch("b", T0, 0.3, &[])).await;
-    let agents = s.store.agents(now_ms()).await.unwrap();
+    let agents = s.store.agents(now_ms(), None).await.unwrap();
     assert_eq!(agents.iter().map(|a| a.agent_id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
     let a = &agents[0];
     assert_eq!((a.cpu, a.interval_s, a.online), (Some(0.2), 5.0, true));
@@ -302,7 +302,7 @@ async fn agents_keep_their_latest_metric_and_learn_their_interval(s: Subject) {
     assert_eq!(agents[1].agent_version, None, "a batch without it says nothing");
     assert_eq!(a.drives, [drive(40)], "the newest list, not cleared by batches without one");
     assert_eq!(agents[1].interval_s, 5.0, "the seed's interval until two batches are in");
-    let later = s.store.agents(now_ms() + 60_000).await.unwrap();
+    let later = s.store.agents(now_ms() + 60_000, None).await.unwrap();
     assert!(!later[0].online, "three intervals without a batch is offline");
     s.store.close().await;
 }
@@ -391,7 +391,7 @@ async fn figures_left_out_stay_gaps_and_other_types_are_kept(s: Subject) {
     let gpu = s.store.events(filter(Some("a"), Some("gpu"), None, 50)).await.unwrap();
     assert_eq!((gpu.len(), gpu[0].cpu, gpu[0].proc_name.as_deref()), (1, Some(0.9), Some("gpu0")));
 
-    let agent = &s.store.agents(now_ms()).await.unwrap()[0];
+    let agent = &s.store.agents(now_ms(), None).await.unwrap()[0];
     assert_eq!((agent.cpu, agent.mem_free, agent.mem_total), (Some(0.3), None, None));
     let range = Range { from_ms: T0, to_ms: T0 + 60_000, step_ms: 60_000 };
     let series = s.store.series("a".into(), range).await.unwrap();
@@ -416,7 +416,7 @@ async fn clearing_one_agent_leaves_the_others(s: Subject) {
     let back = s.store.events(filter(Some("a"), None, None, 50)).await.unwrap();
     assert!(back[0].id > left[0].id);
     assert_eq!(s.store.clear(None).await.unwrap(), 2);
-    assert!(s.store.agents(now_ms()).await.unwrap().is_empty());
+    assert!(s.store.agents(now_ms(), None).await.unwrap().is_empty());
     s.store.close().await;
 }
 
@@ -428,7 +428,7 @@ async fn a_clear_right_after_a_batch_leaves_no_agent_behind(s: Subject) {
         let (stored, cleared) =
             tokio::join!(s.store.ingest(b, ts_ms, verified()), s.store.clear(Some("a".into())));
         assert_eq!((stored.unwrap().stored, cleared.unwrap()), (1, 1));
-        assert!(s.store.agents(now_ms()).await.unwrap().is_empty());
+        assert!(s.store.agents(now_ms(), None).await.unwrap().is_empty());
     }
     s.store.close().await;
 }
@@ -728,7 +728,7 @@ async fn services_notices_and_cores_are_kept_once_and_newest(s: Subject) {
     put(&s, late).await;
     put(&s, batch("b", T0, 0.1, &[])).await;
 
-    let agents = s.store.agents(now_ms()).await.unwrap();
+    let agents = s.store.agents(now_ms(), None).await.unwrap();
     assert_eq!(agents[0].host.as_ref().map(|h| h.cores.clone()), Some(vec![0.1, 0.2]));
     assert_eq!(agents[1].host, None);
     let listed = s.store.services("a".into()).await.unwrap();

@@ -114,8 +114,10 @@ impl Store for PgStorage {
         Box::pin(async move { queries::events(&*self.pool.get().await?, &filter).await })
     }
 
-    fn agents(&self, now_ms: i64) -> StoreFuture<'_, Vec<AgentSummary>> {
-        Box::pin(async move { Ok(queries::agents(&*self.pool.get().await?, now_ms).await?) })
+    fn agents(&self, now_ms: i64, only: Option<String>) -> StoreFuture<'_, Vec<AgentSummary>> {
+        Box::pin(async move {
+            Ok(queries::agents(&*self.pool.get().await?, now_ms, only.as_deref()).await?)
+        })
     }
 
     fn agent_exists(&self, agent_id: String) -> StoreFuture<'_, bool> {

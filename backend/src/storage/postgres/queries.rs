@@ -129,14 +129,18 @@ pub(crate) async fn events_by_id(
     Ok(out)
 }
 
-pub(crate) async fn agents(client: &Client, now_ms: i64) -> Result<Vec<AgentSummary>, Error> {
+pub(crate) async fn agents(
+    client: &Client,
+    now_ms: i64,
+    only: Option<&str>,
+) -> Result<Vec<AgentSummary>, Error> {
     let rows = client
         .query(
             "SELECT agent_id, platform, first_seen_ms, last_seen_ms, interval_ms, metric_ts, cpu,
                     mem_free, mem_total, disk_free, disk_total, net_rx_bps, net_tx_bps, uptime_s,
                     agent_version, agent_uptime_s, drives, host
-             FROM agents ORDER BY agent_id COLLATE \"C\"",
-            &[],
+             FROM agents WHERE agent_id = $1 OR $1 IS NULL ORDER BY agent_id COLLATE \"C\"",
+            &[&only],
         )
         .await?;
     Ok(rows
@@ -292,9 +296,8 @@ pub(crate) async fn count_log_notices(
     level: NoticeLevel,
     since_ms: i64,
 ) -> Result<u64, Error> {
-    let kind = protocol::NoticeKind::Log.as_str();
     let n: i64 = client
-        .query_one(notices::COUNT_NOTICES, &[&agent_id, &kind, &level.as_str(), &since_ms])
+        .query_one(notices::COUNT_LOG_NOTICES, &[&agent_id, &level.as_str(), &since_ms])
         .await?
         .get(0);
     Ok(n.max(0) as u64)

@@ -95,10 +95,13 @@ struct Prepared {
     notify: Statement,
     metric_deltas: Statement,
     proc_deltas: Statement,
+    services: Statement,
+    notice: Statement,
 }
 
 impl Prepared {
     async fn on(client: &Client) -> Result<Self, tokio_postgres::Error> {
+        use crate::storage::notices::{INSERT_NOTICE, UPSERT_SERVICES};
         let (replay, batch, log, agent, metric, notify, metric_deltas, proc_deltas) = futures_util::try_join!(
             client.prepare(REPLAY_SQL),
             client.prepare(BATCH_SQL),
@@ -109,7 +112,22 @@ impl Prepared {
             client.prepare(super::rollups::METRIC_DELTAS_SQL),
             client.prepare(super::rollups::PROC_DELTAS_SQL),
         )?;
-        Ok(Self { replay, batch, log, agent, metric, notify, metric_deltas, proc_deltas })
+        let (services, notice) = futures_util::try_join!(
+            client.prepare(UPSERT_SERVICES),
+            client.prepare(INSERT_NOTICE)
+        )?;
+        Ok(Self {
+            replay,
+            batch,
+            log,
+            agent,
+            metric,
+            notify,
+            metric_deltas,
+            proc_deltas,
+            services,
+            notice,
+        })
     }
 }
 
@@ -402,7 +420,7 @@ async fn update_agent(
         ],
     )
     .await?;
-    record_machine(tx, batch, now).await?;
+    record_machine(tx, st, batch, ts_ms, now).await?;
     let newest = batch.events.iter().rev().find(|e| e.is_metric());
     if let Some(event) = newest {
         let c = Columns::of(event);
@@ -430,17 +448,18 @@ async fn update_agent(
 /// The batch's services and notices (see [`crate::storage::notices`]).
 async fn record_machine(
     tx: &Transaction<'_>,
+    st: &Prepared,
     batch: &IngestBatch,
+    batch_ms: i64,
     now: i64,
 ) -> Result<(), StorageError> {
     use crate::storage::notices;
     if let Some(json) = notices::services_json(batch) {
-        let ts_ms = protocol::validate::parse_ts(&batch.ts).unwrap_or_default();
-        tx.execute(notices::UPSERT_SERVICES, &[&batch.agent_id, &batch.ts, &ts_ms, &json]).await?;
+        tx.execute(&st.services, &[&batch.agent_id, &batch.ts, &batch_ms, &json]).await?;
     }
     for (ts, ts_ms, kind, level, source, code, message) in notices::notice_params(batch) {
         tx.execute(
-            notices::INSERT_NOTICE,
+            &st.notice,
             &[&batch.agent_id, &ts, &ts_ms, &now, &kind, &level, &source, &code, &message],
         )
         .await?;
@@ -526,7 +545,7 @@ async fn prune(tx: &Transaction<'_>, cutoffs: Cutoffs, now: i64) -> Result<Prune
         )
         .await?;
     let (batches, events): (i64, i64) = (log.get(0), log.get(1));
-    let notices = tx.execute(crate::storage::notices::PRUNE_NOTICES, &[&before, &chunk]).await?;
+    let notices = tx.execute(crate::storage::notices::PRUNE_NOTICES_PG, &[&before, &chunk]).await?;
     let n = usize::try_from(events).unwrap_or(usize::MAX);
     deleted.extend([ids, u64::try_from(batches).unwrap_or(0), notices]);
     Ok(Pruned::of(n, &deleted))

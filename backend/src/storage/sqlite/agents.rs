@@ -118,9 +118,14 @@ impl SharedAgents {
         self.read(|m| m.contains_key(agent_id))
     }
 
-    /// Every agent by id; `online` is judged against its own interval.
-    pub(crate) fn summaries(&self, now_ms: i64) -> Vec<AgentSummary> {
-        self.read(|m| m.iter().map(|(id, s)| s.summary(id, now_ms)).collect())
+    /// Every agent by id, or the one `only` names; `online` is judged against its own interval.
+    pub(crate) fn summaries(&self, now_ms: i64, only: Option<&str>) -> Vec<AgentSummary> {
+        self.read(|m| match only {
+            Some(id) => {
+                m.get_key_value(id).map(|(id, s)| s.summary(id, now_ms)).into_iter().collect()
+            }
+            None => m.iter().map(|(id, s)| s.summary(id, now_ms)).collect(),
+        })
     }
 }
 

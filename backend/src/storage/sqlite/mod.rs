@@ -198,8 +198,8 @@ impl Store for SqliteStorage {
         Box::pin(self.read(move |conn| queries::events(conn, &filter, &backlog)))
     }
 
-    fn agents(&self, now_ms: i64) -> StoreFuture<'_, Vec<AgentSummary>> {
-        let agents = self.agents.summaries(now_ms);
+    fn agents(&self, now_ms: i64, only: Option<String>) -> StoreFuture<'_, Vec<AgentSummary>> {
+        let agents = self.agents.summaries(now_ms, only.as_deref());
         Box::pin(async move { Ok(agents) })
     }
 
@@ -382,7 +382,7 @@ mod tests {
         assert_eq!(after.unwrap(), before.unwrap());
         let a = EventFilter { agent_id: Some("a".into()), limit: 50, ..EventFilter::default() };
         assert_eq!(restarted.events(a).await.unwrap().len(), 8, "indexed and replayed alike");
-        let agents = restarted.agents(now_ms()).await.unwrap();
+        let agents = restarted.agents(now_ms(), None).await.unwrap();
         assert_eq!(agents.iter().map(|a| a.agent_id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
         let procs = restarted.latest_processes("b".into()).await.unwrap();
         assert_eq!(procs.processes.len(), 1);

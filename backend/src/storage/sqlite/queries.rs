@@ -344,8 +344,7 @@ pub(super) fn count_log_notices(
     level: NoticeLevel,
     since_ms: i64,
 ) -> rusqlite::Result<u64> {
-    let kind = protocol::NoticeKind::Log.as_str();
-    conn.prepare_cached(notices::COUNT_NOTICES)?
-        .query_row(params![agent_id, kind, level.as_str(), since_ms], |r| r.get::<_, i64>(0))
+    conn.prepare_cached(notices::COUNT_LOG_NOTICES)?
+        .query_row(params![agent_id, level.as_str(), since_ms], |r| r.get::<_, i64>(0))
         .map(|n| n.max(0) as u64)
 }

@@ -183,7 +183,7 @@ fn ingest(
     let Some(first_id) = backlog.log(conn, batch, key.as_deref(), ts_ms, now)? else {
         return Ok((duplicate, Vec::new()));
     };
-    record_machine(conn, batch, now)?;
+    record_machine(conn, batch, ts_ms, now)?;
     let rows = if want_rows {
         let ingested_at = format_ms(now);
         (first_id..)
@@ -197,13 +197,18 @@ fn ingest(
 }
 
 /// The batch's services and notices (see [`crate::storage::notices`]).
-fn record_machine(conn: &Connection, batch: &IngestBatch, now: i64) -> rusqlite::Result<()> {
+fn record_machine(
+    conn: &Connection,
+    batch: &IngestBatch,
+    batch_ms: i64,
+    now: i64,
+) -> rusqlite::Result<()> {
     use crate::storage::notices;
     if let Some(json) = notices::services_json(batch) {
         conn.prepare_cached(notices::UPSERT_SERVICES)?.execute(params![
             batch.agent_id,
             batch.ts,
-            protocol::validate::parse_ts(&batch.ts).unwrap_or_default(),
+            batch_ms,
             json
         ])?;
     }
