@@ -120,8 +120,12 @@ async fn get<T: DeserializeOwned>(path: &str) -> Result<T, ApiError> {
     result
 }
 
-pub(crate) async fn agents() -> Result<Vec<AgentSummary>, ApiError> {
-    get("/api/agents").await
+/// The fleet, or with `only` that one agent's row.
+pub(crate) async fn agents(only: Option<&str>) -> Result<Vec<AgentSummary>, ApiError> {
+    match only {
+        Some(id) => get(&format!("/api/agents?agent_id={}", encode(id))).await,
+        None => get("/api/agents").await,
+    }
 }
 
 pub(crate) async fn series(agent: &str, from_s: i64, to_s: i64) -> Result<Series, ApiError> {
@@ -326,10 +330,11 @@ pub(crate) async fn login(token: &str) -> Result<Session, ApiError> {
     post(request, &serde_json::json!({ "token": token })).await
 }
 
-/// Refetches the fleet, recording whether the API answered.
-pub(crate) async fn refresh_agents(live: Live) {
+/// Refetches the fleet, or with `only` that one agent's row (its drives and host figures come
+/// with no live row), recording whether the API answered.
+pub(crate) async fn refresh_agents(live: Live, only: Option<&str>) {
     let mut live = live;
-    match agents().await {
+    match agents(only).await {
         Ok(list) => {
             let now = js_sys::Date::now();
             live.store.write().set_agents(list, now);
@@ -337,14 +342,6 @@ pub(crate) async fn refresh_agents(live: Live) {
         }
         Err(e) => live.api_error.set(Some(e.to_string())),
     }
-}
-
-/// Refetches one agent's row: its drives and host figures come with no live row.
-pub(crate) async fn refresh_agent(live: Live, id: &str) -> Result<(), ApiError> {
-    let mut live = live;
-    let row = get(&format!("/api/agents?agent_id={}", encode(id))).await?;
-    live.store.write().set_agents(row, js_sys::Date::now());
-    Ok(())
 }
 
 /// Open alerts over the API's largest page.
@@ -385,7 +382,7 @@ pub(crate) async fn flush_loop(live: Live, inbox: Inbox) {
         }
         let applied = live.store.write().apply(messages);
         if applied.new_agents {
-            spawn(refresh_agents(live));
+            spawn(refresh_agents(live, None));
         }
     }
 }
@@ -408,7 +405,7 @@ pub(crate) async fn live_loop(live: Live, inbox: Inbox) {
                 let (_, mut stream) = socket.split();
                 // Opened first, then fetched: anything stored in between arrives on both paths
                 // and the store keeps it once.
-                refresh_agents(live).await;
+                refresh_agents(live, None).await;
                 let after = live.store.peek().max_id;
                 let caught_up = match refresh_open_alerts(live).await {
                     Ok(()) => gap_fill(after).await,
@@ -433,7 +430,7 @@ pub(crate) async fn live_loop(live: Live, inbox: Inbox) {
         }
         // A browser does not say why an upgrade failed: a REST read tells a missing login
         // from an unreachable backend.
-        if !opened && agents().await != Err(ApiError::LoginRequired) {
+        if !opened && agents(None).await != Err(ApiError::LoginRequired) {
             live.api_error.set(Some(ApiError::Unreachable(base_url()).to_string()));
         }
         // The login form is up: the app starts the feed again after the login.

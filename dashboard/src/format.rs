@@ -95,6 +95,12 @@ pub(crate) fn date_time(unix_ms: i64, offset_min: i32) -> String {
         .unwrap_or_else(|| "–".to_owned())
 }
 
+/// An RFC 3339 time from the API as [`date_time`] on the local clock, or as sent when it does
+/// not parse.
+pub(crate) fn local_ts(ts: &str, offset_min: i32) -> String {
+    parse_ts(ts).map_or_else(|| ts.to_owned(), |ms| date_time(ms, offset_min))
+}
+
 /// A chart's axis label: the clock for short ranges, day and hour for long ones.
 pub(crate) fn axis_time(unix_ms: i64, offset_min: i32, span_ms: i64) -> String {
     match civil(unix_ms, offset_min) {
@@ -202,6 +208,13 @@ mod tests {
         assert_eq!(parse_ts("2025-11-12T12:00:00+00:00"), Some(1_762_948_800_000));
         assert_eq!(parse_ts("2025-11-12T13:00:00.5+01:00"), Some(1_762_948_800_500));
         assert_eq!(parse_ts("yesterday"), None);
+    }
+
+    #[test]
+    fn api_times_read_on_the_local_clock_or_as_sent() {
+        assert_eq!(local_ts("2025-11-12T12:00:00Z", 60), "2025-11-12 13:00:00");
+        assert_eq!(local_ts("2025-11-12T13:00:00+01:00", -300), "2025-11-12 07:00:00");
+        assert_eq!(local_ts("yesterday", 60), "yesterday");
     }
 
     #[test]

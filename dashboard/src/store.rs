@@ -55,20 +55,18 @@ pub(crate) struct AgentState {
     pub points: BTreeMap<i64, MetricPoint>,
     /// The latest batch's top processes, by row id.
     pub processes: BTreeMap<i64, EventRow>,
-    /// The highest id of its live rows: it changes with each new batch and nothing else, so
-    /// views that fetch what rows do not carry refetch on it.
-    pub last_row_id: i64,
 }
 
 impl AgentState {
     fn new(summary: AgentSummary, heard_at_ms: f64) -> Self {
-        Self {
-            summary,
-            heard_at_ms,
-            points: BTreeMap::new(),
-            processes: BTreeMap::new(),
-            last_row_id: 0,
-        }
+        Self { summary, heard_at_ms, points: BTreeMap::new(), processes: BTreeMap::new() }
+    }
+
+    /// The highest id of its readings and processes kept: it changes with each new batch, so
+    /// views that fetch what rows do not carry refetch on it.
+    pub(crate) fn newest_row_id(&self) -> i64 {
+        let points = self.points.keys().next_back();
+        points.max(self.processes.keys().next_back()).copied().unwrap_or(0)
     }
 
     pub(crate) fn interval_s(&self) -> f64 {
@@ -101,6 +99,7 @@ impl AgentState {
             _ => true,
         };
         if newer {
+            // The figures `take_live_figures` keeps over an older answer.
             let s = &mut self.summary;
             s.metric_ts = Some(row.ts.clone());
             s.cpu = row.cpu;
@@ -167,23 +166,13 @@ impl Store {
             let heard = now_ms - summary.last_seen_ago_s * 1000.0;
             match self.agents.get_mut(&summary.agent_id) {
                 Some(state) => {
-                    // Live rows may be newer than this answer; keep whichever figures are.
-                    // What only this answer carries (drives, host, the agent's version) is
-                    // taken from it either way.
-                    let live_metric = state.summary.metric_ts.clone();
+                    // The answer is taken, but live rows may be newer than it: the figures
+                    // they own are kept then.
                     let live = std::mem::replace(&mut state.summary, summary);
-                    if live_metric.as_deref().and_then(parse_ts)
+                    if live.metric_ts.as_deref().and_then(parse_ts)
                         > state.summary.metric_ts.as_deref().and_then(parse_ts)
                     {
-                        let fetched = &mut state.summary;
-                        state.summary = AgentSummary {
-                            interval_s: fetched.interval_s,
-                            drives: std::mem::take(&mut fetched.drives),
-                            host: fetched.host.take(),
-                            agent_version: fetched.agent_version.take(),
-                            agent_uptime_s: fetched.agent_uptime_s,
-                            ..live
-                        };
+                        take_live_figures(&mut state.summary, live);
                     }
                     state.heard_at_ms = state.heard_at_ms.max(heard);
                 }
@@ -226,7 +215,6 @@ impl Store {
         if let Some(h) = heard {
             agent.heard_at_ms = agent.heard_at_ms.max(h);
         }
-        agent.last_row_id = agent.last_row_id.max(row.id);
         agent.summary.platform.clone_from(&row.platform);
         match row.event_type.as_str() {
             "metric" => agent.apply_metric(&row),
@@ -256,6 +244,20 @@ impl Store {
         let online = self.agents.values().filter(|a| a.online(now_ms)).count();
         (online, self.agents.len() - online)
     }
+}
+
+/// Keeps over an older `/api/agents` answer what live metric rows own in a summary, and only
+/// that: the figures [`AgentState::apply_metric`] writes.
+fn take_live_figures(to: &mut AgentSummary, from: AgentSummary) {
+    to.metric_ts = from.metric_ts;
+    to.cpu = from.cpu;
+    to.mem_free = from.mem_free;
+    to.mem_total = from.mem_total;
+    to.disk_free = from.disk_free;
+    to.disk_total = from.disk_total;
+    to.net_rx_bps = from.net_rx_bps;
+    to.net_tx_bps = from.net_tx_bps;
+    to.uptime_s = from.uptime_s;
 }
 
 fn summary_from_row(row: &EventRow) -> AgentSummary {

@@ -27,6 +27,14 @@ pub fn AgentView(id: String) -> Element {
             api::series(&id, to - span / 1000, to).await
         }
     }));
+    // Its drives and host figures come with no live row: its own row is fetched again with
+    // each batch of it, once it is known.
+    let newest_row_id = live.store.read().agents.get(&id).map(AgentState::newest_row_id);
+    use_resource(use_reactive!(|id, newest_row_id| async move {
+        if newest_row_id.is_some() {
+            api::refresh_agents(live, Some(&id)).await;
+        }
+    }));
     let store = live.store.read();
     let Some(agent) = store.agents.get(&id) else {
         return rsx! {
@@ -81,7 +89,7 @@ pub fn AgentView(id: String) -> Element {
             Processes { agent: agent.clone(), range: range() }
             MachineLog {
                 id: id.clone(),
-                last_row_id: agent.last_row_id,
+                newest_row_id: agent.newest_row_id(),
                 offset_min: live.offset_min,
             }
             if clearing() {

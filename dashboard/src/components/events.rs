@@ -160,9 +160,7 @@ pub fn EventTable(rows: Vec<EventRow>, offset_min: i32) -> Element {
             tbody {
                 for row in rows {
                     {
-                        let when = format::parse_ts(&row.ts)
-                            .map(|t| format::date_time(t, offset_min))
-                            .unwrap_or_else(|| row.ts.clone());
+                        let when = format::local_ts(&row.ts, offset_min);
                         let details = match row.event_type.as_str() {
                             "proc" => format::process_details(
                                 row.proc_name.as_deref(),

@@ -4,20 +4,17 @@
 
 use crate::api;
 use crate::format;
-use crate::state::Live;
 use dioxus::prelude::*;
+use futures_util::future::try_join;
 use protocol::{NoticeLevel, NoticeRow, Service, ServiceState};
 
-/// Fetches both lists for `id`, and its row with the drives and host figures, whenever a batch
-/// of it arrives (`last_row_id` changes).
+/// Fetches both lists for `id`, together, whenever a batch of it arrives (`newest_row_id`
+/// changes).
 #[component]
-pub fn MachineLog(id: String, last_row_id: i64, offset_min: i32) -> Element {
-    let live = use_context::<Live>();
-    let fetched = use_resource(use_reactive!(|id, last_row_id| async move {
-        let _ = last_row_id;
-        api::refresh_agent(live, &id).await?;
-        let services = api::services(&id).await?;
-        let notices = api::notices(&id).await?;
+pub fn MachineLog(id: String, newest_row_id: i64, offset_min: i32) -> Element {
+    let fetched = use_resource(use_reactive!(|id, newest_row_id| async move {
+        let _ = newest_row_id;
+        let (services, notices) = try_join(api::services(&id), api::notices(&id)).await?;
         Ok::<_, api::ApiError>((services.services, notices))
     }));
     match &*fetched.read() {
@@ -97,9 +94,9 @@ pub fn NoticeList(notices: Vec<NoticeRow>, offset_min: i32) -> Element {
                     }
                     tbody {
                         for n in notices {
-                            tr { key: "{n.id}", class: "level-{n.level.as_str()}",
-                                td { {format::parse_ts(&n.ts).map_or_else(|| n.ts.clone(), |ms| format::date_time(ms, offset_min))} }
-                                td { span { class: "badge {level_class(n.level)}", "{n.level.as_str()}" } }
+                            tr { key: "{n.id}",
+                                td { {format::local_ts(&n.ts, offset_min)} }
+                                td { span { class: "severity {level_class(n.level)}", "{n.level.as_str()}" } }
                                 td { {source(&n)} }
                                 td { class: "message", "{n.message}" }
                             }
@@ -111,6 +108,7 @@ pub fn NoticeList(notices: Vec<NoticeRow>, offset_min: i32) -> Element {
     }
 }
 
+/// A level as the severity it reads like, styled as alert severities are.
 fn level_class(level: NoticeLevel) -> &'static str {
     match level {
         NoticeLevel::Error => "critical",
