@@ -1,6 +1,6 @@
 @echo off
 rem Runs the whole system locally on Windows: builds in release mode, starts the backend on
-rem 127.0.0.1:8000 and the dashboard on 127.0.0.1:1337. Ctrl+C (or closing the window) stops both.
+rem 127.0.0.1:8000 with the dashboard on 127.0.0.1:1337. Ctrl+C (or closing the window) stops it.
 setlocal
 cd /d "%~dp0"
 if "%PORT%"=="" set PORT=8000
@@ -18,7 +18,7 @@ if not errorlevel 1 (
 )
 
 echo building (release)...
-cargo build --release --locked -p backend -p agent -p dashboard-serve
+cargo build --release --locked -p backend -p agent
 if errorlevel 1 (
     echo start.bat: the build failed; the messages above say why
     exit /b 1
@@ -50,8 +50,7 @@ echo   Start an agent on this machine (another window):
 echo     set API_URL=http://127.0.0.1:%PORT% ^&^& target\release\agent.exe
 echo   Ctrl+C stops everything.
 echo.
-start "telemetry backend" /b target\release\backend.exe
+rem One process serves both doors, the API and the dashboard, with the same guards.
 set DASHBOARD_ADDR=127.0.0.1:%DASHBOARD_PORT%
-set BACKEND_URL=http://127.0.0.1:%PORT%
 set DASHBOARD_DIST=%DIST%
-target\release\dashboard-serve.exe
+target\release\backend.exe

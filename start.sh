@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole system locally: builds in release mode and starts the backend on
-# 127.0.0.1:8000 and the dashboard on 127.0.0.1:1337. Ctrl+C stops everything it started.
+# 127.0.0.1:8000 with the dashboard on 127.0.0.1:1337 (one process, both doors behind the same
+# guards). Ctrl+C stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -16,7 +17,7 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
 fi
 
 echo "building (release)..."
-cargo build --release --locked -p backend -p agent -p dashboard-serve || {
+cargo build --release --locked -p backend -p agent || {
     echo "start.sh: the build failed; the messages above say why" >&2
     exit 1
 }
@@ -44,13 +45,11 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+if [ "$dashboard" = yes ]; then
+    export DASHBOARD_ADDR="127.0.0.1:$DASHBOARD_PORT" DASHBOARD_DIST="$dist"
+fi
 PORT="$PORT" "$target_dir/release/backend" &
 pids+=($!)
-if [ "$dashboard" = yes ]; then
-    DASHBOARD_ADDR="127.0.0.1:$DASHBOARD_PORT" BACKEND_URL="http://127.0.0.1:$PORT" \
-        DASHBOARD_DIST="$dist" "$target_dir/release/dashboard-serve" &
-    pids+=($!)
-fi
 
 for _ in $(seq 1 50); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then break; fi

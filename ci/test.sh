@@ -49,7 +49,7 @@ setup() {
 # Every cargo call selects the whole workspace with the same features: cargo resolves features
 # per selection, so `-p x` here and `--workspace` there would compile shared dependencies twice.
 # The parts then pick their tests with nextest filters from the one build.
-ws=(--workspace --locked --features dashboard-serve/e2e,tests/docker)
+ws=(--workspace --locked --features tests/e2e,tests/docker)
 tests() { cargo nextest run "${ws[@]}" --no-fail-fast "$@"; }
 
 part_fmt() { cargo fmt --all -- --check; }
@@ -79,7 +79,7 @@ part_windows() {
 part_docker() {
     docker info >/dev/null 2>&1 || { echo "docker engine not reachable"; return 1; }
     cargo build --locked --release -p backend --target x86_64-unknown-linux-musl &&
-        tests -E 'package(tests)' &&
+        tests -E 'package(tests) & not binary(browser)' &&
         ./ci/compose-check.sh &&
         dashboard/build-web.sh &&
         ./ci/nginx-check.sh
@@ -92,7 +92,7 @@ part_loadtest() { tests -E 'package(loadtest)'; }
 # against the real backend.
 part_dashboard() {
     dashboard/build-web.sh &&
-        tests -E 'binary_id(dashboard-serve::browser)' --test-threads 1 &&
+        tests -E 'binary_id(tests::browser)' --test-threads 1 &&
         cat "$CARGO_TARGET_DIR/e2e-artifacts/render-times.json"
 }
 

@@ -132,6 +132,13 @@ pub struct Args {
     /// Port to listen on; 0 takes any free one.
     #[arg(long, env = "PORT", default_value_t = 8000)]
     pub port: u16,
+    /// The built dashboard (the folder `dashboard/build-web.sh` makes); when set, it is served
+    /// on `DASHBOARD_ADDR` beside the API, by the same routes and guards.
+    #[arg(long, env = "DASHBOARD_DIST")]
+    pub(crate) dashboard_dist: Option<PathBuf>,
+    /// Where the dashboard is served when `DASHBOARD_DIST` is set.
+    #[arg(long, env = "DASHBOARD_ADDR", default_value = "127.0.0.1:1337")]
+    pub(crate) dashboard_addr: SocketAddr,
     /// SQLite database file; its folder is created on first start.
     #[arg(long, env = "DB_PATH", default_value = "data/telemetry.db")]
     pub(crate) db_path: PathBuf,
@@ -227,11 +234,22 @@ pub struct Args {
     pub healthcheck: bool,
 }
 
+/// The second door: the built dashboard with the whole API beside it, so the page talks to
+/// its own origin through the same guards as every other client.
+#[derive(Debug, Clone)]
+pub(crate) struct Dashboard {
+    pub(crate) addr: SocketAddr,
+    /// A folder with `index.html`, checked at start-up.
+    pub(crate) dist: PathBuf,
+}
+
 /// Everything the backend runs with, checked: [`Settings::from_args`] for the binary,
 /// [`Settings::from_lookup`] for a backend run inside another program.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub(crate) addr: SocketAddr,
+    /// The built dashboard and where to serve it, when it is served.
+    pub(crate) dashboard: Option<Dashboard>,
     pub(crate) db_path: PathBuf,
     /// PostgreSQL instead of SQLite, for several replicas; it may hold a password.
     pub(crate) database_url: Option<Secret>,
@@ -263,6 +281,13 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Whether every address the backend listens on is loopback: only then may anything be
+    /// open without a credential.
+    pub(crate) fn loopback_only(&self) -> bool {
+        self.addr.ip().is_loopback()
+            && self.dashboard.as_ref().is_none_or(|d| d.addr.ip().is_loopback())
+    }
+
     /// Flags and non-secret variables from `args`; secrets from the process environment.
     pub fn from_args(args: Args) -> Result<Self, SettingsError> {
         Self::resolve(args, |key| std::env::var(key).ok())
@@ -337,6 +362,10 @@ impl Settings {
         };
         Ok(Self {
             addr: SocketAddr::new(args.host, args.port),
+            dashboard: args
+                .dashboard_dist
+                .filter(|d| !d.as_os_str().is_empty())
+                .map(|dist| Dashboard { addr: args.dashboard_addr, dist }),
             db_path: args.db_path,
             database_url,
             api_token: Credential::parse("API_TOKEN", env("API_TOKEN"), DEV_API_TOKEN)?,

@@ -28,6 +28,8 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    /// The dashboard's door, when one is served: its own listener, the same routes and guards.
+    dashboard: Option<(TcpListener, Router)>,
     storage: Arc<dyn Store>,
     shutdown: watch::Sender<bool>,
     retention: Retention,
@@ -85,7 +87,24 @@ impl Application {
             ws_max_message_bytes: settings.ws_max_message_bytes,
             shutdown: shutdown_rx,
         };
-        let router = routes::router(state, &settings.cors_origins);
+        let dashboard = match &settings.dashboard {
+            Some(d) => {
+                if !d.dist.join("index.html").is_file() {
+                    anyhow::bail!(
+                        "DASHBOARD_DIST={} has no index.html; build the dashboard with \
+                         dashboard/build-web.sh, or unset DASHBOARD_DIST to serve the API alone",
+                        d.dist.display()
+                    );
+                }
+                let router = routes::router(state.clone(), &settings.cors_origins, Some(&d.dist));
+                let listener = TcpListener::bind(d.addr).await.with_context(|| {
+                    format!("cannot listen on {} for the dashboard; set DASHBOARD_ADDR", d.addr)
+                })?;
+                Some((listener, router))
+            }
+            None => None,
+        };
+        let router = routes::router(state, &settings.cors_origins, None);
         let listener = TcpListener::bind(settings.addr).await.with_context(|| {
             format!(
                 "cannot listen on {}; is another backend running? set PORT or HOST",
@@ -95,6 +114,7 @@ impl Application {
         Ok(Self {
             listener,
             router,
+            dashboard,
             storage,
             shutdown,
             retention: settings.retention,
@@ -116,6 +136,11 @@ impl Application {
         self.listener.local_addr()
     }
 
+    /// Where the dashboard is served, when it is.
+    pub fn dashboard_addr(&self) -> Option<SocketAddr> {
+        self.dashboard.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
     /// Serves until `signal` resolves, then stops accepting, lets requests in flight finish,
     /// commits what is queued and closes the database.
     pub async fn run_until(
@@ -133,12 +158,27 @@ impl Application {
             self.metrics,
         );
         let shutdown = self.shutdown;
-        let signal = async move {
+        let stopping = shutdown.subscribe();
+        tokio::spawn(async move {
             signal.await;
             // WebSocket clients are told to go; they are outside the connection count.
             let _ = shutdown.send(true);
+        });
+        let door = |listener, router| {
+            let mut stopping = stopping.clone();
+            let signal = async move {
+                let _ = stopping.wait_for(|stop| *stop).await;
+            };
+            crate::serve::serve(listener, router, self.limits, signal)
         };
-        crate::serve::serve(self.listener, self.router, self.limits, signal).await;
+        match self.dashboard {
+            Some((listener, router)) => {
+                let addr = listener.local_addr()?;
+                tracing::info!("dashboard on http://{addr}");
+                tokio::join!(door(self.listener, self.router), door(listener, router));
+            }
+            None => door(self.listener, self.router).await,
+        }
         pruner.abort();
         drop(engine);
         self.storage.close().await;
@@ -218,6 +258,9 @@ fn warn_about_unsafe_settings(settings: &Settings) {
     }
     if !settings.addr.ip().is_loopback() {
         tracing::info!(addr = %settings.addr, "listening beyond loopback as configured by HOST");
+    }
+    if let Some(d) = settings.dashboard.as_ref().filter(|d| !d.addr.ip().is_loopback()) {
+        tracing::info!(addr = %d.addr, "dashboard beyond loopback as configured by DASHBOARD_ADDR");
     }
 }
 

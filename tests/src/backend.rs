@@ -24,6 +24,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 #[derive(Debug)]
 pub struct TestBackend {
     api: Api,
+    /// The dashboard's door (`DASHBOARD_DIST` set): the same API beside the dashboard's files.
+    pub dashboard: Option<Api>,
     /// The SQLite file, read directly by tests that count rows.
     pub db_path: PathBuf,
     env: Vec<(String, String)>,
@@ -69,22 +71,24 @@ impl TestBackend {
         Self::launch(db_path, &all)
     }
 
-    /// With `API_TOKEN` and `HMAC_SECRET` unset: the development defaults.
-    pub fn start_without_credentials(db_path: &Path) -> Self {
-        Self::launch(db_path, &[])
+    /// With `API_TOKEN` and `HMAC_SECRET` unset (the development defaults), and `env`.
+    pub fn start_without_credentials(db_path: &Path, env: &[(&str, &str)]) -> Self {
+        Self::launch(db_path, env)
     }
 
     fn launch(db_path: &Path, env: &[(&str, &str)]) -> Self {
-        let mut all: Vec<(String, String)> = [("HOST", "127.0.0.1"), ("PORT", "0")]
-            .iter()
-            .chain(env)
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
+        let mut all: Vec<(String, String)> =
+            [("HOST", "127.0.0.1"), ("PORT", "0"), ("DASHBOARD_ADDR", "127.0.0.1:0")]
+                .iter()
+                .chain(env)
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
         all.push(("DB_PATH".into(), db_path.to_string_lossy().into_owned()));
         let logs = Logs::default();
-        let (addr, running) = run(&all, &logs);
+        let (addrs, running) = run(&all, &logs);
         Self {
-            api: Api::new(addr),
+            api: Api::new(addrs.api),
+            dashboard: addrs.dashboard.map(Api::new),
             db_path: db_path.to_owned(),
             env: all,
             logs,
@@ -128,13 +132,17 @@ impl TestBackend {
     pub fn restart(&mut self) {
         self.stop();
         let port = self.api.addr.port().to_string();
+        let dashboard = self.dashboard.as_ref().map(|d| d.addr.to_string());
         for (key, value) in &mut self.env {
-            if key == "PORT" {
-                value.clone_from(&port);
+            match (key.as_str(), &dashboard) {
+                ("PORT", _) => value.clone_from(&port),
+                ("DASHBOARD_ADDR", Some(addr)) => value.clone_from(addr),
+                _ => {}
             }
         }
-        let (addr, running) = run(&self.env, &self.logs);
-        self.api = Api::new(addr);
+        let (addrs, running) = run(&self.env, &self.logs);
+        self.api = Api::new(addrs.api);
+        self.dashboard = addrs.dashboard.map(Api::new);
         self.running = Some(running);
     }
 }
@@ -160,8 +168,15 @@ pub fn count_rows(db: &Path, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0)).unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
+/// Where a started backend listens.
+#[derive(Debug, Clone, Copy)]
+struct Addrs {
+    api: SocketAddr,
+    dashboard: Option<SocketAddr>,
+}
+
 /// Starts the application on a thread of its own and waits until it listens.
-fn run(env: &[(String, String)], logs: &Logs) -> (SocketAddr, Running) {
+fn run(env: &[(String, String)], logs: &Logs) -> (Addrs, Running) {
     let known = Settings::variables();
     if let Some((key, _)) = env.iter().find(|(k, _)| k != "RUST_LOG" && !known.contains(k)) {
         panic!("the backend reads no variable {key}; it reads {known:?} and RUST_LOG");
@@ -207,10 +222,12 @@ fn runtime(dispatch: tracing::Dispatch) -> std::io::Result<tokio::runtime::Runti
 
 async fn serve(
     settings: Settings,
-    ready: mpsc::Sender<Result<SocketAddr, String>>,
+    ready: mpsc::Sender<Result<Addrs, String>>,
     stop: oneshot::Receiver<()>,
 ) -> Result<(), String> {
-    let built = Application::build(settings).await.and_then(|app| Ok((app.local_addr()?, app)));
+    let built = Application::build(settings).await.and_then(|app| {
+        Ok((Addrs { api: app.local_addr()?, dashboard: app.dashboard_addr() }, app))
+    });
     let (addr, app) = match built {
         Ok(started) => started,
         Err(e) => {

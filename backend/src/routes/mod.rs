@@ -2,6 +2,7 @@
 
 pub(crate) mod agents;
 pub(crate) mod alerts;
+mod dashboard;
 pub(crate) mod events;
 pub(crate) mod ingest;
 pub(crate) mod machine;
@@ -171,7 +172,13 @@ async fn require_read(
     Ok(next.run(req).await)
 }
 
-pub(crate) fn router(state: AppState, cors_origins: &[String]) -> Router {
+/// The API on its own listener, or with `dashboard` (a built dashboard's folder) the same API
+/// with the dashboard's files behind every other path: one set of guards for both doors.
+pub(crate) fn router(
+    state: AppState,
+    cors_origins: &[String],
+    dashboard: Option<&std::path::Path>,
+) -> Router {
     let reads = Router::new()
         .route("/api/events", get(events::list))
         .route("/api/agents", get(agents::list))
@@ -190,7 +197,7 @@ pub(crate) fn router(state: AppState, cors_origins: &[String]) -> Router {
         .route("/api/ingest", post(ingest::ingest))
         .route("/healthz", get(ops::healthz))
         .route_layer(axum::middleware::map_response(say_level));
-    Router::new()
+    let api = Router::new()
         .merge(reads)
         .merge(levelled)
         .route("/api/events/clear", post(events::clear))
@@ -205,9 +212,12 @@ pub(crate) fn router(state: AppState, cors_origins: &[String]) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
-        .fallback(ops::not_found)
-        .method_not_allowed_fallback(ops::method_not_allowed)
-        .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        .method_not_allowed_fallback(ops::method_not_allowed);
+    let api = match dashboard {
+        Some(dist) => api.merge(dashboard::files(dist)),
+        None => api.fallback(ops::not_found),
+    };
+    api.layer(DefaultBodyLimit::max(state.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), read_body_in_time))
         .layer(axum::middleware::from_fn_with_state(state.clone(), check_host))
         .layer(cors(cors_origins))

@@ -81,7 +81,7 @@ fn host_name(value: &str) -> String {
 
 impl Access {
     pub(crate) fn new(settings: &Settings) -> Self {
-        let reads_open = settings.read_token.is_empty() && settings.addr.ip().is_loopback();
+        let reads_open = settings.read_token.is_empty() && settings.loopback_only();
         let dev = settings.api_token.is_dev_default || settings.hmac_secret.is_dev_default;
         let mut allowed_hosts: Vec<String> = LOCAL_HOSTS.iter().map(|h| (*h).to_owned()).collect();
         allowed_hosts.extend(settings.allowed_hosts.iter().map(|h| host_name(h)));

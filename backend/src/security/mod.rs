@@ -81,7 +81,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// A request counts as local only when it comes over loopback and every address a proxy says it
-/// forwarded for is loopback too: a proxy on the same host (nginx, dashboard-serve) would
+/// forwarded for is loopback too: a proxy on the same host (nginx) would
 /// otherwise make remote clients look local to the development-credentials rule. Proxies append
 /// the real client, so a remote client cannot pass by sending the header itself.
 fn is_local(peer: SocketAddr, headers: &HeaderMap) -> bool {

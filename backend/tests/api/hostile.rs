@@ -5,6 +5,7 @@ use crate::helpers::*;
 use crate::live::{connect, next_json, wait_for_clients};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -12,7 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// A normal ingest and read still work, and every batch acknowledged so far is stored.
-async fn still_serves(server: &TestBackend, acknowledged: &mut i64) {
+pub(crate) async fn still_serves(server: &TestBackend, acknowledged: &mut i64) {
     let (status, body) = server.ingest(&batch("steady", 2)).await;
     assert_eq!((status, body["stored"].as_i64()), (StatusCode::OK, Some(3)), "{body}");
     *acknowledged += 3;
@@ -21,9 +22,9 @@ async fn still_serves(server: &TestBackend, acknowledged: &mut i64) {
     assert_eq!(server.count_rows("SELECT count(*) FROM events"), *acknowledged);
 }
 
-/// A request of our own, byte for byte, for the cases reqwest would not send.
-async fn raw(server: &TestBackend, request: &str) -> String {
-    let mut s = TcpStream::connect(server.addr).await.unwrap();
+/// A request of our own to `addr`, byte for byte, for the cases reqwest would not send.
+pub(crate) async fn raw(addr: SocketAddr, request: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(request.as_bytes()).await.unwrap();
     let mut out = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
@@ -51,27 +52,38 @@ async fn a_step_that_overflowed_is_refused_and_reads_go_on() {
     still_serves(&server, &mut acknowledged).await;
 }
 
-#[tokio::test]
-async fn half_sent_headers_and_idle_sockets_are_closed_while_others_are_served() {
-    let server = TestBackend::start_with(&[("HEADER_TIMEOUT", "2"), ("MAX_CONNECTIONS", "600")]);
-    let mut acknowledged = 0;
+/// `n` connections to `addr`, every other one with half a request header sent: a slowloris.
+pub(crate) async fn slowloris(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
     let mut sockets = Vec::new();
-    for i in 0..500 {
-        let mut s = TcpStream::connect(server.addr).await.unwrap();
+    for i in 0..n {
+        let mut s = TcpStream::connect(addr).await.unwrap();
         if i % 2 == 0 {
             s.write_all(b"POST /api/ingest HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Api-To").await.unwrap();
         }
         sockets.push(s);
     }
-    still_serves(&server, &mut acknowledged).await;
+    sockets
+}
+
+/// Every socket is closed by the server (end of stream, or a reset) within 8 s: a header
+/// timeout of 2 s with room for a busy machine, and well before our own deadline.
+pub(crate) async fn all_closed_soon(sockets: &mut [TcpStream]) {
     let started = Instant::now();
-    for s in &mut sockets {
+    for s in sockets {
         let mut buf = [0u8; 256];
-        // Closed by the server: end of stream (or a reset), well before our own deadline.
         let read = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await;
         assert!(matches!(read, Ok(Ok(0) | Err(_))), "{read:?}");
     }
     assert!(started.elapsed() < Duration::from_secs(8), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn half_sent_headers_and_idle_sockets_are_closed_while_others_are_served() {
+    let server = TestBackend::start_with(&[("HEADER_TIMEOUT", "2"), ("MAX_CONNECTIONS", "600")]);
+    let mut acknowledged = 0;
+    let mut sockets = slowloris(server.addr, 500).await;
+    still_serves(&server, &mut acknowledged).await;
+    all_closed_soon(&mut sockets).await;
     still_serves(&server, &mut acknowledged).await;
 }
 
@@ -146,7 +158,7 @@ async fn websocket_upgrades_from_other_sites_are_refused() {
 #[tokio::test]
 async fn with_the_development_credentials_another_host_name_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestBackend::start_without_credentials(&dir.path().join("t.db"));
+    let server = TestBackend::start_without_credentials(&dir.path().join("t.db"), &[]);
     let dev = protocol::DEV_API_TOKEN;
     let body = seed_example();
     for (path, request) in [
@@ -163,7 +175,7 @@ async fn with_the_development_credentials_another_host_name_is_refused() {
                 .to_owned(),
         ),
     ] {
-        let answer = raw(&server, &request).await;
+        let answer = raw(server.addr, &request).await;
         assert!(answer.starts_with("HTTP/1.1 403"), "{path}: {answer}");
         assert!(answer.contains("host_not_allowed"), "{path}: {answer}");
     }

@@ -6,6 +6,7 @@ mod helpers;
 
 mod alerts;
 mod alerts_email;
+mod dashboard_door;
 mod durability;
 mod events;
 mod hostile;

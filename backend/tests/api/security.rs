@@ -112,7 +112,7 @@ async fn rotated_tokens_and_secrets_are_all_accepted() {
 async fn development_defaults_work_over_loopback_and_warn() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db");
-    let server = TestBackend::start_without_credentials(&db);
+    let server = TestBackend::start_without_credentials(&db, &[]);
     let body = seed_example().as_bytes();
     let ts = now_secs().to_string();
     let sig = protocol::sign(b"hmac-secret", &ts, body);

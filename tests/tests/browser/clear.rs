@@ -1,11 +1,11 @@
-use crate::harness::{ADMIN, Browser, TestBackend, batch, dashboard, ingest, now_secs};
+use crate::harness::{ADMIN, Browser, batch, ingest, now_secs, site, start_with_dashboard};
 use fantoccini::Locator;
 use fantoccini::key::Key;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn clearing_asks_for_the_admin_token_and_refuses_a_wrong_one() {
-    let backend = TestBackend::start();
-    let site = dashboard(&backend).await;
+    let backend = start_with_dashboard(&[]);
+    let site = site(&backend);
     let http = reqwest::Client::new();
     ingest(&http, &backend.url(""), &batch("pc-01", now_secs(), 0.3)).await;
     let browser = Browser::start().await;

@@ -1,4 +1,4 @@
-//! The real parts of a browser test: the backend and the dashboard server in this process on
+//! The real parts of a browser test: the backend serving the dashboard, in this process on
 //! free ports, chromedriver with headless Chromium, and signed ingest.
 //!
 //! Every missing piece fails the test with what to install or build; nothing is skipped.
@@ -51,15 +51,18 @@ pub(crate) fn rfc3339(unix_s: i64) -> String {
         .unwrap()
 }
 
-/// The dashboard server in front of `backend`, on a free port; stops with the runtime.
-pub(crate) async fn dashboard(backend: &TestBackend) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = dashboard_serve::Config { dist: dist(), backend: backend.url("") };
-    tokio::spawn(async move {
-        dashboard_serve::serve(listener, &config, std::future::pending()).await.unwrap();
-    });
-    format!("http://{addr}")
+/// The backend with the built dashboard on its second listener (and the test credentials),
+/// also with `env`.
+pub(crate) fn start_with_dashboard(env: &[(&str, &str)]) -> TestBackend {
+    let dist = dist();
+    let mut all = vec![("DASHBOARD_DIST", dist.to_str().expect("a UTF-8 path"))];
+    all.extend_from_slice(env);
+    TestBackend::start_with(&all)
+}
+
+/// The dashboard's origin, e.g. `http://127.0.0.1:41234`.
+pub(crate) fn site(backend: &TestBackend) -> String {
+    backend.dashboard.as_ref().expect("started with the dashboard").url("")
 }
 
 /// chromedriver with headless Chromium, killed on drop.

@@ -1,10 +1,10 @@
-use crate::harness::{Browser, TestBackend, batch, dashboard, ingest, now_secs};
+use crate::harness::{Browser, batch, ingest, now_secs, site, start_with_dashboard};
 use fantoccini::Locator;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn older_pages_neither_skip_nor_repeat_while_rows_arrive() {
-    let backend = TestBackend::start();
-    let site = dashboard(&backend).await;
+    let backend = start_with_dashboard(&[]);
+    let site = site(&backend);
     let http = reqwest::Client::new();
     let now = now_secs();
     // 20 batches of 3 rows: one page of 50 and then 10 more.

@@ -1,9 +1,9 @@
-use crate::harness::{Browser, TestBackend, batch, dashboard, ingest, now_secs};
+use crate::harness::{Browser, batch, ingest, now_secs, site, start_with_dashboard};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn after_a_backend_restart_the_page_shows_what_arrived_meanwhile() {
-    let mut backend = TestBackend::start();
-    let site = dashboard(&backend).await;
+    let mut backend = start_with_dashboard(&[]);
+    let site = site(&backend);
     let http = reqwest::Client::new();
     ingest(&http, &backend.url(""), &batch("pc-01", now_secs(), 0.3)).await;
     let browser = Browser::start().await;

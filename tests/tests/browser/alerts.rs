@@ -1,4 +1,6 @@
-use crate::harness::{ADMIN, Browser, TestBackend, batch, dashboard, ingest, now_secs};
+use crate::harness::{
+    ADMIN, Browser, TestBackend, batch, ingest, now_secs, site, start_with_dashboard,
+};
 use fantoccini::Locator;
 use serde_json::{Value, json};
 
@@ -11,8 +13,8 @@ async fn rule_names(http: &reqwest::Client, backend: &TestBackend) -> Vec<String
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_firing_alert_shows_on_the_fleet_and_the_alerts_page_and_rules_are_edited_there() {
-    let backend = TestBackend::start_with(&[("ALERT_EVAL_SECONDS", "1")]);
-    let site = dashboard(&backend).await;
+    let backend = start_with_dashboard(&[("ALERT_EVAL_SECONDS", "1")]);
+    let site = site(&backend);
     let http = reqwest::Client::new();
     let created = http
         .post(backend.url("/api/alerts/rules"))

@@ -1,4 +1,4 @@
-use crate::harness::{Browser, READER, TestBackend, batch, dashboard, ingest, now_secs};
+use crate::harness::{Browser, READER, batch, ingest, now_secs, site, start_with_dashboard};
 use fantoccini::Locator;
 use fantoccini::key::Key;
 use serde_json::Value;
@@ -7,8 +7,8 @@ const WRONG: &str = "not-the-read-token";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reads_behind_a_token_ask_for_a_login_that_lasts_the_tab_session() {
-    let backend = TestBackend::start_with(&[("READ_TOKEN", READER)]);
-    let site = dashboard(&backend).await;
+    let backend = start_with_dashboard(&[("READ_TOKEN", READER)]);
+    let site = site(&backend);
     let http = reqwest::Client::new();
     ingest(&http, &backend.url(""), &batch("pc-01", now_secs(), 0.3)).await;
     let browser = Browser::start().await;

@@ -1,4 +1,4 @@
-use crate::harness::{Browser, TestBackend, batch, dashboard, ingest, now_secs};
+use crate::harness::{Browser, batch, ingest, now_secs, site, start_with_dashboard};
 use fantoccini::Locator;
 use protocol::{IngestBatch, Notice, NoticeKind, NoticeLevel, Service, ServiceState, StartMode};
 
@@ -29,8 +29,8 @@ fn machine_batch(agent: &str, at: i64, cpu: f64) -> IngestBatch {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn views_update_live_and_charts_follow_the_range() {
-    let backend = TestBackend::start();
-    let site = dashboard(&backend).await;
+    let backend = start_with_dashboard(&[]);
+    let site = site(&backend);
     let http = reqwest::Client::new();
     let now = now_secs();
     for (i, cpu) in [0.20, 0.35, 0.30].into_iter().enumerate() {

@@ -1,5 +1,5 @@
 //! Browser end-to-end tests: headless Chromium against the real backend, fed with signed
-//! batches, through the dashboard server. Run by `ci/test.sh dashboard`.
+//! batches, on the dashboard door the backend itself serves. Run by `ci/test.sh dashboard`.
 
 mod alerts;
 mod clear;

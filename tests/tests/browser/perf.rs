@@ -1,7 +1,7 @@
 //! Render times in the browser: a fleet of 200 agents reporting every 5 s, and a 7-day range.
 //! Numbers go to `target/e2e-artifacts/render-times.json` and docs/benchmarks.md.
 
-use crate::harness::{Browser, TestBackend, artifacts, batch, dashboard, ingest, now_secs};
+use crate::harness::{Browser, artifacts, batch, ingest, now_secs, site, start_with_dashboard};
 use futures_util::StreamExt;
 use serde_json::json;
 
@@ -55,8 +55,8 @@ requestAnimationFrame(tick);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fleet_of_200_and_a_week_of_readings_render_quickly() {
-    let backend = TestBackend::start();
-    let site = dashboard(&backend).await;
+    let backend = start_with_dashboard(&[]);
+    let site = site(&backend);
     let http = reqwest::Client::new();
     let url = backend.url("");
     let now = now_secs();
