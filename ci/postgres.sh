@@ -13,15 +13,23 @@ case "${1:-}" in
 start)
     dir=$(mktemp -d "${PG_BASE:-/tmp}/telemetry-pg.XXXXXX")
     [ "$(id -u)" = 0 ] && chown postgres "$dir"
-    port=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
-    as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth=trust >"$dir/initdb.log" 2>&1 ||
+    # Tests create a database each; durability of a throwaway server is not what they check, and
+    # initdb's flush of every file it wrote would stall the fsyncs of tests running beside it.
+    fsync="-c fsync=off" nosync="--no-sync"
+    [ "${PG_DURABLE:-0}" = 1 ] && fsync="" nosync=""
+    as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth=trust $nosync >"$dir/initdb.log" 2>&1 ||
         { cat "$dir/initdb.log" >&2; exit 1; }
-    # Tests create a database each; durability of a throwaway server is not what they check.
-    fsync="-c fsync=off"
-    [ "${PG_DURABLE:-0}" = 1 ] && fsync=""
-    as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400 $fsync" \
-        start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+    # A free port can be taken by another process between choosing it and the server binding it
+    # (tests running beside this open connections all the time): choose it as late as possible,
+    # and choose again if the server could not bind it.
+    for attempt in 1 2 3 4 5; do
+        port=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+        as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
+            -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400 $fsync" \
+            start >/dev/null && break
+        grep -q "could not bind\|could not create any TCP/IP sockets" "$dir/server.log" &&
+            [ "$attempt" -lt 5 ] || { cat "$dir/server.log" >&2; exit 1; }
+    done
     echo "export TEST_DATABASE_URL=postgres://postgres@127.0.0.1:$port/postgres PG_TEST_DIR=$dir"
     ;;
 stop)

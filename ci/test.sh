@@ -61,6 +61,12 @@ part_test() {
     tests -E 'not (package(tests) | package(loadtest) | package(sim) | binary(browser))' &&
         cargo test "${ws[@]}" --doc
 }
+# The backend's API suite the way plain `cargo test` runs it, as most users and pipelines will:
+# every test a thread of one process, sharing its ports, log capture, two cores and a throwaway
+# PostgreSQL that the binary starts itself on first use. nextest (one process per test) cannot
+# show a race between tests over that shared state; this part can.
+part_threads() { env -u TEST_DATABASE_URL cargo test "${ws[@]}" --test api; }
+
 # The simulator's scenarios at CI size, one at a time: several run on real time with timing
 # checks (back-off bounds) that should not compete with each other for two cores.
 part_sim() { tests -E 'package(sim)' --test-threads 1; }
@@ -96,7 +102,7 @@ part_dashboard() {
         cat "$CARGO_TARGET_DIR/e2e-artifacts/render-times.json"
 }
 
-all_parts=(fmt clippy test sim loadtest dashboard windows docker)
+all_parts=(fmt clippy test threads sim loadtest dashboard windows docker)
 parts=("${@:-${all_parts[@]}}")
 
 passed=0 failed=0 failed_names=()

@@ -30,7 +30,13 @@ pub struct Api {
 impl Api {
     /// A client of the backend at `addr`.
     pub fn new(addr: SocketAddr) -> Self {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            // Tests shorten the server's keep-alive (HEADER_TIMEOUT) to 2 s: a pooled connection
+            // sent on just as the server closes it fails the request, a race no client can see
+            // coming (and that a POST is not retried over). Idle connections go well before.
+            .pool_idle_timeout(Duration::from_millis(500))
+            .build();
         Self { addr, http: http.expect("a reqwest client") }
     }
 

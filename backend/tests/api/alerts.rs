@@ -18,6 +18,13 @@ type Inbox = Arc<Mutex<Vec<(HeaderMap, Value, Bytes)>>>;
 /// An HTTP receiver on `addr` (a free port when it ends in `:0`) that answers 200 and keeps
 /// every request.
 pub(crate) async fn receiver(addr: SocketAddr) -> (SocketAddr, Inbox, tokio::task::JoinHandle<()>) {
+    receive_on(tokio::net::TcpListener::bind(addr).await.expect("bind the receiver"))
+}
+
+/// The same on a listener of the caller's.
+fn receive_on(
+    listener: tokio::net::TcpListener,
+) -> (SocketAddr, Inbox, tokio::task::JoinHandle<()>) {
     let inbox = Inbox::default();
     let kept = inbox.clone();
     let app = axum::Router::new().route(
@@ -32,7 +39,6 @@ pub(crate) async fn receiver(addr: SocketAddr) -> (SocketAddr, Inbox, tokio::tas
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind(addr).await.expect("bind the receiver");
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
         axum::serve(listener, app).await.unwrap();
@@ -192,8 +198,11 @@ async fn a_held_breach_fires_once_is_signed_to_the_webhook_and_resolves() {
 #[tokio::test]
 async fn a_receiver_that_is_down_gets_the_notification_once_it_is_back() {
     let server = TestBackend::start_with(&fast_alerts());
-    // A port nobody listens on yet.
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    // A port nobody listens on yet: bound, so that nothing else takes it meanwhile (tests running
+    // beside this one open connections all the time), and refusing connections until it listens.
+    let down = tokio::net::TcpSocket::new_v4().unwrap();
+    down.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let free = down.local_addr().unwrap();
     let channel = post(
         &server,
         "/api/alerts/channels",
@@ -214,7 +223,7 @@ async fn a_receiver_that_is_down_gets_the_notification_once_it_is_back() {
         (first["attempts"].as_u64()? >= 2 && first["last_error"].is_string()).then_some(())
     })
     .await;
-    let (_, inbox, _task) = receiver(free).await;
+    let (_, inbox, _task) = receive_on(down.listen(64).unwrap());
     let (_, body, _) = wait_for(&server, "delivered once the receiver is back", async || {
         inbox.lock().unwrap().first().cloned()
     })

@@ -53,8 +53,10 @@ async fn the_healthcheck_flag_reports_a_running_backend() {
             .unwrap()
     };
     assert!(probe(server.addr.port()).success());
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    assert!(!probe(closed).success());
+    // Bound but not listening: refuses connections, and no other test's server can take it.
+    let closed = tokio::net::TcpSocket::new_v4().unwrap();
+    closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    assert!(!probe(closed.local_addr().unwrap().port()).success());
 }
 
 #[tokio::test]

@@ -1,10 +1,13 @@
 """A real SMTP server for the alert e-mail tests (aiosmtpd): AUTH LOGIN/PLAIN with one user.
 Without a folder it offers no STARTTLS; with one, it makes a CA and a certificate for localhost
 signed by it (openssl), writes the CA to FOLDER/ca.pem and requires STARTTLS before anything
-else. Prints "ready", then one JSON line per accepted message; stops when stdin closes.
-Usage: smtp_server.py PORT USER PASSWORD [FOLDER]"""
+else. Listens on a free port of 127.0.0.1 that it chooses itself (a port chosen by the caller
+could be taken before the server binds it), prints "ready PORT", then one JSON line per accepted
+message; stops when stdin closes.
+Usage: smtp_server.py USER PASSWORD [FOLDER]"""
 import json
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -43,19 +46,31 @@ def certificate(folder):
     return context
 
 
+class OnHeldPort(Controller):
+    """Serves on a socket bound before the server starts, so the port is never free between
+    being chosen and being listened on."""
+
+    def __init__(self, *args, **kwargs):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        super().__init__(*args, hostname="127.0.0.1", port=self.sock.getsockname()[1], **kwargs)
+
+    def _create_server(self):
+        return self.loop.create_server(self._factory_invoker, sock=self.sock, ssl=self.ssl_context)
+
+
 def main():
-    port, user, password = int(sys.argv[1]), sys.argv[2].encode(), sys.argv[3].encode()
-    tls = certificate(sys.argv[4]) if len(sys.argv) > 4 else None
+    user, password = sys.argv[1].encode(), sys.argv[2].encode()
+    tls = certificate(sys.argv[3]) if len(sys.argv) > 3 else None
 
     def check(server, session, envelope, mechanism, data):
         ok = isinstance(data, LoginPassword) and data.login == user and data.password == password
         return AuthResult(success=ok, handled=ok, auth_data=data.login if ok else None)
 
-    controller = Controller(Keep(), hostname="127.0.0.1", port=port, authenticator=check,
+    controller = OnHeldPort(Keep(), authenticator=check,
                             auth_required=True, auth_require_tls=tls is not None,
                             tls_context=tls, require_starttls=tls is not None)
     controller.start()
-    print("ready", flush=True)
+    print("ready", controller.port, flush=True)
     sys.stdin.read()
     controller.stop()
 
