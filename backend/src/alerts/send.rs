@@ -89,10 +89,11 @@ impl Sender {
                 r
             }
         };
-        let response =
-            request.header(HEADER_IDEMPOTENCY, &n.idempotency_key).send().await.map_err(|e| {
-                SendError::retry(format!("cannot reach the receiver: {}", chain(&e)))
-            })?;
+        let response = request
+            .header(HEADER_IDEMPOTENCY, &n.idempotency_key)
+            .send()
+            .await
+            .map_err(no_answer)?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -102,6 +103,12 @@ impl Sender {
             && status != reqwest::StatusCode::TOO_MANY_REQUESTS;
         Err(SendError { message: format!("the receiver answered {status}"), permanent })
     }
+}
+
+/// Why a request got no answer, without its URL: a chat webhook's URL is its credential, and
+/// this text is stored, served to the read role and logged. (Every request error passes here.)
+fn no_answer(e: reqwest::Error) -> SendError {
+    SendError::retry(format!("cannot reach the receiver: {}", chain(&e.without_url())))
 }
 
 fn chain(e: &dyn std::error::Error) -> String {

@@ -9,6 +9,7 @@ mod alerts_email;
 mod durability;
 mod events;
 mod hostile;
+mod hostile_alerts;
 mod ingest;
 mod live;
 mod ops;
