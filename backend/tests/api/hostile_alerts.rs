@@ -1,7 +1,8 @@
 //! Alert delivery against hostile conditions: receivers that fail with their credentials in the
-//! failing URL, and channel rows changed by hand.
+//! failing URL, channel rows changed by hand, and an agent whose id is chat markup meant to ping
+//! a channel with a phishing link.
 
-use crate::alerts::{admin, fast_alerts, post, send_cpu, wait_for};
+use crate::alerts::{admin, fast_alerts, post, receiver, send_cpu, wait_for};
 use crate::helpers::*;
 use harness::READER;
 use reqwest::{Method, StatusCode};
@@ -80,6 +81,68 @@ async fn failed_deliveries_keep_webhook_urls_and_secrets_out_of_answers_and_logs
     for credential in credentials.iter().chain([&secret]) {
         assert!(!logs.contains(credential), "the log shows {credential}:\n{logs}");
     }
+}
+
+/// Within the agent id's limits (printable, 128 characters): a Slack broadcast, a Slack link and
+/// a Markdown link with a misleading text, and a Discord mass mention.
+const HOSTILE_AGENT: &str =
+    "<!channel> <https://phish.example|Log in again> [Log in](https://phish.example) @everyone";
+
+#[tokio::test]
+async fn chat_markup_in_an_agent_id_reaches_chat_services_inert() {
+    let server = TestBackend::start_with(&fast_alerts());
+    let mut inboxes = Vec::new();
+    let mut ids = Vec::new();
+    for kind in ["slack", "discord", "teams", "webhook"] {
+        let (hook, inbox, task) = receiver("127.0.0.1:0".parse().unwrap()).await;
+        let url = format!("http://{hook}/hook");
+        let channel = post(
+            &server,
+            "/api/alerts/channels",
+            json!({"name": kind, "kind": kind,
+                                                                    "url": url}),
+        )
+        .await;
+        ids.push(channel["id"].clone());
+        inboxes.push((inbox, task));
+    }
+    post(
+        &server,
+        "/api/alerts/rules",
+        json!({"name": "gone", "metric": "proc_missing", "process": "nginx.exe",
+               "window_s": 60, "channels": ids}),
+    )
+    .await;
+    send_cpu(&server, HOSTILE_AGENT, 0.1, 1).await;
+    let mut bodies = Vec::new();
+    for (inbox, _) in &inboxes {
+        let body = wait_for(&server, "each receiver gets the firing", async || {
+            inbox.lock().unwrap().first().map(|(_, body, _)| body.clone())
+        })
+        .await;
+        bodies.push(body);
+    }
+    let [slack, discord, teams, webhook] = &bodies[..] else { unreachable!() };
+
+    let text = slack["text"].as_str().unwrap();
+    assert!(!text.contains(['<', '>']), "Slack reads <...> as a mention or link: {text}");
+    assert!(
+        text.contains("&lt;!channel&gt; &lt;https://phish.example|Log in again&gt;"),
+        "shown as sent: {text}"
+    );
+    assert!(!text.contains("@everyone"), "Mattermost and Rocket.Chat ping on @: {text}");
+
+    assert_eq!(discord["allowed_mentions"], json!({"parse": []}), "{discord}");
+    for (service, text) in [("Discord", &discord["content"]), ("Teams", &teams["text"])] {
+        let text = text.as_str().unwrap();
+        assert!(text.contains(r"\[Log in\](https://phish.example)"), "{service}: {text}");
+        assert!(text.contains(r"\<!channel\>"), "{service}: {text}");
+        assert!(!text.contains("@everyone"), "{service}: {text}");
+    }
+
+    // Our own JSON carries the values as they are: its receiver is a program.
+    assert_eq!(webhook["alert"]["agent_id"], HOSTILE_AGENT);
+    assert!(webhook["text"].as_str().unwrap().ends_with(HOSTILE_AGENT), "{webhook}");
 }
 
 #[tokio::test]
