@@ -13,6 +13,7 @@
 pub(crate) mod decide;
 mod deliver;
 pub(crate) mod engine;
+mod markup;
 mod measure;
 pub(crate) mod schema;
 mod send;

@@ -1,6 +1,7 @@
 //! One attempt at one notification, by the channel's kind: HTTP for webhooks, chat and ntfy,
 //! SMTP for e-mail.
 
+use super::markup;
 use protocol::alerts::{
     ChannelKind, ChannelSpec, EmailSpec, Notification, NotificationKind, Severity, SmtpSecurity,
 };
@@ -69,12 +70,18 @@ impl Sender {
                 }
                 r.body(body)
             }
-            ChannelKind::Slack | ChannelKind::Teams => {
-                self.http.post(url).json(&serde_json::json!({ "text": n.text }))
+            ChannelKind::Slack => {
+                self.http.post(url).json(&serde_json::json!({ "text": markup::slack(&n.text) }))
             }
-            ChannelKind::Discord => {
-                self.http.post(url).json(&serde_json::json!({ "content": n.text }))
+            ChannelKind::Teams => {
+                self.http.post(url).json(&serde_json::json!({ "text": markup::markdown(&n.text) }))
             }
+            ChannelKind::Discord => self.http.post(url).json(&serde_json::json!({
+                "content": markup::markdown(&n.text),
+                // Whatever the text holds, the bot pings nobody.
+                "allowed_mentions": { "parse": [] },
+            })),
+            // Without a `Markdown` header ntfy shows the body as plain text.
             ChannelKind::Ntfy => {
                 let mut r = self
                     .http
@@ -89,10 +96,11 @@ impl Sender {
                 r
             }
         };
-        let response =
-            request.header(HEADER_IDEMPOTENCY, &n.idempotency_key).send().await.map_err(|e| {
-                SendError::retry(format!("cannot reach the receiver: {}", chain(&e)))
-            })?;
+        let response = request
+            .header(HEADER_IDEMPOTENCY, &n.idempotency_key)
+            .send()
+            .await
+            .map_err(no_answer)?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -102,6 +110,12 @@ impl Sender {
             && status != reqwest::StatusCode::TOO_MANY_REQUESTS;
         Err(SendError { message: format!("the receiver answered {status}"), permanent })
     }
+}
+
+/// Why a request got no answer, without its URL: a chat webhook's URL is its credential, and
+/// this text is stored, served to the read role and logged. (Every request error passes here.)
+fn no_answer(e: reqwest::Error) -> SendError {
+    SendError::retry(format!("cannot reach the receiver: {}", chain(&e.without_url())))
 }
 
 fn chain(e: &dyn std::error::Error) -> String {
@@ -114,7 +128,7 @@ fn title(n: &Notification) -> String {
         NotificationKind::Repeat => "Still firing",
         NotificationKind::Resolved => "Resolved",
     };
-    format!("{head}: {} on {}", n.alert.rule_name, n.alert.agent_id)
+    markup::one_line(&format!("{head}: {} on {}", n.alert.rule_name, n.alert.agent_id))
 }
 
 fn ntfy_priority(n: &Notification) -> &'static str {

@@ -148,7 +148,16 @@ fn parsed<S: serde::de::DeserializeOwned, T>(
         .filter_map(|(id, body)| match serde_json::from_str(&body) {
             Ok(spec) => Some(make(id, spec)),
             Err(e) => {
-                tracing::warn!(id, error = %e, "an alert setting row cannot be read; skipped");
+                // Where, not serde's words: they quote the value, which may be a channel's
+                // secret or URL.
+                let (line, column, kind) = (e.line(), e.column(), e.classify());
+                tracing::warn!(
+                    id,
+                    line,
+                    column,
+                    ?kind,
+                    "an alert setting row cannot be read; skipped"
+                );
                 None
             }
         })

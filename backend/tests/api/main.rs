@@ -10,6 +10,7 @@ mod dashboard_door;
 mod durability;
 mod events;
 mod hostile;
+mod hostile_alerts;
 mod ingest;
 mod live;
 mod ops;
