@@ -4,6 +4,7 @@
 
 mod alerts;
 pub mod clock;
+mod conn_guard;
 mod error;
 pub mod live;
 pub mod metrics;

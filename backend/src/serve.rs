@@ -1,8 +1,10 @@
 //! The HTTP/1.1 server loop, with the limits that `axum::serve` leaves out: a deadline for
 //! request headers (which also bounds an idle keep-alive connection), a cap on open
-//! connections, and a bounded graceful shutdown. Without them, 500 sockets that send half a
+//! connections and on those of one address, a deadline for writes to a client that reads
+//! nothing, and a bounded graceful shutdown. Without them, 500 sockets that send half a
 //! header stay open forever.
 
+use crate::conn_guard::{PerAddress, WriteDeadline};
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -20,6 +22,10 @@ pub(crate) struct Limits {
     /// request's header.
     pub(crate) header_timeout: Duration,
     pub(crate) max_connections: usize,
+    /// Of those, the most from one client address.
+    pub(crate) max_per_address: usize,
+    /// How long a write may wait for a client that reads nothing.
+    pub(crate) write_timeout: Duration,
     /// How long requests in flight may take to finish once shutdown begins.
     pub(crate) shutdown_grace: Duration,
 }
@@ -33,6 +39,7 @@ pub(crate) async fn serve(
     signal: impl Future<Output = ()> + Send + 'static,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let per_address = PerAddress::new(limits.max_per_address);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut signal = std::pin::pin!(signal);
     loop {
@@ -55,10 +62,15 @@ pub(crate) async fn serve(
             () = &mut signal => break,
         };
         let _ = stream.set_nodelay(true);
+        let Some(counted) = per_address.admit(remote.ip()) else {
+            tokio::spawn(refuse(stream, limits.max_per_address));
+            continue;
+        };
+        let stream = WriteDeadline::new(stream, limits.write_timeout);
         let router = router.clone();
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
-            let _permit = permit;
+            let _permits = (permit, counted);
             let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
                 req.extensions_mut().insert(ConnectInfo(remote));
                 router.clone().oneshot(req.map(axum::body::Body::new))
@@ -87,6 +99,25 @@ pub(crate) async fn serve(
             "connections still open after the shutdown grace; closing them"
         );
     }
+}
+
+/// The answer to a connection past its address's share, sent without reading its request.
+async fn refuse(mut stream: tokio::net::TcpStream, cap: usize) {
+    use tokio::io::AsyncWriteExt;
+    let body = serde_json::json!({
+        "detail": format!(
+            "this address already holds {cap} connections; close some, or raise \
+             MAX_CONNECTIONS_PER_ADDRESS if many clients share it (a proxy)"
+        ),
+        "code": protocol::codes::TOO_MANY_CONNECTIONS,
+    })
+    .to_string();
+    let answer = format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(answer.as_bytes())).await;
 }
 
 fn log_end(result: Result<(), hyper::Error>) {

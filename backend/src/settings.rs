@@ -211,6 +211,14 @@ pub struct Args {
     /// Most open HTTP connections; past that new ones wait to be accepted.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 1024)]
     pub(crate) max_connections: usize,
+    /// Most open connections from one client address; past that its new ones get 429. Behind
+    /// a proxy every client shares the proxy's address: raise it there.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 256)]
+    pub(crate) max_connections_per_address: usize,
+    /// Seconds a response (or a live feed) may wait for a client that reads nothing before its
+    /// connection is closed.
+    #[arg(long, env = "WRITE_TIMEOUT", default_value_t = 30)]
+    pub(crate) write_timeout: u64,
     /// Seconds that requests in flight may take to finish once shutdown begins.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value_t = 10)]
     pub(crate) shutdown_grace: u64,
@@ -343,6 +351,8 @@ impl Settings {
             ("HEADER_TIMEOUT", args.header_timeout),
             ("BODY_TIMEOUT", args.body_timeout),
             ("MAX_CONNECTIONS", args.max_connections as u64),
+            ("MAX_CONNECTIONS_PER_ADDRESS", args.max_connections_per_address as u64),
+            ("WRITE_TIMEOUT", args.write_timeout),
         ] {
             if value == 0 {
                 return Err(invalid(key, "must be at least 1"));
@@ -398,6 +408,8 @@ impl Settings {
             server: crate::serve::Limits {
                 header_timeout: Duration::from_secs(args.header_timeout),
                 max_connections: args.max_connections,
+                max_per_address: args.max_connections_per_address,
+                write_timeout: Duration::from_secs(args.write_timeout),
                 shutdown_grace: Duration::from_secs(args.shutdown_grace),
             },
             alerting: crate::alerts::EngineSettings {

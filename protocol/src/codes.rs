@@ -37,3 +37,6 @@ pub const FORBIDDEN: &str = "forbidden";
 pub const HOST_NOT_ALLOWED: &str = "host_not_allowed";
 /// 403: a page's `/ws` upgrade came from an `Origin` outside `CORS_ORIGINS`.
 pub const ORIGIN_NOT_ALLOWED: &str = "origin_not_allowed";
+/// 429: the client's address already holds its share of the connections
+/// (`MAX_CONNECTIONS_PER_ADDRESS`).
+pub const TOO_MANY_CONNECTIONS: &str = "too_many_connections";

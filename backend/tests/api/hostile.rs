@@ -290,3 +290,61 @@ async fn a_live_client_that_never_reads_does_not_slow_ingest_or_lose_rows() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn one_address_cannot_take_every_connection() {
+    let server = TestBackend::start_with(&[("MAX_CONNECTIONS_PER_ADDRESS", "10")]);
+    let mut held = Vec::new();
+    for _ in 0..10 {
+        held.push(TcpStream::connect(server.addr).await.unwrap());
+    }
+    let health = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    let answer = raw(server.addr, health).await;
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.contains("\"code\":\"too_many_connections\""), "{answer}");
+    // Another address is served meanwhile: here another of this machine's loopback addresses.
+    let other = tokio::net::TcpSocket::new_v4().unwrap();
+    other.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut s = other.connect(server.addr).await.unwrap();
+    s.write_all(health.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await.unwrap().unwrap();
+    assert!(out.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&out));
+    // A slot comes back as soon as one of the address's connections closes.
+    drop(held.pop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !raw(server.addr, health).await.starts_with("HTTP/1.1 200") {
+        assert!(Instant::now() < deadline, "the address never got a slot back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_after_the_write_timeout() {
+    let server = TestBackend::start_with(&[("WRITE_TIMEOUT", "2")]);
+    let mut acknowledged = 0;
+    for _ in 0..10 {
+        let (status, _) = server.ingest(&batch("big", 99)).await;
+        assert_eq!(status, StatusCode::OK);
+        acknowledged += 100;
+    }
+    let request = "GET /api/events?limit=500 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    let one = raw(server.addr, &request.replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n")).await;
+    // Far more than the sockets between us can buffer: the server's writes must wait for us.
+    let asked = 300;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut s = socket.connect(server.addr).await.unwrap();
+    s.write_all(request.repeat(asked).as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut got)).await;
+    assert!(matches!(read, Ok(Ok(_) | Err(_))), "the server never closed the stalled connection");
+    assert!(
+        got.len() < one.len() * asked / 2,
+        "{} of {} bytes: the server waited for the reader instead of cutting it off",
+        got.len(),
+        one.len() * asked
+    );
+    still_serves(&server, &mut acknowledged).await;
+}
