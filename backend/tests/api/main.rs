@@ -16,3 +16,4 @@ mod reads;
 mod replicas;
 mod security;
 mod seed_clients;
+mod tls;
