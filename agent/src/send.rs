@@ -129,7 +129,7 @@ fn excerpt(text: &str) -> String {
 }
 
 /// A request that got no answer, with its causes (reqwest's own text names only the URL), and
-/// what to check when the backend's certificate was not trusted.
+/// what to check when the backend's certificate was refused.
 fn failure(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
@@ -139,8 +139,8 @@ fn failure(e: &reqwest::Error) -> String {
     }
     if text.contains("certificate") {
         text.push_str(
-            " (the backend's certificate is not trusted: set CA_CERT to the PEM file of the CA \
-             that signed it, and name the backend in API_URL as its certificate does)",
+            " (the backend's certificate was refused: CA_CERT must name the PEM file of the CA \
+             that signed it, and API_URL a name the certificate holds)",
         );
     }
     text

@@ -178,7 +178,7 @@ fn over_https_the_agent_trusts_the_ca_it_is_given_and_no_other() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(queued_files(&wrong), 1, "the batch stays queued");
-    assert!(err.contains("UnknownIssuer") && err.contains("set CA_CERT"), "{err}");
+    assert!(err.contains("UnknownIssuer") && err.contains("CA_CERT must name"), "{err}");
     assert_eq!(backend.count_rows("SELECT count(*) FROM events"), 0);
 
     let right = dir.path().join("right");
