@@ -28,6 +28,8 @@ setup() {
     need chromedriver chromium-driver
     need nginx nginx
     need wixl wixl
+    # The TLS tests make their CAs and certificates with it.
+    need openssl openssl
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
     if [ ${#need_apt[@]} -gt 0 ]; then
         echo "installing: ${need_apt[*]}"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Smoke-runs the cross-compiled Windows agent under Wine against a real backend: one tick with
-# `--once` must arrive as a windows metric row plus process rows.
+# Smoke-runs the cross-compiled Windows agent under Wine against a real backend serving HTTPS
+# with a certificate of a private CA (made here as the README says), which the agent trusts
+# through CA_CERT: one tick with `--once` must arrive as a windows metric row plus process rows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
@@ -19,16 +20,30 @@ trap cleanup EXIT
 
 x86_64-w64-mingw32-gcc -shared -o "$work/bcryptprimitives.dll" ci/wine/bcryptprimitives.c -ladvapi32
 cp "$exe" "$work/agent.exe"
-API_TOKEN=wine-token HMAC_SECRET=wine-secret PORT=$port DB_PATH="$work/t.db" "$backend" \
-    >"$work/backend.log" 2>&1 &
+(cd "$work" &&
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj "/CN=Wine test CA" -keyout ca.key -out ca.pem &&
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+        -subj "/CN=localhost" -keyout server.key -out server.csr &&
+    printf '%s\n' 'subjectAltName=DNS:localhost,IP:127.0.0.1' 'basicConstraints=CA:FALSE' \
+        'extendedKeyUsage=serverAuth' >server.ext &&
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+        -extfile server.ext -out server.pem) >"$work/openssl.log" 2>&1 ||
+    { cat "$work/openssl.log"; exit 1; }
+api="https://127.0.0.1:$port"
+# The CA as the agent.exe under Wine names it (Wine's Z: is /).
+ca="Z:$work/ca.pem"
+export SSL_CERT_FILE="$work/ca.pem"  # what Python's urllib trusts when it reads the backend
+TLS_CERT="$work/server.pem" TLS_KEY="$work/server.key" API_TOKEN=wine-token HMAC_SECRET=wine-secret \
+    PORT=$port DB_PATH="$work/t.db" "$backend" >"$work/backend.log" 2>&1 &
 pid=$!
 sleep 1
 
 export WINEDEBUG=-all WINEPREFIX="$work/prefix"
-API_URL="http://127.0.0.1:$port" API_TOKEN=wine-token HMAC_SECRET=wine-secret AGENT_ID=wine-pc \
+API_URL="$api" CA_CERT="$ca" API_TOKEN=wine-token HMAC_SECRET=wine-secret AGENT_ID=wine-pc \
     timeout 300 /usr/lib/wine/wine64 "$work/agent.exe" --once
 
-API="http://127.0.0.1:$port" python3 - <<'PY'
+API="$api" python3 - <<'PY'
 import json, os, urllib.request
 api = os.environ["API"]
 rows = json.load(urllib.request.urlopen(api + "/api/events?agent_id=wine-pc&limit=50"))
@@ -92,7 +107,8 @@ PY
 # and removes it and leaves the queue. Wine's service manager does not keep recovery actions, so
 # `install` warns about them here (on Windows they are set; see the README).
 cat >"$work/agent.toml" <<TOML
-api_url = "http://127.0.0.1:$port"
+api_url = "$api"
+ca_cert = '$ca'
 api_token = "wine-token"
 hmac_secret = "wine-secret"
 agent_id = "wine-service"
@@ -100,7 +116,7 @@ interval_seconds = 1
 TOML
 # Waits until the backend holds a batch of agent $1, sent by what $2 names.
 wait_for_batches() {
-    AGENT="$1" WHAT="$2" API="http://127.0.0.1:$port" python3 - <<'PY'
+    AGENT="$1" WHAT="$2" API="$api" python3 - <<'PY'
 import json, os, time, urllib.request
 url = os.environ["API"] + "/api/events?limit=1&agent_id=" + os.environ["AGENT"]
 for _ in range(120):
@@ -146,8 +162,8 @@ timeout 120 /usr/lib/wine/wine64 cmd /c exit >/dev/null 2>&1
 # Wine lacks the ProcessPrng the exe imports; under Program Files only the system folder helps.
 cp "$work/bcryptprimitives.dll" "$WINEPREFIX/drive_c/windows/system32/"
 msi() { (cd "$work" && timeout 300 /usr/lib/wine/wine64 msiexec "$@"); }
-starts() { find "$WINEPREFIX/drive_c" -path '*/logs/agent.log' -exec grep -h "agent starting agent_id=wine-msi api_url=http://127.0.0.1:$port" {} + 2>/dev/null | wc -l; }
-msi /i agent-0.1.0.msi /qn API_URL="http://127.0.0.1:$port" API_TOKEN=wine-token \
+starts() { find "$WINEPREFIX/drive_c" -path '*/logs/agent.log' -exec grep -h "agent starting agent_id=wine-msi api_url=$api" {} + 2>/dev/null | wc -l; }
+msi /i agent-0.1.0.msi /qn API_URL="$api" CA_CERT="$ca" API_TOKEN=wine-token \
     HMAC_SECRET=wine-secret AGENT_ID=wine-msi SERVICES=none EVENT_LOGS="System,Setup" \
     EVENT_SOURCES="Service Control Manager"
 wait_for_batches wine-msi "the MSI's service"
@@ -156,9 +172,9 @@ wait_for_batches wine-msi "the MSI's service"
 before=$(starts)
 msi /i agent-0.1.1.msi /qn
 settings=$(timeout 60 /usr/lib/wine/wine64 reg query 'HKLM\SOFTWARE\telemetry-agent' | tr -d '\r')
-for want in "API_URL    REG_SZ    http://127.0.0.1:$port" "API_TOKEN    REG_SZ    wine-token" \
+for want in "API_URL    REG_SZ    $api" "API_TOKEN    REG_SZ    wine-token" \
     "AGENT_ID    REG_SZ    wine-msi" "SERVICES    REG_SZ    none" "EVENT_LOGS    REG_SZ    System,Setup" \
-    "EVENT_SOURCES    REG_SZ    Service Control Manager"; do
+    "EVENT_SOURCES    REG_SZ    Service Control Manager" "CA_CERT    REG_SZ    $ca"; do
     grep -qF "$want" <<<"$settings" || { echo "the upgrade lost $want: $settings"; exit 1; }
 done
 for _ in $(seq 60); do [ "$(starts)" -gt "$before" ] && break; sleep 1; done

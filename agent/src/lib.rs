@@ -19,4 +19,5 @@ pub mod send;
 pub mod service;
 pub mod settings;
 pub mod startup;
+pub mod tls;
 mod watch;

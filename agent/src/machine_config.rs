@@ -1,6 +1,7 @@
 //! Settings an installer left for the whole machine: on Windows the string values under
-//! `HKLM\SOFTWARE\telemetry-agent` (the MSI writes `API_URL`, `API_TOKEN`, `HMAC_SECRET` and
-//! `AGENT_ID` there from its properties), named like the environment variables. A service has
+//! `HKLM\SOFTWARE\telemetry-agent` (the MSI writes `API_URL`, `API_TOKEN`, `HMAC_SECRET`,
+//! `AGENT_ID`, `CA_CERT` and the rest there from its properties), named like the environment
+//! variables. A service has
 //! no environment of its own to carry them, and the MSI cannot write a config file. Elsewhere
 //! there are none.
 

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 /// backend. Configuration comes from the environment (API_URL, API_TOKEN, HMAC_SECRET, AGENT_ID,
 /// INTERVAL_SECONDS, DATA_DIR, QUEUE_PATH, TOP_PROCESSES, QUEUE_MAX_MB, SET_ASIDE_MAX_MB,
 /// REQUEST_TIMEOUT_SECONDS, LOG_MAX_MB, LOG_FILES, WATCH_SECONDS, SERVICES, EVENT_LOGS,
-/// EVENT_SOURCES, EVENT_LOG_MAX), which wins over the optional config file.
+/// EVENT_SOURCES, EVENT_LOG_MAX, CA_CERT), which wins over the optional config file.
 #[derive(Debug, Parser)]
 #[command(name = "agent", version)]
 struct Cli {

@@ -1,5 +1,6 @@
 //! Delivering one batch body: signed anew for each attempt, and the answer classified.
 
+use crate::tls::Trust;
 use protocol::{ErrorBody, HEADER_SIGNATURE, HEADER_SIGNATURE_TS, HEADER_TOKEN, IngestResponse};
 use sha2::{Digest, Sha256};
 use std::future::Future;
@@ -57,7 +58,19 @@ impl std::fmt::Debug for HttpTransport {
 
 impl HttpTransport {
     /// A client for the backend at `api_url`; `timeout` bounds each request, connecting included.
+    /// Over https:// it trusts the public roots only.
     pub fn new(
+        api_url: &str,
+        token: &str,
+        secret: &str,
+        timeout: Duration,
+    ) -> Result<Self, reqwest::Error> {
+        Self::trusting(&Trust::default(), api_url, token, secret, timeout)
+    }
+
+    /// The same, trusting the CAs of `trust` besides the public roots.
+    pub fn trusting(
+        trust: &Trust,
         api_url: &str,
         token: &str,
         secret: &str,
@@ -65,7 +78,8 @@ impl HttpTransport {
     ) -> Result<Self, reqwest::Error> {
         let base = api_url.trim_end_matches('/');
         Ok(Self {
-            client: reqwest::Client::builder()
+            client: trust
+                .apply(reqwest::Client::builder())
                 .timeout(timeout)
                 .connect_timeout(timeout)
                 .user_agent(concat!("telemetry-agent/", env!("CARGO_PKG_VERSION")))
@@ -112,6 +126,24 @@ fn unix_now() -> u64 {
 /// Text from an answer of unknown origin, short and on one line, fit for a log field.
 fn excerpt(text: &str) -> String {
     text.chars().filter(|c| !c.is_control()).take(200).collect()
+}
+
+/// A request that got no answer, with its causes (reqwest's own text names only the URL), and
+/// what to check when the backend's certificate was refused.
+fn failure(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    if text.contains("certificate") {
+        text.push_str(
+            " (the backend's certificate was refused: CA_CERT must name the PEM file of the CA \
+             that signed it, and API_URL a name the certificate holds)",
+        );
+    }
+    text
 }
 
 /// Maps an HTTP answer to what the queue should do with the batch.
@@ -238,7 +270,7 @@ impl Transport for HttpTransport {
                     Err(e) => Delivery::Retry(format!("reading the answer failed: {e}")),
                 }
             }
-            Err(e) => Delivery::Retry(format!("{e}")),
+            Err(e) => Delivery::Retry(failure(&e)),
         }
     }
 

@@ -4,6 +4,7 @@
 use crate::data_dir::{default_data_dir, exe_dir};
 use crate::logfile::LogLimits;
 use crate::queue::Limits;
+use crate::tls::Trust;
 use crate::watch::ServiceChoice;
 use protocol::Secret;
 use protocol::validate::is_printable_id;
@@ -55,6 +56,7 @@ pub struct FileConfig {
     event_sources: Option<String>,
     event_log_max: Option<usize>,
     watch_seconds: Option<u64>,
+    ca_cert: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -94,6 +96,9 @@ pub struct Settings {
     pub(crate) event_log_max: usize,
     /// `WATCH_SECONDS`: from one check of the services and logs to the next.
     pub(crate) watch_interval: Duration,
+    /// `CA_CERT`: the certificates trusted besides the public roots, read and checked here so
+    /// that a bad file stops the start like any bad value.
+    pub(crate) trust: Trust,
 }
 
 fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
@@ -230,6 +235,12 @@ impl Settings {
         // more than the rest of the agent.
         let watch_seconds =
             number("WATCH_SECONDS", env("WATCH_SECONDS"), file.watch_seconds, 30, (5, 3600))?;
+        let ca_cert = env("CA_CERT").filter(|v| !v.is_empty()).map(PathBuf::from);
+        let trust = match ca_cert.or(file.ca_cert) {
+            Some(path) => Trust::load(&path)
+                .map_err(|e| SettingsError::Invalid { key: "CA_CERT", reason: e.to_string() })?,
+            None => Trust::default(),
+        };
         let old_queue_path = match &queue_path {
             None => exe_dir.map(|d| d.join("queue")).filter(|old| *old != data_dir.join("queue")),
             Some(_) => None,
@@ -262,6 +273,7 @@ impl Settings {
             event_sources,
             event_log_max,
             watch_interval: Duration::from_secs(watch_seconds),
+            trust,
         })
     }
 
@@ -374,6 +386,7 @@ mod tests {
             ("EVENT_LOG_MAX", "0"),
             ("EVENT_LOG_MAX", "101"),
             ("WATCH_SECONDS", "4"),
+            ("CA_CERT", "/no/such/ca.pem"),
         ] {
             let err = with(&[(key, value)], FileConfig::default()).unwrap_err().to_string();
             assert!(err.starts_with(key), "{key}={value}: {err}");

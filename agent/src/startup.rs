@@ -37,11 +37,13 @@ pub fn build(settings: &Settings) -> anyhow::Result<RealAgent> {
     if !queue.is_empty() {
         tracing::info!(batches = queue.len(), "resuming with batches queued by an earlier run");
     }
+    crate::tls::warn_if_clear_text(&settings.api_url);
     Ok(Agent {
         collector: SystemCollector::new(settings.top_processes)
             .context("reading system information")?
             .watching(Watch::from_settings(settings)),
-        transport: HttpTransport::new(
+        transport: HttpTransport::trusting(
+            &settings.trust,
             &settings.api_url,
             settings.api_token.expose(),
             settings.hmac_secret.expose(),

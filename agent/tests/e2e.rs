@@ -1,10 +1,13 @@
 //! The real agent binary against the real backend (in this process, on real HTTP and a real
-//! SQLite file), through a backend outage: every tick arrives exactly once.
+//! SQLite file): through a backend outage every tick arrives exactly once; over HTTPS it trusts
+//! the private CA it is given and no other.
 
+use harness::tls::TestCa;
 use harness::{SECRET, TOKEN, TestBackend};
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -119,17 +122,89 @@ fn bad_configuration_is_one_line_and_exit_code_2() {
     assert!(err.starts_with("agent: INTERVAL_SECONDS"), "{err}");
 }
 
+/// `agent --once` with the test credentials, queueing in `queue`, and `env`.
+fn once(queue: &Path, env: &[(&str, &OsStr)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_agent"))
+        .arg("--once")
+        .env_clear()
+        .env("API_TOKEN", TOKEN)
+        .env("HMAC_SECRET", SECRET)
+        .env("AGENT_ID", "once-agent")
+        .env("QUEUE_PATH", queue)
+        .env("REQUEST_TIMEOUT_SECONDS", "2")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+const CLEAR_TEXT: &str = "travel in clear text";
+
 #[test]
 fn once_against_no_backend_keeps_the_batch_and_exits_1() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_agent"))
-        .arg("--once")
-        .env_clear()
-        .env("API_URL", "http://127.0.0.1:9")
-        .env("QUEUE_PATH", dir.path())
-        .env("REQUEST_TIMEOUT_SECONDS", "2")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = once(dir.path(), &[("API_URL", "http://127.0.0.1:9".as_ref())]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(queued_files(dir.path()), 1);
+    assert!(!err.contains(CLEAR_TEXT), "loopback is not the network: {err}");
+}
+
+/// An http:// URL to another machine (0.0.0.0 is not loopback by its name, yet reaches nothing
+/// beyond this one) gets one warning at the start.
+#[test]
+fn http_to_another_machine_is_warned_about_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = once(dir.path(), &[("API_URL", "http://0.0.0.0:9".as_ref())]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches(CLEAR_TEXT).count(), 1, "{err}");
+    assert!(err.contains("use https://") && err.contains("CA_CERT"), "{err}");
+}
+
+/// The backend serves a certificate of a private CA: an agent given that CA in `CA_CERT` (in a
+/// file of two, as a bundle holds) delivers; an agent given another CA refuses the backend,
+/// keeps its batch and says it is the certificate.
+#[test]
+fn over_https_the_agent_trusts_the_ca_it_is_given_and_no_other() {
+    let (ca, other) = (TestCa::new("fleet CA"), TestCa::new("another CA"));
+    let backend = TestBackend::start_tls(&ca.cert, &ca.issue(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle.pem");
+    std::fs::write(&bundle, other.pem() + &ca.pem()).unwrap();
+    let url = backend.url("");
+    assert!(url.starts_with("https://"), "{url}");
+
+    let wrong = dir.path().join("wrong");
+    let out = once(&wrong, &[("API_URL", url.as_ref()), ("CA_CERT", other.cert.as_ref())]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(queued_files(&wrong), 1, "the batch stays queued");
+    assert!(err.contains("UnknownIssuer") && err.contains("CA_CERT must name"), "{err}");
+    assert_eq!(backend.count_rows("SELECT count(*) FROM events"), 0);
+
+    let right = dir.path().join("right");
+    let out = once(&right, &[("API_URL", url.as_ref()), ("CA_CERT", bundle.as_ref())]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(queued_files(&right), 0);
+    assert!(!err.contains(CLEAR_TEXT), "{err}");
+    let metrics =
+        "SELECT count(*) FROM events WHERE agent_id = 'once-agent' AND event_type = 'metric'";
+    assert_eq!(backend.count_rows(metrics), 1);
+}
+
+#[test]
+fn an_unusable_ca_file_is_one_line_and_exit_code_2() {
+    let ca = TestCa::new("fleet CA");
+    let key_only = ca.issue().key;
+    for (file, says) in [
+        (ca.cert.with_file_name("absent.pem"), "cannot be read"),
+        (key_only, "holds no certificate"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = once(dir.path(), &[("CA_CERT", file.as_ref())]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("agent: CA_CERT") && err.contains(says), "{err}");
+    }
 }

@@ -15,6 +15,7 @@ pub mod settings;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;
+mod tls;
 
 // musl's allocator made the static build (the Docker image) a third slower than the glibc one
 // under ingest load; mimalloc brings it close and speeds up the glibc build too. Set here so that

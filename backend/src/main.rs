@@ -7,7 +7,8 @@ use std::process::ExitCode;
 async fn main() -> ExitCode {
     let args = Args::parse();
     if args.healthcheck {
-        let healthy = healthcheck(std::net::SocketAddr::new(args.host, args.port)).await;
+        let addr = std::net::SocketAddr::new(args.host, args.port);
+        let healthy = healthcheck(addr, args.tls_cert.is_some()).await;
         return if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     }
     let settings = match Settings::from_args(args) {

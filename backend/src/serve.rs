@@ -1,14 +1,16 @@
-//! The HTTP/1.1 server loop, with the limits that `axum::serve` leaves out: a deadline for
+//! The HTTP/1.1 server loop, plain or over TLS, with the limits that `axum::serve` leaves out: a deadline for
 //! request headers (which also bounds an idle keep-alive connection), a cap on open
 //! connections and on those of one address, a deadline for writes to a client that reads
 //! nothing, and a bounded graceful shutdown. Without them, 500 sockets that send half a
 //! header stay open forever.
 
 use crate::conn_guard::{PerAddress, WriteDeadline};
+use crate::tls::Acceptor;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -30,12 +32,15 @@ pub(crate) struct Limits {
     pub(crate) shutdown_grace: Duration,
 }
 
-/// Serves `router` until `signal` resolves, then stops accepting, asks every connection to
-/// close after its current request, and waits at most `shutdown_grace` for them.
+/// Serves `router` (over TLS with `tls`) until `signal` resolves, then stops accepting, asks
+/// every connection to close after its current request, and waits at most `shutdown_grace` for
+/// them. A TLS connection counts under the cap from its first byte, and its handshake must end
+/// within `header_timeout`.
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    tls: Option<Acceptor>,
     signal: impl Future<Output = ()> + Send + 'static,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
@@ -63,28 +68,28 @@ pub(crate) async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let Some(counted) = per_address.admit(remote.ip()) else {
-            tokio::spawn(refuse(stream, limits.max_per_address));
+            // A TLS client could not read a plain answer: it is only closed.
+            if tls.is_none() {
+                tokio::spawn(refuse(stream, limits.max_per_address));
+            }
             continue;
         };
         let stream = WriteDeadline::new(stream, limits.write_timeout);
         let router = router.clone();
         let mut stop = stop_rx.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _permits = (permit, counted);
-            let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
-                req.extensions_mut().insert(ConnectInfo(remote));
-                router.clone().oneshot(req.map(axum::body::Body::new))
-            });
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
-            let conn = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
-            let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                result = conn.as_mut() => log_end(result),
-                _ = async { stop.wait_for(|s| *s).await.map(drop) } => {
-                    conn.as_mut().graceful_shutdown();
-                    log_end(conn.await);
-                }
+            let Some(tls) = tls else {
+                return connection(TokioIo::new(stream), router, remote, limits, stop).await;
+            };
+            let stream = tokio::select! {
+                tls = tls.handshake(stream, limits.header_timeout) => tls,
+                // No request has begun on it: nothing to finish.
+                _ = stop.wait_for(|s| *s) => None,
+            };
+            if let Some(stream) = stream {
+                connection(TokioIo::new(stream), router, remote, limits, stop).await;
             }
         });
     }
@@ -98,6 +103,33 @@ pub(crate) async fn serve(
             open = limits.max_connections - permits.available_permits(),
             "connections still open after the shutdown grace; closing them"
         );
+    }
+}
+
+/// HTTP/1.1 on one connection, plain or TLS, until it closes or shutdown asks it to.
+async fn connection<I>(
+    io: I,
+    router: Router,
+    remote: SocketAddr,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+        req.extensions_mut().insert(ConnectInfo(remote));
+        router.clone().oneshot(req.map(axum::body::Body::new))
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+    let conn = builder.serve_connection(io, service).with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => log_end(result),
+        _ = async { stop.wait_for(|s| *s).await.map(drop) } => {
+            conn.as_mut().graceful_shutdown();
+            log_end(conn.await);
+        }
     }
 }
 

@@ -236,8 +236,15 @@ pub struct Args {
     /// Days resolved alerts and sent (or given up) notifications are kept; 0 keeps them all.
     #[arg(long, env = "ALERT_RETENTION_DAYS", default_value_t = 90)]
     pub(crate) alert_retention_days: u64,
-    /// Ask the backend at HOST:PORT for /healthz and exit 0 if it answers (for container
-    /// health checks, where no curl exists).
+    /// PEM file with the server's certificate, then any intermediates; with TLS_KEY the backend
+    /// serves HTTPS. Read again when it changes.
+    #[arg(long, env = "TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file with the private key of TLS_CERT's first certificate.
+    #[arg(long, env = "TLS_KEY")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// Ask the backend at HOST:PORT for /healthz (over TLS when TLS_CERT is set) and exit 0 if
+    /// it answers (for container health checks, where no curl exists).
     #[arg(long)]
     pub healthcheck: bool,
 }
@@ -285,6 +292,8 @@ pub struct Settings {
     pub(crate) ws_max_message_bytes: usize,
     pub(crate) body_timeout: Duration,
     pub(crate) server: crate::serve::Limits,
+    /// HTTPS with these files; none: plain HTTP.
+    pub(crate) tls: Option<crate::tls::TlsFiles>,
     pub(crate) alerting: crate::alerts::EngineSettings,
 }
 
@@ -358,6 +367,24 @@ impl Settings {
                 return Err(invalid(key, "must be at least 1"));
             }
         }
+        let tls = match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(invalid(
+                    "TLS_KEY",
+                    "is needed with TLS_CERT: the PEM file of the certificate's private key \
+                     (or unset both to serve plain HTTP)",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "TLS_CERT",
+                    "is needed with TLS_KEY: the PEM file of the server's certificate \
+                     (or unset both to serve plain HTTP)",
+                ));
+            }
+        };
         let database_url = match env("DATABASE_URL").filter(|u| !u.is_empty()) {
             None => None,
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
@@ -412,6 +439,7 @@ impl Settings {
                 write_timeout: Duration::from_secs(args.write_timeout),
                 shutdown_grace: Duration::from_secs(args.shutdown_grace),
             },
+            tls,
             alerting: crate::alerts::EngineSettings {
                 every: (args.alert_eval_seconds > 0)
                     .then(|| Duration::from_secs(args.alert_eval_seconds)),
@@ -484,6 +512,24 @@ mod tests {
         let readme = include_str!("../../README.md");
         for name in Settings::variables() {
             assert!(readme.contains(&format!("| `{name}` |")), "{name} is not in the README table");
+        }
+    }
+
+    #[test]
+    fn tls_needs_both_files_or_neither() {
+        let with = |vars: &'static [(&str, &str)]| {
+            Settings::from_lookup(|key| {
+                vars.iter().find(|(k, _)| *k == key).map(|(_, v)| (*v).to_owned())
+            })
+        };
+        assert!(with(&[]).unwrap().tls.is_none());
+        let both = with(&[("TLS_CERT", "c.pem"), ("TLS_KEY", "k.pem")]).unwrap().tls.unwrap();
+        assert_eq!((both.cert.to_str(), both.key.to_str()), (Some("c.pem"), Some("k.pem")));
+        for (vars, named) in
+            [(&[("TLS_CERT", "c.pem")][..], "TLS_KEY"), (&[("TLS_KEY", "k.pem")][..], "TLS_CERT")]
+        {
+            let err = with(vars).unwrap_err().to_string();
+            assert!(err.starts_with(named) && err.contains("unset both"), "{err}");
         }
     }
 

@@ -34,6 +34,7 @@ pub struct Application {
     shutdown: watch::Sender<bool>,
     retention: Retention,
     limits: crate::serve::Limits,
+    tls: Option<crate::tls::Acceptor>,
     alerts: Arc<dyn crate::alerts::AlertStore>,
     alerting: crate::alerts::EngineSettings,
     hub: Hub,
@@ -73,6 +74,7 @@ impl Application {
         hub: Hub,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Self> {
+        let tls = settings.tls.as_ref().map(crate::tls::Acceptor::load).transpose()?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let alerts = storage::open_alerts(&settings).await.context("opening the alert tables")?;
         let state = AppState {
@@ -111,6 +113,13 @@ impl Application {
                 settings.addr
             )
         })?;
+        // Said once bound (connections wait in the backlog from here), so a caller that is
+        // told the address finds the line in the log.
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!("listening on {scheme}://{}", listener.local_addr()?);
+        if let Some((door, _)) = &dashboard {
+            tracing::info!("dashboard on {scheme}://{}", door.local_addr()?);
+        }
         Ok(Self {
             listener,
             router,
@@ -119,6 +128,7 @@ impl Application {
             shutdown,
             retention: settings.retention,
             limits: settings.server,
+            tls,
             alerts,
             alerting: settings.alerting,
             hub,
@@ -147,8 +157,6 @@ impl Application {
         self,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let addr = self.local_addr()?;
-        tracing::info!("listening on http://{addr}");
         let pruner = tokio::spawn(prune_forever(self.storage.clone(), self.retention));
         let engine = crate::alerts::Engine::start(
             self.alerting,
@@ -169,12 +177,10 @@ impl Application {
             let signal = async move {
                 let _ = stopping.wait_for(|stop| *stop).await;
             };
-            crate::serve::serve(listener, router, self.limits, signal)
+            crate::serve::serve(listener, router, self.limits, self.tls.clone(), signal)
         };
         match self.dashboard {
             Some((listener, router)) => {
-                let addr = listener.local_addr()?;
-                tracing::info!("dashboard on http://{addr}");
                 tokio::join!(door(self.listener, self.router), door(listener, router));
             }
             None => door(self.listener, self.router).await,
@@ -277,10 +283,9 @@ async fn prune_forever(storage: Arc<dyn Store>, retention: Retention) {
     }
 }
 
-/// `GET /healthz` over a plain TCP connection: true on a 200 within two seconds. An unspecified
-/// listen address (0.0.0.0) is probed on loopback.
-pub async fn healthcheck(mut addr: SocketAddr) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// `GET /healthz` over a plain TCP connection, or over TLS with `tls`: true on a 200 within two
+/// seconds. An unspecified listen address (0.0.0.0) is probed on loopback.
+pub async fn healthcheck(mut addr: SocketAddr, tls: bool) -> bool {
     if addr.ip().is_unspecified() {
         addr.set_ip(if addr.is_ipv4() {
             std::net::Ipv4Addr::LOCALHOST.into()
@@ -289,11 +294,22 @@ pub async fn healthcheck(mut addr: SocketAddr) -> bool {
         });
     }
     let probe = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n").await?;
-        let mut head = [0u8; 12];
-        stream.read_exact(&mut head).await?;
-        Ok::<bool, std::io::Error>(head.starts_with(b"HTTP/1.") && &head[9..12] == b"200")
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        if tls {
+            ask_health(crate::tls::connect_loopback(stream, addr.ip()).await?).await
+        } else {
+            ask_health(stream).await
+        }
     };
     matches!(tokio::time::timeout(Duration::from_secs(2), probe).await, Ok(Ok(true)))
+}
+
+async fn ask_health(
+    mut stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+) -> std::io::Result<bool> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n").await?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).await?;
+    Ok(head.starts_with(b"HTTP/1.") && &head[9..12] == b"200")
 }

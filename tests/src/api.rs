@@ -7,6 +7,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::time::Duration;
 
 /// Agents' token and signing secret, and the token that clears, for every test backend.
@@ -25,10 +26,12 @@ pub struct Api {
     pub addr: SocketAddr,
     /// A client with a 30 s timeout, so a hung request fails the test instead of stalling it.
     pub http: reqwest::Client,
+    /// Over HTTPS, trusting the test's CA.
+    tls: bool,
 }
 
 impl Api {
-    /// A client of the backend at `addr`.
+    /// A client of the backend at `addr`, over plain HTTP.
     pub fn new(addr: SocketAddr) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -37,17 +40,25 @@ impl Api {
             // coming (and that a POST is not retried over). Idle connections go well before.
             .pool_idle_timeout(Duration::from_millis(500))
             .build();
-        Self { addr, http: http.expect("a reqwest client") }
+        Self { addr, http: http.expect("a reqwest client"), tls: false }
     }
 
-    /// `http://addr{path}`; `url("")` is the base that agents are given.
+    /// A client of the backend serving HTTPS at `addr` with a certificate that `ca` (a PEM
+    /// file) signed.
+    pub fn https(addr: SocketAddr, ca: &Path) -> Self {
+        Self { addr, http: crate::tls::client_trusting(ca), tls: true }
+    }
+
+    /// `http://addr{path}` (`https://` over TLS); `url("")` is the base that agents are given.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.addr)
     }
 
-    /// `ws://addr/ws{query}`.
+    /// `ws://addr/ws{query}` (`wss://` over TLS).
     pub fn ws_url(&self, query: &str) -> String {
-        format!("ws://{}/ws{query}", self.addr)
+        let scheme = if self.tls { "wss" } else { "ws" };
+        format!("{scheme}://{}/ws{query}", self.addr)
     }
 
     /// Signs `body` with [`SECRET`] and a fresh timestamp and posts it.
@@ -101,8 +112,9 @@ impl Api {
             .unwrap_or_else(|| panic!("no metric {line_prefix} in\n{text}"))
     }
 
-    /// The body of `GET path`, over a connection of its own.
+    /// The body of `GET path`, over a plain-HTTP connection of its own.
     pub fn get_text_blocking(&self, path: &str) -> String {
+        assert!(!self.tls, "a blocking GET speaks plain HTTP only; use `get` over TLS");
         let mut s = TcpStream::connect(self.addr).expect("connect to the backend");
         s.set_read_timeout(Some(Duration::from_secs(30))).expect("a read timeout");
         let addr = self.addr;

@@ -7,6 +7,7 @@
 
 use crate::api::{ADMIN, Api, SECRET, TOKEN};
 use crate::logs::Logs;
+use crate::tls::ServerCert;
 use backend::settings::Settings;
 use backend::startup::Application;
 use std::net::SocketAddr;
@@ -30,6 +31,8 @@ pub struct TestBackend {
     pub db_path: PathBuf,
     env: Vec<(String, String)>,
     logs: Logs,
+    /// The CA a backend serving HTTPS is trusted by.
+    trust: Option<PathBuf>,
     running: Option<Running>,
     // Kept for the backend's lifetime; `None` when the caller owns the folder.
     _dir: Option<tempfile::TempDir>,
@@ -59,6 +62,19 @@ impl TestBackend {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let mut backend = Self::start_on(&dir.path().join("telemetry.db"), env);
         backend._dir = Some(dir);
+        backend
+    }
+
+    /// Serving HTTPS with `server`'s certificate and key (`TLS_CERT`, `TLS_KEY`), and `env`;
+    /// its [`Api`] trusts `ca`.
+    pub fn start_tls(ca: &Path, server: &ServerCert, env: &[(&str, &str)]) -> Self {
+        let (cert, key) = (server.cert.to_string_lossy(), server.key.to_string_lossy());
+        let mut all = vec![("TLS_CERT", &*cert), ("TLS_KEY", &*key)];
+        all.extend_from_slice(env);
+        let mut backend = Self::start_with(&all);
+        backend.trust = Some(ca.to_owned());
+        backend.api = backend.client(backend.api.addr);
+        backend.dashboard = backend.dashboard.as_ref().map(|d| backend.client(d.addr));
         backend
     }
 
@@ -92,6 +108,7 @@ impl TestBackend {
             db_path: db_path.to_owned(),
             env: all,
             logs,
+            trust: None,
             running: Some(running),
             _dir: None,
         }
@@ -141,9 +158,16 @@ impl TestBackend {
             }
         }
         let (addrs, running) = run(&self.env, &self.logs);
-        self.api = Api::new(addrs.api);
-        self.dashboard = addrs.dashboard.map(Api::new);
+        self.api = self.client(addrs.api);
+        self.dashboard = addrs.dashboard.map(|addr| self.client(addr));
         self.running = Some(running);
+    }
+
+    fn client(&self, addr: SocketAddr) -> Api {
+        match &self.trust {
+            Some(ca) => Api::https(addr, ca),
+            None => Api::new(addr),
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 use crate::alerts::{post, send_cpu, wait_for};
 use crate::helpers::*;
+use harness::tls::{ServerCert, TestCa};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -19,10 +20,12 @@ struct Smtp {
 }
 
 impl Smtp {
-    /// With `tls`, the server requires STARTTLS and writes its CA to `tls/ca.pem`.
-    fn start(tls: Option<&std::path::Path>) -> Self {
+    /// With `tls`, the server requires STARTTLS and presents that certificate.
+    fn start(tls: Option<&ServerCert>) -> Self {
         let mut args = vec![SERVER.to_owned(), "alerts".into(), "s3cret".into()];
-        args.extend(tls.map(|dir| dir.to_string_lossy().into_owned()));
+        if let Some(pair) = tls {
+            args.extend([&pair.cert, &pair.key].map(|p| p.to_string_lossy().into_owned()));
+        }
         let mut child = Command::new("python3")
             .args(&args)
             .stdin(Stdio::piped())
@@ -116,9 +119,9 @@ async fn a_firing_is_mailed_with_a_login_and_never_sent_in_plain_text_when_start
 #[tokio::test]
 async fn starttls_to_a_server_of_a_private_ca_is_trusted_only_with_its_certificate() {
     let server = TestBackend::start_with(&crate::alerts::fast_alerts());
-    let dir = tempfile::tempdir().unwrap();
-    let smtp = Smtp::start(Some(dir.path()));
-    let ca = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
+    let authority = TestCa::new("telemetry test CA");
+    let smtp = Smtp::start(Some(&authority.issue()));
+    let ca = authority.pem();
     let email = |ca: Option<&str>| {
         json!({"host": "localhost", "port": smtp.port, "security": "starttls",
                "username": "alerts", "ca_pem": ca, "from": "alerts@example.com",

@@ -137,7 +137,12 @@ async fn a_slowloris_at_the_door_is_cut_off_and_the_page_and_api_still_answer() 
     let dir = dist.path().to_str().unwrap();
     let server = TestBackend::start_on(
         &db.path().join("t.db"),
-        &[("DASHBOARD_DIST", dir), ("HEADER_TIMEOUT", "2"), ("MAX_CONNECTIONS", "300")],
+        &[
+            ("DASHBOARD_DIST", dir),
+            ("HEADER_TIMEOUT", "2"),
+            ("MAX_CONNECTIONS", "300"),
+            ("MAX_CONNECTIONS_PER_ADDRESS", "400"),
+        ],
     );
     let mut acknowledged = 0;
     // More than the door's cap: those past it wait in the kernel's backlog, not here.

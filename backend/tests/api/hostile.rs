@@ -79,7 +79,12 @@ pub(crate) async fn all_closed_soon(sockets: &mut [TcpStream]) {
 
 #[tokio::test]
 async fn half_sent_headers_and_idle_sockets_are_closed_while_others_are_served() {
-    let server = TestBackend::start_with(&[("HEADER_TIMEOUT", "2"), ("MAX_CONNECTIONS", "600")]);
+    // All from one address here: its own cap (MAX_CONNECTIONS_PER_ADDRESS) is not what is tested.
+    let server = TestBackend::start_with(&[
+        ("HEADER_TIMEOUT", "2"),
+        ("MAX_CONNECTIONS", "600"),
+        ("MAX_CONNECTIONS_PER_ADDRESS", "600"),
+    ]);
     let mut acknowledged = 0;
     let mut sockets = slowloris(server.addr, 500).await;
     still_serves(&server, &mut acknowledged).await;

@@ -18,3 +18,4 @@ mod reads;
 mod replicas;
 mod security;
 mod seed_clients;
+mod tls;

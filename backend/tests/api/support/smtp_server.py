@@ -1,15 +1,13 @@
 """A real SMTP server for the alert e-mail tests (aiosmtpd): AUTH LOGIN/PLAIN with one user.
-Without a folder it offers no STARTTLS; with one, it makes a CA and a certificate for localhost
-signed by it (openssl), writes the CA to FOLDER/ca.pem and requires STARTTLS before anything
-else. Listens on a free port of 127.0.0.1 that it chooses itself (a port chosen by the caller
-could be taken before the server binds it), prints "ready PORT", then one JSON line per accepted
-message; stops when stdin closes.
-Usage: smtp_server.py USER PASSWORD [FOLDER]"""
+Without a certificate it offers no STARTTLS; with one (PEM files of a certificate and its key,
+which the tests make with a CA of their own), it requires STARTTLS before anything else.
+Listens on a free port of 127.0.0.1 that it chooses itself (a port chosen by the caller could be
+taken before the server binds it), prints "ready PORT", then one JSON line per accepted message;
+stops when stdin closes.
+Usage: smtp_server.py USER PASSWORD [CERT KEY]"""
 import json
-import os
 import socket
 import ssl
-import subprocess
 import sys
 
 from aiosmtpd.controller import Controller
@@ -28,24 +26,6 @@ class Keep:
         return "250 OK"
 
 
-def certificate(folder):
-    """A CA, and a certificate for localhost signed by it (a self-signed leaf is not a CA)."""
-    def openssl(*args):
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=folder)
-
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
-            "-out", "ca.pem", "-days", "1", "-subj", "/CN=telemetry test CA")
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "req.csr",
-            "-subj", "/CN=localhost")
-    with open(os.path.join(folder, "ext.cnf"), "w") as ext:
-        ext.write("subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n")
-    openssl("x509", "-req", "-in", "req.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", "cert.pem", "-days", "1", "-extfile", "ext.cnf")
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem"))
-    return context
-
-
 class OnHeldPort(Controller):
     """Serves on a socket bound before the server starts, so the port is never free between
     being chosen and being listened on."""
@@ -60,7 +40,10 @@ class OnHeldPort(Controller):
 
 def main():
     user, password = sys.argv[1].encode(), sys.argv[2].encode()
-    tls = certificate(sys.argv[3]) if len(sys.argv) > 3 else None
+    tls = None
+    if len(sys.argv) > 4:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(sys.argv[3], sys.argv[4])
 
     def check(server, session, envelope, mechanism, data):
         ok = isinstance(data, LoginPassword) and data.login == user and data.password == password
