@@ -66,16 +66,19 @@ assert deep == page, "deep links must get the app"
 wasm = urllib.request.urlopen(web + "/app_bg.wasm")
 assert wasm.headers["Content-Type"] == "application/wasm", wasm.headers["Content-Type"]
 
-# A WebSocket through nginx: handshake, then a row pushed after an ingest through nginx.
+# A WebSocket through nginx: handshake, then a row pushed after an ingest through nginx. The
+# page's subprotocols (where its session travels) pass both ways.
 host, port = web.split("//")[1].split(":")
 ws = socket.create_connection((host, int(port)), timeout=10)
 key = base64.b64encode(os.urandom(16)).decode()
 ws.sendall(f"GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-           f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+           f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+           f"Sec-WebSocket-Protocol: telemetry.v1\r\n\r\n".encode())
 head = b""
 while b"\r\n\r\n" not in head:
     head += ws.recv(1)
 assert head.startswith(b"HTTP/1.1 101"), head
+assert b"sec-websocket-protocol: telemetry.v1" in head.lower(), head
 time.sleep(0.3)
 
 body = open("protocol/testdata/payloads/seed_example.json", "rb").read()

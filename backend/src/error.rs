@@ -64,7 +64,9 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED
             }
             ApiError::Refused(Refused::Forbidden { .. }) => StatusCode::FORBIDDEN,
-            ApiError::Refused(Refused::Busy(_)) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Refused(Refused::Busy(_) | Refused::Throttled { .. }) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -101,9 +103,14 @@ impl IntoResponse for ApiError {
             Json(ErrorBody { detail: self.to_string(), code: self.code().to_owned() }),
         )
             .into_response();
-        if matches!(self, ApiError::Refused(Refused::Busy(_)) | ApiError::Storage(_)) {
+        let retry_after = match self {
             // Agents back off on these; tell them roughly when to come back.
-            response.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("1"));
+            ApiError::Refused(Refused::Busy(_)) | ApiError::Storage(_) => Some(1),
+            ApiError::Refused(Refused::Throttled { retry_after_s }) => Some(retry_after_s),
+            _ => None,
+        };
+        if let Some(s) = retry_after {
+            response.headers_mut().insert("retry-after", axum::http::HeaderValue::from(s));
         }
         response
     }

@@ -178,6 +178,10 @@ pub struct Args {
     /// Seconds a dashboard login lasts.
     #[arg(long, env = "SESSION_TTL", default_value_t = 12 * 3600)]
     pub(crate) session_ttl: u64,
+    /// Wrong credentials (at login, or sent with a read or a change) a client address may try
+    /// in a minute; past that it is answered 429 until the minute is over.
+    #[arg(long, env = "LOGIN_MAX_FAILURES", default_value_t = 10)]
+    pub(crate) login_max_failures: u32,
     /// Comma-separated browser origins allowed to call the API, or `*`.
     #[arg(
         long,
@@ -276,6 +280,7 @@ pub struct Settings {
     pub(crate) admin_token: Vec<Secret>,
     pub(crate) allowed_hosts: Vec<String>,
     pub(crate) session_ttl: Duration,
+    pub(crate) login_max_failures: u32,
     pub(crate) hmac_drift: Duration,
     pub(crate) replay_ttl: Duration,
     pub(crate) replay_cache_max: usize,
@@ -354,6 +359,20 @@ impl Settings {
         if args.replay_cache_max == 0 {
             return Err(invalid("REPLAY_CACHE_MAX", "must be at least 1"));
         }
+        // A signature forgotten while its timestamp is still accepted could be replayed.
+        if args.hmac_replay_ttl < args.hmac_drift.saturating_mul(2) {
+            return Err(SettingsError::Invalid {
+                key: "HMAC_REPLAY_TTL".into(),
+                reason: format!(
+                    "is {}, shorter than twice HMAC_DRIFT ({}): a request could be replayed once \
+                     its signature is forgotten; set HMAC_REPLAY_TTL to at least {} or lower \
+                     HMAC_DRIFT",
+                    args.hmac_replay_ttl,
+                    args.hmac_drift,
+                    args.hmac_drift.saturating_mul(2)
+                ),
+            });
+        }
         for (key, value) in [
             ("WS_MAX_CLIENTS", args.ws_max_clients as u64),
             ("WS_MAX_MESSAGE_BYTES", args.ws_max_message_bytes as u64),
@@ -362,6 +381,8 @@ impl Settings {
             ("MAX_CONNECTIONS", args.max_connections as u64),
             ("MAX_CONNECTIONS_PER_ADDRESS", args.max_connections_per_address as u64),
             ("WRITE_TIMEOUT", args.write_timeout),
+            ("LOGIN_MAX_FAILURES", u64::from(args.login_max_failures)),
+            ("SESSION_TTL", args.session_ttl),
         ] {
             if value == 0 {
                 return Err(invalid(key, "must be at least 1"));
@@ -414,7 +435,8 @@ impl Settings {
                 .into_iter()
                 .filter(|h| !h.trim().is_empty())
                 .collect(),
-            session_ttl: Duration::from_secs(args.session_ttl.max(60)),
+            session_ttl: Duration::from_secs(args.session_ttl),
+            login_max_failures: args.login_max_failures,
             hmac_drift: Duration::from_secs(args.hmac_drift),
             replay_ttl: Duration::from_secs(args.hmac_replay_ttl),
             replay_cache_max: args.replay_cache_max,
@@ -531,6 +553,22 @@ mod tests {
             let err = with(vars).unwrap_err().to_string();
             assert!(err.starts_with(named) && err.contains("unset both"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_replay_ttl_under_twice_the_drift_is_refused_and_says_what_to_set() {
+        let with = |ttl: &'static str, drift: &'static str| {
+            Settings::from_lookup(move |k| match k {
+                "HMAC_REPLAY_TTL" => Some(ttl.into()),
+                "HMAC_DRIFT" => Some(drift.into()),
+                _ => None,
+            })
+        };
+        let err = with("59", "30").unwrap_err().to_string();
+        assert!(err.starts_with("HMAC_REPLAY_TTL is 59"), "{err}");
+        assert!(err.contains("at least 60"), "{err}");
+        assert!(with("60", "30").is_ok());
+        assert!(with("7200", "3600").is_ok());
     }
 
     #[test]

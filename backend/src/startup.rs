@@ -6,6 +6,7 @@ use crate::live::Hub;
 use crate::metrics::Metrics;
 use crate::routes::{self, AppState};
 use crate::security::Security;
+use crate::security::sessions::Sessions;
 use crate::settings::{Retention, Settings};
 use crate::storage::postgres::PgStorage;
 use crate::storage::sqlite::SqliteStorage;
@@ -37,6 +38,7 @@ pub struct Application {
     tls: Option<crate::tls::Acceptor>,
     alerts: Arc<dyn crate::alerts::AlertStore>,
     alerting: crate::alerts::EngineSettings,
+    sessions: Arc<Sessions>,
     hub: Hub,
     metrics: Arc<Metrics>,
 }
@@ -77,8 +79,13 @@ impl Application {
         let tls = settings.tls.as_ref().map(crate::tls::Acceptor::load).transpose()?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let alerts = storage::open_alerts(&settings).await.context("opening the alert tables")?;
+        let sessions =
+            storage::open_sessions(&settings).await.context("opening the session tables")?;
+        let sessions =
+            Arc::new(Sessions::open(sessions).await.context("reading which sessions ended")?);
         let state = AppState {
             security: Arc::new(security),
+            sessions: sessions.clone(),
             storage: storage.clone(),
             alerts: alerts.clone(),
             hub: hub.clone(),
@@ -131,6 +138,7 @@ impl Application {
             tls,
             alerts,
             alerting: settings.alerting,
+            sessions,
             hub,
             metrics,
         })
@@ -158,6 +166,7 @@ impl Application {
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let pruner = tokio::spawn(prune_forever(self.storage.clone(), self.retention));
+        let sessions = tokio::spawn(self.sessions.refresh_forever());
         let engine = crate::alerts::Engine::start(
             self.alerting,
             self.storage.clone(),
@@ -186,6 +195,7 @@ impl Application {
             None => door(self.listener, self.router).await,
         }
         pruner.abort();
+        sessions.abort();
         drop(engine);
         self.storage.close().await;
         Ok(())
@@ -249,6 +259,26 @@ async fn open_storage(
     Ok(storage)
 }
 
+/// Shorter credentials are warned about; the development defaults are warned about already.
+const MIN_SECRET_CHARS: usize = 16;
+
+/// The variables holding a value shorter than [`MIN_SECRET_CHARS`], named, never shown.
+fn short_credentials(settings: &Settings) -> Vec<&'static str> {
+    fn set(c: &crate::settings::Credential) -> &[crate::settings::Secret] {
+        if c.is_dev_default { &[] } else { &c.values }
+    }
+    [
+        ("API_TOKEN", set(&settings.api_token)),
+        ("HMAC_SECRET", set(&settings.hmac_secret)),
+        ("READ_TOKEN", &settings.read_token[..]),
+        ("ADMIN_TOKEN", &settings.admin_token[..]),
+    ]
+    .into_iter()
+    .filter(|(_, values)| values.iter().any(|v| v.expose().chars().count() < MIN_SECRET_CHARS))
+    .map(|(name, _)| name)
+    .collect()
+}
+
 fn warn_about_unsafe_settings(settings: &Settings) {
     if settings.api_token.is_dev_default || settings.hmac_secret.is_dev_default {
         tracing::warn!(
@@ -256,10 +286,11 @@ fn warn_about_unsafe_settings(settings: &Settings) {
              accepted only from loopback; set both before agents connect from other machines"
         );
     }
-    if settings.replay_ttl < settings.hmac_drift * 2 {
+    for name in short_credentials(settings) {
         tracing::warn!(
-            "HMAC_REPLAY_TTL is shorter than twice HMAC_DRIFT: a request could be replayed \
-             after its signature is forgotten but while its timestamp is still accepted"
+            variable = name,
+            "{name} has a value shorter than {MIN_SECRET_CHARS} characters, which can be \
+             guessed; use a longer random one (openssl rand -hex 32)"
         );
     }
     if !settings.addr.ip().is_loopback() {

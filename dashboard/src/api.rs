@@ -6,7 +6,7 @@ use crate::state::Live;
 use dioxus::prelude::*;
 use futures_util::StreamExt;
 use gloo_net::http::{Method, Request, RequestBuilder, Response};
-use gloo_net::websocket::{Message, State as WsState, futures::WebSocket};
+use gloo_net::websocket::{Message, State as WsState, WebSocketError, futures::WebSocket};
 use gloo_timers::future::TimeoutFuture;
 use protocol::alerts::{Alert, Channel, ChannelSpec, Rule, RuleSpec, Silence, SilenceSpec};
 use protocol::{
@@ -33,7 +33,7 @@ pub(crate) enum ApiError {
     #[error("login required")]
     LoginRequired,
     /// A change was refused (`403 forbidden`).
-    #[error("not the admin token")]
+    #[error("not allowed: changes need an admin login")]
     Forbidden,
     #[error("{0}")]
     Refused(String),
@@ -49,9 +49,9 @@ pub(crate) fn base_url() -> String {
     }
 }
 
-/// `ws://` or `wss://` for the same origin as `base`, asking for alert notices too, with the
-/// login session if any.
-pub(crate) fn ws_url(base: &str, access_token: Option<&str>) -> String {
+/// `ws://` or `wss://` for the same origin as `base`, asking for alert notices too. Never a
+/// credential: URLs end up in proxies' access logs (see [`ws_protocols`]).
+pub(crate) fn ws_url(base: &str) -> String {
     let ws = if let Some(rest) = base.strip_prefix("https://") {
         format!("wss://{rest}")
     } else if let Some(rest) = base.strip_prefix("http://") {
@@ -59,10 +59,14 @@ pub(crate) fn ws_url(base: &str, access_token: Option<&str>) -> String {
     } else {
         base.to_owned()
     };
-    match access_token {
-        Some(t) => format!("{ws}/ws?alerts=1&access_token={}", encode(t)),
-        None => format!("{ws}/ws?alerts=1"),
-    }
+    format!("{ws}/ws?alerts=1")
+}
+
+/// The subprotocols the page offers: the feed's own, and the login session if any, which is
+/// how a page sends a credential on a WebSocket (see [`protocol::live_auth`]).
+pub(crate) fn ws_protocols(session: Option<&str>) -> Vec<String> {
+    let own = protocol::live_auth::PROTOCOL.to_owned();
+    std::iter::once(own).chain(session.map(protocol::live_auth::bearer)).collect()
 }
 
 /// Percent-encodes a path segment or query value.
@@ -100,8 +104,8 @@ async fn read<T: DeserializeOwned>(response: Response) -> Result<T, ApiError> {
 
 /// Every call carries the login session when there is one; where reads are open it is unused.
 fn with_session(request: RequestBuilder) -> RequestBuilder {
-    match auth::bearer() {
-        Some(bearer) => request.header("authorization", &bearer),
+    match auth::session_token() {
+        Some(session) => request.header("authorization", &format!("Bearer {session}")),
         None => request,
     }
 }
@@ -202,23 +206,13 @@ async fn post<B: Serialize, T: DeserializeOwned>(
     send(request, Some(body)).await
 }
 
-/// A call with the admin credential: `admin_token` (`ADMIN_TOKEN`), or with none the admin
-/// login session.
-fn as_admin(method: Method, path: &str, admin_token: Option<&str>) -> RequestBuilder {
-    let request =
-        with_session(RequestBuilder::new(&format!("{}{path}", base_url())).method(method));
-    match admin_token {
-        Some(token) => request.header(protocol::HEADER_TOKEN, token),
-        None => request,
-    }
+/// A call with the login session, which for a change must be an admin's.
+fn call(method: Method, path: &str) -> RequestBuilder {
+    with_session(RequestBuilder::new(&format!("{}{path}", base_url())).method(method))
 }
 
-/// Clears with `admin_token`, or with none by the admin login session.
-pub(crate) async fn clear(
-    agent_id: Option<String>,
-    admin_token: Option<&str>,
-) -> Result<ClearResponse, ApiError> {
-    post(as_admin(Method::POST, "/api/events/clear", admin_token), &ClearRequest { agent_id }).await
+pub(crate) async fn clear(agent_id: Option<String>) -> Result<ClearResponse, ApiError> {
+    post(call(Method::POST, "/api/events/clear"), &ClearRequest { agent_id }).await
 }
 
 /// One page of alerts, newest first (only the pending and firing ones when `open`);
@@ -246,9 +240,9 @@ pub(crate) async fn silences() -> Result<Vec<Silence>, ApiError> {
     get("/api/alerts/silences").await
 }
 
-/// Channel URLs are credentials, so even the list needs the admin credential.
-pub(crate) async fn channels(admin_token: Option<&str>) -> Result<Vec<Channel>, ApiError> {
-    send(as_admin(Method::GET, "/api/alerts/channels", admin_token), None::<&()>).await
+/// Channel URLs are credentials, so even the list needs an admin login.
+pub(crate) async fn channels() -> Result<Vec<Channel>, ApiError> {
+    send(call(Method::GET, "/api/alerts/channels"), None::<&()>).await
 }
 
 /// The alert settings the admin changes, by their API path.
@@ -278,45 +272,26 @@ async fn save<B: Serialize, T: DeserializeOwned>(
     setting: Setting,
     id: Option<i64>,
     spec: &B,
-    admin_token: Option<&str>,
 ) -> Result<T, ApiError> {
     let method = if id.is_some() { Method::PUT } else { Method::POST };
-    send(as_admin(method, &setting.path(id), admin_token), Some(spec)).await
+    send(call(method, &setting.path(id)), Some(spec)).await
 }
 
-pub(crate) async fn save_rule(
-    id: Option<i64>,
-    spec: &RuleSpec,
-    admin_token: Option<&str>,
-) -> Result<Rule, ApiError> {
-    save(Setting::Rules, id, spec, admin_token).await
+pub(crate) async fn save_rule(id: Option<i64>, spec: &RuleSpec) -> Result<Rule, ApiError> {
+    save(Setting::Rules, id, spec).await
 }
 
-pub(crate) async fn save_channel(
-    id: Option<i64>,
-    spec: &ChannelSpec,
-    admin_token: Option<&str>,
-) -> Result<Channel, ApiError> {
-    save(Setting::Channels, id, spec, admin_token).await
+pub(crate) async fn save_channel(id: Option<i64>, spec: &ChannelSpec) -> Result<Channel, ApiError> {
+    save(Setting::Channels, id, spec).await
 }
 
-pub(crate) async fn create_silence(
-    spec: &SilenceSpec,
-    admin_token: Option<&str>,
-) -> Result<Silence, ApiError> {
-    save(Setting::Silences, None, spec, admin_token).await
+pub(crate) async fn create_silence(spec: &SilenceSpec) -> Result<Silence, ApiError> {
+    save(Setting::Silences, None, spec).await
 }
 
-/// Deletes a setting (ends a silence now); answered `204` without a body.
-pub(crate) async fn delete(
-    setting: Setting,
-    id: i64,
-    admin_token: Option<&str>,
-) -> Result<(), ApiError> {
-    let response = as_admin(Method::DELETE, &setting.path(Some(id)), admin_token)
-        .send()
-        .await
-        .map_err(|_| ApiError::Unreachable(base_url()))?;
+/// A call answered `204` without a body.
+async fn no_content(request: RequestBuilder) -> Result<(), ApiError> {
+    let response = request.send().await.map_err(|_| ApiError::Unreachable(base_url()))?;
     if response.ok() {
         return Ok(());
     }
@@ -324,10 +299,26 @@ pub(crate) async fn delete(
     Err(refusal(status, response.json::<ErrorBody>().await.ok()))
 }
 
+/// Deletes a setting (ends a silence now).
+pub(crate) async fn delete(setting: Setting, id: i64) -> Result<(), ApiError> {
+    no_content(call(Method::DELETE, &setting.path(Some(id)))).await
+}
+
 /// Exchanges a read or admin token for a session; a wrong one is [`ApiError::LoginRequired`].
 pub(crate) async fn login(token: &str) -> Result<Session, ApiError> {
     let request = Request::post(&format!("{}/api/session", base_url()));
     post(request, &serde_json::json!({ "token": token })).await
+}
+
+/// Ends `session` on the backend (a log-out), so that a copy of it no longer works either.
+pub(crate) async fn end_session(session: &str) -> Result<(), ApiError> {
+    let request = Request::delete(&format!("{}/api/session", base_url()));
+    no_content(request.header("authorization", &format!("Bearer {session}"))).await
+}
+
+/// Ends every session, this one included (admin).
+pub(crate) async fn revoke_sessions() -> Result<(), ApiError> {
+    no_content(call(Method::POST, "/api/session/revoke")).await
 }
 
 /// Refetches the fleet, or with `only` that one agent's row (its drives and host figures come
@@ -391,12 +382,13 @@ pub(crate) async fn flush_loop(live: Live, inbox: Inbox) {
 /// backend wants a login (the app starts it again after one).
 pub(crate) async fn live_loop(live: Live, inbox: Inbox) {
     let mut live = live;
-    let url = ws_url(&base_url(), auth::access_token().as_deref());
+    let url = ws_url(&base_url());
+    let protocols = ws_protocols(auth::session_token().as_deref());
     let mut backoff = Backoff::default();
     loop {
         live.conn.set(ConnState::Connecting);
         let mut opened = false;
-        if let Ok(socket) = WebSocket::open(&url) {
+        if let Ok(socket) = WebSocket::open_with_protocols(&url, &protocols) {
             while matches!(socket.state(), WsState::Connecting) {
                 TimeoutFuture::new(50).await;
             }
@@ -416,11 +408,22 @@ pub(crate) async fn live_loop(live: Live, inbox: Inbox) {
                         inbox.extend(missed);
                         live.conn.set(ConnState::Live);
                         backoff.reset();
-                        while let Some(Ok(message)) = stream.next().await {
-                            if let Message::Text(text) = message
-                                && let Ok(msg) = serde_json::from_str::<LiveMessage>(&text)
-                            {
-                                inbox.push(msg);
+                        while let Some(message) = stream.next().await {
+                            match message {
+                                Ok(Message::Text(text)) => {
+                                    if let Ok(msg) = serde_json::from_str::<LiveMessage>(&text) {
+                                        inbox.push(msg);
+                                    }
+                                }
+                                Ok(Message::Bytes(_)) => {}
+                                Err(WebSocketError::ConnectionClose(close))
+                                    if close.code == protocol::live_auth::CLOSE_SESSION_ENDED =>
+                                {
+                                    // Expired, logged out or revoked: no reconnect can help.
+                                    auth::login_required();
+                                    return;
+                                }
+                                Err(_) => break,
                             }
                         }
                     }
@@ -450,12 +453,20 @@ mod tests {
 
     #[test]
     fn websocket_url_follows_the_scheme() {
-        assert_eq!(ws_url("http://127.0.0.1:1337", None), "ws://127.0.0.1:1337/ws?alerts=1");
-        assert_eq!(ws_url("https://tele.example", None), "wss://tele.example/ws?alerts=1");
-        assert_eq!(
-            ws_url("https://tele.example", Some("s1.r.9.ab")),
-            "wss://tele.example/ws?alerts=1&access_token=s1.r.9.ab"
-        );
+        assert_eq!(ws_url("http://127.0.0.1:1337"), "ws://127.0.0.1:1337/ws?alerts=1");
+        assert_eq!(ws_url("https://tele.example"), "wss://tele.example/ws?alerts=1");
+    }
+
+    #[test]
+    fn the_session_goes_in_a_subprotocol_never_in_the_websocket_url() {
+        let session = "s2.r.0.1800000000.0011.ab";
+        let offered = ws_protocols(Some(session));
+        assert_eq!(offered[0], protocol::live_auth::PROTOCOL, "the one the server selects");
+        assert_eq!(protocol::live_auth::credential(&offered[1]).as_deref(), Some(session));
+        assert!(offered.iter().all(|p| !p.contains(session)), "encoded: {offered:?}");
+        assert_eq!(ws_protocols(None), [protocol::live_auth::PROTOCOL]);
+        let url = ws_url("https://tele.example");
+        assert!(!url.contains("access_token") && !url.contains(session), "{url}");
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! The login: the session `POST /api/session` made, kept in this tab's `sessionStorage` so a
 //! reload stays logged in while closing the tab forgets it (`localStorage` would outlive the
-//! browser session), and whether the login form must show.
+//! browser session), and whether the login form must show. A token is never kept, not even the
+//! admin's: an admin logs in once like a reader, and the admin session is the credential of
+//! every change.
 
 use dioxus::prelude::*;
 use serde::{Deserialize, Serialize};
 
 const SESSION_KEY: &str = "session";
-/// The admin token typed for a change, kept for the rest of this browser session.
-const ADMIN_TOKEN_KEY: &str = "admin_token";
 
 /// `POST /api/session`'s answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,21 +24,9 @@ impl Session {
     }
 }
 
-/// Whether this tab is logged in as admin, so changes need no typed token.
+/// Whether this tab is logged in as admin: the pages then offer changes.
 pub(crate) fn admin_login() -> bool {
     SESSION.read().as_ref().is_some_and(Session::is_admin)
-}
-
-/// What the user typed earlier in this browser session.
-pub(crate) fn saved_admin_token() -> String {
-    tab_storage().and_then(|s| s.get_item(ADMIN_TOKEN_KEY).ok().flatten()).unwrap_or_default()
-}
-
-/// Kept once a change with it succeeded, so the next change does not ask again.
-pub(crate) fn remember_admin_token(token: &str) {
-    if let Some(storage) = tab_storage() {
-        let _ = storage.set_item(ADMIN_TOKEN_KEY, token);
-    }
 }
 
 /// Why the login form shows.
@@ -46,12 +34,16 @@ pub(crate) fn remember_admin_token(token: &str) {
 pub(crate) enum Prompt {
     /// Reads need a credential and this tab has none.
     LogIn,
-    /// The stored session was refused: expired, or the token it came from was changed.
+    /// The stored session was refused: expired, logged out everywhere, or the token it came
+    /// from was changed.
     SessionEnded,
+    /// The user asked to log in as admin, to make changes; they may go back instead.
+    Admin,
 }
 
 pub(crate) static SESSION: GlobalSignal<Option<Session>> = Signal::global(saved);
-/// Set by the first read answered 401; the views stay hidden until a login clears it.
+/// Set by the first read answered 401, or by the user asking to log in as admin; the views stay
+/// hidden until a login (or, for an admin login, going back) clears it.
 pub(crate) static PROMPT: GlobalSignal<Option<Prompt>> = Signal::global(|| None);
 
 /// This tab's `sessionStorage`.
@@ -69,13 +61,9 @@ fn saved() -> Option<Session> {
     serde_json::from_str(&json).ok()
 }
 
-/// The `Authorization` value for REST calls, when logged in.
-pub(crate) fn bearer() -> Option<String> {
-    SESSION.peek().as_ref().map(|s| format!("Bearer {}", s.session))
-}
-
-/// The credential for the WebSocket URL, where browsers cannot set headers.
-pub(crate) fn access_token() -> Option<String> {
+/// The session itself, when logged in: sent as `Authorization: Bearer` on REST calls, and as a
+/// subprotocol of the WebSocket, where browsers cannot set headers.
+pub(crate) fn session_token() -> Option<String> {
     SESSION.peek().as_ref().map(|s| s.session.clone())
 }
 
@@ -87,10 +75,23 @@ pub(crate) fn log_in(session: Session) {
     *PROMPT.write() = None;
 }
 
-/// A read was answered 401: forgets the session it carried, if any, and asks for a login.
+/// Shows the login form for an admin login.
+pub(crate) fn ask_for_admin() {
+    *PROMPT.write() = Some(Prompt::Admin);
+}
+
+/// Back from an admin login the user did not finish.
+pub(crate) fn skip_admin_login() {
+    if *PROMPT.peek() == Some(Prompt::Admin) {
+        *PROMPT.write() = None;
+    }
+}
+
+/// The session was refused (a read answered 401, a change 403 although this tab holds an admin
+/// session, or the live feed closed for it): forgets it, if any, and asks for a login.
 pub(crate) fn login_required() {
-    if PROMPT.peek().is_some() {
-        // Reads in flight fail together; the first one decided why.
+    if matches!(*PROMPT.peek(), Some(Prompt::LogIn | Prompt::SessionEnded)) {
+        // Requests in flight fail together; the first one decided why.
         return;
     }
     let ended = SESSION.peek().is_some();
@@ -101,9 +102,9 @@ pub(crate) fn login_required() {
     *PROMPT.write() = Some(if ended { Prompt::SessionEnded } else { Prompt::LogIn });
 }
 
-/// Forgets everything this tab stored (the session and a typed admin token) and reloads, which
-/// also drops the open WebSocket and the fleet held in memory.
-pub(crate) fn log_out() {
+/// Forgets everything this tab stored and reloads, which also drops the open WebSocket and the
+/// fleet held in memory. The backend is told first (see `api::end_session`).
+pub(crate) fn forget() {
     if let Some(storage) = tab_storage() {
         let _ = storage.clear();
     }

@@ -40,3 +40,6 @@ pub const ORIGIN_NOT_ALLOWED: &str = "origin_not_allowed";
 /// 429: the client's address already holds its share of the connections
 /// (`MAX_CONNECTIONS_PER_ADDRESS`).
 pub const TOO_MANY_CONNECTIONS: &str = "too_many_connections";
+/// 429: too many wrong credentials came from this client address within a minute
+/// (`LOGIN_MAX_FAILURES`); wait the `Retry-After` seconds.
+pub const LOGIN_THROTTLED: &str = "login_throttled";

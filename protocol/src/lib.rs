@@ -7,6 +7,7 @@
 pub mod alerts;
 pub mod codes;
 mod host;
+pub mod live_auth;
 pub mod liveness;
 pub mod rows;
 pub mod secret;

@@ -11,6 +11,7 @@ use testcontainers::core::wait::HttpWaitStrategy;
 use testcontainers::core::{IntoContainerPort, Mount, WaitFor};
 use testcontainers::runners::{AsyncBuilder, AsyncRunner};
 use testcontainers::{ContainerAsync, GenericBuildableImage, GenericImage, ImageExt};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const TOKEN: &str = "container-token";
 const SECRET: &str = "container-secret";
@@ -130,9 +131,12 @@ async fn the_seed_api_through_the_image() {
         backend.http.get(backend.url("/api/events").await).send().await.unwrap().status(),
         StatusCode::UNAUTHORIZED
     );
-    let ws_url =
-        format!("{}?access_token={READER}", backend.url("/ws").await.replace("http", "ws"));
-    let mut ws = tokio_tungstenite::connect_async(ws_url).await.unwrap().0;
+    // The live feed takes the read token as every other read does, never from its URL.
+    let mut ws_request =
+        backend.url("/ws").await.replace("http", "ws").into_client_request().unwrap();
+    let bearer = format!("Bearer {READER}").parse().unwrap();
+    ws_request.headers_mut().insert("authorization", bearer);
+    let mut ws = tokio_tungstenite::connect_async(ws_request).await.unwrap().0;
     // Until the server has subscribed the socket, rows may pass it by: wait for the gauge.
     for _ in 0..100 {
         let text = backend.http.get(backend.url("/metrics").await).send().await.unwrap();

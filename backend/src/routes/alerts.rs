@@ -1,6 +1,6 @@
 //! `/api/alerts...`: the alerts and their notifications (reads), and rules, channels and
-//! silences (changed with the admin credential; channels, whose URLs and secrets are
-//! credentials themselves, are listed to admins only).
+//! silences (changed with the admin credential, which the routes' guard checks; channels, whose
+//! URLs and secrets are credentials themselves, are listed to admins only).
 
 use super::ingest::body_bytes;
 use super::{ApiQuery, AppState, agent_filter, page_limit};
@@ -10,20 +10,15 @@ use crate::error::ApiError;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use protocol::alerts::{
     Alert, AlertState, Channel, ChannelSpec, Delivery, Rule, RuleSpec, Silence, SilenceSpec,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use std::net::SocketAddr;
 
 const DEFAULT_LIMIT: u32 = 100;
-
-fn admin(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<(), ApiError> {
-    Ok(state.security.access.authorize_admin(headers, peer, now_ms() / 1000)?)
-}
 
 fn parse<T: DeserializeOwned>(
     state: &AppState,
@@ -138,14 +133,11 @@ fn json<T: serde::Serialize>(value: &T) -> String {
 #[utoipa::path(post, path = "/api/alerts/rules", tag = "alerts", request_body = RuleSpec,
     responses((status = 201, body = Rule), (status = 403, body = protocol::ErrorBody),
               (status = 422, description = "Incomplete or out of limits", body = protocol::ErrorBody)))]
-#[tracing::instrument(skip_all, fields(peer = %peer))]
+#[tracing::instrument(skip_all)]
 pub(crate) async fn create_rule(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Rule>), ApiError> {
-    admin(&state, &headers, peer)?;
     let spec = checked_rule(&state, body).await?;
     let id = state.alerts.insert(Table::Rules, json(&spec)).await?;
     tracing::info!(id, name = %spec.name, "alert rule created");
@@ -156,15 +148,12 @@ pub(crate) async fn create_rule(
 #[utoipa::path(put, path = "/api/alerts/rules/{id}", tag = "alerts", request_body = RuleSpec,
     params(("id" = i64, Path)),
     responses((status = 200, body = Rule), (status = 404, body = protocol::ErrorBody)))]
-#[tracing::instrument(skip_all, fields(peer = %peer))]
+#[tracing::instrument(skip_all)]
 pub(crate) async fn replace_rule(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<i64>,
-    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Rule>, ApiError> {
-    admin(&state, &headers, peer)?;
     let spec = checked_rule(&state, body).await?;
     if !state.alerts.replace(Table::Rules, id, json(&spec)).await? {
         return Err(not_found("rule", id));
@@ -174,14 +163,7 @@ pub(crate) async fn replace_rule(
 }
 
 /// `DELETE /api/{rules,channels,silences}/{id}`, one handler per table.
-async fn delete(
-    state: AppState,
-    peer: SocketAddr,
-    headers: HeaderMap,
-    table: Table,
-    id: i64,
-) -> Result<StatusCode, ApiError> {
-    admin(&state, &headers, peer)?;
+async fn delete(state: AppState, table: Table, id: i64) -> Result<StatusCode, ApiError> {
     if !state.alerts.delete(table, id).await? {
         return Err(not_found(table.name(), id));
     }
@@ -192,14 +174,12 @@ async fn delete(
 /// `DELETE /api/alerts/rules/{id}`: its open alerts resolve at the next round, silently.
 #[utoipa::path(delete, path = "/api/alerts/rules/{id}", tag = "alerts", params(("id" = i64, Path)),
     responses((status = 204), (status = 404, body = protocol::ErrorBody)))]
-#[tracing::instrument(skip_all, fields(peer = %peer))]
+#[tracing::instrument(skip_all)]
 pub(crate) async fn delete_rule(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<i64>,
-    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    delete(state, peer, headers, Table::Rules, id).await
+    delete(state, Table::Rules, id).await
 }
 
 fn public(id: i64, spec: ChannelSpec) -> Channel {
@@ -217,13 +197,10 @@ fn public(id: i64, spec: ChannelSpec) -> Channel {
 #[utoipa::path(get, path = "/api/alerts/channels", tag = "alerts",
     responses((status = 200, description = "Secrets left out", body = Vec<Channel>),
               (status = 403, body = protocol::ErrorBody)))]
-#[tracing::instrument(skip_all, fields(peer = %peer))]
+#[tracing::instrument(skip_all)]
 pub(crate) async fn channels(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
 ) -> Result<Json<Vec<Channel>>, ApiError> {
-    admin(&state, &headers, peer)?;
     let rows = alerts::store::channels_of(state.alerts.list(Table::Channels).await?);
     Ok(Json(rows.into_iter().map(|(id, spec)| public(id, spec)).collect()))
 }
@@ -231,14 +208,11 @@ pub(crate) async fn channels(
 /// `POST /api/alerts/channels`: 201 with the stored channel.
 #[utoipa::path(post, path = "/api/alerts/channels", tag = "alerts", request_body = ChannelSpec,
     responses((status = 201, body = Channel), (status = 422, body = protocol::ErrorBody)))]
-#[tracing::instrument(skip_all, fields(peer = %peer))]
+#[tracing::instrument(skip_all)]
 pub(crate) async fn create_channel(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Channel>), ApiError> {
-    admin(&state, &headers, peer)?;
     let spec: ChannelSpec = parse(&state, body)?;
     alerts::check_channel(&spec).map_err(ApiError::Invalid)?;
     let id = state.alerts.insert(Table::Channels, json(&spec)).await?;
@@ -250,15 +224,12 @@ pub(crate) async fn create_channel(
 #[utoipa::path(put, path = "/api/alerts/channels/{id}", tag = "alerts", request_body = ChannelSpec,
     params(("id" = i64, Path)),
     responses((status = 200, body = Channel), (status = 404, body = protocol::ErrorBody)))]
-#[tracing::instrument(skip_all, fields(peer = %peer))]
+#[tracing::instrument(skip_all)]
 pub(crate) async fn replace_channel(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<i64>,
-    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Channel>, ApiError> {
-    admin(&state, &headers, peer)?;
     let mut spec: ChannelSpec = parse(&state, body)?;
     let store = state.alerts;
     let stored = alerts::store::channels_of(store.list(Table::Channels).await?);
@@ -279,14 +250,12 @@ pub(crate) async fn replace_channel(
 /// `DELETE /api/alerts/channels/{id}`: notifications still waiting for it are given up.
 #[utoipa::path(delete, path = "/api/alerts/channels/{id}", tag = "alerts", params(("id" = i64, Path)),
     responses((status = 204), (status = 404, body = protocol::ErrorBody)))]
-#[tracing::instrument(skip_all, fields(peer = %peer))]
+#[tracing::instrument(skip_all)]
 pub(crate) async fn delete_channel(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<i64>,
-    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    delete(state, peer, headers, Table::Channels, id).await
+    delete(state, Table::Channels, id).await
 }
 
 /// `GET /api/alerts/silences`: those not ended yet.
@@ -304,14 +273,11 @@ pub(crate) async fn silences(
 /// `POST /api/alerts/silences`: 201 with the stored silence.
 #[utoipa::path(post, path = "/api/alerts/silences", tag = "alerts", request_body = SilenceSpec,
     responses((status = 201, body = Silence), (status = 422, body = protocol::ErrorBody)))]
-#[tracing::instrument(skip_all, fields(peer = %peer))]
+#[tracing::instrument(skip_all)]
 pub(crate) async fn create_silence(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Silence>), ApiError> {
-    admin(&state, &headers, peer)?;
     let spec: SilenceSpec = parse(&state, body)?;
     alerts::check_silence(&spec, now_ms() / 1000).map_err(ApiError::Invalid)?;
     let id = state.alerts.insert(Table::Silences, json(&spec)).await?;
@@ -322,12 +288,10 @@ pub(crate) async fn create_silence(
 /// `DELETE /api/alerts/silences/{id}`: ends it now.
 #[utoipa::path(delete, path = "/api/alerts/silences/{id}", tag = "alerts", params(("id" = i64, Path)),
     responses((status = 204), (status = 404, body = protocol::ErrorBody)))]
-#[tracing::instrument(skip_all, fields(peer = %peer))]
+#[tracing::instrument(skip_all)]
 pub(crate) async fn delete_silence(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<i64>,
-    headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
-    delete(state, peer, headers, Table::Silences, id).await
+    delete(state, Table::Silences, id).await
 }

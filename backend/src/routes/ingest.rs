@@ -50,12 +50,18 @@ pub(crate) async fn ingest(
 ) -> Result<Json<IngestResponse>, ApiError> {
     let result = accept(&state, peer, &headers, body).await;
     if let Err(e) = &result {
-        if let Some(why) = e.refusal() {
-            state.metrics.refused(why);
-        }
-        tracing::debug!(status = %e.status(), code = e.code(), reason = %e, "ingest refused");
+        count_refusal(&state, e);
     }
     result
+}
+
+/// Counts a refused ingest in `/metrics` and says why at debug level, whichever check refused
+/// it (the token is checked before the body is read, in the route's guard).
+pub(crate) fn count_refusal(state: &AppState, e: &ApiError) {
+    if let Some(why) = e.refusal() {
+        state.metrics.refused(why);
+    }
+    tracing::debug!(status = %e.status(), code = e.code(), reason = %e, "ingest refused");
 }
 
 async fn accept(
@@ -65,7 +71,7 @@ async fn accept(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<IngestResponse>, ApiError> {
     let body = body_bytes(body, state.max_body_bytes)?;
-    let verified = state.security.verify_ingest(headers, peer, &body, now_ms())?;
+    let verified = state.security.verify_signature(headers, peer, &body, now_ms())?;
     let batch: IngestBatch = serde_json::from_slice(&body)
         .map_err(|e| ApiError::Invalid(format!("body is not a valid batch: {e}")))?;
     let ts_ms = batch.validate().map_err(|e| ApiError::Invalid(e.to_string()))?;

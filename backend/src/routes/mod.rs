@@ -4,6 +4,7 @@ pub(crate) mod agents;
 pub(crate) mod alerts;
 mod dashboard;
 pub(crate) mod events;
+mod guard;
 pub(crate) mod ingest;
 pub(crate) mod machine;
 pub(crate) mod ops;
@@ -14,6 +15,7 @@ use crate::error::ApiError;
 use crate::live::Hub;
 use crate::metrics::Metrics;
 use crate::security::Security;
+use crate::security::sessions::Sessions;
 use crate::storage::Store;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -27,6 +29,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 #[derive(Debug, Clone)]
 pub(crate) struct AppState {
     pub security: Arc<Security>,
+    /// Which sessions ended before their expiry.
+    pub sessions: Arc<Sessions>,
     pub storage: Arc<dyn Store>,
     pub alerts: Arc<dyn crate::alerts::AlertStore>,
     pub hub: Hub,
@@ -93,28 +97,6 @@ fn cors(origins: &[String]) -> CorsLayer {
         ])
 }
 
-/// Reads the whole body within `body_timeout` before any handler runs: a client that drips a
-/// body byte by byte would otherwise hold its connection and a task for as long as it likes
-/// (a per-read timeout never fires on a slow drip).
-async fn read_body_in_time(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Result<axum::response::Response, ApiError> {
-    let (parts, body) = req.into_parts();
-    let limit = state.max_body_bytes;
-    let bytes =
-        match tokio::time::timeout(state.body_timeout, axum::body::to_bytes(body, limit)).await {
-            Ok(Ok(bytes)) => bytes,
-            Ok(Err(e)) if is_length_limit(&e) => return Err(ApiError::TooLarge(limit)),
-            Ok(Err(e)) => {
-                return Err(ApiError::Invalid(format!("could not read the request body: {e}")));
-            }
-            Err(_) => return Err(ApiError::TimedOut(state.body_timeout.as_secs())),
-        };
-    Ok(next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await)
-}
-
 /// A bug in a handler answers this request with a 500 and leaves the connection and the
 /// server as they were.
 fn panicked(panic: Box<dyn std::any::Any + Send>) -> axum::response::Response {
@@ -127,49 +109,12 @@ fn panicked(panic: Box<dyn std::any::Any + Send>) -> axum::response::Response {
     axum::response::IntoResponse::into_response(ApiError::Internal)
 }
 
-fn is_length_limit(e: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = source {
-        if s.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        source = s.source();
-    }
-    false
-}
-
 async fn say_level(mut response: axum::response::Response) -> axum::response::Response {
     response.headers_mut().insert(
         HeaderName::from_static(protocol::HEADER_INGEST_LEVEL),
         HeaderValue::from(u16::from(protocol::INGEST_LEVEL)),
     );
     response
-}
-
-/// Every request, first: the `Host` rule (see [`crate::security::access`]).
-async fn check_host(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Result<axum::response::Response, ApiError> {
-    state.security.access.check_host(req.headers())?;
-    Ok(next.run(req).await)
-}
-
-/// The reads: open or with a credential. Only `/ws` takes it from the query, where browsers
-/// must put it.
-async fn require_read(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Result<axum::response::Response, ApiError> {
-    let query_token = (req.uri().path() == "/ws")
-        .then(|| req.uri().query())
-        .flatten()
-        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("access_token=")));
-    let now_s = crate::clock::now_ms() / 1000;
-    state.security.access.authorize_read(req.headers(), query_token, now_s)?;
-    Ok(next.run(req).await)
 }
 
 /// The API on its own listener, or with `dashboard` (a built dashboard's folder) the same API
@@ -179,6 +124,7 @@ pub(crate) fn router(
     cors_origins: &[String],
     dashboard: Option<&std::path::Path>,
 ) -> Router {
+    use axum::middleware::{from_fn, from_fn_with_state, map_response};
     let reads = Router::new()
         .route("/api/events", get(events::list))
         .route("/api/agents", get(agents::list))
@@ -188,27 +134,49 @@ pub(crate) fn router(
         .route("/api/agents/{agent_id}/notices", get(machine::notices))
         .route("/api/alerts", get(alerts::list))
         .route("/api/alerts/notifications", get(alerts::deliveries))
-        .route("/api/alerts/rules", get(alerts::rules).post(alerts::create_rule))
-        .route("/api/alerts/silences", get(alerts::silences).post(alerts::create_silence))
+        .route("/api/alerts/rules", get(alerts::rules))
+        .route("/api/alerts/silences", get(alerts::silences))
+        .route("/api/session", delete(session::log_out))
+        .route_layer(from_fn_with_state(state.clone(), guard::require_read));
+    // Checked for a credential in its URL before anything else, whatever the reads need.
+    let live = Router::new()
         .route("/ws", get(ws::upgrade))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_read));
-    // Agents learn from these two what a batch may carry (see `protocol::HEADER_INGEST_LEVEL`).
-    let levelled = Router::new()
-        .route("/api/ingest", post(ingest::ingest))
-        .route("/healthz", get(ops::healthz))
-        .route_layer(axum::middleware::map_response(say_level));
-    let api = Router::new()
-        .merge(reads)
-        .merge(levelled)
+        .route_layer(from_fn_with_state(state.clone(), guard::require_read))
+        .route_layer(from_fn(ws::no_credential_in_url));
+    // Each change: its credential, then its body (see `guard`).
+    let changes = Router::new()
         .route("/api/events/clear", post(events::clear))
+        .route("/api/alerts/rules", post(alerts::create_rule))
         .route("/api/alerts/rules/{id}", put(alerts::replace_rule).delete(alerts::delete_rule))
         .route("/api/alerts/channels", get(alerts::channels).post(alerts::create_channel))
         .route(
             "/api/alerts/channels/{id}",
             put(alerts::replace_channel).delete(alerts::delete_channel),
         )
+        .route("/api/alerts/silences", post(alerts::create_silence))
         .route("/api/alerts/silences/{id}", delete(alerts::delete_silence))
-        .route("/api/session", get(session::status).post(session::login))
+        .route("/api/session/revoke", post(session::revoke))
+        .route_layer(from_fn_with_state(state.clone(), guard::read_body_in_time))
+        .route_layer(from_fn_with_state(state.clone(), guard::require_admin));
+    let login = Router::new()
+        .route("/api/session", post(session::log_in))
+        .route_layer(from_fn_with_state(state.clone(), guard::read_body_in_time))
+        .route_layer(from_fn_with_state(state.clone(), guard::throttle_logins));
+    // Agents learn from these two what a batch may carry (see `protocol::HEADER_INGEST_LEVEL`),
+    // refusals included.
+    let levelled = Router::new()
+        .route("/api/ingest", post(ingest::ingest))
+        .route_layer(from_fn_with_state(state.clone(), guard::read_body_in_time))
+        .route_layer(from_fn_with_state(state.clone(), guard::require_api_token))
+        .route("/healthz", get(ops::healthz))
+        .route_layer(map_response(say_level));
+    let api = Router::new()
+        .merge(reads)
+        .merge(live)
+        .merge(changes)
+        .merge(login)
+        .merge(levelled)
+        .route("/api/session", get(session::status))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
@@ -218,8 +186,7 @@ pub(crate) fn router(
         None => api.fallback(ops::not_found),
     };
     api.layer(DefaultBodyLimit::max(state.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), read_body_in_time))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), check_host))
+        .layer(from_fn_with_state(state.clone(), guard::check_host))
         .layer(cors(cors_origins))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .with_state(state)

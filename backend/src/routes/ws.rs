@@ -1,17 +1,24 @@
-//! `GET /ws[?agent_id=]`: every stored row and clear notice, live.
+//! `GET /ws[?agent_id=]`: every stored row and clear notice, live, until the client leaves or
+//! the session that let it in ends.
 
 use super::{ApiQuery, AppState};
+use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::live::LiveFrame;
 use crate::security::Refused;
-use axum::extract::State;
+use crate::security::access::Claims;
+use crate::security::sessions::Ended as SessionsEnded;
+use axum::Extension;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use futures_util::SinkExt;
+use protocol::live_auth;
 use serde::Deserialize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
 use tokio::time::timeout;
 
 const PING_EVERY: Duration = Duration::from_secs(20);
@@ -26,9 +33,25 @@ pub(crate) struct WsQuery {
     agent_id: Option<String>,
     /// `alerts=1` (or `true`): alert changes too, as `{"type": "alert", ...}` messages.
     alerts: Option<String>,
-    /// A read token or session, for browsers (checked before the upgrade).
-    #[serde(rename = "access_token")]
-    _access_token: Option<String>,
+}
+
+/// Before anything else: a credential in the URL is refused, whether or not reads need one, so
+/// that a script still sending one learns to stop (URLs end up in proxies' access logs).
+pub(crate) async fn no_credential_in_url(
+    req: Request,
+    next: axum::middleware::Next,
+) -> Result<Response, ApiError> {
+    let query = req.uri().query().unwrap_or_default();
+    if query.split('&').any(|kv| kv.starts_with("access_token=")) {
+        return Err(ApiError::Invalid(format!(
+            "access_token in the URL is no longer taken (URLs end up in access logs): send \
+             Authorization: Bearer <credential>, or from a browser offer the subprotocols {} \
+             and {}<base64url of the session>",
+            live_auth::PROTOCOL,
+            live_auth::BEARER_PREFIX
+        )));
+    }
+    Ok(next.run(req).await)
 }
 
 #[tracing::instrument(skip_all)]
@@ -36,10 +59,19 @@ pub(crate) async fn upgrade(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
+    session: Option<Extension<Claims>>,
     ApiQuery(query): ApiQuery<WsQuery>,
 ) -> Response {
     if let Err(e) = state.security.access.check_origin(&headers) {
         return ApiError::from(e).into_response();
+    }
+    let offered: Vec<&str> = ws.requested_protocols().filter_map(|p| p.to_str().ok()).collect();
+    let sends_bearer = offered.iter().any(|p| p.starts_with(live_auth::BEARER_PREFIX));
+    if sends_bearer && !offered.contains(&live_auth::PROTOCOL) {
+        // A browser fails a handshake whose answer selects none of the offered subprotocols,
+        // and echoing the credential's own would put it in the answer.
+        let why = format!("offer the subprotocol {} beside the bearer one", live_auth::PROTOCOL);
+        return ApiError::Invalid(why).into_response();
     }
     let filter = query.agent_id.filter(|a| !a.is_empty());
     let alerts = match query.alerts.as_deref() {
@@ -51,12 +83,44 @@ pub(crate) async fn upgrade(
         let busy = Refused::Busy("too many live clients (WS_MAX_CLIENTS); retry later".into());
         return ApiError::from(busy).into_response();
     };
-    ws.max_message_size(state.ws_max_message_bytes)
+    // Where reads are open the socket needs no session, so none is watched.
+    let watched = session
+        .filter(|_| !state.security.access.reads_open())
+        .map(|Extension(claims)| (claims, state.sessions.watch()));
+    ws.protocols([live_auth::PROTOCOL])
+        .max_message_size(state.ws_max_message_bytes)
         .max_frame_size(state.ws_max_message_bytes)
         .on_upgrade(move |socket| async move {
             let _slot = slot;
-            client(socket, filter, alerts, state).await;
+            client(socket, filter, alerts, watched, state).await;
         })
+}
+
+/// Resolves with the reason once the watched session expires or ends; never without one.
+async fn session_ends(
+    watched: &mut Option<(Claims, watch::Receiver<SessionsEnded>)>,
+) -> &'static str {
+    let Some((claims, ended)) = watched else { return std::future::pending().await };
+    // A session is good through the second it expires in.
+    let left_ms = claims.expires_s.saturating_add(1).saturating_mul(1000) - now_ms();
+    let mut expiry = std::pin::pin!(tokio::time::sleep(Duration::from_millis(
+        u64::try_from(left_ms).unwrap_or(0)
+    )));
+    loop {
+        // Also what changed between the check that let the client in and the subscription.
+        if ended.borrow_and_update().ends(claims) {
+            return "the session was ended (logged out or revoked); log in again";
+        }
+        tokio::select! {
+            () = &mut expiry => return "the session expired; log in again",
+            changed = ended.changed() => {
+                if changed.is_err() {
+                    // The server is going away; its shutdown closes the socket.
+                    return std::future::pending().await;
+                }
+            }
+        }
+    }
 }
 
 /// Decrements the client gauge however the connection ends.
@@ -74,10 +138,17 @@ enum Ended {
     /// The feed itself missed rows (see [`LiveFrame::gap`]).
     Gap,
     ShuttingDown,
+    SessionOver(&'static str),
 }
 
 #[tracing::instrument(skip_all, fields(agent_id = filter.as_deref().unwrap_or("*")))]
-async fn client(mut socket: WebSocket, filter: Option<String>, alerts: bool, state: AppState) {
+async fn client(
+    mut socket: WebSocket,
+    filter: Option<String>,
+    alerts: bool,
+    mut watched: Option<(Claims, watch::Receiver<SessionsEnded>)>,
+    state: AppState,
+) {
     state.metrics.ws_clients.fetch_add(1, Relaxed);
     let _connected = Connected(&state);
     // Subscribed before the first await on the socket, so no row committed from now on is missed.
@@ -115,6 +186,7 @@ async fn client(mut socket: WebSocket, filter: Option<String>, alerts: bool, sta
                 }
             }
             _ = shutdown.changed() => break Ended::ShuttingDown,
+            why = session_ends(&mut watched) => break Ended::SessionOver(why),
         }
     };
     let (code, reason) = match ended {
@@ -125,6 +197,7 @@ async fn client(mut socket: WebSocket, filter: Option<String>, alerts: bool, sta
         }
         Ended::Gap => (CLOSE_TRY_AGAIN_LATER, "the live feed missed rows; reconnect and refetch"),
         Ended::ShuttingDown => (CLOSE_GOING_AWAY, "server shutting down"),
+        Ended::SessionOver(why) => (live_auth::CLOSE_SESSION_ENDED, why),
     };
     let close = Message::Close(Some(CloseFrame { code, reason: reason.into() }));
     // A client that reads nothing may never take the close frame; do not wait on it for long.

@@ -1,14 +1,17 @@
 //! Who may write: the API token, the HMAC signature, the timestamp window and the replay guard;
-//! and, in [`access`], who may read and clear.
+//! in [`access`], who may read and clear; in [`sessions`], which sessions ended early; and in
+//! [`throttle`], how many wrong credentials a client may try.
 
 pub(crate) mod access;
 pub(crate) mod replay;
+pub(crate) mod sessions;
+pub(crate) mod throttle;
 
 use crate::settings::{Credential, Settings};
 use axum::http::HeaderMap;
 use protocol::{HEADER_SIGNATURE, HEADER_SIGNATURE_TS, HEADER_TOKEN, SignatureError, codes};
 use replay::{ReplayCheck, ReplayGuard, Signature};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// Why an ingest request was refused as unauthorised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +44,8 @@ pub(crate) enum Refused {
     Forbidden { code: &'static str, detail: String },
     #[error("{0}")]
     Busy(String),
+    #[error("too many wrong credentials from this address; retry in {retry_after_s} s")]
+    Throttled { retry_after_s: u64 },
 }
 
 impl Refused {
@@ -55,6 +60,7 @@ impl Refused {
             Refused::LoginRequired(_) => protocol::codes::LOGIN_REQUIRED,
             Refused::Forbidden { code, .. } => code,
             Refused::Busy(_) => protocol::codes::BUSY,
+            Refused::Throttled { .. } => protocol::codes::LOGIN_THROTTLED,
         }
     }
 }
@@ -73,6 +79,7 @@ pub(crate) struct Security {
     drift_ms: i64,
     pub replay: ReplayGuard,
     pub access: access::Access,
+    pub logins: throttle::Throttle,
 }
 
 /// Equal-length inputs are compared without an early exit, so timing does not reveal a prefix.
@@ -84,7 +91,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// forwarded for is loopback too: a proxy on the same host (nginx) would
 /// otherwise make remote clients look local to the development-credentials rule. Proxies append
 /// the real client, so a remote client cannot pass by sending the header itself.
-fn is_local(peer: SocketAddr, headers: &HeaderMap) -> bool {
+pub(crate) fn is_local(peer: SocketAddr, headers: &HeaderMap) -> bool {
     let forwarded_for_loopback = headers.get_all("x-forwarded-for").iter().all(|value| {
         value.to_str().is_ok_and(|v| {
             v.split(',')
@@ -92,6 +99,17 @@ fn is_local(peer: SocketAddr, headers: &HeaderMap) -> bool {
         })
     });
     peer.ip().is_loopback() && forwarded_for_loopback && !headers.contains_key("forwarded")
+}
+
+/// The address wrong credentials are counted against: the peer's, or behind a proxy on this
+/// host the client's that it appended to `X-Forwarded-For` (a client cannot choose it, since
+/// the proxy appends after whatever the client sent).
+pub(crate) fn client_ip(peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+    let forwarded = || {
+        let last = headers.get_all("x-forwarded-for").iter().next_back()?.to_str().ok()?;
+        last.rsplit(',').next()?.trim().parse().ok()
+    };
+    if peer.ip().is_loopback() { forwarded().unwrap_or(peer.ip()) } else { peer.ip() }
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -114,10 +132,11 @@ impl Security {
                 settings.replay_cache_max,
             ),
             access: access::Access::new(settings),
+            logins: throttle::Throttle::new(settings.login_max_failures),
         }
     }
 
-    /// The token check alone, which is all `POST /api/events/clear` needs.
+    /// The API token of `POST /api/ingest`, checked from the headers before the body is read.
     pub(crate) fn check_token(&self, headers: &HeaderMap, peer: SocketAddr) -> Result<(), Refused> {
         let Some(given) = header(headers, HEADER_TOKEN) else {
             return Err(Refused::unauthorized(AuthFailure::BadToken, "missing X-Api-Token header"));
@@ -136,16 +155,16 @@ impl Security {
         Ok(())
     }
 
-    /// Every check for `POST /api/ingest`, cheapest first; the replay guard last, so that
-    /// only correctly signed requests ever take a place in it.
-    pub(crate) fn verify_ingest(
+    /// The checks of `POST /api/ingest` that need its body, after [`Security::check_token`],
+    /// cheapest first; the replay guard last, so that only correctly signed requests ever take
+    /// a place in it.
+    pub(crate) fn verify_signature(
         &self,
         headers: &HeaderMap,
         peer: SocketAddr,
         body: &[u8],
         now_ms: i64,
     ) -> Result<Verified, Refused> {
-        self.check_token(headers, peer)?;
         let Some(ts) = header(headers, HEADER_SIGNATURE_TS) else {
             return Err(Refused::unauthorized(
                 AuthFailure::StaleTimestamp,
@@ -214,7 +233,20 @@ mod tests {
             drift_ms: Duration::from_secs(30).as_millis() as i64,
             replay: ReplayGuard::new(120_000, 100),
             access: access::Access::new(&Settings::from_lookup(|_| None).unwrap()),
+            logins: throttle::Throttle::new(10),
         }
+    }
+
+    /// Both halves of the ingest checks, in the order the routes run them.
+    fn verify(
+        s: &Security,
+        headers: &HeaderMap,
+        peer: SocketAddr,
+        body: &[u8],
+        now_ms: i64,
+    ) -> Result<Verified, Refused> {
+        s.check_token(headers, peer)?;
+        s.verify_signature(headers, peer, body, now_ms)
     }
 
     fn headers(token: &str, ts: &str, sig: &str) -> HeaderMap {
@@ -243,30 +275,45 @@ mod tests {
         let sig = protocol::sign(b"sec", "1700000000", body);
         let peer = LOCAL.parse().unwrap();
         assert_eq!(
-            code(s.verify_ingest(&headers("nope", "1700000000", &sig), peer, body, now)),
+            code(verify(&s, &headers("nope", "1700000000", &sig), peer, body, now)),
             "bad_token"
         );
         assert_eq!(
-            code(s.verify_ingest(&headers("tok", "1700000031", &sig), peer, body, now)),
+            code(verify(&s, &headers("tok", "1700000031", &sig), peer, body, now)),
             "stale_timestamp"
         );
         assert_eq!(
-            code(s.verify_ingest(&headers("tok", "soon", &sig), peer, body, now)),
+            code(verify(&s, &headers("tok", "soon", &sig), peer, body, now)),
             "stale_timestamp"
         );
         assert_eq!(
-            code(s.verify_ingest(&headers("tok", "1700000000", &sig), peer, b"{ }", now)),
+            code(verify(&s, &headers("tok", "1700000000", &sig), peer, b"{ }", now)),
             "bad_signature"
         );
+        assert_eq!(code(verify(&s, &headers("tok", "1700000000", &sig), peer, body, now)), "ok");
         assert_eq!(
-            code(s.verify_ingest(&headers("tok", "1700000000", &sig), peer, body, now)),
-            "ok"
-        );
-        assert_eq!(
-            code(s.verify_ingest(&headers("tok", "1700000000", &sig), peer, body, now)),
+            code(verify(&s, &headers("tok", "1700000000", &sig), peer, body, now)),
             "replay"
         );
-        assert_eq!(code(s.verify_ingest(&HeaderMap::new(), peer, body, now)), "bad_token");
+        assert_eq!(code(verify(&s, &HeaderMap::new(), peer, body, now)), "bad_token");
+    }
+
+    #[test]
+    fn failures_count_against_the_client_a_local_proxy_names_and_no_other() {
+        let forwarded = |peer: &str, xff: &[&str]| {
+            let mut h = HeaderMap::new();
+            for v in xff {
+                h.append("x-forwarded-for", v.parse().unwrap());
+            }
+            client_ip(peer.parse().unwrap(), &h).to_string()
+        };
+        assert_eq!(forwarded(REMOTE, &[]), "192.0.2.7");
+        assert_eq!(forwarded(REMOTE, &["198.51.100.4"]), "192.0.2.7", "not from a proxy here");
+        assert_eq!(forwarded(LOCAL, &[]), "127.0.0.1");
+        // The proxy appends the address it saw after whatever the client sent itself.
+        assert_eq!(forwarded(LOCAL, &["10.0.0.1", "198.51.100.4"]), "198.51.100.4");
+        assert_eq!(forwarded(LOCAL, &["10.0.0.1, 198.51.100.4"]), "198.51.100.4");
+        assert_eq!(forwarded(LOCAL, &["garbage"]), "127.0.0.1");
     }
 
     #[test]
@@ -275,16 +322,13 @@ mod tests {
         let now = 1_700_000_000_000;
         let sig = protocol::sign(b"old", "1700000000", b"{}");
         let h = headers("tok", "1700000000", &sig);
-        assert_eq!(code(s.verify_ingest(&h, REMOTE.parse().unwrap(), b"{}", now)), "bad_token");
-        assert_eq!(code(s.verify_ingest(&h, LOCAL.parse().unwrap(), b"{}", now)), "ok");
+        assert_eq!(code(verify(&s, &h, REMOTE.parse().unwrap(), b"{}", now)), "bad_token");
+        assert_eq!(code(verify(&s, &h, LOCAL.parse().unwrap(), b"{}", now)), "ok");
         assert!(security(false).check_token(&h, REMOTE.parse().unwrap()).is_ok());
         // Through a proxy on the same host the peer is loopback, but the client is not.
         let mut proxied = h.clone();
         proxied.insert("x-forwarded-for", "127.0.0.1, 198.51.100.4".parse().unwrap());
-        assert_eq!(
-            code(s.verify_ingest(&proxied, LOCAL.parse().unwrap(), b"{}", now)),
-            "bad_token"
-        );
+        assert_eq!(code(verify(&s, &proxied, LOCAL.parse().unwrap(), b"{}", now)), "bad_token");
         // A browser on the same machine behind the local dashboard server is still local.
         let mut local_browser = h.clone();
         local_browser.insert("x-forwarded-for", "127.0.0.1".parse().unwrap());
@@ -293,7 +337,7 @@ mod tests {
         local_browser_fresh.insert("x-forwarded-for", "127.0.0.1".parse().unwrap());
         assert!(s.check_token(&local_browser, LOCAL.parse().unwrap()).is_ok());
         assert_eq!(
-            code(s.verify_ingest(&local_browser_fresh, LOCAL.parse().unwrap(), b"{}", now)),
+            code(verify(&s, &local_browser_fresh, LOCAL.parse().unwrap(), b"{}", now)),
             "ok"
         );
     }

@@ -7,6 +7,7 @@ pub mod jobs;
 pub(crate) mod notices;
 pub(crate) mod postgres;
 pub(crate) mod rollup;
+pub(crate) mod sessions;
 pub(crate) mod sqlite;
 pub(crate) mod tier_chunk;
 
@@ -376,6 +377,20 @@ pub(crate) async fn open_alerts(
     Ok(match &settings.database_url {
         Some(url) => std::sync::Arc::new(postgres::alerts::PgAlerts::connect(url).await?),
         None => std::sync::Arc::new(sqlite::alerts::SqliteAlerts::open(
+            &settings.db_path,
+            settings.synchronous,
+        )?),
+    })
+}
+
+/// Opens the session tables of the database the settings name, migrated as by
+/// [`open_alerts`].
+pub(crate) async fn open_sessions(
+    settings: &crate::settings::Settings,
+) -> Result<std::sync::Arc<dyn sessions::SessionStore>, StorageError> {
+    Ok(match &settings.database_url {
+        Some(url) => std::sync::Arc::new(postgres::sessions::PgSessions::connect(url).await?),
+        None => std::sync::Arc::new(sqlite::sessions::SqliteSessions::open(
             &settings.db_path,
             settings.synchronous,
         )?),

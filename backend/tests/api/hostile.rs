@@ -115,8 +115,11 @@ async fn a_body_sent_a_byte_at_a_time_gets_408_within_the_body_timeout() {
     let mut acknowledged = 0;
     let mut s = TcpStream::connect(server.addr).await.unwrap();
     s.write_all(
-        b"POST /api/ingest HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000\r\n\
-          Content-Type: application/json\r\n\r\n{",
+        format!(
+            "POST /api/ingest HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000\r\n\
+             X-Api-Token: {TOKEN}\r\nContent-Type: application/json\r\n\r\n{{"
+        )
+        .as_bytes(),
     )
     .await
     .unwrap();
@@ -222,10 +225,10 @@ async fn beyond_loopback_reads_need_a_credential_and_a_login_gives_one() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    // Browsers put the session in the WebSocket URL.
+    // Browsers offer the session as a subprotocol of the WebSocket.
     assert!(tokio_tungstenite::connect_async(server.ws_url("")).await.is_err());
-    let query = format!("?access_token={}", session["session"].as_str().unwrap());
-    assert!(tokio_tungstenite::connect_async(server.ws_url(&query)).await.is_ok());
+    let offered = crate::sessions::offer(session["session"].as_str().unwrap());
+    assert!(crate::sessions::live(&server, &offered).await.is_ok());
     assert_eq!(server.clear(Some(ADMIN), "{}").await.0, StatusCode::OK);
 }
 
@@ -351,5 +354,45 @@ async fn a_client_that_stops_reading_is_cut_off_after_the_write_timeout() {
         got.len(),
         one.len() * asked
     );
+    still_serves(&server, &mut acknowledged).await;
+}
+
+/// Sends a request's head announcing a 1 MiB body, and none of the body: the answer to read.
+async fn head_only(server: &TestBackend, head: &str) -> String {
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "{head}Host: 127.0.0.1\r\nContent-Length: 1048576\r\n\
+         Content-Type: application/json\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut answer)).await;
+    let n = read.expect("answered before the body was sent").unwrap();
+    String::from_utf8_lossy(&answer[..n]).into_owned()
+}
+
+#[tokio::test]
+async fn a_change_or_an_ingest_without_its_credential_is_refused_before_its_body_is_read() {
+    let server = TestBackend::start_with(&[("BODY_TIMEOUT", "30")]);
+    let mut acknowledged = 0;
+    for (what, head, status, code) in [
+        ("rule", "POST /api/alerts/rules HTTP/1.1\r\n", "403", "forbidden"),
+        ("clear", "POST /api/events/clear HTTP/1.1\r\nX-Api-Token: wrong\r\n", "403", "forbidden"),
+        ("revoke", "POST /api/session/revoke HTTP/1.1\r\n", "403", "forbidden"),
+        ("ingest", "POST /api/ingest HTTP/1.1\r\nX-Api-Token: wrong\r\n", "401", "bad_token"),
+    ] {
+        let answer = head_only(&server, head).await;
+        assert!(answer.starts_with(&format!("HTTP/1.1 {status}")), "{what}: {answer}");
+        assert!(answer.contains(&format!("\"code\":\"{code}\"")), "{what}: {answer}");
+    }
+    assert_eq!(server.metric("telemetry_requests_refused_total{reason=\"bad_token\"}"), 1.0);
+    // With the credential, the same head waits for its body.
+    let head = format!("POST /api/alerts/rules HTTP/1.1\r\nX-Api-Token: {ADMIN}\r\n");
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    let head = format!("{head}Host: 127.0.0.1\r\nContent-Length: 1048576\r\n\r\n");
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut byte = [0u8; 1];
+    let waited = tokio::time::timeout(Duration::from_secs(2), s.read(&mut byte)).await;
+    assert!(waited.is_err(), "an admin's body is waited for");
     still_serves(&server, &mut acknowledged).await;
 }

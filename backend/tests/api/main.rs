@@ -18,4 +18,5 @@ mod reads;
 mod replicas;
 mod security;
 mod seed_clients;
+mod sessions;
 mod tls;

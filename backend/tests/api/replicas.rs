@@ -59,3 +59,36 @@ async fn two_replicas_share_rows_the_live_feed_replays_and_batch_ids() {
     let (_, rows) = a.get("/api/events?agent_id=host-a").await;
     assert_eq!(rows.as_array().unwrap().len(), 5);
 }
+
+#[tokio::test]
+async fn logging_out_everywhere_on_one_replica_ends_the_sessions_the_other_accepts() {
+    use crate::sessions::{closed, get_with, live, offer, session};
+    let url = fresh_database().await;
+    let env = [("DATABASE_URL", url.as_str()), ("READ_TOKEN", harness::READER)];
+    let (a, b) = (TestBackend::start_with(&env), TestBackend::start_with(&env));
+    // Made by A, taken by B: for the API and the live feed.
+    let reader = session(&a, harness::READER).await;
+    let leaving = session(&a, harness::READER).await;
+    assert_eq!(get_with(&b, "/api/agents", &reader).await, StatusCode::OK);
+    let (mut on_b, _) = live(&b, &offer(&reader)).await.expect("B takes A's session");
+
+    // One session logged out on A ends on B.
+    let out = a.http.delete(a.url("/api/session")).bearer_auth(&leaving).send();
+    assert_eq!(out.await.unwrap().status(), StatusCode::NO_CONTENT);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get_with(&b, "/api/agents", &leaving).await != StatusCode::UNAUTHORIZED {
+        assert!(Instant::now() < deadline, "B still takes the session logged out on A");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(get_with(&b, "/api/agents", &reader).await, StatusCode::OK);
+
+    // Every session, revoked on A, ends on B, and so does B's socket.
+    let revoke = a.http.post(a.url("/api/session/revoke")).header("x-api-token", ADMIN).send();
+    assert_eq!(revoke.await.unwrap().status(), StatusCode::NO_CONTENT);
+    let (code, reason) = closed(&mut on_b, Duration::from_secs(10)).await;
+    assert_eq!(code, 1008, "{reason}");
+    assert_eq!(get_with(&b, "/api/agents", &reader).await, StatusCode::UNAUTHORIZED);
+    // A session made on B after the revocation is good on A.
+    let fresh = session(&b, harness::READER).await;
+    assert_eq!(get_with(&a, "/api/agents", &fresh).await, StatusCode::OK);
+}

@@ -1,6 +1,7 @@
 use crate::helpers::*;
 use insta::assert_json_snapshot;
 use reqwest::StatusCode;
+use std::time::{Duration, Instant};
 
 #[tokio::test]
 async fn every_refusal_is_a_401_naming_its_reason_and_stores_nothing() {
@@ -148,4 +149,54 @@ async fn cors_allows_the_dashboard_origin_only() {
     assert!(ok.headers().get("access-control-allow-credentials").is_none());
     let other = preflight("http://evil.example").await.unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
+}
+
+#[test]
+fn a_replay_ttl_under_twice_the_drift_stops_the_start_with_what_to_set() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let mut backend = std::process::Command::new(env!("CARGO_BIN_EXE_backend"))
+        .env_clear()
+        .env("DB_PATH", dir.path().join("t.db"))
+        .envs([("PORT", "0"), ("HMAC_DRIFT", "30"), ("HMAC_REPLAY_TTL", "45")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = backend.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = backend.kill();
+            panic!("the backend started with HMAC_REPLAY_TTL under twice HMAC_DRIFT");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    backend.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("HMAC_REPLAY_TTL is 45, shorter than twice HMAC_DRIFT (30)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("at least 60"), "{stderr}");
+}
+
+#[tokio::test]
+async fn short_tokens_are_warned_about_by_name_and_never_shown() {
+    const SHORT: &str = "rd-7f3a";
+    let server = TestBackend::start_with(&[
+        ("API_TOKEN", "a-long-enough-api-token-0001"),
+        ("HMAC_SECRET", "a-long-enough-hmac-secret-0001"),
+        ("ADMIN_TOKEN", "a-long-enough-admin-token-0001"),
+        ("READ_TOKEN", &format!("a-long-enough-read-token-0001,{SHORT}")),
+    ]);
+    let logs = server.logs();
+    assert!(logs.contains("READ_TOKEN has a value shorter than 16 characters"), "{logs}");
+    for long_enough in ["API_TOKEN has", "HMAC_SECRET has", "ADMIN_TOKEN has"] {
+        assert!(!logs.contains(long_enough), "{logs}");
+    }
+    assert!(!logs.contains(SHORT), "{logs}");
 }

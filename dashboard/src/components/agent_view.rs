@@ -8,6 +8,7 @@ use super::line_chart::{Line, LineChart, Unit};
 use super::machine_log::MachineLog;
 use super::processes::Processes;
 use crate::api;
+use crate::auth;
 use crate::columns::{Columns, Range};
 use crate::format;
 use crate::state::Live;
@@ -65,8 +66,10 @@ pub fn AgentView(id: String) -> Element {
                         }
                     }
                 }
-                button { r#type: "button", class: "danger", onclick: move |_| clearing.set(true),
-                    "Clear this agent's events"
+                if auth::admin_login() {
+                    button { r#type: "button", class: "danger", onclick: move |_| clearing.set(true),
+                        "Clear this agent's events"
+                    }
                 }
             }
             if let Some(e) = error {

@@ -1,6 +1,6 @@
 //! The alerts page: open alerts, the history paged by id, and the settings behind them.
 
-use super::admin_token::AdminToken;
+use super::admin_only::AdminOnly;
 use super::alert_table::AlertTable;
 use super::channel_editor::ChannelEditor;
 use super::rule_editor::RuleEditor;
@@ -20,7 +20,6 @@ pub fn AlertsView() -> Element {
     // its oldest id would skip the ones between.
     let mut oldest = use_signal(|| None::<i64>);
     let mut error = use_signal(|| None::<String>);
-    let token = use_signal(auth::saved_admin_token);
     let mut store = live.store;
     // Pages go into the store's history, where live notices keep them current.
     let load = move |before_id: Option<i64>| {
@@ -43,6 +42,7 @@ pub fn AlertsView() -> Element {
     let held = store.read();
     let open = held.alerts.open(None);
     let history = held.alerts.history();
+    let admin = auth::admin_login();
     rsx! {
         section { class: "alerts-page", "aria-labelledby": "alerts-title",
             div { class: "toolbar",
@@ -62,11 +62,19 @@ pub fn AlertsView() -> Element {
             }
             section { class: "settings", "aria-labelledby": "settings-title",
                 h2 { id: "settings-title", "Settings" }
-                p { "Rules and silences are listed to everyone; changes and channels need the admin credential." }
-                AdminToken { token, autofocus: false }
-                RuleEditor { token }
-                ChannelEditor { token }
-                SilenceEditor { token }
+                if !admin {
+                    AdminOnly { note: "Rules and silences are listed to everyone; changing them, and the channels, is for admins." }
+                }
+                RuleEditor { admin }
+                if admin {
+                    ChannelEditor {}
+                } else {
+                    section { class: "editor channels", "aria-labelledby": "channels-title",
+                        h2 { id: "channels-title", "Channels" }
+                        p { class: "note", "Channels are listed to admins only: their addresses and secrets are credentials themselves." }
+                    }
+                }
+                SilenceEditor { admin }
             }
         }
     }

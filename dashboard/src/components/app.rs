@@ -6,7 +6,7 @@ use super::conn_indicator::ConnIndicator;
 use super::events::Events;
 use super::fleet::Fleet;
 use super::login::Login;
-use crate::auth::{self, Prompt};
+use crate::auth;
 use crate::live::Inbox;
 use crate::state::Live;
 use crate::store::Store;
@@ -63,13 +63,37 @@ pub fn App() -> Element {
     rsx! { Router::<Route> {} }
 }
 
-/// Header with navigation, the connection indicator, logout and the theme switch, then the view,
-/// or the login form while one is asked for.
+/// Logs out on the backend too, so that a copy of the session no longer works, then forgets it.
+fn log_out() {
+    spawn(async {
+        if let Some(session) = auth::session_token() {
+            // Forgotten here whatever the backend says: it may be unreachable.
+            let _ = crate::api::end_session(&session).await;
+        }
+        auth::forget();
+    });
+}
+
+/// Ends every session, this one too; `failed` shows why when the backend refused.
+fn log_out_everywhere(mut failed: Signal<Option<String>>) {
+    spawn(async move {
+        match crate::api::revoke_sessions().await {
+            Ok(()) => auth::forget(),
+            Err(e) => failed.set(Some(format!("Could not log out everywhere: {e}"))),
+        }
+    });
+}
+
+/// Header with navigation, the connection indicator, the login buttons and the theme switch,
+/// then the view, or the login form while one is asked for.
 #[component]
 pub fn Shell() -> Element {
     let mut light = use_signal(|| false);
+    let revoke_failed = use_signal(|| None::<String>);
     let prompt = auth::PROMPT();
     let theme = if light() { "light" } else { "dark" };
+    let session = auth::SESSION.read().clone();
+    let admin = session.as_ref().is_some_and(auth::Session::is_admin);
     rsx! {
         div { class: "app", "data-theme": theme,
             header { class: "top",
@@ -83,8 +107,20 @@ pub fn Shell() -> Element {
                 if prompt.is_none() {
                     ConnIndicator {}
                 }
-                if auth::SESSION.read().is_some() {
-                    button { class: "logout", r#type: "button", onclick: |_| auth::log_out(), "Log out" }
+                if !admin && prompt.is_none() {
+                    button { class: "admin-login", r#type: "button", onclick: |_| auth::ask_for_admin(), "Log in as admin" }
+                }
+                if admin {
+                    button {
+                        class: "revoke",
+                        r#type: "button",
+                        title: "Ends every session of every browser, this one too",
+                        onclick: move |_| log_out_everywhere(revoke_failed),
+                        "Log out everywhere"
+                    }
+                }
+                if session.is_some() {
+                    button { class: "logout", r#type: "button", onclick: |_| log_out(), "Log out" }
                 }
                 button {
                     class: "theme",
@@ -95,8 +131,11 @@ pub fn Shell() -> Element {
                 }
             }
             main { id: "content",
+                if let Some(why) = revoke_failed() {
+                    p { class: "api-error", role: "alert", "{why}" }
+                }
                 match prompt {
-                    Some(p) => rsx! { Login { ended: p == Prompt::SessionEnded } },
+                    Some(p) => rsx! { Login { prompt: p } },
                     None => rsx! { Outlet::<Route> {} },
                 }
             }

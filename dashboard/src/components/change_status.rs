@@ -1,7 +1,7 @@
-//! How a change made with the admin credential went: running, done, or the API's reason.
+//! How a change made with the admin login went: running, done, or the API's reason.
 
-use super::admin_token;
 use crate::api::ApiError;
+use crate::auth;
 use dioxus::prelude::*;
 use std::future::Future;
 
@@ -13,25 +13,24 @@ pub(crate) enum Change {
     Failed(String),
 }
 
-/// Runs `call` with the admin credential from `token`, showing `busy` and then how it went in
-/// `change`; `then` gets the answer and says what was done.
+/// Runs `call`, showing `busy` and then how it went in `change`; `then` gets the answer and
+/// says what was done.
 pub(crate) fn run<T, Fut>(
-    token: Signal<String>,
     mut change: Signal<Change>,
     busy: &'static str,
-    call: impl FnOnce(Option<String>) -> Fut,
+    call: Fut,
     then: impl FnOnce(T) -> String + 'static,
 ) where
     Fut: Future<Output = Result<T, ApiError>> + 'static,
 {
-    let typed = admin_token::credential(token);
     change.set(Change::Busy(busy));
-    let answer = call(typed.clone());
     spawn(async move {
-        change.set(match answer.await {
-            Ok(value) => {
-                admin_token::accepted(typed.as_deref());
-                Change::Done(then(value))
+        change.set(match call.await {
+            Ok(value) => Change::Done(then(value)),
+            Err(ApiError::Forbidden) if auth::admin_login() => {
+                // The admin session was refused: it expired or was ended.
+                auth::login_required();
+                Change::Idle
             }
             Err(e) => Change::Failed(e.to_string()),
         });

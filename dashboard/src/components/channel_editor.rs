@@ -1,28 +1,17 @@
-//! Notification channels: listed, created, edited and deleted with the admin credential only,
-//! since their URLs and secrets are credentials themselves.
+//! Notification channels: listed, created, edited and deleted by an admin login only, since
+//! their URLs and secrets are credentials themselves (readers see a note instead).
 
-use super::admin_token;
 use super::change_status::{self, Change, ChangeStatus};
 use super::choice::Choice;
 use super::text_field::TextField;
 use crate::alert_forms::{ChannelForm, KINDS, SECURITIES, from_wire, names, wire};
-use crate::api::{self, ApiError, Setting};
+use crate::api::{self, Setting};
 use dioxus::prelude::*;
 use protocol::alerts::{Channel, ChannelKind};
 
 #[component]
-pub fn ChannelEditor(token: Signal<String>) -> Element {
-    // Not refetched as the token is typed: each keystroke would be a refused request.
-    let mut channels = use_resource(move || {
-        let typed = admin_token::credential(token);
-        async move {
-            match typed.as_deref() {
-                // Nothing to ask with: the backend would refuse it.
-                Some("") => Err(ApiError::Forbidden),
-                typed => api::channels(typed).await,
-            }
-        }
-    });
+pub fn ChannelEditor() -> Element {
+    let mut channels = use_resource(api::channels);
     let mut form = use_signal(|| None::<ChannelForm>);
     let mut change = use_signal(|| Change::Idle);
     let edit = move |apply: fn(&mut ChannelForm, String)| {
@@ -37,10 +26,9 @@ pub fn ChannelEditor(token: Signal<String>) -> Element {
         match f.spec() {
             Err(why) => change.set(Change::Failed(why)),
             Ok(spec) => change_status::run(
-                token,
                 change,
                 "Saving…",
-                move |typed| async move { api::save_channel(f.id, &spec, typed.as_deref()).await },
+                async move { api::save_channel(f.id, &spec).await },
                 move |c: Channel| {
                     form.set(None);
                     channels.restart();
@@ -50,16 +38,10 @@ pub fn ChannelEditor(token: Signal<String>) -> Element {
         }
     };
     let remove = move |c: Channel| {
-        change_status::run(
-            token,
-            change,
-            "Deleting…",
-            move |typed| async move { api::delete(Setting::Channels, c.id, typed.as_deref()).await },
-            move |()| {
-                channels.restart();
-                format!("Deleted channel “{}”.", c.name)
-            },
-        );
+        change_status::run(change, "Deleting…", api::delete(Setting::Channels, c.id), move |()| {
+            channels.restart();
+            format!("Deleted channel “{}”.", c.name)
+        });
     };
     let listed = channels.read().clone();
     rsx! {
@@ -67,11 +49,6 @@ pub fn ChannelEditor(token: Signal<String>) -> Element {
             h2 { id: "channels-title", "Channels" }
             match listed {
                 None => rsx! { p { class: "loading", "Loading…" } },
-                Some(Err(ApiError::Forbidden)) => rsx! {
-                    p { class: "api-error", role: "alert",
-                        "Channels are listed to admins only: enter the admin token above, then reload them."
-                    }
-                },
                 Some(Err(e)) => rsx! { p { class: "api-error", role: "alert", "Could not load the channels: {e}" } },
                 Some(Ok(list)) if list.is_empty() => rsx! { p { class: "empty", "No channel yet." } },
                 Some(Ok(list)) => rsx! {

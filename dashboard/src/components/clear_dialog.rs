@@ -1,16 +1,12 @@
-//! Confirming a clear of one agent's or all events, with the admin token or an admin login.
+//! Confirming a clear of one agent's or all events; only an admin login opens it.
 
-use super::admin_token::AdminToken;
 use super::change_status::{self, Change, ChangeStatus};
 use crate::api;
-use crate::auth;
 use dioxus::prelude::*;
 
 #[component]
 pub fn ClearDialog(agent_id: Option<String>, on_close: EventHandler<()>) -> Element {
-    let token = use_signal(auth::saved_admin_token);
     let outcome = use_signal(|| Change::Idle);
-    let admin_login = auth::admin_login();
     let what = match &agent_id {
         Some(a) => format!("every event of {a}"),
         None => "every event of every agent".to_owned(),
@@ -19,13 +15,9 @@ pub fn ClearDialog(agent_id: Option<String>, on_close: EventHandler<()>) -> Elem
         let agent_id = agent_id.clone();
         move |_| {
             let agent_id = agent_id.clone();
-            change_status::run(
-                token,
-                outcome,
-                "Clearing…",
-                |typed| async move { api::clear(agent_id, typed.as_deref()).await },
-                |r| format!("Cleared {} events.", r.cleared),
-            );
+            change_status::run(outcome, "Clearing…", api::clear(agent_id), |r| {
+                format!("Cleared {} events.", r.cleared)
+            });
         }
     };
     rsx! {
@@ -38,17 +30,14 @@ pub fn ClearDialog(agent_id: Option<String>, on_close: EventHandler<()>) -> Elem
                 onkeydown: move |e| if e.key() == Key::Escape { on_close.call(()) },
                 h2 { id: "clear-title", "Clear events?" }
                 p { "This deletes {what}. It cannot be undone." }
-                AdminToken { token, autofocus: true }
                 ChangeStatus { change: outcome() }
                 div { class: "actions",
                     button {
                         r#type: "button",
                         onclick: move |_| on_close.call(()),
-                        // Without a token field, focus starts here.
+                        // Keyboard users land in the dialog, not behind it.
                         onmounted: move |e: MountedEvent| async move {
-                            if admin_login {
-                                let _ = e.set_focus(true).await;
-                            }
+                            let _ = e.set_focus(true).await;
                         },
                         "Close"
                     }

@@ -2,6 +2,7 @@
 
 use super::clear_dialog::ClearDialog;
 use crate::api::{self, EventQuery};
+use crate::auth;
 use crate::format;
 use crate::state::Live;
 use dioxus::prelude::*;
@@ -118,8 +119,10 @@ pub fn Events() -> Element {
                         option { value: "proc", "proc" }
                     }
                 }
-                button { r#type: "button", class: "danger", onclick: move |_| clearing.set(true),
-                    if f.agent_id.is_some() { "Clear this agent's events" } else { "Clear all events" }
+                if auth::admin_login() {
+                    button { r#type: "button", class: "danger", onclick: move |_| clearing.set(true),
+                        if f.agent_id.is_some() { "Clear this agent's events" } else { "Clear all events" }
+                    }
                 }
             }
             if let Some(e) = error() {

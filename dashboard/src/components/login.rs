@@ -1,7 +1,9 @@
-//! The login form, shown instead of the views while reads need a credential this tab lacks.
+//! The login form, shown instead of the views while reads need a credential this tab lacks, or
+//! when the user asks to log in as admin. The token typed is exchanged for a session and then
+//! dropped: only the session is kept.
 
 use crate::api::{self, ApiError};
-use crate::auth;
+use crate::auth::{self, Prompt};
 use dioxus::prelude::*;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -11,36 +13,60 @@ enum Outcome {
     Failed(String),
 }
 
-/// `ended`: a stored session was refused, so the user learns why they see the form again.
 #[component]
-pub fn Login(ended: bool) -> Element {
+pub fn Login(prompt: Prompt) -> Element {
     let mut token = use_signal(String::new);
     let mut outcome = use_signal(|| Outcome::Idle);
+    let admin = prompt == Prompt::Admin;
     let submit = move |e: FormEvent| {
         // The app handles the login itself; a submitted form would reload the page.
         e.prevent_default();
         let t = token.peek().clone();
         outcome.set(Outcome::Busy);
         spawn(async move {
-            match api::login(&t).await {
-                Ok(session) => auth::log_in(session),
-                Err(ApiError::LoginRequired) => outcome.set(Outcome::Failed(
-                    "Wrong token: that is not the backend's read token.".to_owned(),
-                )),
-                Err(e) => outcome.set(Outcome::Failed(e.to_string())),
-            }
+            outcome.set(match api::login(&t).await {
+                Ok(session) if admin && !session.is_admin() => {
+                    // Not kept: it would not make the changes asked for.
+                    let _ = api::end_session(&session.session).await;
+                    Outcome::Failed(
+                        "That is the read token: changes need the admin token (ADMIN_TOKEN)."
+                            .to_owned(),
+                    )
+                }
+                Ok(session) => {
+                    auth::log_in(session);
+                    Outcome::Idle
+                }
+                Err(ApiError::LoginRequired) if admin => Outcome::Failed(
+                    "Wrong token: that is not the backend's admin token.".to_owned(),
+                ),
+                Err(ApiError::LoginRequired) => Outcome::Failed(
+                    "Wrong token: that is neither the backend's read token nor its admin token."
+                        .to_owned(),
+                ),
+                Err(e) => Outcome::Failed(e.to_string()),
+            });
         });
+    };
+    let (title, label) = if admin {
+        ("Log in as admin", "Admin token (ADMIN_TOKEN)")
+    } else {
+        ("Log in", "Read or admin token")
     };
     rsx! {
         section { class: "login", "aria-labelledby": "login-title",
-            h2 { id: "login-title", "Log in" }
-            if ended {
+            h2 { id: "login-title", "{title}" }
+            if prompt == Prompt::SessionEnded {
                 p { role: "status", "Your session has ended; log in again." }
             }
-            p { "This backend shows the fleet only to those with its read token." }
+            if admin {
+                p { "Clearing events and changing alert rules, channels and silences need the admin token. This tab keeps only the session it is exchanged for." }
+            } else {
+                p { "This backend shows the fleet only to those with its read token (or its admin token)." }
+            }
             form { onsubmit: submit,
                 label { class: "field",
-                    "Read token (READ_TOKEN)"
+                    "{label}"
                     input {
                         r#type: "password",
                         autocomplete: "current-password",
@@ -58,6 +84,9 @@ pub fn Login(ended: bool) -> Element {
                     Outcome::Failed(why) => rsx! { p { class: "api-error", role: "alert", "{why}" } },
                 }
                 div { class: "actions",
+                    if admin {
+                        button { r#type: "button", onclick: |_| auth::skip_admin_login(), "Cancel" }
+                    }
                     button { r#type: "submit", disabled: outcome() == Outcome::Busy, "Log in" }
                 }
             }

@@ -1,6 +1,6 @@
 //! One component per file; views read the shared [`crate::state::Live`] context.
 
-pub(crate) mod admin_token;
+pub(crate) mod admin_only;
 pub(crate) mod agent_card;
 pub(crate) mod agent_view;
 pub(crate) mod alert_strip;

@@ -1,4 +1,4 @@
-//! The alert rules: listed to everyone, created, edited and deleted with the admin credential.
+//! The alert rules: listed to everyone, created, edited and deleted by an admin login.
 
 use super::change_status::{self, Change, ChangeStatus};
 use super::rule_form::RuleFormView;
@@ -8,17 +8,16 @@ use dioxus::prelude::*;
 use protocol::alerts::Rule;
 
 #[component]
-pub fn RuleEditor(token: Signal<String>) -> Element {
+pub fn RuleEditor(admin: bool) -> Element {
     let mut rules = use_resource(api::rules);
     let mut form = use_signal(|| None::<RuleForm>);
     let mut change = use_signal(|| Change::Idle);
     let save = move |f: RuleForm| match f.spec() {
         Err(why) => change.set(Change::Failed(why)),
         Ok(spec) => change_status::run(
-            token,
             change,
             "Saving…",
-            move |typed| async move { api::save_rule(f.id, &spec, typed.as_deref()).await },
+            async move { api::save_rule(f.id, &spec).await },
             move |rule: Rule| {
                 form.set(None);
                 rules.restart();
@@ -27,16 +26,10 @@ pub fn RuleEditor(token: Signal<String>) -> Element {
         ),
     };
     let remove = move |rule: Rule| {
-        change_status::run(
-            token,
-            change,
-            "Deleting…",
-            move |typed| async move { api::delete(Setting::Rules, rule.id, typed.as_deref()).await },
-            move |()| {
-                rules.restart();
-                format!("Deleted rule “{}”.", rule.spec.name)
-            },
-        );
+        change_status::run(change, "Deleting…", api::delete(Setting::Rules, rule.id), move |()| {
+            rules.restart();
+            format!("Deleted rule “{}”.", rule.spec.name)
+        });
     };
     let list = match &*rules.read() {
         Some(Ok(list)) => list.clone(),
@@ -60,7 +53,9 @@ pub fn RuleEditor(token: Signal<String>) -> Element {
                             th { scope: "col", "Severity" }
                             th { scope: "col", "Channels" }
                             th { scope: "col", "Enabled" }
-                            th { scope: "col", "" }
+                            if admin {
+                                th { scope: "col", "" }
+                            }
                         }
                     }
                     tbody {
@@ -72,6 +67,7 @@ pub fn RuleEditor(token: Signal<String>) -> Element {
                                 td { "{wire(rule.spec.severity)}" }
                                 td { "{rule.spec.channels.len()}" }
                                 td { if rule.spec.enabled { "yes" } else { "no" } }
+                                if admin {
                                 td { class: "actions",
                                     button {
                                         r#type: "button",
@@ -91,6 +87,7 @@ pub fn RuleEditor(token: Signal<String>) -> Element {
                                         "Delete"
                                     }
                                 }
+                                }
                             }
                         }
                     }
@@ -101,9 +98,10 @@ pub fn RuleEditor(token: Signal<String>) -> Element {
                 Some(f) => rsx! {
                     RuleFormView { key: "{f.id:?}", form: f, on_save: save, on_cancel: move |_| form.set(None) }
                 },
-                None => rsx! {
+                None if admin => rsx! {
                     button { r#type: "button", onclick: move |_| form.set(Some(RuleForm::default())), "New rule" }
                 },
+                None => rsx! {},
             }
         }
     }

@@ -1,4 +1,4 @@
-//! Silences not ended yet: listed to everyone, created and ended with the admin credential.
+//! Silences not ended yet: listed to everyone, created and ended by an admin login.
 
 use super::change_status::{self, Change, ChangeStatus};
 use super::text_field::TextField;
@@ -10,7 +10,7 @@ use dioxus::prelude::*;
 use protocol::alerts::Silence;
 
 #[component]
-pub fn SilenceEditor(token: Signal<String>) -> Element {
+pub fn SilenceEditor(admin: bool) -> Element {
     let live = use_context::<Live>();
     let mut silences = use_resource(api::silences);
     let mut form = use_signal(SilenceForm::default);
@@ -22,10 +22,9 @@ pub fn SilenceEditor(token: Signal<String>) -> Element {
         match form.peek().spec(now_s) {
             Err(why) => failed.set(Change::Failed(why)),
             Ok(spec) => change_status::run(
-                token,
                 change,
                 "Saving…",
-                move |typed| async move { api::create_silence(&spec, typed.as_deref()).await },
+                async move { api::create_silence(&spec).await },
                 move |s: Silence| {
                     silences.restart();
                     form.set(SilenceForm::default());
@@ -35,16 +34,10 @@ pub fn SilenceEditor(token: Signal<String>) -> Element {
         }
     };
     let end = move |id: i64| {
-        change_status::run(
-            token,
-            change,
-            "Ending…",
-            move |typed| async move { api::delete(Setting::Silences, id, typed.as_deref()).await },
-            move |()| {
-                silences.restart();
-                format!("Silence {id} ended.")
-            },
-        );
+        change_status::run(change, "Ending…", api::delete(Setting::Silences, id), move |()| {
+            silences.restart();
+            format!("Silence {id} ended.")
+        });
     };
     let list = match &*silences.read() {
         Some(Ok(list)) => list.clone(),
@@ -67,19 +60,23 @@ pub fn SilenceEditor(token: Signal<String>) -> Element {
                         "{scope(&[], s.spec.agent_pattern.as_deref())} until "
                         "{format::date_time(s.spec.ends_at * 1000, live.offset_min)}"
                         if !s.spec.comment.is_empty() { " · {s.spec.comment}" }
-                        " "
-                        button { r#type: "button", onclick: move |_| end(s.id), "End now" }
+                        if admin {
+                            " "
+                            button { r#type: "button", onclick: move |_| end(s.id), "End now" }
+                        }
                     }
                 }
               }
             }
             ChangeStatus { change: change() }
-            form { class: "editor-form", "aria-label": "New silence", onsubmit: create,
-                TextField { label: "Rule id", value: v.rule_id, placeholder: "any", oninput: move |x| form.write().rule_id = x }
-                TextField { label: "Agent pattern", value: v.agent_pattern, placeholder: "every agent", oninput: move |x| form.write().agent_pattern = x }
-                TextField { label: "Hours", value: v.hours, oninput: move |x| form.write().hours = x }
-                TextField { label: "Comment", value: v.comment, oninput: move |x| form.write().comment = x }
-                button { r#type: "submit", "Silence" }
+            if admin {
+                form { class: "editor-form", "aria-label": "New silence", onsubmit: create,
+                    TextField { label: "Rule id", value: v.rule_id, placeholder: "any", oninput: move |x| form.write().rule_id = x }
+                    TextField { label: "Agent pattern", value: v.agent_pattern, placeholder: "every agent", oninput: move |x| form.write().agent_pattern = x }
+                    TextField { label: "Hours", value: v.hours, oninput: move |x| form.write().hours = x }
+                    TextField { label: "Comment", value: v.comment, oninput: move |x| form.write().comment = x }
+                    button { r#type: "submit", "Silence" }
+                }
             }
         }
     }

@@ -199,49 +199,67 @@ fn event_table_formats_units_and_local_time() {
 }
 
 #[test]
-fn clear_dialog_is_a_labelled_modal() {
+fn clear_dialog_is_a_labelled_modal_without_a_token_field() {
     let html = render_in_runtime(rsx_fn(|| {
         rsx! { ClearDialog { agent_id: Some("pc-1".to_owned()), on_close: |_| {} } }
     }));
     assert!(html.contains(r#"role="dialog""#) && html.contains(r#"aria-modal="true""#));
     assert!(html.contains("This deletes every event of pc-1."));
-    assert!(html.contains("Admin token (ADMIN_TOKEN)") && html.contains(r#"type="password""#));
+    assert!(!html.contains("<input") && !html.contains("token"), "{html}");
     insta::assert_snapshot!(pretty(html));
 }
 
 fn admin_session() -> Session {
     Session {
-        session: "s1.a.1800000000.00ff".into(),
+        session: "s2.a.0.1800000000.0011.00ff".into(),
         role: "admin".into(),
         expires_at: "2027-01-15T08:00:00Z".into(),
     }
 }
 
-#[test]
-fn an_admin_login_clears_without_a_token_and_can_log_out() {
-    let html = render_in_runtime(rsx_fn(|| {
-        use_hook(|| *auth::SESSION.write() = Some(admin_session()));
-        rsx! { ClearDialog { agent_id: None, on_close: |_| {} } }
-    }));
-    assert!(html.contains("You are logged in as admin; no token is needed."), "{html}");
-    assert!(!html.contains("<input"), "{html}");
+/// `path` rendered for a tab holding `session`.
+fn render_as(session: Option<Session>, path: &'static str, store: Store) -> String {
+    render_in_runtime(rsx_fn(move || {
+        let session = session.clone();
+        use_hook(move || *auth::SESSION.write() = session);
+        rsx! { Page { path, conn: ConnState::Live, store: store.clone() } }
+    }))
+}
 
-    let page = render_in_runtime(rsx_fn(|| {
-        use_hook(|| *auth::SESSION.write() = Some(admin_session()));
-        rsx! { Page { path: "/", conn: ConnState::Live, store: store() } }
-    }));
-    assert!(page.contains(r#"class="logout""#) && page.contains(">Log out<"), "{page}");
+#[test]
+fn an_admin_login_may_clear_and_log_out_everywhere_and_a_reader_is_offered_the_admin_login() {
+    let admin = render_as(Some(admin_session()), "/events", store());
+    assert!(admin.contains(">Clear all events<"), "{admin}");
+    assert!(admin.contains(">Log out everywhere<") && admin.contains(">Log out<"), "{admin}");
+    assert!(!admin.contains(">Log in as admin<"), "{admin}");
+    let agent = render_as(Some(admin_session()), "/agents/pc-busy", store());
+    assert!(agent.contains(">Clear this agent&#39;s events<"), "{agent}");
+
+    let reader = Session { role: "read".into(), ..admin_session() };
+    for (who, session) in [("reader", Some(reader)), ("open reads", None)] {
+        let page = render_as(session.clone(), "/events", store());
+        assert!(!page.contains("Clear all events"), "{who}: {page}");
+        assert!(!page.contains("Log out everywhere"), "{who}: {page}");
+        assert!(page.contains(">Log in as admin<"), "{who}: {page}");
+        assert_eq!(page.contains(">Log out<"), session.is_some(), "{who}: {page}");
+        let agent = render_as(session, "/agents/pc-busy", store());
+        assert!(!agent.contains("Clear this agent"), "{who}: {agent}");
+    }
 }
 
 #[test]
 fn login_form_is_labelled_and_says_when_a_session_ended() {
-    let html = render_in_runtime(rsx_fn(|| rsx! { Login { ended: true } }));
+    let html = render_in_runtime(rsx_fn(|| rsx! { Login { prompt: Prompt::SessionEnded } }));
     assert!(html.contains(r#"aria-labelledby="login-title""#), "{html}");
-    assert!(html.contains("Read token (READ_TOKEN)") && html.contains(r#"type="password""#));
+    assert!(html.contains("Read or admin token") && html.contains(r#"type="password""#));
     assert!(html.contains("Your session has ended; log in again."), "{html}");
+    assert!(!html.contains(">Cancel<"), "reads need the login: {html}");
     insta::assert_snapshot!(pretty(html));
-    let first = render_in_runtime(rsx_fn(|| rsx! { Login { ended: false } }));
+    let first = render_in_runtime(rsx_fn(|| rsx! { Login { prompt: Prompt::LogIn } }));
     assert!(!first.contains("session has ended"), "{first}");
+    let admin = render_in_runtime(rsx_fn(|| rsx! { Login { prompt: Prompt::Admin } }));
+    assert!(admin.contains(">Log in as admin<") && admin.contains("Admin token (ADMIN_TOKEN)"));
+    assert!(admin.contains(">Cancel<"), "the pages can be gone back to: {admin}");
 }
 
 #[test]
@@ -339,10 +357,23 @@ fn agent_page_lists_its_open_alerts() {
 fn alerts_page_shows_open_alerts_history_and_settings() {
     let html = render_page("/alerts", ConnState::Live, store_with_alerts());
     assert!(html.contains(r#"href="/alerts""#) && html.contains(">Alerts<"), "{html}");
-    assert!(html.contains("Admin token (ADMIN_TOKEN)"), "{html}");
     let history = html.split(">History<").nth(1).unwrap();
     assert!(history.find("on pc-busy").unwrap() < history.find("on pc-gone").unwrap());
     insta::assert_snapshot!(pretty(html));
+}
+
+#[test]
+fn a_reader_sees_a_calm_note_where_channels_and_changes_are_and_no_token_field() {
+    let html = render_page("/alerts", ConnState::Live, store_with_alerts());
+    assert!(html.contains("Channels are listed to admins only"), "{html}");
+    assert!(!html.contains("api-error") && !html.contains("<input"), "{html}");
+    let settings = html.split(r#"id="settings-title""#).nth(1).unwrap();
+    assert!(settings.contains(">Log in as admin<"), "{settings}");
+    let admin = render_as(Some(admin_session()), "/alerts", store_with_alerts());
+    let settings = admin.split(r#"id="settings-title""#).nth(1).unwrap();
+    assert!(!settings.contains("admins only") && !settings.contains("Log in as admin"), "{admin}");
+    assert!(!settings.contains("token"), "no token field for an admin either: {settings}");
+    assert!(settings.contains(">New channel<"), "{settings}");
 }
 
 #[test]

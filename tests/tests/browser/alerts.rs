@@ -2,6 +2,7 @@ use crate::harness::{
     ADMIN, Browser, TestBackend, batch, ingest, now_secs, site, start_with_dashboard,
 };
 use fantoccini::Locator;
+use fantoccini::key::Key;
 use serde_json::{Value, json};
 
 /// The rules the backend holds, by name.
@@ -49,15 +50,31 @@ async fn a_firing_alert_shows_on_the_fleet_and_the_alerts_page_and_rules_are_edi
     assert_eq!(&cells[..4], ["critical", "firing", "hot", "pc-hot"], "{cells:?}");
     assert!(row.text().await.unwrap().contains("pc-hot"));
 
-    // A rule through the editor: the backend's reason for a bad form shows, then it is saved.
+    // A reader sees the rules, a calm note where changes and channels are, and no token field.
     browser.wait_css(".rules table").await;
+    let notes = browser.texts(".settings .note").await;
+    assert!(notes.iter().any(|n| n.starts_with("Channels are listed to admins only")), "{notes:?}");
+    assert!(browser.texts(".settings .api-error").await.is_empty(), "nothing shows red");
+    assert!(c.find(Locator::XPath("//button[text()='New rule']")).await.is_err());
+
+    // An admin logs in once, from the settings, and stays on the page.
+    c.find(Locator::Css(".settings .note button.link")).await.unwrap().click().await.unwrap();
+    let token = browser.wait_css(r#".login input[type="password"]"#).await;
+    token.send_keys(&format!("{ADMIN}{}", char::from(Key::Enter))).await.unwrap();
+    browser.wait_css(".channels .actions").await;
+    let stored = c.execute("return JSON.stringify(sessionStorage)", vec![]).await.unwrap();
+    let stored = stored.as_str().unwrap();
+    assert!(stored.contains(r#"\"role\":\"admin\""#), "{stored}");
+    assert!(!stored.contains(ADMIN), "the token itself is never kept: {stored}");
+
+    // A rule through the editor, with no token field anywhere: the backend's reason for a bad
+    // form shows, then it is saved.
     c.find(Locator::XPath("//button[text()='New rule']")).await.unwrap().click().await.unwrap();
     let field = |label: &str| {
         format!("//form[@aria-label='New rule']//label[starts-with(., '{label}')]/input")
     };
     c.find(Locator::XPath(&field("Name"))).await.unwrap().send_keys("busy").await.unwrap();
-    let token = c.find(Locator::Css(r#".settings input[type="password"]"#)).await.unwrap();
-    token.send_keys(ADMIN).await.unwrap();
+    assert!(c.find(Locator::Css(r#"input[type="password"]"#)).await.is_err(), "no token field");
     let save = c.find(Locator::XPath("//button[text()='Save rule']")).await.unwrap();
     save.click().await.unwrap();
     browser

@@ -3,7 +3,7 @@ use fantoccini::Locator;
 use fantoccini::key::Key;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn clearing_asks_for_the_admin_token_and_refuses_a_wrong_one() {
+async fn an_admin_logs_in_once_clears_without_a_token_field_and_logs_out_everywhere() {
     let backend = start_with_dashboard(&[]);
     let site = site(&backend);
     let http = reqwest::Client::new();
@@ -12,56 +12,52 @@ async fn clearing_asks_for_the_admin_token_and_refuses_a_wrong_one() {
     let c = &browser.client;
     c.goto(&format!("{site}/events")).await.unwrap();
     browser.wait_css("table.log tbody tr").await;
+    // Reads are open here, but clearing is for admins: a reader is offered the admin login.
+    assert!(c.find(Locator::XPath("//button[text()='Clear all events']")).await.is_err());
+    c.find(Locator::Css("button.admin-login")).await.unwrap().click().await.unwrap();
 
-    c.find(Locator::XPath("//button[text()='Clear all events']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let token = browser.wait_css(r#".dialog input[type="password"]"#).await;
+    let token = browser.wait_css(r#".login input[type="password"]"#).await;
     token.send_keys("not-the-token").await.unwrap();
-    let confirm = c.find(Locator::Css(".dialog button.danger")).await.unwrap();
-    confirm.click().await.unwrap();
+    c.find(Locator::Css(r#".login button[type="submit"]"#)).await.unwrap().click().await.unwrap();
     browser
-        .until("not the admin token", || async {
-            browser
-                .texts(".dialog [role=alert]")
-                .await
+        .until("the wrong token message", || async {
+            let alerts = browser.texts(".login [role=alert]").await;
+            alerts
                 .iter()
-                .any(|t| t == "not the admin token")
+                .any(|t| t == "Wrong token: that is not the backend's admin token.")
                 .then_some(())
         })
         .await;
-    let rows: serde_json::Value = http
-        .get(format!("{}/api/events", backend.url("")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(rows.as_array().unwrap().len(), 3, "nothing was cleared");
-
-    // Erased key by key, as a person would: WebDriver's clear() fires no input event, so the
-    // app's state kept the old token and its next render put it back into the field.
+    // Erased key by key (WebDriver's clear() fires no input event), then submitted with Enter.
     let backspace = char::from(Key::Backspace).to_string();
     token.send_keys(&backspace.repeat("not-the-token".len())).await.unwrap();
-    token.send_keys(ADMIN).await.unwrap();
-    browser
-        .until("the token in the field", || async {
-            (token.prop("value").await.ok().flatten().as_deref() == Some(ADMIN)).then_some(())
-        })
-        .await;
-    confirm.click().await.unwrap();
+    token.send_keys(&format!("{ADMIN}{}", char::from(Key::Enter))).await.unwrap();
+
+    // Back on the same page, now with what an admin may do.
+    let clear = browser.wait_css("button.danger").await;
+    assert_eq!(clear.text().await.unwrap(), "Clear all events");
+    let stored = c.execute("return JSON.stringify(sessionStorage)", vec![]).await.unwrap();
+    let stored = stored.as_str().unwrap();
+    assert!(stored.contains(r#"\"role\":\"admin\""#), "{stored}");
+    assert!(!stored.contains(ADMIN), "the token itself is never kept: {stored}");
+    let session: serde_json::Value = serde_json::from_str(
+        c.execute("return sessionStorage.getItem('session')", vec![])
+            .await
+            .unwrap()
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let session = session["session"].as_str().unwrap().to_owned();
+
+    clear.click().await.unwrap();
+    browser.wait_css(".dialog").await;
+    assert!(c.find(Locator::Css(".dialog input")).await.is_err(), "no token field");
+    c.find(Locator::Css(".dialog button.danger")).await.unwrap().click().await.unwrap();
     browser
         .until("the clear to succeed", || async {
-            browser
-                .texts(".dialog .ok")
-                .await
-                .iter()
-                .any(|t| t == "Cleared 3 events.")
-                .then_some(())
+            let done = browser.texts(".dialog .ok").await;
+            done.iter().any(|t| t == "Cleared 3 events.").then_some(())
         })
         .await;
     browser.screenshot("clear-dialog").await;
@@ -77,7 +73,21 @@ async fn clearing_asks_for_the_admin_token_and_refuses_a_wrong_one() {
         })
         .await;
 
-    // The refused attempt is the only error the console may show.
-    assert_eq!(browser.console_errors(&["403"]).await, Vec::<String>::new());
+    // "Log out everywhere" ends this session on the backend and forgets it here.
+    c.find(Locator::Css("button.revoke")).await.unwrap().click().await.unwrap();
+    browser.wait_css("button.admin-login").await;
+    let left = c.execute("return sessionStorage.length", vec![]).await.unwrap();
+    assert_eq!(left, 0, "sessionStorage is empty after logging out");
+    let copy = http
+        .post(backend.url("/api/events/clear"))
+        .bearer_auth(&session)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(copy.status(), reqwest::StatusCode::FORBIDDEN, "the session has ended");
+
+    // The wrong login is the only error the console may show.
+    assert_eq!(browser.console_errors(&["401"]).await, Vec::<String>::new());
     browser.close().await;
 }

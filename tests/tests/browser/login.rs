@@ -24,7 +24,9 @@ async fn reads_behind_a_token_ask_for_a_login_that_lasts_the_tab_session() {
             let alerts = browser.texts(".login [role=alert]").await;
             alerts
                 .iter()
-                .any(|t| t == "Wrong token: that is not the backend's read token.")
+                .any(|t| {
+                    t == "Wrong token: that is neither the backend's read token nor its admin token."
+                })
                 .then_some(())
         })
         .await;
@@ -48,9 +50,12 @@ async fn reads_behind_a_token_ask_for_a_login_that_lasts_the_tab_session() {
         .unwrap();
     let session: Value =
         serde_json::from_str(stored[0].as_str().expect("a stored session")).unwrap();
-    assert!(session["session"].as_str().unwrap().starts_with("s1.r."), "{session}");
+    let held = session["session"].as_str().unwrap().to_owned();
+    assert!(held.starts_with("s2.r."), "{session}");
     assert_eq!(session["role"], "read");
     assert_eq!(stored[1], 0, "nothing in localStorage");
+    let all = c.execute("return JSON.stringify(sessionStorage)", vec![]).await.unwrap();
+    assert!(!all.as_str().unwrap().contains(READER), "the token itself is never kept: {all}");
 
     // A reload in the same tab keeps the session: no form, and live again.
     c.refresh().await.unwrap();
@@ -59,11 +64,13 @@ async fn reads_behind_a_token_ask_for_a_login_that_lasts_the_tab_session() {
     ingest(&http, &backend.url(""), &batch("pc-03", now_secs(), 0.5)).await;
     browser.wait_css(r#"article[aria-label="pc-03, online"]"#).await;
 
-    // Logging out forgets the session and asks again.
+    // Logging out ends the session on the backend too, forgets it and asks again.
     c.find(Locator::Css("button.logout")).await.unwrap().click().await.unwrap();
     browser.wait_css(r#".login input[type="password"]"#).await;
     let left = c.execute("return sessionStorage.length", vec![]).await.unwrap();
     assert_eq!(left, 0, "sessionStorage is empty after logging out");
+    let copy = http.get(backend.url("/api/agents")).bearer_auth(&held).send().await.unwrap();
+    assert_eq!(copy.status(), reqwest::StatusCode::UNAUTHORIZED, "a copy no longer works");
 
     // Refused reads and the refused upgrade are the only errors the console may show.
     let errors = browser.console_errors(&["401", "/ws"]).await;

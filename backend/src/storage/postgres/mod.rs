@@ -7,6 +7,7 @@ mod pool;
 pub(crate) mod queries;
 mod rollups;
 mod schema;
+pub(crate) mod sessions;
 mod writer;
 
 use super::jobs::Job;

@@ -238,6 +238,7 @@ pub(super) async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::E
                 .into(),
         ))
         .chain(std::iter::once(crate::storage::notices::postgres().into()))
+        .chain(std::iter::once(crate::storage::sessions::postgres().into()))
         .collect();
     for (i, sql) in all.iter().enumerate().skip(current) {
         tx.batch_execute(sql).await?;

@@ -10,6 +10,7 @@ mod chunks;
 pub(crate) mod queries;
 mod rollups;
 pub(crate) mod schema;
+pub(crate) mod sessions;
 mod tier_chunks;
 pub(crate) mod writer;
 

@@ -458,11 +458,16 @@ const AGENT_INFO: &str = "ALTER TABLE agents ADD COLUMN agent_version TEXT;
     ALTER TABLE agents ADD COLUMN drives TEXT;";
 
 /// Every migration in order: [`MIGRATIONS`], the alert tables (written for both stores), the
-/// agent's own version and uptime, then services and notices (both stores).
+/// agent's own version and uptime, services and notices, then what ends sessions (both stores).
 fn migrations() -> impl Iterator<Item = std::borrow::Cow<'static, str>> {
     let alerts = std::iter::once(crate::alerts::schema::sqlite().into());
     let notices = crate::storage::notices::sqlite().into();
-    MIGRATIONS.iter().map(|&sql| sql.into()).chain(alerts).chain([AGENT_INFO.into(), notices])
+    let sessions = crate::storage::sessions::sqlite().into();
+    MIGRATIONS.iter().map(|&sql| sql.into()).chain(alerts).chain([
+        AGENT_INFO.into(),
+        notices,
+        sessions,
+    ])
 }
 
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
