@@ -41,6 +41,14 @@ pub(crate) enum Prompt {
     Admin,
 }
 
+impl Prompt {
+    /// Whether the views may be gone back to without a login: where reads are open they work
+    /// without one (and where they are not, the next read asks again).
+    pub(crate) fn can_skip(self) -> bool {
+        self != Prompt::LogIn
+    }
+}
+
 pub(crate) static SESSION: GlobalSignal<Option<Session>> = Signal::global(saved);
 /// Set by the first read answered 401, or by the user asking to log in as admin; the views stay
 /// hidden until a login (or, for an admin login, going back) clears it.
@@ -80,9 +88,9 @@ pub(crate) fn ask_for_admin() {
     *PROMPT.write() = Some(Prompt::Admin);
 }
 
-/// Back from an admin login the user did not finish.
-pub(crate) fn skip_admin_login() {
-    if *PROMPT.peek() == Some(Prompt::Admin) {
+/// Back to the views from a login the user did not finish.
+pub(crate) fn skip_login() {
+    if PROMPT.peek().is_some_and(Prompt::can_skip) {
         *PROMPT.write() = None;
     }
 }

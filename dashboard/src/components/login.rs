@@ -84,8 +84,8 @@ pub fn Login(prompt: Prompt) -> Element {
                     Outcome::Failed(why) => rsx! { p { class: "api-error", role: "alert", "{why}" } },
                 }
                 div { class: "actions",
-                    if admin {
-                        button { r#type: "button", onclick: |_| auth::skip_admin_login(), "Cancel" }
+                    if prompt.can_skip() {
+                        button { r#type: "button", onclick: |_| auth::skip_login(), "Cancel" }
                     }
                     button { r#type: "submit", disabled: outcome() == Outcome::Busy, "Log in" }
                 }
