@@ -97,18 +97,15 @@ pub(crate) async fn upgrade(
 }
 
 /// Resolves with the reason once the watched session expires or ends; never without one.
-async fn session_ends(
-    watched: &mut Option<(Claims, watch::Receiver<SessionsEnded>)>,
-) -> &'static str {
-    let Some((claims, ended)) = watched else { return std::future::pending().await };
-    // A session is good through the second it expires in.
-    let left_ms = claims.expires_s.saturating_add(1).saturating_mul(1000) - now_ms();
+async fn session_ends(watched: Option<(Claims, watch::Receiver<SessionsEnded>)>) -> &'static str {
+    let Some((claims, mut ended)) = watched else { return std::future::pending().await };
+    let left_ms = claims.good_until_ms() - now_ms();
     let mut expiry = std::pin::pin!(tokio::time::sleep(Duration::from_millis(
         u64::try_from(left_ms).unwrap_or(0)
     )));
     loop {
         // Also what changed between the check that let the client in and the subscription.
-        if ended.borrow_and_update().ends(claims) {
+        if ended.borrow_and_update().ends(&claims) {
             return "the session was ended (logged out or revoked); log in again";
         }
         tokio::select! {
@@ -146,7 +143,7 @@ async fn client(
     mut socket: WebSocket,
     filter: Option<String>,
     alerts: bool,
-    mut watched: Option<(Claims, watch::Receiver<SessionsEnded>)>,
+    watched: Option<(Claims, watch::Receiver<SessionsEnded>)>,
     state: AppState,
 ) {
     state.metrics.ws_clients.fetch_add(1, Relaxed);
@@ -156,6 +153,7 @@ async fn client(
     let mut shutdown = state.shutdown.clone();
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
+    let mut session_over = std::pin::pin!(session_ends(watched));
     let ended = loop {
         tokio::select! {
             frame = feed.recv() => match frame {
@@ -186,7 +184,7 @@ async fn client(
                 }
             }
             _ = shutdown.changed() => break Ended::ShuttingDown,
-            why = session_ends(&mut watched) => break Ended::SessionOver(why),
+            why = &mut session_over => break Ended::SessionOver(why),
         }
     };
     let (code, reason) = match ended {

@@ -63,6 +63,13 @@ pub(crate) struct Claims {
     pub nonce: String,
 }
 
+impl Claims {
+    /// When the session stops being good (unix ms): it is good through the second it expires in.
+    pub(crate) fn good_until_ms(&self) -> i64 {
+        self.expires_s.saturating_add(1).saturating_mul(1000)
+    }
+}
+
 /// What the credentials a request carries prove.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Checked {

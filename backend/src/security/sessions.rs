@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// How long a change made on another replica may take to reach this one.
-pub(crate) const REFRESH_EVERY: Duration = Duration::from_secs(2);
+const REFRESH_EVERY: Duration = Duration::from_secs(2);
 
 /// What has ended sessions, as last read.
 #[derive(Debug, Clone, Default)]
@@ -81,8 +81,7 @@ impl Sessions {
     /// Ends the session of `claims` on every replica; false when too many are held already
     /// (see [`crate::storage::sessions::MAX_ENDED`]).
     pub(crate) async fn end(&self, claims: &Claims) -> Result<bool, StorageError> {
-        // A session is good through the second it expires in.
-        let until_ms = claims.expires_s.saturating_add(1).saturating_mul(1000);
+        let until_ms = claims.good_until_ms();
         let ended = self.store.end((claims.nonce.clone(), until_ms), now_ms()).await?;
         self.refresh().await?;
         Ok(ended)
