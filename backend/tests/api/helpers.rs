@@ -14,6 +14,39 @@ pub(crate) fn backend_process(db: &Path, env: &[(&str, &str)]) -> BackendProcess
     BackendProcess::start_on(Path::new(env!("CARGO_BIN_EXE_backend")), db, env)
 }
 
+/// The backend binary with only `env` and a database of its own, which must refuse to start:
+/// its exit status and what it wrote to stderr. One that starts anyway would serve for ever, so
+/// it fails the test after 20 s instead.
+pub(crate) fn refused_start(
+    env: &[(&str, &std::ffi::OsStr)],
+) -> (std::process::ExitStatus, String) {
+    use std::io::Read;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let mut backend = std::process::Command::new(env!("CARGO_BIN_EXE_backend"))
+        .env_clear()
+        .env("DB_PATH", dir.path().join("t.db"))
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = backend.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = backend.kill();
+            panic!("the backend started with {env:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    backend.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    (status, stderr)
+}
+
 pub(crate) fn rfc3339_now() -> String {
     time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap()
 }

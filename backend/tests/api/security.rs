@@ -1,7 +1,6 @@
 use crate::helpers::*;
 use insta::assert_json_snapshot;
 use reqwest::StatusCode;
-use std::time::{Duration, Instant};
 
 #[tokio::test]
 async fn every_refusal_is_a_401_naming_its_reason_and_stores_nothing() {
@@ -153,29 +152,8 @@ async fn cors_allows_the_dashboard_origin_only() {
 
 #[test]
 fn a_replay_ttl_under_twice_the_drift_stops_the_start_with_what_to_set() {
-    use std::io::Read;
-    let dir = tempfile::tempdir().unwrap();
-    let mut backend = std::process::Command::new(env!("CARGO_BIN_EXE_backend"))
-        .env_clear()
-        .env("DB_PATH", dir.path().join("t.db"))
-        .envs([("PORT", "0"), ("HMAC_DRIFT", "30"), ("HMAC_REPLAY_TTL", "45")])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = backend.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = backend.kill();
-            panic!("the backend started with HMAC_REPLAY_TTL under twice HMAC_DRIFT");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    backend.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let env = [("PORT", "0"), ("HMAC_DRIFT", "30"), ("HMAC_REPLAY_TTL", "45")];
+    let (status, stderr) = refused_start(&env.map(|(k, v)| (k, v.as_ref())));
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("HMAC_REPLAY_TTL is 45, shorter than twice HMAC_DRIFT (30)"),

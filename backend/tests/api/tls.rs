@@ -4,9 +4,8 @@
 use crate::helpers::*;
 use harness::tls::{ServerCert, TestCa, client_trusting};
 use reqwest::StatusCode;
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// `GET /healthz` on a connection of its own, trusting `ca` only (besides the public roots).
@@ -108,31 +107,13 @@ async fn the_healthcheck_flag_probes_over_tls_when_the_backend_serves_it() {
 fn a_pair_that_cannot_be_served_stops_the_start_with_the_reason() {
     let ca = TestCa::new("telemetry test CA");
     let (one, two) = (ca.issue(), ca.issue());
-    let dir = tempfile::tempdir().unwrap();
-    let mut backend = Command::new(env!("CARGO_BIN_EXE_backend"))
-        .env_clear()
-        .envs([("PORT", "0"), ("RUST_LOG", "off")])
-        .env("DB_PATH", dir.path().join("t.db"))
-        .env("TLS_CERT", &one.cert)
-        .env("TLS_KEY", &two.key)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A backend that started anyway would serve for ever: it fails the test instead.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = backend.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = backend.kill();
-            panic!("the backend started with a key that does not fit its certificate");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let (status, err) = refused_start(&[
+        ("PORT", "0".as_ref()),
+        ("RUST_LOG", "off".as_ref()),
+        ("TLS_CERT", one.cert.as_os_str()),
+        ("TLS_KEY", two.key.as_os_str()),
+    ]);
     assert!(!status.success());
-    let mut err = String::new();
-    backend.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with("backend: TLS_KEY does not fit TLS_CERT"), "{err}");
 }
