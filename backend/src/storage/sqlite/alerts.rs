@@ -1,7 +1,7 @@
-//! The alert tables in SQLite, on a connection of their own: alert writes are a few rows every
-//! round or API call, never on the ingest path, and WAL lets them take turns with the event
-//! writer's group commits (each waits up to the busy timeout for the other).
+//! The alert tables in SQLite, on a connection of their own ([`super::side`]): alert writes are
+//! a few rows every round or API call.
 
+use super::side::SideConnection;
 use crate::alerts::decide::{Change, Measures, decide};
 use crate::alerts::store::{
     ALERT_COLUMNS, AlertFilter, AlertRow, AlertStore, Claimed, DUE_IN_TURN, FINISH_SQL, Finish,
@@ -12,34 +12,15 @@ use crate::storage::{StorageError, StoreFuture};
 use protocol::alerts::{Alert, Delivery};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
 
 #[derive(Debug, Clone)]
 pub(crate) struct SqliteAlerts {
-    conn: Arc<Mutex<Connection>>,
+    conn: SideConnection,
 }
 
 impl SqliteAlerts {
-    /// Opens the database at `path` as the event writer does (migrated if it is not yet).
     pub(crate) fn open(path: &Path, sync: Synchronous) -> Result<Self, StorageError> {
-        let conn = super::schema::open_writer(path, sync)
-            .map_err(|source| StorageError::Open { path: path.to_owned(), source })?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
-    }
-
-    fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StorageError> + Send + 'static,
-    ) -> StoreFuture<'_, T> {
-        let conn = self.conn.clone();
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
-                f(&mut conn)
-            })
-            .await
-            .map_err(|_| StorageError::ReadPanicked)?
-        })
+        Ok(Self { conn: SideConnection::open(path, sync)? })
     }
 }
 
@@ -175,32 +156,32 @@ fn delivery(r: &Row<'_>) -> rusqlite::Result<Delivery> {
 
 impl AlertStore for SqliteAlerts {
     fn list(&self, table: Table) -> StoreFuture<'_, Vec<(i64, String)>> {
-        self.run(move |conn| Ok(list(conn, table)?))
+        self.conn.run(move |conn| Ok(list(conn, table)?))
     }
 
     fn insert(&self, table: Table, body: String) -> StoreFuture<'_, i64> {
-        self.run(move |conn| {
+        self.conn.run(move |conn| {
             let sql = format!("INSERT INTO {} (body) VALUES (?1) RETURNING id", table.name());
             Ok(conn.query_row(&sql, [body], |r| r.get(0))?)
         })
     }
 
     fn replace(&self, table: Table, id: i64, body: String) -> StoreFuture<'_, bool> {
-        self.run(move |conn| {
+        self.conn.run(move |conn| {
             let sql = format!("UPDATE {} SET body = ?1 WHERE id = ?2", table.name());
             Ok(conn.execute(&sql, params![body, id])? == 1)
         })
     }
 
     fn delete(&self, table: Table, id: i64) -> StoreFuture<'_, bool> {
-        self.run(move |conn| {
+        self.conn.run(move |conn| {
             let sql = format!("DELETE FROM {} WHERE id = ?1", table.name());
             Ok(conn.execute(&sql, [id])? == 1)
         })
     }
 
     fn alerts(&self, f: AlertFilter) -> StoreFuture<'_, Vec<Alert>> {
-        self.run(move |conn| {
+        self.conn.run(move |conn| {
             let sql = format!(
                 "SELECT {ALERT_COLUMNS} FROM alerts
                  WHERE (?1 = 0 OR state <> 'resolved') AND (?2 IS NULL OR state = ?2)
@@ -217,7 +198,7 @@ impl AlertStore for SqliteAlerts {
     }
 
     fn changed_since(&self, seq: i64) -> StoreFuture<'_, (Vec<Alert>, i64)> {
-        self.run(move |conn| {
+        self.conn.run(move |conn| {
             let sql = format!(
                 "SELECT {ALERT_COLUMNS}, seq FROM alerts WHERE seq > ?1 ORDER BY seq LIMIT 1000"
             );
@@ -234,17 +215,17 @@ impl AlertStore for SqliteAlerts {
     }
 
     fn latest_seq(&self) -> StoreFuture<'_, i64> {
-        self.run(|conn| {
+        self.conn.run(|conn| {
             Ok(conn.query_row("SELECT coalesce(max(seq), 0) FROM alerts", [], |r| r.get(0))?)
         })
     }
 
     fn round(&self, now_ms: i64, measures: Measures) -> StoreFuture<'_, Option<Vec<Alert>>> {
-        self.run(move |conn| Ok(Some(round(conn, now_ms, &measures)?)))
+        self.conn.run(move |conn| Ok(Some(round(conn, now_ms, &measures)?)))
     }
 
     fn claim(&self, now_ms: i64, lease_ms: i64, limit: u32) -> StoreFuture<'_, Vec<Claimed>> {
-        self.run(move |conn| {
+        self.conn.run(move |conn| {
             // Looked for without the write lock first, as for rounds: this runs every second.
             let due: Option<i64> = conn
                 .prepare_cached(
@@ -281,7 +262,7 @@ impl AlertStore for SqliteAlerts {
     }
 
     fn finish(&self, id: i64, now_ms: i64, finish: Finish) -> StoreFuture<'_, ()> {
-        self.run(move |conn| {
+        self.conn.run(move |conn| {
             let (delivered, failed, next, error) = finish.columns(now_ms);
             // `?N` is SQLite's numbered parameter; `$N` would be a named one, numbered by appearance.
             let sql = FINISH_SQL.replace('$', "?");
@@ -291,7 +272,7 @@ impl AlertStore for SqliteAlerts {
     }
 
     fn prune(&self, before_ms: i64) -> StoreFuture<'_, u64> {
-        self.run(move |conn| {
+        self.conn.run(move |conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let mut deleted = 0;
             for sql in PRUNE_SQL {
@@ -303,7 +284,7 @@ impl AlertStore for SqliteAlerts {
     }
 
     fn deliveries(&self, alert_id: Option<i64>, limit: u32) -> StoreFuture<'_, Vec<Delivery>> {
-        self.run(move |conn| {
+        self.conn.run(move |conn| {
             let rows = conn
                 .prepare_cached(
                     "SELECT id, alert_id, channel_id, kind, created_ms, attempts, delivered_ms,
@@ -326,9 +307,7 @@ mod tests {
     async fn pruning_keeps_open_alerts_and_notifications_still_on_their_way() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteAlerts::open(&dir.path().join("t.db"), Synchronous::Normal).unwrap();
-        let conn = store.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = conn.lock().unwrap();
+        let fill = store.conn.run(move |conn| {
             let alert = |id: i64, state: &str, resolved: Option<i64>| {
                 conn.execute(
                     "INSERT INTO alerts (id, seq, rule_id, rule_name, agent_id, severity, state,
@@ -354,19 +333,17 @@ mod tests {
             outbox(1, 50, Some(60));
             outbox(2, 50, None);
             outbox(3, 50, Some(60)); // sent long ago for an alert still firing: goes
-        })
-        .await
-        .unwrap();
+            Ok(())
+        });
+        fill.await.unwrap();
         assert_eq!(store.prune(1000).await.unwrap(), 3);
-        let alerts = |sql: &'static str| {
-            let conn = store.conn.clone();
-            move || -> Vec<i64> {
-                let conn = conn.lock().unwrap();
-                let mut stmt = conn.prepare(sql).unwrap();
-                stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
-            }
+        let ids = |sql: &'static str| {
+            store.conn.run(move |conn| {
+                let mut stmt = conn.prepare(sql)?;
+                Ok(stmt.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<Vec<i64>>>()?)
+            })
         };
-        assert_eq!(alerts("SELECT id FROM alerts ORDER BY id")(), [2, 3, 4]);
-        assert_eq!(alerts("SELECT alert_id FROM alert_outbox")(), [2]);
+        assert_eq!(ids("SELECT id FROM alerts ORDER BY id").await.unwrap(), [2, 3, 4]);
+        assert_eq!(ids("SELECT alert_id FROM alert_outbox").await.unwrap(), [2]);
     }
 }

@@ -11,6 +11,7 @@ pub(crate) mod queries;
 mod rollups;
 pub(crate) mod schema;
 pub(crate) mod sessions;
+mod side;
 mod tier_chunks;
 pub(crate) mod writer;
 

@@ -1,6 +1,7 @@
 //! The session tables in SQLite, on a connection of their own: written only at a log-out or a
 //! revocation, read once every few seconds.
 
+use super::side::SideConnection;
 use crate::settings::Synchronous;
 use crate::storage::sessions::{
     BUMP_VERSION, COUNT_ENDED, EndedSession, FORGET_ENDED, INSERT_ENDED, MAX_ENDED, PRUNE_ENDED,
@@ -9,32 +10,22 @@ use crate::storage::sessions::{
 use crate::storage::{StorageError, StoreFuture};
 use rusqlite::{Connection, params};
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
 
 #[derive(Debug, Clone)]
 pub(crate) struct SqliteSessions {
-    conn: Arc<Mutex<Connection>>,
+    conn: SideConnection,
 }
 
 impl SqliteSessions {
-    /// Opens the database at `path` as the event writer does (migrated if it is not yet).
     pub(crate) fn open(path: &Path, sync: Synchronous) -> Result<Self, StorageError> {
-        let conn = super::schema::open_writer(path, sync)
-            .map_err(|source| StorageError::Open { path: path.to_owned(), source })?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self { conn: SideConnection::open(path, sync)? })
     }
 
     fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> StoreFuture<'_, T> {
-        let conn = self.conn.clone();
-        Box::pin(async move {
-            let done = tokio::task::spawn_blocking(move || {
-                f(&conn.lock().unwrap_or_else(PoisonError::into_inner))
-            });
-            Ok(done.await.map_err(|_| StorageError::ReadPanicked)??)
-        })
+        self.conn.run(move |conn| Ok(f(conn)?))
     }
 }
 
